@@ -1,0 +1,77 @@
+"""Public message contracts: the command topic and the domain-event topic are programmed against these."""
+
+from events.commands import (
+    Command,
+    CreateDataset,
+    CreateDatasetPayload,
+    DeleteDataset,
+    DeleteDatasetPayload,
+    DeleteVectors,
+    DeleteVectorsPayload,
+    Metric,
+    UpdateMetadata,
+    UpdateMetadataPayload,
+    UpsertVectors,
+    UpsertVectorsPayload,
+    parse_command,
+)
+from events.dead_letters import DeadLetter
+from events.domain import (
+    CommandRejected,
+    CommandRejectedPayload,
+    DatasetCreated,
+    DatasetCreatedPayload,
+    DatasetDeleted,
+    DatasetDeletedPayload,
+    DomainEvent,
+    MetadataUpdated,
+    MetadataUpdatedPayload,
+    VectorsDeleted,
+    VectorsDeletedPayload,
+    VectorsUpserted,
+    VectorsUpsertedPayload,
+    event_for,
+    parse_event,
+)
+from events.envelope import Envelope, TraceContext
+from events.names import Name
+from events.topics import Topics, partition_key
+from events.vectors import Float32Matrix
+
+__all__ = [
+    "Command",
+    "CommandRejected",
+    "CommandRejectedPayload",
+    "CreateDataset",
+    "CreateDatasetPayload",
+    "DatasetCreated",
+    "DatasetCreatedPayload",
+    "DatasetDeleted",
+    "DatasetDeletedPayload",
+    "DeadLetter",
+    "DeleteDataset",
+    "DeleteDatasetPayload",
+    "DeleteVectors",
+    "DeleteVectorsPayload",
+    "DomainEvent",
+    "Envelope",
+    "Float32Matrix",
+    "MetadataUpdated",
+    "MetadataUpdatedPayload",
+    "Metric",
+    "Name",
+    "Topics",
+    "TraceContext",
+    "UpdateMetadata",
+    "UpdateMetadataPayload",
+    "UpsertVectors",
+    "UpsertVectorsPayload",
+    "VectorsDeleted",
+    "VectorsDeletedPayload",
+    "VectorsUpserted",
+    "VectorsUpsertedPayload",
+    "event_for",
+    "parse_command",
+    "parse_event",
+    "partition_key",
+]

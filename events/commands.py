@@ -1,0 +1,111 @@
+"""Commands: imperative messages on the command topic, keyed by tenant/dataset."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, model_validator
+
+from events.envelope import Envelope
+from events.vectors import Float32Matrix
+
+Metric = Literal["cosine", "dot", "l2"]
+FieldType = Literal["string", "integer", "number", "boolean", "string_list"]
+VectorId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+FieldName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.]{0,127}$")]
+
+MAX_DIMENSIONS = 65_536
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+
+class CreateDatasetPayload(Payload):
+    dimensions: int = Field(ge=1, le=MAX_DIMENSIONS)
+    metric: Metric = "cosine"
+    metadata_schema: dict[FieldName, FieldType] = Field(
+        default_factory=dict, description="Typed metadata fields that filters may use"
+    )
+    text_field: FieldName | None = Field(default=None, description="Metadata field indexed for full-text search")
+
+
+class DeleteDatasetPayload(Payload):
+    pass
+
+
+class UpsertVectorsPayload(Payload):
+    """Columnar records: row i of `vectors` belongs to `ids[i]` (and `texts[i]`, `metadata[i]` when given)."""
+
+    ids: list[VectorId]
+    vectors: Float32Matrix
+    texts: list[str | None] | None = None
+    metadata: list[dict[str, Any]] | None = None
+
+    @model_validator(mode="after")
+    def _aligned(self) -> UpsertVectorsPayload:
+        rows = len(self.ids)
+        if self.vectors.shape[0] != rows:
+            raise ValueError(f"{rows} ids but {self.vectors.shape[0]} vectors")
+        for column in ("texts", "metadata"):
+            values = getattr(self, column)
+            if values is not None and len(values) != rows:
+                raise ValueError(f"{rows} ids but {len(values)} {column}")
+        if len(set(self.ids)) != rows:
+            raise ValueError("ids within one command must be unique")
+        return self
+
+
+class DeleteVectorsPayload(Payload):
+    ids: list[VectorId] | None = None
+    filter: dict[str, Any] | None = Field(default=None, description="Filter language of the query API")
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> DeleteVectorsPayload:
+        if (self.ids is None) == (self.filter is None):
+            raise ValueError("give exactly one of ids and filter")
+        return self
+
+
+class UpdateMetadataPayload(Payload):
+    id: VectorId
+    metadata: dict[str, Any]
+    merge: bool = Field(default=True, description="Merge into the stored metadata, or replace it")
+
+
+class CreateDataset(Envelope):
+    type: Literal["CreateDataset"] = "CreateDataset"
+    payload: CreateDatasetPayload
+
+
+class DeleteDataset(Envelope):
+    type: Literal["DeleteDataset"] = "DeleteDataset"
+    payload: DeleteDatasetPayload = Field(default_factory=DeleteDatasetPayload)
+
+
+class UpsertVectors(Envelope):
+    type: Literal["UpsertVectors"] = "UpsertVectors"
+    payload: UpsertVectorsPayload
+
+
+class DeleteVectors(Envelope):
+    type: Literal["DeleteVectors"] = "DeleteVectors"
+    payload: DeleteVectorsPayload
+
+
+class UpdateMetadata(Envelope):
+    type: Literal["UpdateMetadata"] = "UpdateMetadata"
+    payload: UpdateMetadataPayload
+
+
+Command = Annotated[
+    CreateDataset | DeleteDataset | UpsertVectors | DeleteVectors | UpdateMetadata,
+    Field(discriminator="type"),
+]
+
+_commands: TypeAdapter[Command] = TypeAdapter(Command)
+
+
+def parse_command(raw: bytes | str) -> Command:
+    """Decode one command from its JSON form; raises pydantic.ValidationError with the reason."""
+    return _commands.validate_json(raw)

@@ -1,0 +1,114 @@
+"""Domain events: past-tense facts on the event topic, published after the write model committed them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, TypeVar
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from events.commands import FieldName, FieldType, Metric, VectorId
+from events.envelope import Envelope
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DatasetCreatedPayload(Payload):
+    dimensions: int
+    metric: Metric
+    metadata_schema: dict[FieldName, FieldType] = Field(default_factory=dict)
+    text_field: FieldName | None = None
+    version: str = Field(description="DeepLake version id after the commit")
+
+
+class DatasetDeletedPayload(Payload):
+    pass
+
+
+class VectorsUpsertedPayload(Payload):
+    ids: list[VectorId]
+    metadata: list[dict[str, Any]] | None = None
+    version: str
+
+
+class VectorsDeletedPayload(Payload):
+    ids: list[VectorId]
+    version: str
+
+
+class MetadataUpdatedPayload(Payload):
+    id: VectorId
+    metadata: dict[str, Any] = Field(description="The metadata as stored after the update")
+    version: str
+
+
+class CommandRejectedPayload(Payload):
+    command_type: str
+    reason: str
+
+
+class DatasetCreated(Envelope):
+    type: Literal["DatasetCreated"] = "DatasetCreated"
+    payload: DatasetCreatedPayload
+
+
+class DatasetDeleted(Envelope):
+    type: Literal["DatasetDeleted"] = "DatasetDeleted"
+    payload: DatasetDeletedPayload = Field(default_factory=DatasetDeletedPayload)
+
+
+class VectorsUpserted(Envelope):
+    type: Literal["VectorsUpserted"] = "VectorsUpserted"
+    payload: VectorsUpsertedPayload
+
+
+class VectorsDeleted(Envelope):
+    type: Literal["VectorsDeleted"] = "VectorsDeleted"
+    payload: VectorsDeletedPayload
+
+
+class MetadataUpdated(Envelope):
+    type: Literal["MetadataUpdated"] = "MetadataUpdated"
+    payload: MetadataUpdatedPayload
+
+
+class CommandRejected(Envelope):
+    type: Literal["CommandRejected"] = "CommandRejected"
+    payload: CommandRejectedPayload
+
+
+DomainEvent = Annotated[
+    DatasetCreated | DatasetDeleted | VectorsUpserted | VectorsDeleted | MetadataUpdated | CommandRejected,
+    Field(discriminator="type"),
+]
+
+_events: TypeAdapter[DomainEvent] = TypeAdapter(DomainEvent)
+
+E = TypeVar("E", bound=Envelope)
+
+
+def parse_event(raw: bytes | str) -> DomainEvent:
+    return _events.validate_json(raw)
+
+
+def event_for(command: Envelope, event_type: type[E], payload: BaseModel) -> E:
+    """The event a command caused. Its id is derived from the command's, so a redelivered command that is
+    handled again yields the same event id, and consumers deduplicating on ids see it once."""
+    type_name = event_type.model_fields["type"].default
+    return event_type.model_validate(
+        {
+            "id": _derived_id(command.id, type_name),
+            "tenant": command.tenant,
+            "dataset": command.dataset,
+            "idempotency_key": command.idempotency_key,
+            "causation_id": command.id,
+            "trace": command.trace,
+            "payload": payload,
+        }
+    )
+
+
+def _derived_id(command_id: UUID, event_type: str) -> UUID:
+    return uuid5(NAMESPACE_URL, f"tributary:{command_id}:{event_type}")

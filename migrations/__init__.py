@@ -1,0 +1,1 @@
+"""Alembic migrations of the SQL projections. Applied by `tributary migrate`."""

@@ -1,0 +1,1 @@
+"""The query API: serves reads from the projections."""

@@ -1,0 +1,1 @@
+"""API models of the HTTP (and later gRPC) interfaces."""

@@ -1,0 +1,65 @@
+"""Request and response models of the dataset routes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from events.commands import MAX_DIMENSIONS, FieldName, FieldType, Metric
+from events.names import Name
+
+
+class CreateDatasetRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name = Field(description="Lowercase letters, digits, '-' and '_'; at most 63 characters")
+    dimensions: int = Field(ge=1, le=MAX_DIMENSIONS)
+    metric: Metric = "cosine"
+    metadata_schema: dict[FieldName, FieldType] = Field(default_factory=dict)
+    text_field: FieldName | None = None
+
+
+class DatasetView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str
+    dimensions: int
+    metric: Metric
+    metadata_schema: dict[str, FieldType]
+    text_field: str | None
+    status: str
+    version: str
+    vector_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class DatasetList(BaseModel):
+    datasets: list[DatasetView]
+
+
+OperationStatus = Literal["accepted", "applied", "rejected"]
+
+
+class Accepted(BaseModel):
+    """The answer to every write: where to follow it, and the token a `session` read waits for."""
+
+    operation_id: str
+    consistency_token: str
+    status: OperationStatus
+    reason: str | None = None
+
+
+class OperationView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    dataset: str
+    command_type: str
+    status: OperationStatus
+    reason: str | None
+    consistency_token: str | None
+    created_at: datetime
+    updated_at: datetime

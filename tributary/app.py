@@ -1,0 +1,80 @@
+"""The HTTP application for embedded mode and for the command-api and query-api roles."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Literal
+
+from fastapi import FastAPI
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from command_api.routes import datasets as command_datasets
+from events import Topics
+from query_api.routes import catalog
+from tributary import __version__, health
+from tributary.asyncapi import asyncapi_document
+from tributary.db.migrate import upgrade
+from tributary.db.session import make_engine, make_sessionmaker
+from tributary.embedded_bus import EmbeddedBus
+from tributary.kafka import KafkaCommandPublisher, declare_channels, ensure_topics, make_broker
+from tributary.settings import Settings
+from tributary.storage import DatasetStore
+
+ApiRole = Literal["embedded", "command-api", "query-api"]
+
+
+def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            if role == "embedded":
+                settings.data_dir.mkdir(parents=True, exist_ok=True)
+            engine = make_engine(settings.resolved_database_url, search_path=settings.database_schema)
+            stack.push_async_callback(engine.dispose)
+            if role == "embedded":
+                # One process owns its SQLite file, so it keeps the schema current itself.
+                await upgrade(engine)
+            sessions = make_sessionmaker(engine)
+            app.state.settings = settings
+            app.state.sessions = sessions
+            app.state.asyncapi = asyncapi_document(settings)
+            app.state.readiness = {"database": lambda: _database_answers(engine)}
+            if role == "embedded":
+                bus = EmbeddedBus(sessions, DatasetStore(settings.resolved_storage_root))
+                await bus.start()
+                stack.push_async_callback(bus.stop)
+                app.state.publisher = bus
+            elif role == "command-api":
+                broker = make_broker(settings, client_id="tributary-command-api")
+                channels = declare_channels(broker, Topics(settings.topic_prefix))
+                await ensure_topics(settings)
+                await broker.connect()
+                stack.push_async_callback(broker.stop)
+                app.state.publisher = KafkaCommandPublisher(channels)
+                app.state.readiness["kafka"] = lambda: broker.ping(timeout=1.0)
+            if settings.redis_url:
+                redis = Redis.from_url(settings.redis_url)
+                stack.push_async_callback(redis.aclose)
+                app.state.readiness["redis"] = lambda: _redis_answers(redis)
+            yield
+
+    app = FastAPI(title="Tributary", version=__version__, lifespan=lifespan)
+    app.include_router(health.router)
+    if role in ("embedded", "command-api"):
+        app.include_router(command_datasets.router)
+    if role in ("embedded", "query-api"):
+        app.include_router(catalog.router)
+    return app
+
+
+async def _database_answers(engine: AsyncEngine) -> bool:
+    async with engine.connect() as connection:
+        await connection.execute(text("select 1"))
+    return True
+
+
+async def _redis_answers(redis: Redis) -> bool:
+    return bool(await redis.ping())

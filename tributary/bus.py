@@ -1,0 +1,33 @@
+"""What the command API needs of a message bus, whichever carries the commands (Kafka or embedded)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from events import Command
+
+
+@dataclass(frozen=True)
+class ConsistencyToken:
+    """Where a command landed in the log: its partition and offset. A read that waits for this position
+    to be applied sees the write (read-your-writes)."""
+
+    partition: int
+    offset: int
+
+    def __str__(self) -> str:
+        return f"{self.partition}:{self.offset}"
+
+    @classmethod
+    def parse(cls, raw: str) -> ConsistencyToken:
+        partition, _, offset = raw.partition(":")
+        if not (partition.isdigit() and offset.isdigit()):
+            raise ValueError("a consistency token looks like '<partition>:<offset>'")
+        return cls(int(partition), int(offset))
+
+
+class CommandPublisher(Protocol):
+    async def publish(self, command: Command) -> ConsistencyToken:
+        """Durably hand over one command; returns only once it cannot be lost."""
+        ...

@@ -1,0 +1,31 @@
+"""FastAPI dependencies shared by the command and query APIs, as typed aliases."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tributary.settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.sessions() as session:
+        yield session
+
+
+def get_tenant(settings: Annotated[Settings, Depends(get_settings)]) -> str:
+    # Until authentication lands, every request acts for the default tenant.
+    return settings.default_tenant
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+TenantDep = Annotated[str, Depends(get_tenant)]

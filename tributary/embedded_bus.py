@@ -1,0 +1,143 @@
+"""The embedded bus: one process, no servers. Commands go to a SQLite log before they are acknowledged, and a
+background task applies them in order with the same handlers the Kafka workers use.
+
+A command acknowledged with 202 is in the log, so it is applied after a restart even if the process died
+first. Applying is at least once (a crash after the DeepLake commit and before the log row is marked done
+repeats it); the handlers are idempotent, so the effect is once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from pydantic import ValidationError
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from events import Command, DomainEvent, parse_command, parse_event, partition_key
+from tributary.bus import ConsistencyToken
+from tributary.db.models import BusCommandRow, BusEventRow
+from tributary.storage import DatasetStore
+from workers.applier import apply_command
+from workers.projector import project_event
+
+log = logging.getLogger(__name__)
+
+PENDING, DONE, DEAD = "pending", "done", "dead"
+BATCH = 100
+
+
+class EmbeddedBus:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], store: DatasetStore) -> None:
+        self._sessions = sessions
+        self._store = store
+        self._wake = asyncio.Event()
+        self._applied = asyncio.Condition()
+        self._applied_seq = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def publish(self, command: Command) -> ConsistencyToken:
+        async with self._sessions.begin() as session:
+            row = BusCommandRow(
+                key=partition_key(command.tenant, command.dataset).decode(),
+                body=command.model_dump_json(),
+                status=PENDING,
+            )
+            session.add(row)
+            await session.flush()
+            seq = row.seq
+        self._wake.set()
+        return ConsistencyToken(partition=0, offset=seq)
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._applied_seq = await self._processed_prefix()
+            self._task = asyncio.create_task(self._run(), name="embedded-bus")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def wait_applied(self, token: ConsistencyToken, timeout: float) -> bool:
+        """True once the command at `token` (and all before it) has been applied."""
+        async with self._applied:
+            try:
+                await asyncio.wait_for(
+                    self._applied.wait_for(lambda: self._applied_seq >= token.offset), timeout
+                )
+            except TimeoutError:
+                return False
+        return True
+
+    async def events(self, after_seq: int = 0) -> list[tuple[int, DomainEvent]]:
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(BusEventRow.seq, BusEventRow.body).where(BusEventRow.seq > after_seq).order_by(BusEventRow.seq)
+            )
+            return [(seq, parse_event(body)) for seq, body in rows]
+
+    async def _processed_prefix(self) -> int:
+        """The highest seq up to which every command is already processed (from an earlier run)."""
+        async with self._sessions() as session:
+            first_pending = await session.scalar(
+                select(func.min(BusCommandRow.seq)).where(BusCommandRow.status == PENDING)
+            )
+            if first_pending is not None:
+                return int(first_pending) - 1
+            return int(await session.scalar(select(func.coalesce(func.max(BusCommandRow.seq), 0))) or 0)
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            applied = await self._apply_pending()
+            if not applied:
+                await self._wake.wait()
+
+    async def _apply_pending(self) -> int:
+        async with self._sessions() as session:
+            rows = (
+                await session.execute(
+                    select(BusCommandRow.seq, BusCommandRow.body)
+                    .where(BusCommandRow.status == PENDING)
+                    .order_by(BusCommandRow.seq)
+                    .limit(BATCH)
+                )
+            ).all()
+        for seq, body in rows:
+            try:
+                await self._apply_one(seq, body)
+            except Exception:
+                # The command stays pending and is retried; a bug must not spin the loop at full speed.
+                log.exception("embedded bus: applying command %s failed; retrying", seq)
+                await asyncio.sleep(1.0)
+                return len(rows)
+            async with self._applied:
+                self._applied_seq = seq
+                self._applied.notify_all()
+        return len(rows)
+
+    async def _apply_one(self, seq: int, body: str) -> None:
+        try:
+            command = parse_command(body)
+        except ValidationError as exc:
+            await self._mark(seq, DEAD, f"unreadable command: {exc}")
+            return
+        events = await asyncio.to_thread(apply_command, command, self._store)
+        async with self._sessions.begin() as session:
+            for event in events:
+                session.add(
+                    BusEventRow(key=partition_key(event.tenant, event.dataset).decode(), body=event.model_dump_json())
+                )
+                await project_event(event, session)
+            await session.execute(update(BusCommandRow).where(BusCommandRow.seq == seq).values(status=DONE))
+
+    async def _mark(self, seq: int, status: str, reason: str) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(BusCommandRow).where(BusCommandRow.seq == seq).values(status=status, reason=reason)
+            )

@@ -1,0 +1,43 @@
+"""Open routes: liveness, readiness with dependency checks, and the AsyncAPI document."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, Request, Response, status
+
+router = APIRouter(tags=["operations"])
+
+Check = Callable[[], Awaitable[bool]]
+CHECK_TIMEOUT_S = 2.0
+
+
+@router.get("/healthz")
+async def liveness() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readiness(request: Request, response: Response) -> dict[str, Any]:
+    checks: dict[str, Check] = request.app.state.readiness
+    results = await asyncio.gather(*(_run(check) for check in checks.values()))
+    outcome = dict(zip(checks, results, strict=True))
+    ready = all(outcome.values())
+    if not ready:
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    return {"status": "ready" if ready else "not ready", "checks": {k: "ok" if v else "failing" for k, v in outcome.items()}}
+
+
+async def _run(check: Check) -> bool:
+    try:
+        return await asyncio.wait_for(check(), CHECK_TIMEOUT_S)
+    except Exception:
+        return False
+
+
+@router.get("/asyncapi.json")
+async def asyncapi(request: Request) -> dict[str, Any]:
+    document: dict[str, Any] = request.app.state.asyncapi
+    return document

@@ -1,0 +1,119 @@
+"""Kafka plumbing shared by every distributed role: the broker, the documented channels, topic setup."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from faststream.kafka import KafkaBroker
+from faststream.kafka.publisher import DefaultPublisher
+
+from events import Command, DeadLetter, DomainEvent, Topics, partition_key
+from tributary.bus import ConsistencyToken
+from tributary.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Large enough for a full upsert command of packed vectors; topics are created with the same limit.
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+
+
+def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
+    # An idempotent producer with acks=all: a retried send never duplicates, and an acknowledged send is
+    # on every in-sync replica.
+    return KafkaBroker(
+        settings.kafka_bootstrap,
+        client_id=client_id,
+        enable_idempotence=True,
+        acks="all",
+        max_request_size=MAX_MESSAGE_BYTES,
+        description="Tributary command, domain-event and dead-letter topics",
+    )
+
+
+@dataclass(frozen=True)
+class Channels:
+    """The public topics, declared as documented publishers so the AsyncAPI document carries their schemas."""
+
+    topics: Topics
+    commands: DefaultPublisher
+    events: DefaultPublisher
+    dead_letters: DefaultPublisher
+
+
+def declare_channels(broker: KafkaBroker, topics: Topics) -> Channels:
+    return Channels(
+        topics=topics,
+        commands=broker.publisher(
+            topics.commands,
+            title=topics.commands,
+            description="Commands, keyed by '<tenant>/<dataset>'. Public: producers may publish here directly.",
+            schema=Command,
+        ),
+        events=broker.publisher(
+            topics.events,
+            title=topics.events,
+            description="Domain events, keyed by '<tenant>/<dataset>', published after DeepLake committed them.",
+            schema=DomainEvent,
+        ),
+        dead_letters=broker.publisher(
+            topics.dead_letters,
+            title=topics.dead_letters,
+            description="Messages that could not be applied, with the reason.",
+            schema=DeadLetter,
+        ),
+    )
+
+
+def json_headers(message_type: str) -> dict[str, str]:
+    return {"content-type": "application/json", "message-type": message_type}
+
+
+class KafkaCommandPublisher:
+    def __init__(self, channels: Channels) -> None:
+        self._channels = channels
+
+    async def publish(self, command: Command) -> ConsistencyToken:
+        metadata = await self._channels.commands.publish(
+            command.model_dump_json().encode(),
+            key=partition_key(command.tenant, command.dataset),
+            headers=json_headers(command.type),
+        )
+        return ConsistencyToken(partition=metadata.partition, offset=metadata.offset)
+
+
+async def ensure_topics(settings: Settings) -> None:
+    """Create the topics if they are missing. The command topic's partition count bounds applier parallelism."""
+    topics = Topics(settings.topic_prefix)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="tributary-admin")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        config = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
+        wanted = [
+            NewTopic(topics.commands, settings.command_partitions, settings.topic_replication, topic_configs=config),
+            NewTopic(topics.events, settings.command_partitions, settings.topic_replication, topic_configs=config),
+            NewTopic(topics.dead_letters, 1, settings.topic_replication, topic_configs=config),
+        ]
+        missing = [t for t in wanted if t.name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                log.info("topics were created concurrently")
+    finally:
+        await admin.close()
+
+
+def dead_letter(reason: str, source_topic: str, body: bytes, *, partition: int | None = None,
+                offset: int | None = None, key: bytes | None = None) -> DeadLetter:
+    return DeadLetter(
+        reason=reason,
+        source_topic=source_topic,
+        partition=partition,
+        offset=offset,
+        key=key.decode(errors="replace") if key else None,
+        message=body.decode(errors="replace"),
+    )

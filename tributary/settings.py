@@ -1,0 +1,53 @@
+"""One typed settings object for every process, read from TRIBUTARY_* variables and an optional file."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Role = Literal["embedded", "command-api", "query-api", "applier", "projector"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TRIBUTARY_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    data_dir: Path = Field(default=Path("./tributary-data"), description="Where embedded mode keeps everything")
+    storage_root: str | None = Field(
+        default=None, description="DeepLake storage root URL; defaults to <data_dir>/datasets"
+    )
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy async URL; defaults to SQLite under data_dir"
+    )
+    database_schema: str | None = Field(
+        default=None, pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="PostgreSQL schema to use (search_path)"
+    )
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    topic_prefix: str = Field(default="tributary", pattern=r"^[A-Za-z0-9._-]{1,100}$")
+    command_partitions: int = Field(default=8, ge=1)
+    topic_replication: int = Field(default=1, ge=1, description="Replication factor of topics we create")
+    redis_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    default_tenant: str = "default"
+    wait_timeout_s: float = Field(default=30.0, gt=0, description="Longest a ?wait=true write waits")
+
+    @cached_property
+    def resolved_storage_root(self) -> str:
+        if self.storage_root:
+            return self.storage_root.rstrip("/")
+        return str((self.data_dir / "datasets").resolve())
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'tributary.db').resolve()}"

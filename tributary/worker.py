@@ -1,0 +1,46 @@
+"""Runs a worker role (applier or projector) against Kafka until it is told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Literal
+
+from events import Topics
+from tributary.db.session import make_engine, make_sessionmaker
+from tributary.kafka import declare_channels, ensure_topics, make_broker
+from tributary.settings import Settings
+from tributary.storage import DatasetStore
+from workers.kafka_entrypoints import register_applier, register_projector
+
+log = logging.getLogger(__name__)
+
+WorkerRole = Literal["applier", "projector"]
+
+
+async def run_worker(settings: Settings, role: WorkerRole, stop: asyncio.Event | None = None) -> None:
+    stop = stop or _stop_on_signals()
+    broker = make_broker(settings, client_id=f"tributary-{role}")
+    channels = declare_channels(broker, Topics(settings.topic_prefix))
+    engine = make_engine(settings.resolved_database_url, search_path=settings.database_schema)
+    if role == "applier":
+        register_applier(broker, channels, DatasetStore(settings.resolved_storage_root))
+    else:
+        register_projector(broker, channels, make_sessionmaker(engine))
+    await ensure_topics(settings)
+    await broker.start()
+    log.info("%s running against %s", role, settings.kafka_bootstrap)
+    try:
+        await stop.wait()
+    finally:
+        await broker.stop()
+        await engine.dispose()
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop

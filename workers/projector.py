@@ -1,0 +1,65 @@
+"""Projector handlers: plain async functions that fold a domain event into the SQL projections.
+
+Each is idempotent (upserts keyed by the event's subject), so a redelivered event changes nothing.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from events import CommandRejected, DatasetCreated, DatasetDeleted, DomainEvent
+from tributary.db.models import DatasetRow, OperationRow
+
+
+async def project_event(event: DomainEvent, session: AsyncSession) -> None:
+    match event:
+        case DatasetCreated():
+            await _dataset_created(event, session)
+        case DatasetDeleted():
+            await session.execute(
+                delete(DatasetRow).where(DatasetRow.tenant == event.tenant, DatasetRow.name == event.dataset)
+            )
+    await _operation_outcome(event, session)
+
+
+async def _dataset_created(event: DatasetCreated, session: AsyncSession) -> None:
+    row = await session.get(DatasetRow, (event.tenant, event.dataset))
+    if row is None:
+        row = DatasetRow(tenant=event.tenant, name=event.dataset, vector_count=0)
+        session.add(row)
+    row.dimensions = event.payload.dimensions
+    row.metric = event.payload.metric
+    row.metadata_schema = dict(event.payload.metadata_schema)
+    row.text_field = event.payload.text_field
+    row.version = event.payload.version
+    row.status = "ready"
+
+
+async def _operation_outcome(event: DomainEvent, session: AsyncSession) -> None:
+    if event.causation_id is None:
+        return
+    op_id = str(event.causation_id)
+    row = (await session.execute(select(OperationRow).where(OperationRow.id == op_id))).scalar_one_or_none()
+    if row is None:
+        # A command published straight to Kafka has no accepted row yet; its outcome still counts.
+        row = OperationRow(
+            id=op_id, tenant=event.tenant, dataset=event.dataset, command_type=_command_type(event)
+        )
+        session.add(row)
+    if isinstance(event, CommandRejected):
+        row.status, row.reason = "rejected", event.payload.reason
+    elif row.status != "rejected":
+        row.status = "applied"
+
+
+def _command_type(event: DomainEvent) -> str:
+    if isinstance(event, CommandRejected):
+        return event.payload.command_type
+    return {
+        "DatasetCreated": "CreateDataset",
+        "DatasetDeleted": "DeleteDataset",
+        "VectorsUpserted": "UpsertVectors",
+        "VectorsDeleted": "DeleteVectors",
+        "MetadataUpdated": "UpdateMetadata",
+    }[event.type]
