@@ -23,7 +23,11 @@ async def submit(
     # The row exists before the command can be applied, so the projector always finds it to update.
     session.add(
         OperationRow(
-            id=op_id, tenant=command.tenant, dataset=command.dataset, command_type=command.type, status="accepted"
+            id=op_id,
+            tenant=command.tenant,
+            dataset=command.dataset,
+            command_type=command.type,
+            status="accepted",
         )
     )
     await session.commit()

@@ -27,7 +27,9 @@ class CreateDatasetPayload(Payload):
     metadata_schema: dict[FieldName, FieldType] = Field(
         default_factory=dict, description="Typed metadata fields that filters may use"
     )
-    text_field: FieldName | None = Field(default=None, description="Metadata field indexed for full-text search")
+    text_field: FieldName | None = Field(
+        default=None, description="Metadata field indexed for full-text search"
+    )
 
 
 class DeleteDatasetPayload(Payload):

@@ -29,7 +29,9 @@ def unpack(packed: dict[str, Any]) -> Matrix:
     shape = packed.get("shape")
     if packed.get("dtype", "float32") != "float32":
         raise ValueError("packed vectors must have dtype float32")
-    if not (isinstance(shape, list) and len(shape) == 2 and all(isinstance(n, int) and n >= 0 for n in shape)):
+    if not (
+        isinstance(shape, list) and len(shape) == 2 and all(isinstance(n, int) and n >= 0 for n in shape)
+    ):
         raise ValueError("packed vectors need shape [rows, dimensions]")
     try:
         raw = base64.b64decode(packed["data"], validate=True)
@@ -77,7 +79,12 @@ Float32Matrix = Annotated[
                     "type": "object",
                     "required": ["shape", "data"],
                     "properties": {
-                        "shape": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2},
+                        "shape": {
+                            "type": "array",
+                            "items": {"type": "integer"},
+                            "minItems": 2,
+                            "maxItems": 2,
+                        },
                         "dtype": {"const": "float32"},
                         "data": {"type": "string", "contentEncoding": "base64"},
                     },

@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from tributary.db.models import Base
-from tributary.db.session import make_engine
+from tributary.db.session import engine_for
 from tributary.settings import Settings
 
 target_metadata = Base.metadata
@@ -22,7 +22,7 @@ def run(connection: Connection) -> None:
 
 async def run_on_settings() -> None:
     settings = Settings()
-    engine = make_engine(settings.resolved_database_url, search_path=settings.database_schema)
+    engine = engine_for(settings)
     async with engine.begin() as connection:
         await connection.run_sync(run)
     await engine.dispose()

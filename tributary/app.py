@@ -17,7 +17,7 @@ from query_api.routes import catalog
 from tributary import __version__, health
 from tributary.asyncapi import asyncapi_document
 from tributary.db.migrate import upgrade
-from tributary.db.session import make_engine, make_sessionmaker
+from tributary.db.session import engine_for, make_sessionmaker
 from tributary.embedded_bus import EmbeddedBus
 from tributary.kafka import KafkaCommandPublisher, declare_channels, ensure_topics, make_broker
 from tributary.settings import Settings
@@ -32,7 +32,7 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
         async with AsyncExitStack() as stack:
             if role == "embedded":
                 settings.data_dir.mkdir(parents=True, exist_ok=True)
-            engine = make_engine(settings.resolved_database_url, search_path=settings.database_schema)
+            engine = engine_for(settings)
             stack.push_async_callback(engine.dispose)
             if role == "embedded":
                 # One process owns its SQLite file, so it keeps the schema current itself.
@@ -42,6 +42,7 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
             app.state.sessions = sessions
             app.state.asyncapi = asyncapi_document(settings)
             app.state.readiness = {"database": lambda: _database_answers(engine)}
+            app.state.optional_readiness = {}
             if role == "embedded":
                 bus = EmbeddedBus(sessions, DatasetStore(settings.resolved_storage_root))
                 await bus.start()
@@ -58,7 +59,7 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
             if settings.redis_url:
                 redis = Redis.from_url(settings.redis_url)
                 stack.push_async_callback(redis.aclose)
-                app.state.readiness["redis"] = lambda: _redis_answers(redis)
+                app.state.optional_readiness["redis"] = lambda: _redis_answers(redis)
             yield
 
     app = FastAPI(title="Tributary", version=__version__, lifespan=lifespan)

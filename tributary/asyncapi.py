@@ -10,7 +10,7 @@ from faststream.specification import AsyncAPI
 
 from events import Topics
 from tributary import __version__
-from tributary.db.session import make_engine, make_sessionmaker
+from tributary.db.session import engine_for, make_sessionmaker
 from tributary.kafka import declare_channels, make_broker
 from tributary.settings import Settings
 from tributary.storage import DatasetStore
@@ -22,7 +22,7 @@ def documented_broker(settings: Settings) -> KafkaBroker:
     broker = make_broker(settings, client_id="tributary-docs")
     channels = declare_channels(broker, Topics(settings.topic_prefix))
     register_applier(broker, channels, DatasetStore(settings.resolved_storage_root))
-    register_projector(broker, channels, make_sessionmaker(make_engine(settings.resolved_database_url)))
+    register_projector(broker, channels, make_sessionmaker(engine_for(settings)))
     return broker
 
 

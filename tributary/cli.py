@@ -16,12 +16,14 @@ from tributary.settings import Settings
 app = typer.Typer(help="Tributary: vector search for DeepLake over Kafka.", no_args_is_help=True)
 
 
-
 @app.command()
 def serve(
     role: Annotated[
-        str, typer.Option(help="embedded (one process, no servers) or one distributed role: "
-                          "command-api, query-api, applier, projector")
+        str,
+        typer.Option(
+            help="embedded (one process, no servers) or one distributed role: "
+            "command-api, query-api, applier, projector"
+        ),
     ] = "embedded",
     host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
     port: Annotated[int | None, typer.Option(help="HTTP port (default 8080)")] = None,
@@ -52,14 +54,14 @@ def serve(
 def migrate() -> None:
     """Apply the database migrations to the configured database."""
     from tributary.db.migrate import upgrade
-    from tributary.db.session import make_engine
+    from tributary.db.session import engine_for
 
     settings = Settings()
     if settings.database_url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
 
     async def run() -> None:
-        engine = make_engine(settings.resolved_database_url, search_path=settings.database_schema)
+        engine = engine_for(settings)
         try:
             await upgrade(engine)
         finally:

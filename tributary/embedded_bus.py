@@ -77,7 +77,9 @@ class EmbeddedBus:
     async def events(self, after_seq: int = 0) -> list[tuple[int, DomainEvent]]:
         async with self._sessions() as session:
             rows = await session.execute(
-                select(BusEventRow.seq, BusEventRow.body).where(BusEventRow.seq > after_seq).order_by(BusEventRow.seq)
+                select(BusEventRow.seq, BusEventRow.body)
+                .where(BusEventRow.seq > after_seq)
+                .order_by(BusEventRow.seq)
             )
             return [(seq, parse_event(body)) for seq, body in rows]
 
@@ -131,7 +133,9 @@ class EmbeddedBus:
         async with self._sessions.begin() as session:
             for event in events:
                 session.add(
-                    BusEventRow(key=partition_key(event.tenant, event.dataset).decode(), body=event.model_dump_json())
+                    BusEventRow(
+                        key=partition_key(event.tenant, event.dataset).decode(), body=event.model_dump_json()
+                    )
                 )
                 await project_event(event, session)
             await session.execute(update(BusCommandRow).where(BusCommandRow.seq == seq).values(status=DONE))

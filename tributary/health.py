@@ -21,13 +21,17 @@ async def liveness() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readiness(request: Request, response: Response) -> dict[str, Any]:
-    checks: dict[str, Check] = request.app.state.readiness
+    required: dict[str, Check] = request.app.state.readiness
+    optional: dict[str, Check] = request.app.state.optional_readiness
+    checks = {**required, **optional}
     results = await asyncio.gather(*(_run(check) for check in checks.values()))
     outcome = dict(zip(checks, results, strict=True))
-    ready = all(outcome.values())
+    ready = all(outcome[name] for name in required)
     if not ready:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    return {"status": "ready" if ready else "not ready", "checks": {k: "ok" if v else "failing" for k, v in outcome.items()}}
+    # A failing optional dependency (the Redis cache) degrades the service but does not take it out of rotation.
+    state = "not ready" if not ready else "ready" if all(outcome.values()) else "degraded"
+    return {"status": state, "checks": {k: "ok" if v else "failing" for k, v in outcome.items()}}
 
 
 async def _run(check: Check) -> bool:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import cast
 
+from aiokafka import ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
-from faststream.kafka import KafkaBroker
+from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.publisher import DefaultPublisher
 
 from events import Command, DeadLetter, DomainEvent, Topics, partition_key
@@ -93,8 +95,12 @@ async def ensure_topics(settings: Settings) -> None:
         existing = set(await admin.list_topics())
         config = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
         wanted = [
-            NewTopic(topics.commands, settings.command_partitions, settings.topic_replication, topic_configs=config),
-            NewTopic(topics.events, settings.command_partitions, settings.topic_replication, topic_configs=config),
+            NewTopic(
+                topics.commands, settings.command_partitions, settings.topic_replication, topic_configs=config
+            ),
+            NewTopic(
+                topics.events, settings.command_partitions, settings.topic_replication, topic_configs=config
+            ),
             NewTopic(topics.dead_letters, 1, settings.topic_replication, topic_configs=config),
         ]
         missing = [t for t in wanted if t.name not in existing]
@@ -107,13 +113,18 @@ async def ensure_topics(settings: Settings) -> None:
         await admin.close()
 
 
-def dead_letter(reason: str, source_topic: str, body: bytes, *, partition: int | None = None,
-                offset: int | None = None, key: bytes | None = None) -> DeadLetter:
-    return DeadLetter(
+def consumer_record(message: KafkaMessage) -> ConsumerRecord[bytes, bytes]:
+    """The aiokafka record behind a FastStream message of a non-batch subscriber."""
+    return cast("ConsumerRecord[bytes, bytes]", message.raw_message)
+
+
+async def publish_dead_letter(channels: Channels, reason: str, record: ConsumerRecord[bytes, bytes]) -> None:
+    letter = DeadLetter(
         reason=reason,
-        source_topic=source_topic,
-        partition=partition,
-        offset=offset,
-        key=key.decode(errors="replace") if key else None,
-        message=body.decode(errors="replace"),
+        source_topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key.decode(errors="replace") if record.key else None,
+        message=(record.value or b"").decode(errors="replace"),
     )
+    await channels.dead_letters.publish(letter.model_dump_json().encode(), headers=json_headers("DeadLetter"))

@@ -20,7 +20,9 @@ class Settings(BaseSettings):
         extra="ignore",
     )
 
-    data_dir: Path = Field(default=Path("./tributary-data"), description="Where embedded mode keeps everything")
+    data_dir: Path = Field(
+        default=Path("./tributary-data"), description="Where embedded mode keeps everything"
+    )
     storage_root: str | None = Field(
         default=None, description="DeepLake storage root URL; defaults to <data_dir>/datasets"
     )

@@ -59,7 +59,7 @@ class DatasetStore:
         if not self.exists(tenant, dataset):
             return None
         ds = deeplake.open_read_only(self.url(tenant, dataset))
-        if SPEC_KEY not in ds.metadata.keys():
+        if SPEC_KEY not in ds.metadata:
             return None
         return DatasetSpec.from_json(str(ds.metadata[SPEC_KEY]))
 

@@ -8,7 +8,7 @@ import signal
 from typing import Literal
 
 from events import Topics
-from tributary.db.session import make_engine, make_sessionmaker
+from tributary.db.session import engine_for, make_sessionmaker
 from tributary.kafka import declare_channels, ensure_topics, make_broker
 from tributary.settings import Settings
 from tributary.storage import DatasetStore
@@ -23,7 +23,7 @@ async def run_worker(settings: Settings, role: WorkerRole, stop: asyncio.Event |
     stop = stop or _stop_on_signals()
     broker = make_broker(settings, client_id=f"tributary-{role}")
     channels = declare_channels(broker, Topics(settings.topic_prefix))
-    engine = make_engine(settings.resolved_database_url, search_path=settings.database_schema)
+    engine = engine_for(settings)
     if role == "applier":
         register_applier(broker, channels, DatasetStore(settings.resolved_storage_root))
     else:

@@ -41,7 +41,9 @@ def apply_command(command: Command, store: DatasetStore) -> list[DomainEvent]:
 
 
 def rejection(command: Command, reason: str) -> CommandRejected:
-    return event_for(command, CommandRejected, CommandRejectedPayload(command_type=command.type, reason=reason))
+    return event_for(
+        command, CommandRejected, CommandRejectedPayload(command_type=command.type, reason=reason)
+    )
 
 
 def create_dataset(command: CreateDataset, store: DatasetStore) -> DatasetCreated:

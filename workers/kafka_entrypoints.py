@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from events import CommandRejected, parse_command, parse_event, partition_key
-from tributary.kafka import Channels, dead_letter, json_headers
+from tributary.kafka import Channels, consumer_record, json_headers, publish_dead_letter
 from tributary.storage import DatasetStore
 from workers.applier import apply_command
 from workers.projector import project_event
@@ -37,19 +37,14 @@ def register_applier(broker: KafkaBroker, channels: Channels, store: DatasetStor
         title=f"{topics.commands}:applier",
         description="Applies commands to DeepLake, one writer per dataset, then publishes the domain events.",
     )
-    async def on_command(body: bytes, message: KafkaMessage) -> None:
-        record = message.raw_message
+    async def on_command(message: KafkaMessage) -> None:
+        # The body is decoded here, not by FastStream, so an unreadable one is dead-lettered, not retried.
+        record = consumer_record(message)
         try:
-            command = parse_command(body)
+            command = parse_command(message.body)
         except ValidationError as exc:
             log.warning("dead-lettering an unreadable command at offset %s: %s", record.offset, exc)
-            await channels.dead_letters.publish(
-                dead_letter(
-                    f"invalid command: {exc}", topics.commands, body,
-                    partition=record.partition, offset=record.offset, key=record.key,
-                ).model_dump_json().encode(),
-                headers=json_headers("DeadLetter"),
-            )
+            await publish_dead_letter(channels, f"invalid command: {exc}", record)
             return
         events = await asyncio.to_thread(apply_command, command, store)
         for event in events:
@@ -59,13 +54,7 @@ def register_applier(broker: KafkaBroker, channels: Channels, store: DatasetStor
                 headers=json_headers(event.type),
             )
             if isinstance(event, CommandRejected):
-                await channels.dead_letters.publish(
-                    dead_letter(
-                        event.payload.reason, topics.commands, body,
-                        partition=record.partition, offset=record.offset, key=record.key,
-                    ).model_dump_json().encode(),
-                    headers=json_headers("DeadLetter"),
-                )
+                await publish_dead_letter(channels, event.payload.reason, record)
 
 
 def register_projector(
@@ -82,13 +71,13 @@ def register_projector(
         title=f"{topics.events}:projector",
         description="Folds domain events into the SQL projections (catalog, counts, operation status).",
     )
-    async def on_event(body: bytes, message: KafkaMessage) -> None:
+    async def on_event(message: KafkaMessage) -> None:
         try:
-            event = parse_event(body)
+            event = parse_event(message.body)
         except ValidationError as exc:
             # Events come from our own applier; an unreadable one is from a newer schema or a foreign
             # producer, and must not stop the projection.
-            log.error("skipping an unreadable event at offset %s: %s", message.raw_message.offset, exc)
+            log.error("skipping an unreadable event at offset %s: %s", consumer_record(message).offset, exc)
             return
         async with sessions.begin() as session:
             await project_event(event, session)

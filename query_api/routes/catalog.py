@@ -14,7 +14,9 @@ router = APIRouter(prefix="/api/v1", tags=["catalog"])
 
 @router.get("/datasets", response_model=DatasetList)
 async def list_datasets(session: SessionDep, tenant: TenantDep) -> DatasetList:
-    rows = await session.scalars(select(DatasetRow).where(DatasetRow.tenant == tenant).order_by(DatasetRow.name))
+    rows = await session.scalars(
+        select(DatasetRow).where(DatasetRow.tenant == tenant).order_by(DatasetRow.name)
+    )
     return DatasetList(datasets=[DatasetView.model_validate(row) for row in rows])
 
 

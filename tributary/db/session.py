@@ -7,6 +7,8 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from tributary.settings import Settings
+
 
 def make_engine(url: str, *, search_path: str | None = None) -> AsyncEngine:
     """`search_path` confines a PostgreSQL engine to one schema (each test run gets its own)."""
@@ -33,3 +35,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def engine_for(settings: Settings) -> AsyncEngine:
+    return make_engine(settings.resolved_database_url, search_path=settings.database_schema)

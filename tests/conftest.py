@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from tests import services
+from tributary.db.migrate import upgrade
+from tributary.db.session import engine_for
+from tributary.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    with services.kafka() as bootstrap:
+        yield bootstrap
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    with services.redis() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    with services.postgres() as url:
+        yield url
+
+
+@pytest.fixture
+def run_id() -> str:
+    """Unique per test: names its topics and its database schema, so runs cannot see each other."""
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def pg_schema(postgres_url: str, run_id: str) -> AsyncIterator[str]:
+    engine = create_async_engine(postgres_url)
+    async with engine.begin() as connection:
+        await connection.execute(text(f'CREATE SCHEMA "{run_id}"'))
+    yield run_id
+    async with engine.begin() as connection:
+        await connection.execute(text(f'DROP SCHEMA "{run_id}" CASCADE'))
+    await engine.dispose()
+
+
+@pytest.fixture
+async def distributed_settings(
+    tmp_path: Path, kafka_bootstrap: str, postgres_url: str, redis_url: str, pg_schema: str, run_id: str
+) -> AsyncIterator[Settings]:
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        data_dir=tmp_path,
+        storage_root=str(tmp_path / "datasets"),
+        database_url=postgres_url,
+        database_schema=pg_schema,
+        kafka_bootstrap=kafka_bootstrap,
+        redis_url=redis_url,
+        topic_prefix=run_id,
+        command_partitions=4,
+        wait_timeout_s=20,
+    )
+    engine = engine_for(settings)
+    await upgrade(engine)
+    await engine.dispose()
+    yield settings
+
+
+@pytest.fixture
+def embedded_settings(tmp_path: Path) -> Settings:
+    return Settings(_env_file=None, data_dir=tmp_path / "data", wait_timeout_s=20)  # type: ignore[call-arg]

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+import httpx
+from fastapi import FastAPI
+
+T = TypeVar("T")
+
+
+@contextlib.asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Run the app's lifespan and talk to it in-process over ASGI."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://tributary") as client:
+            yield client
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], timeout: float = 30.0, every: float = 0.05
+) -> T:
+    """Poll `probe` until it returns something other than None."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await probe()
+        if result is not None:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(every)

@@ -1,0 +1,3 @@
+from tributary.cli import app
+
+app(prog_name="tributary")
