@@ -31,17 +31,20 @@ class VectorsUpsertedPayload(Payload):
     ids: list[VectorId]
     metadata: list[dict[str, Any]] | None = None
     version: str
+    vector_count: int = Field(description="Vectors in the dataset after the commit")
 
 
 class VectorsDeletedPayload(Payload):
     ids: list[VectorId]
     version: str
+    vector_count: int = Field(description="Vectors in the dataset after the commit")
 
 
 class MetadataUpdatedPayload(Payload):
     id: VectorId
     metadata: dict[str, Any] = Field(description="The metadata as stored after the update")
     version: str
+    vector_count: int = Field(description="Vectors in the dataset after the commit")
 
 
 class CommandRejectedPayload(Payload):

@@ -50,6 +50,7 @@ class Accepted(BaseModel):
     consistency_token: str
     status: OperationStatus
     reason: str | None = None
+    ids: list[str] | None = Field(default=None, description="For an upsert: the ids, generated where missing")
 
 
 class OperationView(BaseModel):

@@ -8,6 +8,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import deeplake
+import numpy as np
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -190,3 +191,21 @@ async def test_direct_producer_commands_apply_and_poison_goes_to_dead_letters(
         finally:
             await producer.stop()
             await dead_letters.stop()
+
+
+async def test_a_full_batch_of_vectors_crosses_kafka_into_deeplake(distributed_settings: Settings) -> None:
+    settings = distributed_settings
+    vectors = np.random.default_rng(7).standard_normal((1000, 384)).astype(np.float32)
+    records = [{"id": f"v{i}", "vector": v.tolist(), "metadata": {"i": i}} for i, v in enumerate(vectors)]
+    async with (
+        workers(settings, "applier", "projector"),
+        serving(create_app(settings, "command-api")) as commands,
+    ):
+        created = await commands.post("/api/v1/datasets?wait=true", json={"name": "big", "dimensions": 384})
+        assert created.json()["status"] == "applied"
+        answer = await commands.post("/api/v1/datasets/big/vectors?wait=true", json={"vectors": records})
+        assert answer.status_code == 200 and answer.json()["status"] == "applied", answer.text
+    ds = deeplake.open_read_only(f"{settings.resolved_storage_root}/default/big")
+    assert len(ds) == 1000
+    np.testing.assert_array_equal(np.asarray(ds["embedding"][0:1000]), vectors)
+    assert list(ds["id"][:]) == [f"v{i}" for i in range(1000)]

@@ -12,9 +12,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from command_api.routes import datasets as command_datasets
+from command_api.routes import vectors as command_vectors
 from events import Topics
 from query_api.routes import catalog
-from tributary import __version__, health
+from tributary import __version__, errors, health
 from tributary.asyncapi import asyncapi_document
 from tributary.db.migrate import upgrade
 from tributary.db.session import engine_for, make_sessionmaker
@@ -63,9 +64,11 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
             yield
 
     app = FastAPI(title="Tributary", version=__version__, lifespan=lifespan)
+    errors.install(app)
     app.include_router(health.router)
     if role in ("embedded", "command-api"):
         app.include_router(command_datasets.router)
+        app.include_router(command_vectors.router)
     if role in ("embedded", "query-api"):
         app.include_router(catalog.router)
     return app

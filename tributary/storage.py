@@ -7,12 +7,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 import deeplake
+import numpy as np
+import numpy.typing as npt
 
 from events.commands import FieldType, Metric
 
 SPEC_KEY = "tributary_spec"
+LEDGER_KEY = "tributary_applied"
+# Redelivery only repeats the newest commands of a partition (those whose offsets were not committed yet),
+# so a ledger of the last thousand commands per dataset recognises every redelivered one.
+LEDGER_SIZE = 1000
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,20 @@ class DatasetSpec:
 class DatasetStore:
     def __init__(self, root: str) -> None:
         self.root = root.rstrip("/")
+        self._writers: dict[str, DatasetWriter] = {}
+
+    def writer(self, tenant: str, dataset: str) -> DatasetWriter | None:
+        """The open writer of a dataset (None when it does not exist). Callers are the one writer per dataset."""
+        url = self.url(tenant, dataset)
+        if url not in self._writers:
+            if self.spec(tenant, dataset) is None:
+                return None
+            self._writers[url] = DatasetWriter(url)
+        return self._writers[url]
+
+    def forget(self, tenant: str, dataset: str) -> None:
+        """Drop a writer after a failed apply, so the next one reopens the dataset at its last commit."""
+        self._writers.pop(self.url(tenant, dataset), None)
 
     def url(self, tenant: str, dataset: str) -> str:
         # Tenant and dataset are validated names (no dots or slashes), so this cannot escape the root.
@@ -84,5 +105,88 @@ class DatasetStore:
         return str(ds.version)
 
     def delete(self, tenant: str, dataset: str) -> None:
+        self.forget(tenant, dataset)
         if self.exists(tenant, dataset):
             deeplake.delete(self.url(tenant, dataset))
+
+
+class DatasetWriter:
+    """The single writer of one dataset: keeps the id -> row mapping (DeepLake has no primary key) and a ledger
+    of the commands applied recently, committed with the data so that a redelivered command is recognised."""
+
+    def __init__(self, url: str) -> None:
+        self._ds = deeplake.open(url)
+        self.spec = DatasetSpec.from_json(str(self._ds.metadata[SPEC_KEY]))
+        # DeepLake metadata has no .get()
+        applied = self._ds.metadata[LEDGER_KEY] if LEDGER_KEY in self._ds.metadata else []  # noqa: SIM401
+        self._ledger: list[str] = [str(c) for c in applied]
+        self._rows = self._read_rows()
+
+    def _read_rows(self) -> dict[str, int]:
+        ids: list[str] = self._ds["id"][:]  # type: ignore[assignment]
+        return {str(vector_id): row for row, vector_id in enumerate(ids)}
+
+    @property
+    def count(self) -> int:
+        return len(self._ds)
+
+    @property
+    def version(self) -> str:
+        return str(self._ds.version)
+
+    def already_applied(self, command_id: str) -> bool:
+        return command_id in self._ledger
+
+    def upsert(
+        self,
+        ids: list[str],
+        vectors: npt.NDArray[np.float32],
+        texts: list[str | None] | None,
+        metadata: list[dict[str, Any]] | None,
+    ) -> None:
+        texts = texts or [None] * len(ids)
+        metadata = metadata or [{} for _ in ids]
+        fresh = [i for i, vector_id in enumerate(ids) if vector_id not in self._rows]
+        for i, vector_id in enumerate(ids):
+            row = self._rows.get(vector_id)
+            if row is not None:
+                self._ds["embedding"][row] = vectors[i]
+                self._ds["text"][row] = texts[i] or ""
+                self._ds["metadata"][row] = metadata[i]
+        if fresh:
+            start = len(self._ds)
+            self._ds.append(
+                {
+                    "id": [ids[i] for i in fresh],
+                    "embedding": vectors[fresh],
+                    "text": [texts[i] or "" for i in fresh],
+                    "metadata": [metadata[i] for i in fresh],
+                }
+            )
+            self._rows.update({ids[i]: start + n for n, i in enumerate(fresh)})
+
+    def delete(self, ids: list[str]) -> list[str]:
+        """Delete the rows of `ids` that exist; returns those ids."""
+        present = [vector_id for vector_id in ids if vector_id in self._rows]
+        # Later rows shift down on each delete, so delete from the bottom up, then read the mapping again.
+        for row in sorted((self._rows[vector_id] for vector_id in present), reverse=True):
+            self._ds.delete(row)
+        if present:
+            self._rows = self._read_rows()
+        return present
+
+    def metadata_of(self, vector_id: str) -> dict[str, Any] | None:
+        row = self._rows.get(vector_id)
+        if row is None:
+            return None
+        value: Any = self._ds["metadata"][row]
+        return dict(json.loads(value) if isinstance(value, str) else value)
+
+    def set_metadata(self, vector_id: str, metadata: dict[str, Any]) -> None:
+        self._ds["metadata"][self._rows[vector_id]] = metadata
+
+    def commit(self, command_id: str) -> str:
+        self._ledger = [*self._ledger, command_id][-LEDGER_SIZE:]
+        self._ds.metadata[LEDGER_KEY] = self._ledger
+        self._ds.commit(f"apply {command_id}")
+        return self.version

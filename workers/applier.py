@@ -17,10 +17,21 @@ from events import (
     DatasetDeleted,
     DatasetDeletedPayload,
     DeleteDataset,
+    DeleteVectors,
     DomainEvent,
+    MetadataUpdated,
+    MetadataUpdatedPayload,
+    UpdateMetadata,
+    UpsertVectors,
+    VectorsDeleted,
+    VectorsDeletedPayload,
+    VectorsUpserted,
+    VectorsUpsertedPayload,
     event_for,
 )
-from tributary.storage import DatasetSpec, DatasetStore
+from tributary.storage import DatasetSpec, DatasetStore, DatasetWriter
+
+VectorWrite = UpsertVectors | DeleteVectors | UpdateMetadata
 
 
 class Rejected(Exception):
@@ -34,8 +45,8 @@ def apply_command(command: Command, store: DatasetStore) -> list[DomainEvent]:
                 return [create_dataset(command, store)]
             case DeleteDataset():
                 return [delete_dataset(command, store)]
-            case _:
-                raise Rejected(f"{command.type} is not applied by this version of the applier")
+            case UpsertVectors() | DeleteVectors() | UpdateMetadata():
+                return [apply_vector_write(command, store)]
     except Rejected as exc:
         return [rejection(command, str(exc))]
 
@@ -78,3 +89,68 @@ def create_dataset(command: CreateDataset, store: DatasetStore) -> DatasetCreate
 def delete_dataset(command: DeleteDataset, store: DatasetStore) -> DatasetDeleted:
     store.delete(command.tenant, command.dataset)
     return event_for(command, DatasetDeleted, DatasetDeletedPayload())
+
+
+def apply_vector_write(command: VectorWrite, store: DatasetStore) -> DomainEvent:
+    writer = store.writer(command.tenant, command.dataset)
+    if writer is None:
+        raise Rejected(f"dataset {command.dataset!r} does not exist")
+    command_id = str(command.id)
+    if writer.already_applied(command_id):
+        # Redelivered after its commit: the data is there; announce it again (same event id) and move on.
+        return _vector_event(command, writer, changed=None)
+    try:
+        changed = _write(command, writer)
+        writer.commit(command_id)
+    except Exception:
+        # Uncommitted changes must not leak into the next command's commit: reopen at the last commit.
+        store.forget(command.tenant, command.dataset)
+        raise
+    return _vector_event(command, writer, changed)
+
+
+def _write(command: VectorWrite, writer: DatasetWriter) -> list[str]:
+    match command:
+        case UpsertVectors(payload=p):
+            if p.vectors.shape[1] != writer.spec.dimensions:
+                raise Rejected(
+                    f"vectors have {p.vectors.shape[1]} dimensions, the dataset has {writer.spec.dimensions}"
+                )
+            writer.upsert(p.ids, p.vectors, p.texts, p.metadata)
+            return p.ids
+        case DeleteVectors(payload=p):
+            if p.ids is None:
+                raise Rejected("delete by filter is not supported yet; delete by ids")
+            return writer.delete(p.ids)
+        case UpdateMetadata(payload=p):
+            stored = writer.metadata_of(p.id)
+            if stored is None:
+                raise Rejected(f"vector {p.id!r} does not exist")
+            writer.set_metadata(p.id, {**stored, **p.metadata} if p.merge else dict(p.metadata))
+            return [p.id]
+
+
+def _vector_event(command: VectorWrite, writer: DatasetWriter, changed: list[str] | None) -> DomainEvent:
+    version, count = writer.version, writer.count
+    match command:
+        case UpsertVectors(payload=p):
+            return event_for(
+                command,
+                VectorsUpserted,
+                VectorsUpsertedPayload(ids=p.ids, metadata=p.metadata, version=version, vector_count=count),
+            )
+        case DeleteVectors(payload=p):
+            deleted = changed if changed is not None else list(p.ids or [])
+            return event_for(
+                command,
+                VectorsDeleted,
+                VectorsDeletedPayload(ids=deleted, version=version, vector_count=count),
+            )
+        case UpdateMetadata(payload=p):
+            return event_for(
+                command,
+                MetadataUpdated,
+                MetadataUpdatedPayload(
+                    id=p.id, metadata=writer.metadata_of(p.id) or {}, version=version, vector_count=count
+                ),
+            )

@@ -5,10 +5,18 @@ Each is idempotent (upserts keyed by the event's subject), so a redelivered even
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from events import CommandRejected, DatasetCreated, DatasetDeleted, DomainEvent
+from events import (
+    CommandRejected,
+    DatasetCreated,
+    DatasetDeleted,
+    DomainEvent,
+    MetadataUpdated,
+    VectorsDeleted,
+    VectorsUpserted,
+)
 from tributary.db.models import DatasetRow, OperationRow
 
 
@@ -19,6 +27,12 @@ async def project_event(event: DomainEvent, session: AsyncSession) -> None:
         case DatasetDeleted():
             await session.execute(
                 delete(DatasetRow).where(DatasetRow.tenant == event.tenant, DatasetRow.name == event.dataset)
+            )
+        case VectorsUpserted() | VectorsDeleted() | MetadataUpdated():
+            await session.execute(
+                update(DatasetRow)
+                .where(DatasetRow.tenant == event.tenant, DatasetRow.name == event.dataset)
+                .values(version=event.payload.version, vector_count=event.payload.vector_count)
             )
     await _operation_outcome(event, session)
 

@@ -16,7 +16,7 @@ router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
 WaitParam = Query(default=False, description="Answer only once the write is applied (or the wait times out)")
 
 
-def _status_code(answer: Accepted) -> int:
+def status_code(answer: Accepted) -> int:
     return status.HTTP_202_ACCEPTED if answer.status == "accepted" else status.HTTP_200_OK
 
 
@@ -43,7 +43,7 @@ async def create_dataset(
         ),
     )
     answer = await submit(command, session, publisher, wait=wait, timeout=settings.wait_timeout_s)
-    response.status_code = _status_code(answer)
+    response.status_code = status_code(answer)
     return answer
 
 
@@ -61,5 +61,5 @@ async def delete_dataset(
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"dataset {name!r} not found")
     command = DeleteDataset(tenant=tenant, dataset=name)
     answer = await submit(command, session, publisher, wait=wait, timeout=settings.wait_timeout_s)
-    response.status_code = _status_code(answer)
+    response.status_code = status_code(answer)
     return answer

@@ -1,0 +1,132 @@
+"""Vector writes: upsert, delete, metadata update. Each answers 202 with an operation id and a token."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, Depends, Header, HTTPException, Response, status
+from fastapi.exceptions import RequestValidationError
+
+from command_api.deps import PublisherDep
+from command_api.operations import submit
+from command_api.routes.datasets import WaitParam, status_code
+from command_api.validation import check_records, metadata_problems
+from events import (
+    Command,
+    DeleteVectors,
+    DeleteVectorsPayload,
+    UpdateMetadata,
+    UpdateMetadataPayload,
+    UpsertVectors,
+    UpsertVectorsPayload,
+)
+from schemas.datasets import Accepted
+from schemas.vectors import DeleteVectorsRequest, MetadataPatch, UpsertVectorsRequest
+from tributary.db.models import DatasetRow
+from tributary.deps import SessionDep, SettingsDep, TenantDep
+
+MAX_BODY_BYTES = 32 * 1024 * 1024
+
+
+def body_within_limit(content_length: Annotated[int | None, Header()] = None) -> None:
+    if content_length is not None and content_length > MAX_BODY_BYTES:
+        raise HTTPException(
+            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"a request body may hold {MAX_BODY_BYTES} bytes"
+        )
+
+
+router = APIRouter(
+    prefix="/api/v1/datasets/{dataset}/vectors", tags=["vectors"], dependencies=[Depends(body_within_limit)]
+)
+
+
+async def existing_dataset(dataset: str, session: SessionDep, tenant: TenantDep) -> DatasetRow:
+    row = await session.get(DatasetRow, (tenant, dataset))
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"dataset {dataset!r} not found")
+    return row
+
+
+DatasetDep = Annotated[DatasetRow, Depends(existing_dataset)]
+
+
+async def _submit(
+    command: Command,
+    response: Response,
+    session: SessionDep,
+    publisher: PublisherDep,
+    settings: SettingsDep,
+    wait: bool,
+) -> Accepted:
+    answer = await submit(command, session, publisher, wait=wait, timeout=settings.wait_timeout_s)
+    response.status_code = status_code(answer)
+    return answer
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
+async def upsert_vectors(
+    body: UpsertVectorsRequest,
+    dataset: DatasetDep,
+    response: Response,
+    session: SessionDep,
+    publisher: PublisherDep,
+    settings: SettingsDep,
+    wait: bool = WaitParam,
+) -> Accepted:
+    check_records(body.vectors, dataset)
+    ids = [record.id or uuid.uuid4().hex for record in body.vectors]
+    command = UpsertVectors(
+        tenant=dataset.tenant,
+        dataset=dataset.name,
+        payload=UpsertVectorsPayload(
+            ids=ids,
+            vectors=np.asarray([record.vector for record in body.vectors], dtype=np.float32),
+            texts=[record.text for record in body.vectors],
+            metadata=[record.metadata or {} for record in body.vectors],
+        ),
+    )
+    answer = await _submit(command, response, session, publisher, settings, wait)
+    return answer.model_copy(update={"ids": ids})
+
+
+@router.post("/delete", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
+async def delete_vectors(
+    body: DeleteVectorsRequest,
+    dataset: DatasetDep,
+    response: Response,
+    session: SessionDep,
+    publisher: PublisherDep,
+    settings: SettingsDep,
+    wait: bool = WaitParam,
+) -> Accepted:
+    if body.filter is not None:
+        raise HTTPException(
+            status.HTTP_501_NOT_IMPLEMENTED, "delete by filter is not supported yet; delete by ids"
+        )
+    command = DeleteVectors(
+        tenant=dataset.tenant, dataset=dataset.name, payload=DeleteVectorsPayload(ids=body.ids)
+    )
+    return await _submit(command, response, session, publisher, settings, wait)
+
+
+@router.patch("/{vector_id}", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
+async def update_metadata(
+    vector_id: str,
+    body: MetadataPatch,
+    dataset: DatasetDep,
+    response: Response,
+    session: SessionDep,
+    publisher: PublisherDep,
+    settings: SettingsDep,
+    wait: bool = WaitParam,
+) -> Accepted:
+    if problems := metadata_problems(body.metadata, dataset.metadata_schema, ("metadata",)):
+        raise RequestValidationError(problems)
+    command = UpdateMetadata(
+        tenant=dataset.tenant,
+        dataset=dataset.name,
+        payload=UpdateMetadataPayload(id=vector_id, metadata=body.metadata, merge=body.merge),
+    )
+    return await _submit(command, response, session, publisher, settings, wait)

@@ -1,0 +1,64 @@
+"""Checks that need the dataset (dimensions, metadata schema), reported the way FastAPI reports body errors:
+a 422 whose `detail` names the record index and field of each problem."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.exceptions import RequestValidationError
+
+from schemas.vectors import VectorRecord
+from tributary.db.models import DatasetRow
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+}
+
+
+def problem(loc: tuple[str | int, ...], msg: str) -> dict[str, Any]:
+    return {"type": "value_error", "loc": ["body", *loc], "msg": msg}
+
+
+def metadata_problems(
+    metadata: dict[str, Any], schema: dict[str, str], loc: tuple[str | int, ...]
+) -> list[dict[str, Any]]:
+    problems = []
+    for field, kind in schema.items():
+        if field not in metadata or metadata[field] is None:
+            continue
+        value = metadata[field]
+        if kind == "string_list":
+            ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        else:
+            # bool is an int in Python; an integer or number field must not take true/false.
+            ok = isinstance(value, _TYPES[kind]) and (kind == "boolean" or not isinstance(value, bool))
+        if not ok:
+            problems.append(problem((*loc, field), f"metadata field {field!r} must be {kind}"))
+    return problems
+
+
+def check_records(records: list[VectorRecord], dataset: DatasetRow) -> None:
+    problems: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    for index, record in enumerate(records):
+        loc: tuple[str | int, ...] = ("vectors", index)
+        if record.vector is None:
+            problems.append(problem((*loc, "vector"), "a vector is required: this dataset has no embedder"))
+        elif len(record.vector) != dataset.dimensions:
+            problems.append(
+                problem(
+                    (*loc, "vector"),
+                    f"has {len(record.vector)} dimensions, the dataset has {dataset.dimensions}",
+                )
+            )
+        if record.id is not None:
+            if record.id in seen:
+                problems.append(problem((*loc, "id"), f"duplicates the id of record {seen[record.id]}"))
+            seen[record.id] = index
+        if record.metadata:
+            problems += metadata_problems(record.metadata, dataset.metadata_schema, (*loc, "metadata"))
+    if problems:
+        raise RequestValidationError(problems)
