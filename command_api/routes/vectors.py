@@ -9,12 +9,9 @@ import numpy as np
 from fastapi import APIRouter, Depends, Header, HTTPException, Response, status
 from fastapi.exceptions import RequestValidationError
 
-from command_api.deps import PublisherDep
-from command_api.operations import submit
-from command_api.routes.datasets import WaitParam, status_code
+from command_api.deps import SubmitDep
 from command_api.validation import check_records, metadata_problems
 from events import (
-    Command,
     DeleteVectors,
     DeleteVectorsPayload,
     UpdateMetadata,
@@ -25,7 +22,7 @@ from events import (
 from schemas.datasets import Accepted
 from schemas.vectors import DeleteVectorsRequest, MetadataPatch, UpsertVectorsRequest
 from tributary.db.models import DatasetRow
-from tributary.deps import SessionDep, SettingsDep, TenantDep
+from tributary.deps import SessionDep, TenantDep
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 
@@ -52,28 +49,12 @@ async def existing_dataset(dataset: str, session: SessionDep, tenant: TenantDep)
 DatasetDep = Annotated[DatasetRow, Depends(existing_dataset)]
 
 
-async def _submit(
-    command: Command,
-    response: Response,
-    session: SessionDep,
-    publisher: PublisherDep,
-    settings: SettingsDep,
-    wait: bool,
-) -> Accepted:
-    answer = await submit(command, session, publisher, wait=wait, timeout=settings.wait_timeout_s)
-    response.status_code = status_code(answer)
-    return answer
-
-
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
 async def upsert_vectors(
     body: UpsertVectorsRequest,
     dataset: DatasetDep,
     response: Response,
-    session: SessionDep,
-    publisher: PublisherDep,
-    settings: SettingsDep,
-    wait: bool = WaitParam,
+    submit: SubmitDep,
 ) -> Accepted:
     check_records(body.vectors, dataset)
     ids = [record.id or uuid.uuid4().hex for record in body.vectors]
@@ -87,7 +68,7 @@ async def upsert_vectors(
             metadata=[record.metadata or {} for record in body.vectors],
         ),
     )
-    answer = await _submit(command, response, session, publisher, settings, wait)
+    answer = await submit(command, response)
     return answer.model_copy(update={"ids": ids})
 
 
@@ -96,10 +77,7 @@ async def delete_vectors(
     body: DeleteVectorsRequest,
     dataset: DatasetDep,
     response: Response,
-    session: SessionDep,
-    publisher: PublisherDep,
-    settings: SettingsDep,
-    wait: bool = WaitParam,
+    submit: SubmitDep,
 ) -> Accepted:
     if body.filter is not None:
         raise HTTPException(
@@ -108,7 +86,7 @@ async def delete_vectors(
     command = DeleteVectors(
         tenant=dataset.tenant, dataset=dataset.name, payload=DeleteVectorsPayload(ids=body.ids)
     )
-    return await _submit(command, response, session, publisher, settings, wait)
+    return await submit(command, response)
 
 
 @router.patch("/{vector_id}", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
@@ -117,10 +95,7 @@ async def update_metadata(
     body: MetadataPatch,
     dataset: DatasetDep,
     response: Response,
-    session: SessionDep,
-    publisher: PublisherDep,
-    settings: SettingsDep,
-    wait: bool = WaitParam,
+    submit: SubmitDep,
 ) -> Accepted:
     if problems := metadata_problems(body.metadata, dataset.metadata_schema, ("metadata",)):
         raise RequestValidationError(problems)
@@ -129,4 +104,4 @@ async def update_metadata(
         dataset=dataset.name,
         payload=UpdateMetadataPayload(id=vector_id, metadata=body.metadata, merge=body.merge),
     )
-    return await _submit(command, response, session, publisher, settings, wait)
+    return await submit(command, response)
