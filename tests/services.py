@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from typing import NoReturn
 
 import pytest
@@ -37,12 +38,18 @@ def docker_answers() -> bool:
 
 
 @contextlib.contextmanager
-def kafka() -> Iterator[str]:
-    if url := os.environ.get("TRIBUTARY_TEST_KAFKA_BOOTSTRAP"):
+def _service(name: str, variable: str, container: Callable[[], AbstractContextManager[str]]) -> Iterator[str]:
+    if url := os.environ.get(variable):
         yield url
         return
     if not docker_answers():
-        unavailable("Kafka")
+        unavailable(name)
+    with container() as url:
+        yield url
+
+
+@contextlib.contextmanager
+def _kafka_container() -> Iterator[str]:
     from testcontainers.kafka import KafkaContainer
 
     with KafkaContainer("apache/kafka:4.1.1").with_kraft() as container:
@@ -50,12 +57,7 @@ def kafka() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def redis() -> Iterator[str]:
-    if url := os.environ.get("TRIBUTARY_TEST_REDIS_URL"):
-        yield url
-        return
-    if not docker_answers():
-        unavailable("Redis")
+def _redis_container() -> Iterator[str]:
     from testcontainers.redis import RedisContainer
 
     with RedisContainer("redis:7") as container:
@@ -63,13 +65,20 @@ def redis() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def postgres() -> Iterator[str]:
-    if url := os.environ.get("TRIBUTARY_TEST_DATABASE_URL"):
-        yield url
-        return
-    if not docker_answers():
-        unavailable("PostgreSQL")
+def _postgres_container() -> Iterator[str]:
     from testcontainers.postgres import PostgresContainer
 
     with PostgresContainer("postgres:16", driver="asyncpg") as container:
         yield container.get_connection_url()
+
+
+def kafka() -> AbstractContextManager[str]:
+    return _service("Kafka", "TRIBUTARY_TEST_KAFKA_BOOTSTRAP", _kafka_container)
+
+
+def redis() -> AbstractContextManager[str]:
+    return _service("Redis", "TRIBUTARY_TEST_REDIS_URL", _redis_container)
+
+
+def postgres() -> AbstractContextManager[str]:
+    return _service("PostgreSQL", "TRIBUTARY_TEST_DATABASE_URL", _postgres_container)
