@@ -33,7 +33,7 @@ from events.domain import (
     event_for,
     parse_event,
 )
-from events.envelope import Envelope, TraceContext
+from events.envelope import Envelope, Part, TraceContext
 from events.names import Name
 from events.topics import Topics, partition_key
 from events.vectors import Float32Matrix
@@ -60,6 +60,7 @@ __all__ = [
     "MetadataUpdatedPayload",
     "Metric",
     "Name",
+    "Part",
     "Topics",
     "TraceContext",
     "UpdateMetadata",

@@ -108,6 +108,8 @@ def event_for(command: Envelope, event_type: type[E], payload: BaseModel) -> E:
             "idempotency_key": command.idempotency_key,
             "causation_id": command.id,
             "trace": command.trace,
+            "operation_id": command.operation,
+            "part": command.part,
             "payload": payload,
         }
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from events.names import Name
 
@@ -21,6 +21,25 @@ class TraceContext(BaseModel):
 
     traceparent: str | None = None
     tracestate: str | None = None
+
+
+class Part(BaseModel):
+    """Where a command sits in a request that was split into several commands (published in one transaction)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    index: int = Field(ge=0)
+    count: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _within(self) -> Part:
+        if self.index >= self.count:
+            raise ValueError(f"part index {self.index} is not below the part count {self.count}")
+        return self
+
+    @property
+    def last(self) -> bool:
+        return self.index == self.count - 1
 
 
 class Envelope(BaseModel):
@@ -39,3 +58,14 @@ class Envelope(BaseModel):
         default=None, description="For a domain event: the id of the command that caused it"
     )
     trace: TraceContext = Field(default_factory=TraceContext)
+    operation_id: UUID | None = Field(
+        default=None,
+        description="The request this message belongs to, where that is not `id` (or, for an event, "
+        "`causation_id`): the parts of a split request share it",
+    )
+    part: Part | None = Field(default=None, description="Set on the parts of a split request")
+
+    @property
+    def operation(self) -> UUID:
+        """The operation id a client sees for this message."""
+        return self.operation_id or self.causation_id or self.id

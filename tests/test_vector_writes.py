@@ -18,7 +18,7 @@ from tributary.app import create_app
 from tributary.db.models import BusCommandRow
 from tributary.settings import Settings
 from tributary.storage import DatasetStore
-from workers.applier import apply_command
+from workers.applier import apply_commands
 
 
 def stored(settings: Settings, dataset: str) -> dict[str, tuple[list[float], dict[str, object]]]:
@@ -129,15 +129,17 @@ async def test_nan_and_unknown_dataset_are_refused(embedded_settings: Settings) 
 
 def test_a_redelivered_upsert_is_recognised_and_not_applied_twice(tmp_path: Path) -> None:
     store = DatasetStore(str(tmp_path))
-    apply_command(CreateDataset(tenant="t", dataset="d", payload=CreateDatasetPayload(dimensions=2)), store)
+    apply_commands(
+        [CreateDataset(tenant="t", dataset="d", payload=CreateDatasetPayload(dimensions=2))], store
+    )
     upsert = UpsertVectors(
         tenant="t",
         dataset="d",
         payload=UpsertVectorsPayload(ids=["a", "b"], vectors=[[1, 2], [3, 4]]),  # type: ignore[arg-type]
     )
-    (first,) = apply_command(upsert, store)
+    (first,) = apply_commands([upsert], store)
     # A new store is a restarted worker: it knows only what DeepLake committed.
-    (again,) = apply_command(upsert, DatasetStore(str(tmp_path)))
+    (again,) = apply_commands([upsert], DatasetStore(str(tmp_path)))
     assert isinstance(first, VectorsUpserted) and isinstance(again, VectorsUpserted)
     assert first.id == again.id and again.payload.vector_count == 2
     assert len(deeplake.open_read_only(str(tmp_path / "t" / "d"))) == 2

@@ -14,6 +14,7 @@ from tributary.db.session import engine_for, make_sessionmaker
 from tributary.kafka import declare_channels, make_broker
 from tributary.settings import Settings
 from tributary.storage import DatasetStore
+from workers.fencing import PartitionFence
 from workers.kafka_entrypoints import register_applier, register_projector
 
 
@@ -21,8 +22,10 @@ def documented_broker(settings: Settings) -> KafkaBroker:
     """A broker with every channel and subscriber of the distributed deployment registered (not connected)."""
     broker = make_broker(settings, client_id="tributary-docs")
     channels = declare_channels(broker, Topics(settings.topic_prefix))
-    register_applier(broker, channels, DatasetStore(settings.resolved_storage_root))
-    register_projector(broker, channels, make_sessionmaker(engine_for(settings)))
+    sessions = make_sessionmaker(engine_for(settings))
+    store = DatasetStore(settings.resolved_storage_root)
+    register_applier(broker, channels, store, PartitionFence(sessions, channels.topics.commands, "docs"))
+    register_projector(broker, channels, sessions)
     return broker
 
 
@@ -34,7 +37,7 @@ def asyncapi_document(settings: Settings) -> dict[str, Any]:
         description=(
             "Commands (imperative, keyed by '<tenant>/<dataset>'), domain events (past tense, published after the "
             "DeepLake commit) and dead letters. Every message is one JSON envelope: id, type, schema_version, "
-            "tenant, dataset, occurred_at, idempotency_key, causation_id, trace, payload."
+            "tenant, dataset, occurred_at, idempotency_key, causation_id, trace, operation_id, part, payload."
         ),
         schema_version="3.0.0",
     )

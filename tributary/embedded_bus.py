@@ -11,22 +11,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 
 from pydantic import ValidationError
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from events import Command, DomainEvent, parse_command, parse_event, partition_key
 from tributary.bus import ConsistencyToken
 from tributary.db.models import BusCommandRow, BusEventRow
 from tributary.storage import DatasetStore
-from workers.applier import apply_command
+from workers.isolation import MAX_ATTEMPTS, apply_batch
 from workers.projector import project_event
 
 log = logging.getLogger(__name__)
 
 PENDING, DONE, DEAD = "pending", "done", "dead"
-BATCH = 100
+BATCH = 500
 
 
 class EmbeddedBus:
@@ -37,6 +38,7 @@ class EmbeddedBus:
         self._applied = asyncio.Condition()
         self._applied_seq = 0
         self._task: asyncio.Task[None] | None = None
+        self._failures: dict[int, int] = {}
 
     async def publish(self, command: Command) -> ConsistencyToken:
         async with self._sessions.begin() as session:
@@ -110,38 +112,47 @@ class EmbeddedBus:
                     .limit(BATCH)
                 )
             ).all()
-        for seq, body in rows:
-            try:
-                await self._apply_one(seq, body)
-            except Exception:
-                # The command stays pending and is retried; a bug must not spin the loop at full speed.
-                log.exception("embedded bus: applying command %s failed; retrying", seq)
-                await asyncio.sleep(1.0)
-                return len(rows)
-            async with self._applied:
-                self._applied_seq = seq
-                self._applied.notify_all()
+        if not rows:
+            return 0
+        first = rows[0].seq
+        try:
+            await self._apply_rows(rows, give_up=self._failures.get(first, 0) + 1 >= MAX_ATTEMPTS)
+        except Exception:
+            # The commands stay pending and are retried; a bug must not spin the loop at full speed.
+            self._failures[first] = self._failures.get(first, 0) + 1
+            log.exception("embedded bus: applying commands from %s failed; retrying", first)
+            await asyncio.sleep(1.0)
+            return len(rows)
+        self._failures.pop(first, None)
+        async with self._applied:
+            self._applied_seq = rows[-1].seq
+            self._applied.notify_all()
         return len(rows)
 
-    async def _apply_one(self, seq: int, body: str) -> None:
-        try:
-            command = parse_command(body)
-        except ValidationError as exc:
-            await self._mark(seq, DEAD, f"unreadable command: {exc}")
-            return
-        events = await asyncio.to_thread(apply_command, command, self._store)
+    async def _apply_rows(self, rows: Sequence[Row[int, str]], *, give_up: bool) -> None:
+        commands: list[tuple[int, Command]] = []
+        unreadable: dict[int, str] = {}
+        for seq, body in rows:
+            try:
+                commands.append((seq, parse_command(body)))
+            except ValidationError as exc:
+                unreadable[seq] = f"unreadable command: {exc}"
+        outcome = await asyncio.to_thread(apply_batch, [c for _, c in commands], self._store, give_up=give_up)
+        poisoned = {commands[index][0]: reason for index, reason in outcome.poisoned}
         async with self._sessions.begin() as session:
-            for event in events:
+            for event in outcome.events:
                 session.add(
                     BusEventRow(
                         key=partition_key(event.tenant, event.dataset).decode(), body=event.model_dump_json()
                     )
                 )
                 await project_event(event, session)
-            await session.execute(update(BusCommandRow).where(BusCommandRow.seq == seq).values(status=DONE))
-
-    async def _mark(self, seq: int, status: str, reason: str) -> None:
-        async with self._sessions.begin() as session:
+            for seq, reason in {**unreadable, **poisoned}.items():
+                await session.execute(
+                    update(BusCommandRow).where(BusCommandRow.seq == seq).values(status=DEAD, reason=reason)
+                )
             await session.execute(
-                update(BusCommandRow).where(BusCommandRow.seq == seq).values(status=status, reason=reason)
+                update(BusCommandRow)
+                .where(BusCommandRow.seq.in_([seq for seq, _ in rows]), BusCommandRow.status == PENDING)
+                .values(status=DONE)
             )

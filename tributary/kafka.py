@@ -118,6 +118,12 @@ def consumer_record(message: KafkaMessage) -> ConsumerRecord[bytes, bytes]:
     return cast("ConsumerRecord[bytes, bytes]", message.raw_message)
 
 
+def consumer_records(message: KafkaMessage) -> tuple[ConsumerRecord[bytes, bytes], ...]:
+    """The aiokafka records behind a FastStream message of a batch subscriber."""
+    raw = message.raw_message
+    return raw if isinstance(raw, tuple) else (raw,)
+
+
 async def publish_dead_letter(channels: Channels, reason: str, record: ConsumerRecord[bytes, bytes]) -> None:
     letter = DeadLetter(
         reason=reason,

@@ -17,9 +17,9 @@ from events.commands import FieldType, Metric
 
 SPEC_KEY = "tributary_spec"
 LEDGER_KEY = "tributary_applied"
-# Redelivery only repeats the newest commands of a partition (those whose offsets were not committed yet),
-# so a ledger of the last thousand commands per dataset recognises every redelivered one.
-LEDGER_SIZE = 1000
+# Redelivery only repeats the newest commands of a partition (those whose offsets were not committed yet, at
+# most one applier batch), so a ledger of the last few thousand commands per dataset recognises every one.
+LEDGER_SIZE = 4000
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,10 @@ class DatasetStore:
     def forget(self, tenant: str, dataset: str) -> None:
         """Drop a writer after a failed apply, so the next one reopens the dataset at its last commit."""
         self._writers.pop(self.url(tenant, dataset), None)
+
+    def forget_all(self) -> None:
+        """Drop every writer: after a rebalance another worker may have committed to any of them."""
+        self._writers.clear()
 
     def url(self, tenant: str, dataset: str) -> str:
         # Tenant and dataset are validated names (no dots or slashes), so this cannot escape the root.
@@ -120,6 +124,8 @@ class DatasetWriter:
         # DeepLake metadata has no .get()
         applied = self._ds.metadata[LEDGER_KEY] if LEDGER_KEY in self._ds.metadata else []  # noqa: SIM401
         self._ledger: list[str] = [str(c) for c in applied]
+        self._pending: list[str] = []
+        self._known = set(self._ledger)
         self._rows = self._read_rows()
 
     def _read_rows(self) -> dict[str, int]:
@@ -135,7 +141,13 @@ class DatasetWriter:
         return str(self._ds.version)
 
     def already_applied(self, command_id: str) -> bool:
-        return command_id in self._ledger
+        """Committed before, or applied earlier in the batch that is being built."""
+        return command_id in self._known
+
+    def applied(self, command_id: str) -> None:
+        """Record a command as part of the next commit."""
+        self._pending.append(command_id)
+        self._known.add(command_id)
 
     def upsert(
         self,
@@ -185,8 +197,15 @@ class DatasetWriter:
     def set_metadata(self, vector_id: str, metadata: dict[str, Any]) -> None:
         self._ds["metadata"][self._rows[vector_id]] = metadata
 
-    def commit(self, command_id: str) -> str:
-        self._ledger = [*self._ledger, command_id][-LEDGER_SIZE:]
-        self._ds.metadata[LEDGER_KEY] = self._ledger
-        self._ds.commit(f"apply {command_id}")
+    @property
+    def dirty(self) -> bool:
+        return bool(self._pending)
+
+    def commit(self) -> str:
+        """Commit the data of every command recorded since the last commit, with their ids in the ledger, in
+        one DeepLake commit: a crash leaves all of them applied or none."""
+        ledger = [*self._ledger, *self._pending][-LEDGER_SIZE:]
+        self._ds.metadata[LEDGER_KEY] = ledger
+        self._ds.commit(f"apply {len(self._pending)} commands, last {self._pending[-1]}")
+        self._ledger, self._pending, self._known = ledger, [], set(ledger)
         return self.version

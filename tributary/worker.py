@@ -12,6 +12,7 @@ from tributary.db.session import engine_for, make_sessionmaker
 from tributary.kafka import declare_channels, ensure_topics, make_broker
 from tributary.settings import Settings
 from tributary.storage import DatasetStore
+from workers.fencing import PartitionFence, holder_name
 from workers.kafka_entrypoints import register_applier, register_projector
 
 log = logging.getLogger(__name__)
@@ -24,10 +25,12 @@ async def run_worker(settings: Settings, role: WorkerRole, stop: asyncio.Event |
     broker = make_broker(settings, client_id=f"tributary-{role}")
     channels = declare_channels(broker, Topics(settings.topic_prefix))
     engine = engine_for(settings)
+    sessions = make_sessionmaker(engine)
     if role == "applier":
-        register_applier(broker, channels, DatasetStore(settings.resolved_storage_root))
+        fence = PartitionFence(sessions, channels.topics.commands, holder_name())
+        register_applier(broker, channels, DatasetStore(settings.resolved_storage_root), fence)
     else:
-        register_projector(broker, channels, make_sessionmaker(engine))
+        register_projector(broker, channels, sessions)
     await ensure_topics(settings)
     await broker.start()
     log.info("%s running against %s", role, settings.kafka_bootstrap)

@@ -1,11 +1,15 @@
 """Applier handlers: plain functions from a command to the domain events it caused, over the write model.
 
-Transport-free: the Kafka entrypoint and the embedded bus both call `apply_command`. Handlers are
+Transport-free: the Kafka entrypoint and the embedded bus both call `apply_commands` with a batch. Handlers are
 idempotent, because delivery is at least once: a command handled again yields the same events (their ids
 derive from the command's).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from events import (
     Command,
@@ -35,20 +39,90 @@ VectorWrite = UpsertVectors | DeleteVectors | UpdateMetadata
 
 
 class Rejected(Exception):
-    """The command is valid but cannot be applied; the reason goes back to the client."""
+    """The command is valid but cannot be applied; the reason goes back to the client. Raised before the
+    command changed anything, so the batch it is part of goes on without it."""
 
 
-def apply_command(command: Command, store: DatasetStore) -> list[DomainEvent]:
+@dataclass
+class Effect:
+    """What a vector write did to the uncommitted dataset; its event is built once the commit gives a version."""
+
+    command: VectorWrite
+    ids: list[str]
+    metadata: dict[str, Any] | None = None
+    event: DomainEvent | None = None
+
+
+def apply_commands(commands: Sequence[Command], store: DatasetStore) -> list[DomainEvent]:
+    """Apply commands in order and return their events in the same order. The vector writes of one dataset
+    share one DeepLake commit (with their ids in its ledger); a dataset create or delete first commits the
+    writes before it. On an unexpected error nothing uncommitted survives: the writers are dropped and the
+    error propagates, and applying the same commands again is safe (committed ones are in the ledgers)."""
+    out: list[DomainEvent | Effect] = []
+    open_writes: dict[str, tuple[DatasetWriter, list[Effect]]] = {}
+
+    def flush(url: str) -> None:
+        writer, effects = open_writes.pop(url)
+        if writer.dirty:
+            writer.commit()
+        for effect in effects:
+            effect.event = _vector_event(effect, writer)
+
     try:
-        match command:
-            case CreateDataset():
-                return [create_dataset(command, store)]
-            case DeleteDataset():
-                return [delete_dataset(command, store)]
-            case UpsertVectors() | DeleteVectors() | UpdateMetadata():
-                return [apply_vector_write(command, store)]
+        for command in commands:
+            url = store.url(command.tenant, command.dataset)
+            if isinstance(command, CreateDataset | DeleteDataset):
+                if url in open_writes:
+                    flush(url)
+                out.append(_lifecycle(command, store))
+                continue
+            if url not in open_writes:
+                writer = store.writer(command.tenant, command.dataset)
+                if writer is None:
+                    out.append(rejection(command, f"dataset {command.dataset!r} does not exist"))
+                    continue
+                open_writes[url] = (writer, [])
+            writer, effects = open_writes[url]
+            effect = _vector_write(command, writer)
+            if isinstance(effect, Effect):
+                effects.append(effect)
+            out.append(effect)
+        for url in list(open_writes):
+            flush(url)
+    except Exception:
+        store.forget_all()
+        raise
+    return [_event_of(item) for item in out]
+
+
+def _event_of(item: DomainEvent | Effect) -> DomainEvent:
+    if not isinstance(item, Effect):
+        return item
+    if item.event is None:
+        raise RuntimeError("a vector write was not flushed")
+    return item.event
+
+
+def _lifecycle(command: CreateDataset | DeleteDataset, store: DatasetStore) -> DomainEvent:
+    try:
+        if isinstance(command, CreateDataset):
+            return create_dataset(command, store)
+        return delete_dataset(command, store)
     except Rejected as exc:
-        return [rejection(command, str(exc))]
+        return rejection(command, str(exc))
+
+
+def _vector_write(command: VectorWrite, writer: DatasetWriter) -> Effect | DomainEvent:
+    command_id = str(command.id)
+    if writer.already_applied(command_id):
+        # Redelivered after its commit (or twice in one batch): announce it again (same event id), once.
+        return Effect(command, ids=_requested_ids(command), metadata=_stored_metadata(command, writer))
+    try:
+        effect = _write(command, writer)
+    except Rejected as exc:
+        return rejection(command, str(exc))
+    writer.applied(command_id)
+    return effect
 
 
 def rejection(command: Command, reason: str) -> CommandRejected:
@@ -91,25 +165,7 @@ def delete_dataset(command: DeleteDataset, store: DatasetStore) -> DatasetDelete
     return event_for(command, DatasetDeleted, DatasetDeletedPayload())
 
 
-def apply_vector_write(command: VectorWrite, store: DatasetStore) -> DomainEvent:
-    writer = store.writer(command.tenant, command.dataset)
-    if writer is None:
-        raise Rejected(f"dataset {command.dataset!r} does not exist")
-    command_id = str(command.id)
-    if writer.already_applied(command_id):
-        # Redelivered after its commit: the data is there; announce it again (same event id) and move on.
-        return _vector_event(command, writer, changed=None)
-    try:
-        changed = _write(command, writer)
-        writer.commit(command_id)
-    except Exception:
-        # Uncommitted changes must not leak into the next command's commit: reopen at the last commit.
-        store.forget(command.tenant, command.dataset)
-        raise
-    return _vector_event(command, writer, changed)
-
-
-def _write(command: VectorWrite, writer: DatasetWriter) -> list[str]:
+def _write(command: VectorWrite, writer: DatasetWriter) -> Effect:
     match command:
         case UpsertVectors(payload=p):
             if p.vectors.shape[1] != writer.spec.dimensions:
@@ -117,21 +173,38 @@ def _write(command: VectorWrite, writer: DatasetWriter) -> list[str]:
                     f"vectors have {p.vectors.shape[1]} dimensions, the dataset has {writer.spec.dimensions}"
                 )
             writer.upsert(p.ids, p.vectors, p.texts, p.metadata)
-            return p.ids
+            return Effect(command, ids=p.ids)
         case DeleteVectors(payload=p):
             if p.ids is None:
                 raise Rejected("delete by filter is not supported yet; delete by ids")
-            return writer.delete(p.ids)
+            return Effect(command, ids=writer.delete(p.ids))
         case UpdateMetadata(payload=p):
             stored = writer.metadata_of(p.id)
             if stored is None:
                 raise Rejected(f"vector {p.id!r} does not exist")
-            writer.set_metadata(p.id, {**stored, **p.metadata} if p.merge else dict(p.metadata))
+            metadata = {**stored, **p.metadata} if p.merge else dict(p.metadata)
+            writer.set_metadata(p.id, metadata)
+            return Effect(command, ids=[p.id], metadata=metadata)
+
+
+def _requested_ids(command: VectorWrite) -> list[str]:
+    match command:
+        case UpsertVectors(payload=p):
+            return p.ids
+        case DeleteVectors(payload=p):
+            return list(p.ids or [])
+        case UpdateMetadata(payload=p):
             return [p.id]
 
 
-def _vector_event(command: VectorWrite, writer: DatasetWriter, changed: list[str] | None) -> DomainEvent:
-    version, count = writer.version, writer.count
+def _stored_metadata(command: VectorWrite, writer: DatasetWriter) -> dict[str, Any] | None:
+    if isinstance(command, UpdateMetadata):
+        return writer.metadata_of(command.payload.id) or {}
+    return None
+
+
+def _vector_event(effect: Effect, writer: DatasetWriter) -> DomainEvent:
+    command, version, count = effect.command, writer.version, writer.count
     match command:
         case UpsertVectors(payload=p):
             return event_for(
@@ -139,18 +212,17 @@ def _vector_event(command: VectorWrite, writer: DatasetWriter, changed: list[str
                 VectorsUpserted,
                 VectorsUpsertedPayload(ids=p.ids, metadata=p.metadata, version=version, vector_count=count),
             )
-        case DeleteVectors(payload=p):
-            deleted = changed if changed is not None else list(p.ids or [])
+        case DeleteVectors():
             return event_for(
                 command,
                 VectorsDeleted,
-                VectorsDeletedPayload(ids=deleted, version=version, vector_count=count),
+                VectorsDeletedPayload(ids=effect.ids, version=version, vector_count=count),
             )
         case UpdateMetadata(payload=p):
             return event_for(
                 command,
                 MetadataUpdated,
                 MetadataUpdatedPayload(
-                    id=p.id, metadata=writer.metadata_of(p.id) or {}, version=version, vector_count=count
+                    id=p.id, metadata=effect.metadata or {}, version=version, vector_count=count
                 ),
             )

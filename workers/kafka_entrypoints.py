@@ -9,52 +9,107 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
+from typing import TypeAlias
 
+from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from events import CommandRejected, parse_command, parse_event, partition_key
-from tributary.kafka import Channels, consumer_record, json_headers, publish_dead_letter
+from events import Command, CommandRejected, DomainEvent, parse_command, parse_event, partition_key
+from tributary.kafka import Channels, consumer_record, consumer_records, json_headers, publish_dead_letter
 from tributary.storage import DatasetStore
-from workers.applier import apply_command
+from workers.fencing import Fenced, FencingListener, PartitionFence
+from workers.isolation import MAX_ATTEMPTS, apply_batch
 from workers.projector import project_event
 
 log = logging.getLogger(__name__)
 
+Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
 
-def register_applier(broker: KafkaBroker, channels: Channels, store: DatasetStore) -> None:
+# Commands per batch: one DeepLake commit per dataset per batch. The ledger of applied command ids
+# (storage.LEDGER_SIZE) must hold more than a batch, since a crash redelivers at most one.
+BATCH_RECORDS = 500
+
+
+def register_applier(
+    broker: KafkaBroker, channels: Channels, store: DatasetStore, fence: PartitionFence
+) -> None:
     topics = channels.topics
+    failures: dict[tuple[int, int], int] = {}
 
     @broker.subscriber(
         topics.commands,
+        batch=True,
+        max_records=BATCH_RECORDS,
+        batch_timeout_ms=50,
         group_id=f"{topics.prefix}.applier",
         auto_offset_reset="earliest",
         isolation_level="read_committed",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_partition_fetch_bytes=32 * 1024 * 1024,
+        listener=FencingListener(fence, store),
         title=f"{topics.commands}:applier",
-        description="Applies commands to DeepLake, one writer per dataset, then publishes the domain events.",
+        description="Applies commands to DeepLake in batches, one writer per dataset (fenced), then "
+        "publishes the domain events.",
     )
-    async def on_command(message: KafkaMessage) -> None:
-        # The body is decoded here, not by FastStream, so an unreadable one is dead-lettered, not retried.
-        record = consumer_record(message)
-        try:
-            command = parse_command(message.body)
-        except ValidationError as exc:
-            log.warning("dead-lettering an unreadable command at offset %s: %s", record.offset, exc)
-            await publish_dead_letter(channels, f"invalid command: {exc}", record)
+    async def on_commands(message: KafkaMessage) -> None:
+        records = consumer_records(message)
+        if not records:
             return
-        events = await asyncio.to_thread(apply_command, command, store)
-        for event in events:
-            await channels.events.publish(
-                event.model_dump_json().encode(),
-                key=partition_key(event.tenant, event.dataset),
-                headers=json_headers(event.type),
+        # Bodies are decoded here, not by FastStream, so an unreadable one is dead-lettered, not retried.
+        readable: list[tuple[Record, Command]] = []
+        unreadable: list[tuple[Record, str]] = []
+        for record in records:
+            try:
+                readable.append((record, parse_command(record.value or b"")))
+            except ValidationError as exc:
+                unreadable.append((record, f"invalid command: {exc}"))
+        first = (records[0].partition, records[0].offset)
+        attempt = failures.get(first, 0) + 1
+        try:
+            async with fence.holding({record.partition for record in records}):
+                outcome = await asyncio.to_thread(
+                    apply_batch, [c for _, c in readable], store, give_up=attempt >= MAX_ATTEMPTS
+                )
+        except Fenced as exc:
+            log.warning("not applying a batch: %s", exc)
+            raise
+        except Exception:
+            failures[first] = attempt
+            # Back off before the batch is delivered again, so an outage does not spin the worker.
+            await asyncio.sleep(min(2.0 * attempt, 10.0))
+            raise
+        failures.pop(first, None)
+        await _publish_events(channels, outcome.events)
+        by_command = {str(command.id): record for record, command in readable}
+        letters = [
+            (by_command[str(event.causation_id)], event.payload.reason)
+            for event in outcome.events
+            if isinstance(event, CommandRejected) and str(event.causation_id) in by_command
+        ]
+        for record, reason in [*unreadable, *letters]:
+            log.warning(
+                "dead-lettering offset %s of partition %s: %s", record.offset, record.partition, reason
             )
-            if isinstance(event, CommandRejected):
-                await publish_dead_letter(channels, event.payload.reason, record)
+            await publish_dead_letter(channels, reason, record)
+
+
+async def _publish_events(channels: Channels, events: Sequence[DomainEvent]) -> None:
+    # Enqueue in order, then wait for all acknowledgements: per-dataset order is kept (one partition, an
+    # idempotent producer) without a round trip per event.
+    pending = [
+        await channels.events.publish(
+            event.model_dump_json().encode(),
+            key=partition_key(event.tenant, event.dataset),
+            headers=json_headers(event.type),
+            no_confirm=True,
+        )
+        for event in events
+    ]
+    await asyncio.gather(*pending)
 
 
 def register_projector(

@@ -53,7 +53,7 @@ async def _dataset_created(event: DatasetCreated, session: AsyncSession) -> None
 async def _operation_outcome(event: DomainEvent, session: AsyncSession) -> None:
     if event.causation_id is None:
         return
-    op_id = str(event.causation_id)
+    op_id = str(event.operation)
     row = (await session.execute(select(OperationRow).where(OperationRow.id == op_id))).scalar_one_or_none()
     if row is None:
         # A command published straight to Kafka has no accepted row yet; its outcome still counts.
@@ -63,7 +63,9 @@ async def _operation_outcome(event: DomainEvent, session: AsyncSession) -> None:
         session.add(row)
     if isinstance(event, CommandRejected):
         row.status, row.reason = "rejected", event.payload.reason
-    elif row.status != "rejected":
+    elif row.status != "rejected" and (event.part is None or event.part.last):
+        # The parts of a split request are applied in order (one partition), so the last one's event
+        # means all are; a rejected part keeps the whole request rejected.
         row.status = "applied"
 
 

@@ -46,6 +46,10 @@ class OperationRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     consistency_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Set when the request carried an Idempotency-Key (the row's id then derives from it): a retry with the
+    # same key and the same body gets `ids` back with the first answer, a different body is refused.
+    request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    ids: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
@@ -72,3 +76,18 @@ class BusEventRow(Base):
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     key: Mapped[str] = mapped_column(String(160))
     body: Mapped[str] = mapped_column(Text)
+
+
+class WriterLeaseRow(Base):
+    """Who may write the datasets of one command-topic partition. The token grows at every assignment; an
+    applier commits to DeepLake only while holding this row locked with the token it was given."""
+
+    __tablename__ = "writer_leases"
+
+    topic: Mapped[str] = mapped_column(String(255), primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255))
+    token: Mapped[int] = mapped_column(BigInteger)
+    acquired_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
