@@ -50,7 +50,7 @@ async def test_acknowledged_command_is_applied_after_a_crash_before_applying(
     # The bus logs the command and acknowledges it, and the process "dies" before the applier runs.
     stopped = EmbeddedBus(make_sessionmaker(engine), DatasetStore(embedded_settings.resolved_storage_root))
     command = CreateDataset(tenant="default", dataset="kept", payload=CreateDatasetPayload(dimensions=3))
-    token = await stopped.publish(command)
+    token = await stopped.publish([command])
     await engine.dispose()
 
     app = create_app(embedded_settings)

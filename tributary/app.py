@@ -55,7 +55,9 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
                 await ensure_topics(settings)
                 await broker.connect()
                 stack.push_async_callback(broker.stop)
-                app.state.publisher = KafkaCommandPublisher(channels)
+                publisher = KafkaCommandPublisher(channels, settings)
+                stack.push_async_callback(publisher.close)
+                app.state.publisher = publisher
                 app.state.readiness["kafka"] = lambda: broker.ping(timeout=1.0)
             if settings.redis_url:
                 redis = Redis.from_url(settings.redis_url)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -28,6 +29,7 @@ class ConsistencyToken:
 
 
 class CommandPublisher(Protocol):
-    async def publish(self, command: Command) -> ConsistencyToken:
-        """Durably hand over one command; returns only once it cannot be lost."""
+    async def publish(self, commands: Sequence[Command]) -> ConsistencyToken:
+        """Durably hand over the commands of one request, all or none (in order, on one partition: they share
+        a dataset); returns the token of the last one, only once none can be lost."""
         ...

@@ -40,16 +40,19 @@ class EmbeddedBus:
         self._task: asyncio.Task[None] | None = None
         self._failures: dict[int, int] = {}
 
-    async def publish(self, command: Command) -> ConsistencyToken:
+    async def publish(self, commands: Sequence[Command]) -> ConsistencyToken:
         async with self._sessions.begin() as session:
-            row = BusCommandRow(
-                key=partition_key(command.tenant, command.dataset).decode(),
-                body=command.model_dump_json(),
-                status=PENDING,
-            )
-            session.add(row)
+            rows = [
+                BusCommandRow(
+                    key=partition_key(command.tenant, command.dataset).decode(),
+                    body=command.model_dump_json(),
+                    status=PENDING,
+                )
+                for command in commands
+            ]
+            session.add_all(rows)
             await session.flush()
-            seq = row.seq
+            seq = rows[-1].seq
         self._wake.set()
         return ConsistencyToken(partition=0, offset=seq)
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker, KafkaMessage
@@ -74,16 +77,58 @@ def json_headers(message_type: str) -> dict[str, str]:
 
 
 class KafkaCommandPublisher:
-    def __init__(self, channels: Channels) -> None:
-        self._channels = channels
+    """Publishes a request's commands: one through the idempotent producer, several (a split request) in one
+    Kafka transaction, so read_committed consumers see all of them or none."""
 
-    async def publish(self, command: Command) -> ConsistencyToken:
-        metadata = await self._channels.commands.publish(
-            command.model_dump_json().encode(),
-            key=partition_key(command.tenant, command.dataset),
-            headers=json_headers(command.type),
-        )
-        return ConsistencyToken(partition=metadata.partition, offset=metadata.offset)
+    def __init__(self, channels: Channels, settings: Settings) -> None:
+        self._channels = channels
+        self._settings = settings
+        self._transactional: AIOKafkaProducer | None = None
+        # One transaction at a time per producer; split requests are the large, rare ones.
+        self._lock = asyncio.Lock()
+
+    async def publish(self, commands: Sequence[Command]) -> ConsistencyToken:
+        if len(commands) == 1:
+            metadata = await self._channels.commands.publish(
+                commands[0].model_dump_json().encode(),
+                key=partition_key(commands[0].tenant, commands[0].dataset),
+                headers=json_headers(commands[0].type),
+            )
+            return ConsistencyToken(partition=metadata.partition, offset=metadata.offset)
+        async with self._lock:
+            producer = await self._producer()
+            async with producer.transaction():
+                pending = [
+                    await producer.send(
+                        self._channels.topics.commands,
+                        command.model_dump_json().encode(),
+                        key=partition_key(command.tenant, command.dataset),
+                        headers=[(k, v.encode()) for k, v in json_headers(command.type).items()],
+                    )
+                    for command in commands
+                ]
+            last = await pending[-1]
+        return ConsistencyToken(partition=last.partition, offset=last.offset)
+
+    async def _producer(self) -> AIOKafkaProducer:
+        if self._transactional is None:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self._settings.kafka_bootstrap,
+                client_id="tributary-command-api",
+                # Unique per process: each API replica is its own transactional producer.
+                transactional_id=f"tributary-command-api-{uuid.uuid4().hex}",
+                enable_idempotence=True,
+                acks="all",
+                max_request_size=MAX_MESSAGE_BYTES,
+            )
+            await producer.start()
+            self._transactional = producer
+        return self._transactional
+
+    async def close(self) -> None:
+        if self._transactional is not None:
+            await self._transactional.stop()
+            self._transactional = None
 
 
 async def ensure_topics(settings: Settings) -> None:

@@ -35,6 +35,13 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:9092"
     topic_prefix: str = Field(default="tributary", pattern=r"^[A-Za-z0-9._-]{1,100}$")
     command_partitions: int = Field(default=8, ge=1)
+    command_part_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=64 * 1024,
+        le=32 * 1024 * 1024,
+        description="Larger upserts are split into commands of at most this size, published in one "
+        "transaction; keep it under the command topic's max.message.bytes",
+    )
     topic_replication: int = Field(default=1, ge=1, description="Replication factor of topics we create")
     redis_url: str | None = None
     host: str = "127.0.0.1"

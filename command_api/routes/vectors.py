@@ -68,8 +68,7 @@ async def upsert_vectors(
             metadata=[record.metadata or {} for record in body.vectors],
         ),
     )
-    answer = await submit(command, response)
-    return answer.model_copy(update={"ids": ids})
+    return await submit(command, response, ids)
 
 
 @router.post("/delete", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)

@@ -1,0 +1,44 @@
+"""Splitting a large upsert into commands that fit a Kafka message, published together as one request."""
+
+from __future__ import annotations
+
+import math
+from uuid import NAMESPACE_URL, uuid5
+
+from events import Command, Part, UpsertVectors, UpsertVectorsPayload
+
+
+def split_command(command: Command, max_bytes: int) -> list[Command]:
+    """The command itself when its JSON fits in `max_bytes`, else upsert parts that each fit. The parts share
+    the command's id as their operation id; their own ids derive from it, so a retried split yields the same
+    commands."""
+    size = len(command.model_dump_json())
+    if size <= max_bytes or not isinstance(command, UpsertVectors) or len(command.payload.ids) < 2:
+        return [command]
+    rows = len(command.payload.ids)
+    count = min(rows, math.ceil(size / max_bytes))
+    while True:
+        parts = [_part(command, index, count) for index in range(count)]
+        if count == rows or all(len(part.model_dump_json()) <= max_bytes for part in parts):
+            return list(parts)
+        count = min(rows, count * 2)
+
+
+def _part(command: UpsertVectors, index: int, count: int) -> UpsertVectors:
+    p = command.payload
+    rows = len(p.ids)
+    start, stop = rows * index // count, rows * (index + 1) // count
+    payload = UpsertVectorsPayload(
+        ids=p.ids[start:stop],
+        vectors=p.vectors[start:stop],
+        texts=p.texts[start:stop] if p.texts is not None else None,
+        metadata=p.metadata[start:stop] if p.metadata is not None else None,
+    )
+    return command.model_copy(
+        update={
+            "id": uuid5(NAMESPACE_URL, f"tributary:{command.id}:part:{index}"),
+            "operation_id": command.id,
+            "part": Part(index=index, count=count),
+            "payload": payload,
+        }
+    )
