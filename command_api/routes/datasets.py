@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Response, status
 
-from command_api.deps import SubmitDep
+from command_api.deps import SubmitDep, answer_retries_first
 from events import CreateDataset, CreateDatasetPayload, DeleteDataset
 from schemas.datasets import Accepted, CreateDatasetRequest
 from tributary.db.models import DatasetRow
 from tributary.deps import SessionDep, TenantDep
 
-router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
+router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"], dependencies=[Depends(answer_retries_first)])
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)

@@ -9,7 +9,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, Header, HTTPException, Response, status
 from fastapi.exceptions import RequestValidationError
 
-from command_api.deps import SubmitDep
+from command_api.deps import SubmitDep, answer_retries_first
 from command_api.validation import check_records, metadata_problems
 from events import (
     DeleteVectors,
@@ -35,7 +35,9 @@ def body_within_limit(content_length: Annotated[int | None, Header()] = None) ->
 
 
 router = APIRouter(
-    prefix="/api/v1/datasets/{dataset}/vectors", tags=["vectors"], dependencies=[Depends(body_within_limit)]
+    prefix="/api/v1/datasets/{dataset}/vectors",
+    tags=["vectors"],
+    dependencies=[Depends(body_within_limit), Depends(answer_retries_first)],
 )
 
 
