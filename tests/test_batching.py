@@ -3,6 +3,7 @@ a rejected or crashing command isolated from its neighbours, a duplicate applied
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import deeplake
@@ -23,7 +24,7 @@ from events import (
     VectorsDeleted,
     VectorsUpserted,
 )
-from tributary.storage import DatasetStore, DatasetWriter
+from tributary.storage import LEDGER_PREFIX, DatasetStore, DatasetWriter
 from workers.applier import apply_commands
 from workers.isolation import apply_batch
 
@@ -40,9 +41,12 @@ def ids_in(store: DatasetStore, dataset: str) -> list[str]:
     return [str(i) for i in ds["id"][:]]
 
 
-def apply_commits(store: DatasetStore, dataset: str) -> list[str]:
+def apply_commits(store: DatasetStore, dataset: str) -> list[list[str]]:
+    """The ledger each apply commit recorded."""
     history = deeplake.open_read_only(store.url("t", dataset)).history
-    return [v.message for v in history if v.message and v.message.startswith("apply")]
+    return [
+        json.loads(v.message[len(LEDGER_PREFIX) :]) for v in history if v.message.startswith(LEDGER_PREFIX)
+    ]
 
 
 @pytest.fixture
@@ -83,7 +87,7 @@ def test_a_batch_is_one_commit_per_dataset_and_keeps_order(store: DatasetStore) 
     assert events[4].payload.metadata == {"k": 1}  # type: ignore[union-attr]
     assert events[6].payload.metadata == {"k": 1, "j": 2}  # type: ignore[union-attr]
     assert isinstance(events[3], VectorsDeleted) and events[3].payload.ids == ["x"]
-    assert apply_commits(store, "a") == [f"apply 4 commands, last {batch[-1].id}"]
+    assert apply_commits(store, "a") == [[str(c.id) for c in (batch[0], batch[3], batch[4], batch[6])]]
     assert len(apply_commits(store, "b")) == 1
     assert ids_in(store, "a") == ["y"]
     ds = deeplake.open_read_only(store.url("t", "a"))
