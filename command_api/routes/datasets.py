@@ -9,8 +9,14 @@ from events import CreateDataset, CreateDatasetPayload, DeleteDataset
 from schemas.datasets import Accepted, CreateDatasetRequest
 from tributary.db.models import DatasetRow
 from tributary.deps import SessionDep, TenantDep
+from tributary.json_route import JSONRoute
 
-router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"], dependencies=[Depends(answer_retries_first)])
+router = APIRouter(
+    prefix="/api/v1/datasets",
+    tags=["datasets"],
+    dependencies=[Depends(answer_retries_first)],
+    route_class=JSONRoute,
+)
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)

@@ -23,6 +23,7 @@ from schemas.datasets import Accepted
 from schemas.vectors import DeleteVectorsRequest, MetadataPatch, UpsertVectorsRequest
 from tributary.db.models import DatasetRow
 from tributary.deps import SessionDep, TenantDep
+from tributary.json_route import JSONRoute
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 
@@ -38,6 +39,7 @@ router = APIRouter(
     prefix="/api/v1/datasets/{dataset}/vectors",
     tags=["vectors"],
     dependencies=[Depends(body_within_limit), Depends(answer_retries_first)],
+    route_class=JSONRoute,
 )
 
 
