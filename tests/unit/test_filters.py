@@ -396,28 +396,97 @@ def test_replace_delete_and_revive() -> None:
 
 
 def test_churn_is_compacted() -> None:
+    """Replacements leave dead array elements and unused strings behind; compacting them changes no answer."""
     columns = MetadataColumns()
-    columns.append([{"s": "first", "l": ["a", "b"]}, {"s": "kept", "l": ["kept"]}])
+    model: list[dict[str, Any]] = [
+        {"s": "first", "l": ["a", "b"]},
+        {"s": "kept", "l": ["kept", 7]},
+        {"s": "x"},
+    ]
+    columns.append(model)
+    filters: list[dict[str, Any]] = [
+        {"s": "kept"},
+        {"s": "value 4999"},
+        {"s": {"$match": "value"}},
+        {"s": {"$gt": "a"}},
+        {"l": {"$in": ["kept", 4999]}},
+        {"l": {"$contains": None}},
+        {"l": {"$lt": "item 5"}},
+        {"l": {"$match": "item"}},
+        {"l": 7},
+        {"l": "new"},
+        {"l": {"$exists": True}},
+    ]
+
+    def check() -> None:
+        for raw in filters:
+            assert mask(parse_filter(raw), columns).tolist() == [oracle(raw, row) for row in model], raw
+
     for i in range(5000):
-        columns.replace(0, {"s": f"value {i}", "l": [f"item {i}", i, None, "common"]})
-    column = columns.column(("s",))
+        model[0] = {"s": f"value {i}", "l": [f"item {i}", i, None, "common"]}
+        columns.replace(0, model[0])
+        if i % 700 == 0:
+            check()
+    check()
+    model[1] = {"s": "new", "l": ["new"]}
+    columns.replace(1, model[1])
+    check()
+    strings = columns.column(("s",))
     items = columns.column(("l",))
-    assert column is not None and items is not None
-    assert len(column.strings.values) < 2100
+    assert strings is not None and items is not None
+    assert len(strings.strings.values) < 2100
     assert items.item_count < 3000
-    assert mask(parse_filter({"s": "value 4999"}), columns).tolist() == [True, False]
-    assert mask(parse_filter({"s": "value 4998"}), columns).tolist() == [False, False]
-    assert mask(parse_filter({"s": {"$match": "value"}}), columns).tolist() == [True, False]
-    assert mask(parse_filter({"l": {"$in": ["kept", 4999]}}), columns).tolist() == [True, True]
-    assert mask(parse_filter({"l": {"$contains": None}}), columns).tolist() == [True, False]
-    assert mask(parse_filter({"l": {"$lt": "item 5"}}), columns).tolist() == [True, False]
 
 
 # Random filters over random metadata.
 
-SCALARS = st.sampled_from(
-    [None, True, False, 0, 1, -1, 2, 1.0, 2.5, -0.5, "x", "y", "X", "Foo bar", "bar baz", "", "1"]
-)
+SCALAR_POOL: list[Any] = [
+    None,
+    True,
+    False,
+    0,
+    1,
+    -1,
+    2,
+    1.0,
+    2.5,
+    -0.5,
+    "x",
+    "y",
+    "X",
+    "Foo bar",
+    "bar baz",
+    "",
+    "1",
+]
+VALUE_POOL: list[Any] = [
+    *SCALAR_POOL,
+    *([], [1], ["x", 2], [None], [True, "y"], [[1]], [{"d": 1}], ["bar foo", 1.0], [False, 0]),
+    *({}, {"d": 1}, {"d": "x"}, {"d": [1, "X"]}, {"d": None, "e": True}, {"e": 2.5}),
+    ABSENT,
+]
+
+
+def universe() -> list[dict[str, Any]]:
+    """Rows that hold every value of VALUE_POOL in each field (a, b, c, c.d, c.e), and unreachable keys."""
+    size = len(VALUE_POOL)
+    rows = []
+    for i in range(size):
+        fields = {
+            "a": VALUE_POOL[i],
+            "b": VALUE_POOL[(5 * i + 1) % size],
+            "c": VALUE_POOL[(11 * i + 2) % size],
+        }
+        rows.append({k: v for k, v in fields.items() if v is not ABSENT})
+        nested = {"d": VALUE_POOL[(7 * i + 3) % size], "e": VALUE_POOL[(13 * i + 4) % size]}
+        rows.append(
+            {"c": {k: v for k, v in nested.items() if v is not ABSENT}, "c.d": VALUE_POOL[i], "$x": 1}
+        )
+    return rows
+
+
+UNIVERSE = universe()
+SCALARS = st.sampled_from(SCALAR_POOL)
 VALUES = st.one_of(
     SCALARS,
     st.lists(st.one_of(SCALARS, st.lists(SCALARS, max_size=1)), max_size=3),
@@ -429,8 +498,6 @@ METADATA = st.fixed_dictionaries(
         "a": VALUES,
         "b": VALUES,
         "c": st.one_of(VALUES, st.fixed_dictionaries({}, optional={"d": VALUES, "e": SCALARS})),
-        "c.d": SCALARS,
-        "$x": SCALARS,
     },
 )
 FIELDS = st.sampled_from(["a", "b", "c", "c.d", "c.e", "z"])
@@ -444,8 +511,9 @@ OPERATOR = st.one_of(
     st.tuples(st.just("$match"), st.sampled_from(["foo", "bar", "BAR foo", "baz", "x", "1"])),
 )
 CONDITION = st.one_of(OPERANDS, st.lists(OPERATOR, min_size=1, max_size=2).map(dict))
+FIELD_FILTERS = st.dictionaries(FIELDS, CONDITION, min_size=1, max_size=2)
 FILTERS = st.recursive(
-    st.dictionaries(FIELDS, CONDITION, min_size=1, max_size=2),
+    FIELD_FILTERS,
     lambda inner: st.one_of(
         st.lists(inner, min_size=1, max_size=3).map(lambda items: {"$and": items}),
         st.lists(inner, min_size=1, max_size=3).map(lambda items: {"$or": items}),
@@ -454,40 +522,48 @@ FILTERS = st.recursive(
     ),
     max_leaves=6,
 )
+# Replace a row by other metadata, or delete it (None).
 CHANGES = st.lists(
-    st.one_of(
-        st.tuples(st.just("replace"), st.integers(0, 20), METADATA),
-        st.tuples(st.just("delete"), st.integers(0, 20), st.just({})),
-    ),
-    max_size=4,
+    st.tuples(st.integers(0, len(UNIVERSE) - 1), st.one_of(st.none(), st.sampled_from(UNIVERSE), METADATA)),
+    max_size=12,
 )
 
 
-@settings(max_examples=300, deadline=None)
-@given(rows=st.lists(METADATA, max_size=8), more=st.lists(METADATA, max_size=3), changes=CHANGES, raw=FILTERS)
-def test_row_and_columnar_evaluators_agree_with_the_oracle(
-    rows: list[dict[str, Any]],
-    more: list[dict[str, Any]],
-    changes: list[tuple[str, int, dict[str, Any]]],
-    raw: dict[str, Any],
+def agree(
+    changes: list[tuple[int, dict[str, Any] | None]], extra: list[dict[str, Any]], raw: dict[str, Any]
 ) -> None:
+    """Append UNIVERSE, apply `changes`, append `extra`; the mask, the row evaluator and the oracle must agree."""
     node = parse_filter(raw)
     columns = MetadataColumns()
-    columns.append(rows)
-    columns.append(more)
-    model: list[dict[str, Any] | None] = [*rows, *more]
-    for action, index, metadata in changes:
-        if model:
-            row = index % len(model)
-            if action == "replace":
-                columns.replace(row, metadata)
-                model[row] = metadata
-            else:
-                columns.delete([row])
-                model[row] = None
+    columns.append(UNIVERSE)
+    model: list[dict[str, Any] | None] = list(UNIVERSE)
+    for row, metadata in changes:
+        if metadata is None:
+            columns.delete([row])
+        else:
+            columns.replace(row, metadata)
+        model[row] = metadata
+    columns.append(extra)
+    model += extra
     expected = [row is not None and oracle(raw, row) for row in model]
     assert mask(node, columns).tolist() == expected
     assert [row is not None and matches(node, row) for row in model] == expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(changes=CHANGES, extra=st.lists(METADATA, max_size=3), raw=FIELD_FILTERS)
+def test_evaluators_agree_with_the_oracle_on_field_filters(
+    changes: list[tuple[int, dict[str, Any] | None]], extra: list[dict[str, Any]], raw: dict[str, Any]
+) -> None:
+    agree(changes, extra, raw)
+
+
+@settings(max_examples=150, deadline=None)
+@given(changes=CHANGES, extra=st.lists(METADATA, max_size=3), raw=FILTERS)
+def test_evaluators_agree_with_the_oracle_on_nested_filters(
+    changes: list[tuple[int, dict[str, Any] | None]], extra: list[dict[str, Any]], raw: dict[str, Any]
+) -> None:
+    agree(changes, extra, raw)
 
 
 JUNK = st.recursive(
