@@ -51,7 +51,22 @@ class Kind(IntEnum):
     OTHER = 6  # an object (or anything JSON has no scalar for): present, but equal to nothing
 
 
+_KIND_OF_TYPE: Final[dict[type, Kind]] = {
+    type(None): Kind.NULL,
+    bool: Kind.BOOL,
+    int: Kind.NUMBER,
+    float: Kind.NUMBER,
+    str: Kind.STRING,
+    list: Kind.LIST,
+    dict: Kind.OTHER,
+}
+
+
 def kind_of(value: Any) -> Kind:
+    # The look-up by exact type answers for everything JSON decodes to, several times faster than isinstance.
+    kind = _KIND_OF_TYPE.get(type(value))
+    if kind is not None:
+        return kind
     if value is None:
         return Kind.NULL
     if isinstance(value, bool):  # before int: bool is an int in Python, not a number here

@@ -156,20 +156,37 @@ class _Values:
         if self.code is not None:
             self.code = self.code[:size][keep]
 
-    def put(self, slot: int, value: Any, kind: Kind) -> None:
-        self.kind[slot] = kind
-        if kind is Kind.NUMBER:
+    def put(self, slots: Sequence[int], values: Sequence[Any], kinds: Sequence[Kind]) -> None:
+        """Write values of the given kinds into empty slots, one numpy assignment per typed array."""
+        self.kind[slots] = kinds
+        number_slots: list[int] = []
+        numbers: list[float] = []
+        flag_slots: list[int] = []
+        flags: list[bool] = []
+        code_slots: list[int] = []
+        codes: list[int] = []
+        for slot, value, kind in zip(slots, values, kinds, strict=True):
+            if kind is Kind.STRING:
+                code_slots.append(slot)
+                codes.append(self.strings.code(value))
+            elif kind is Kind.NUMBER:
+                number_slots.append(slot)
+                numbers.append(as_number(value))
+            elif kind is Kind.BOOL:
+                flag_slots.append(slot)
+                flags.append(value)
+        if number_slots:
             if self.num is None:
                 self.num = np.full(len(self.kind), np.nan)
-            self.num[slot] = as_number(value)
-        elif kind is Kind.BOOL:
+            self.num[number_slots] = numbers
+        if flag_slots:
             if self.flag is None:
                 self.flag = np.full(len(self.kind), -1, dtype=np.int8)
-            self.flag[slot] = value
-        elif kind is Kind.STRING:
+            self.flag[flag_slots] = flags
+        if code_slots:
             if self.code is None:
                 self.code = np.full(len(self.kind), -1, dtype=np.int32)
-            self.code[slot] = self.strings.code(value)
+            self.code[code_slots] = codes
 
     def clear(self, slots: int | slice) -> None:
         self.kind[slots] = Kind.MISSING
@@ -236,11 +253,15 @@ class _Column:
         self.first = _resized(self.first, capacity, 0)
         self.count = _resized(self.count, capacity, 0)
 
-    def put(self, row: int, value: Any) -> None:
-        kind = kind_of(value)
-        self.rows.put(row, value, kind)
-        if kind is Kind.LIST:
-            self._put_items(row, value)
+    def put(self, rows: list[int], values: list[Any]) -> None:
+        """Write the values of rows that have none in this column (new or erased rows)."""
+        kinds = [kind_of(value) for value in values]
+        self.rows.put(rows, values, kinds)
+        arrays = [
+            (row, value) for row, value, kind in zip(rows, values, kinds, strict=True) if kind is Kind.LIST
+        ]
+        if arrays:
+            self._put_items(arrays)
         if len(self.strings.values) >= self.next_string_check:
             self._compact_strings()
 
@@ -286,17 +307,20 @@ class _Column:
         rows[self.owner[: self.item_count][items]] = True
         return rows
 
-    def _put_items(self, row: int, items: list[Any]) -> None:
+    def _put_items(self, arrays: list[tuple[int, list[Any]]]) -> None:
+        """Append the elements of array values after the last element, row after row."""
+        rows = [row for row, _ in arrays]
+        counts = [len(items) for _, items in arrays]
+        items = [item for _, array in arrays for item in array]
         start, end = self.item_count, self.item_count + len(items)
         if end > len(self.owner):
             capacity = max(end, 2 * len(self.owner), 16)
             self.items.resize(capacity)
             self.owner = _resized(self.owner, capacity, -1)
-        for slot, item in enumerate(items, start):
-            self.items.put(slot, item, kind_of(item))
-        self.owner[start:end] = row
-        self.first[row] = start
-        self.count[row] = len(items)
+        self.items.put(range(start, end), items, [kind_of(item) for item in items])
+        self.owner[start:end] = np.repeat(rows, counts)
+        self.first[rows] = start + np.cumsum(counts) - counts
+        self.count[rows] = counts
         self.item_count = end
 
     def _compact_items(self) -> None:
@@ -345,8 +369,7 @@ class MetadataColumns:
         start = self._size
         self._reserve(start + len(rows))
         self._size = start + len(rows)
-        for row, metadata in enumerate(rows, start):
-            self._write(row, metadata)
+        self._write(start, rows)
         self._live[start : self._size] = True
         return range(start, self._size)
 
@@ -354,7 +377,7 @@ class MetadataColumns:
         """Give a row new metadata; a deleted row becomes live again."""
         self._check(row)
         self._erase(row)
-        self._write(row, metadata)
+        self._write(row, [metadata])
         self._live[row] = True
 
     def delete(self, rows: Sequence[int]) -> None:
@@ -379,12 +402,21 @@ class MetadataColumns:
         for column in self._columns.values():
             column.resize(capacity)
 
-    def _write(self, row: int, metadata: dict[str, Any]) -> None:
-        for field, value in _fields(metadata, "", 1):
+    def _write(self, start: int, rows: Sequence[dict[str, Any]]) -> None:
+        """Write the metadata of rows `start, start + 1, ...`, which must hold none: gathered by field first."""
+        by_field: dict[str, tuple[list[int], list[Any]]] = {}
+        for row, metadata in enumerate(rows, start):
+            for field, value in _fields(metadata, "", 1):
+                batch = by_field.get(field)
+                if batch is None:
+                    batch = by_field[field] = ([], [])
+                batch[0].append(row)
+                batch[1].append(value)
+        for field, (slots, values) in by_field.items():
             column = self._columns.get(field)
             if column is None:
                 column = self._columns[field] = _Column(len(self._live))
-            column.put(row, value)
+            column.put(slots, values)
 
     def _erase(self, row: int) -> None:
         for column in self._columns.values():
