@@ -100,7 +100,7 @@ def oracle_op(op: str, operand: Any, found: Any) -> bool:
     if op == "$nin":
         return not oracle_op("$in", operand, found)
     if op == "$exists":
-        return (found is not ABSENT) == operand
+        return (found is not ABSENT) is operand
     if op == "$contains":
         return isinstance(found, list) and any(same(c, operand) for c in found)
     if op == "$match":
