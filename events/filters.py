@@ -246,6 +246,8 @@ class _Parser:
             if not terms:
                 raise FilterError(path, "$match takes a string with at least one word")
             return Match(field, terms)
+        if op in ("$and", "$or", "$not"):
+            raise FilterError(path, f"{op} combines whole filters: put it outside the field")
         raise FilterError(path, f"unknown operator {op}")
 
     def value_set(self, operand: Any, path: ErrorPath) -> ValueSet:

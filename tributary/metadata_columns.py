@@ -62,7 +62,8 @@ def _equal(array: npt.NDArray[Any], value: Any) -> Bools:
 
 
 def _resized(array: npt.NDArray[Any], capacity: int, fill: Any) -> npt.NDArray[Any]:
-    grown = np.full(capacity, fill, dtype=array.dtype)
+    """`array` with `capacity` rows: cut, or grown with `fill`."""
+    grown = np.full((capacity, *array.shape[1:]), fill, dtype=array.dtype)
     kept = min(capacity, len(array))
     grown[:kept] = array[:kept]
     return grown
@@ -242,16 +243,16 @@ class _Column:
         self.rows = _Values(capacity, self.strings)
         self.items = _Values(0, self.strings)
         self.owner = np.zeros(0, dtype=np.int64)  # the row of each element
-        self.first = np.zeros(capacity, dtype=np.int64)  # where a row's elements start, for array rows
-        self.count = np.zeros(capacity, dtype=np.int64)  # how many elements an array row has
+        # Per row, where its elements start and how many there are; allocated with the first array value.
+        self.spans: npt.NDArray[np.int64] | None = None
         self.item_count = 0
         self.dead_items = 0
         self.next_string_check = _COMPACT_MIN
 
     def resize(self, capacity: int) -> None:
         self.rows.resize(capacity)
-        self.first = _resized(self.first, capacity, 0)
-        self.count = _resized(self.count, capacity, 0)
+        if self.spans is not None:
+            self.spans = _resized(self.spans, capacity, 0)
 
     def put(self, rows: list[int], values: list[Any]) -> None:
         """Write the values of rows that have none in this column (new or erased rows)."""
@@ -267,10 +268,10 @@ class _Column:
 
     def clear(self, row: int) -> None:
         kind = self.rows.kind[row]
-        if kind == Kind.LIST:
-            start = int(self.first[row])
-            self.items.clear(slice(start, start + int(self.count[row])))
-            self.dead_items += int(self.count[row])
+        if kind == Kind.LIST and self.spans is not None:
+            start, count = (int(n) for n in self.spans[row])
+            self.items.clear(slice(start, start + count))
+            self.dead_items += count
         if kind != Kind.MISSING:
             self.rows.clear(row)
         if self.dead_items > max(_COMPACT_MIN, self.item_count // 2):
@@ -319,16 +320,19 @@ class _Column:
             self.owner = _resized(self.owner, capacity, -1)
         self.items.put(range(start, end), items, [kind_of(item) for item in items])
         self.owner[start:end] = np.repeat(rows, counts)
-        self.first[rows] = start + np.cumsum(counts) - counts
-        self.count[rows] = counts
+        if self.spans is None:
+            self.spans = np.zeros((len(self.rows.kind), 2), dtype=np.int64)
+        self.spans[rows, 0] = start + np.cumsum(counts) - counts
+        self.spans[rows, 1] = counts
         self.item_count = end
 
     def _compact_items(self) -> None:
         # Elements are never of kind MISSING, except those cleared with their row.
         alive = np.logical_not(_equal(self.items.kind[: self.item_count], Kind.MISSING))
-        new_slot = np.cumsum(alive) - alive
-        arrays = np.flatnonzero(_equal(self.rows.kind, Kind.LIST) & (self.count > 0))
-        self.first[arrays] = new_slot[self.first[arrays]]
+        if self.spans is not None:
+            new_slot = np.cumsum(alive) - alive
+            arrays = np.flatnonzero(_equal(self.rows.kind, Kind.LIST) & (self.spans[:, 1] > 0))
+            self.spans[arrays, 0] = new_slot[self.spans[arrays, 0]]
         self.items.take(alive)
         self.owner = self.owner[: self.item_count][alive]
         self.item_count = len(self.owner)

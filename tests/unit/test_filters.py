@@ -141,6 +141,7 @@ def select(raw: dict[str, Any], rows: list[dict[str, Any]]) -> list[int]:
         ({"$foo": 1}, ("$foo",), "unknown operator $foo"),
         ({"a": {"$foo": 1}}, ("a", "$foo"), "unknown operator $foo"),
         ({"$eq": 1}, ("$eq",), "applies to a field"),
+        ({"a": {"$not": {"$gt": 1}}}, ("a", "$not"), "outside the field"),
         ({"a": {"$in": 1}}, ("a", "$in"), "takes a list"),
         ({"a": {"$nin": "xy"}}, ("a", "$nin"), "takes a list"),
         ({"a": {"$in": [1, [2]]}}, ("a", "$in", 1), "a value must be"),
