@@ -5,6 +5,7 @@ fresh upserts, overwrites of existing ids and deletes, applied in order per data
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass, field
 
 import deeplake
@@ -78,4 +79,4 @@ async def until_stored(settings: Settings, dataset: str, expected: Expected, tim
     for row, vid in enumerate(ids):
         want_vector, want_metadata = expected.rows[vid]
         np.testing.assert_array_equal(vectors[row], np.asarray(want_vector, dtype=np.float32))
-        assert dict(metadata[row]) == want_metadata  # type: ignore[call-overload]
+        assert json.loads(str(metadata[row])) == want_metadata

@@ -14,6 +14,8 @@ import numpy as np
 import numpy.typing as npt
 
 from events.commands import FieldType, Metric
+from events.filters import FilterNode
+from tributary.filtering import matches
 
 SPEC_KEY = "tributary_spec"
 # Redelivery only repeats the newest commands of a partition (those whose offsets were not committed yet, at
@@ -105,7 +107,9 @@ class DatasetStore:
                 "id": deeplake.types.Text(),
                 "embedding": deeplake.types.Array("float32", shape=[spec.dimensions]),
                 "text": deeplake.types.Text(),
-                "metadata": deeplake.types.Dict(),
+                # JSON text, not DeepLake's Dict type: Dict reads numbers back as numpy arrays, turns ints in
+                # lists into floats, and stores null inside a list (and ints beyond 64 bits) as {}.
+                "metadata": deeplake.types.Text(),
             },
         )
         ds.metadata[SPEC_KEY] = spec.to_json()
@@ -172,7 +176,7 @@ class DatasetWriter:
             if row is not None:
                 self._ds["embedding"][row] = vectors[i]
                 self._ds["text"][row] = texts[i] or ""
-                self._ds["metadata"][row] = metadata[i]
+                self._ds["metadata"][row] = _as_json(metadata[i])
         if fresh:
             start = len(self._ds)
             self._ds.append(
@@ -180,7 +184,7 @@ class DatasetWriter:
                     "id": [ids[i] for i in fresh],
                     "embedding": vectors[fresh],
                     "text": [texts[i] or "" for i in fresh],
-                    "metadata": [metadata[i] for i in fresh],
+                    "metadata": [_as_json(metadata[i]) for i in fresh],
                 }
             )
             self._rows.update({ids[i]: start + n for n, i in enumerate(fresh)})
@@ -195,15 +199,20 @@ class DatasetWriter:
             self._rows = self._read_rows()
         return present
 
+    def ids_matching(self, node: FilterNode) -> list[str]:
+        """The ids whose metadata matches a filter, read from the dataset (uncommitted changes included)."""
+        rows = {row: vector_id for vector_id, row in self._rows.items()}
+        values: list[Any] = self._ds["metadata"][:]  # type: ignore[assignment]
+        return [rows[row] for row, value in enumerate(values) if matches(node, _as_dict(value))]
+
     def metadata_of(self, vector_id: str) -> dict[str, Any] | None:
         row = self._rows.get(vector_id)
         if row is None:
             return None
-        value: Any = self._ds["metadata"][row]
-        return dict(json.loads(value) if isinstance(value, str) else value)
+        return _as_dict(self._ds["metadata"][row])
 
     def set_metadata(self, vector_id: str, metadata: dict[str, Any]) -> None:
-        self._ds["metadata"][self._rows[vector_id]] = metadata
+        self._ds["metadata"][self._rows[vector_id]] = _as_json(metadata)
 
     @property
     def dirty(self) -> bool:
@@ -216,3 +225,11 @@ class DatasetWriter:
         self._ds.commit(LEDGER_PREFIX + json.dumps(ledger, separators=(",", ":")))
         self._ledger, self._pending, self._known = ledger, [], set(ledger)
         return self.version
+
+
+def _as_json(metadata: dict[str, Any]) -> str:
+    return json.dumps(metadata, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    return dict(json.loads(str(value))) if value else {}

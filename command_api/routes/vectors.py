@@ -82,12 +82,10 @@ async def delete_vectors(
     response: Response,
     submit: SubmitDep,
 ) -> Accepted:
-    if body.filter is not None:
-        raise HTTPException(
-            status.HTTP_501_NOT_IMPLEMENTED, "delete by filter is not supported yet; delete by ids"
-        )
     command = DeleteVectors(
-        tenant=dataset.tenant, dataset=dataset.name, payload=DeleteVectorsPayload(ids=body.ids)
+        tenant=dataset.tenant,
+        dataset=dataset.name,
+        payload=DeleteVectorsPayload(ids=body.ids, filter=body.filter),
     )
     return await submit(command, response)
 
