@@ -2,7 +2,7 @@
 
     eval "$(bash deploy/local/services.sh env)"    # Kafka mode needs the local services up
     python -m bench.ingest [--mode kafka|embedded|both] [--requests 60] [--batch 1000] [--dims 384]
-                           [--rate 10000] [--concurrency 4]
+                           [--rate 10000] [--concurrency 4] [--packed]
 
 Each mode starts real `tributary serve` processes (Kafka: command-api, query-api, applier, projector;
 embedded: one process) and prints:
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import statistics
@@ -38,9 +39,12 @@ POLL_S = 0.01
 class Bodies:
     """Request bodies encoded once (JSON float lists are slow to encode in Python), with fresh ids each."""
 
-    def __init__(self, batch: int, dims: int) -> None:
+    def __init__(self, batch: int, dims: int, packed: bool) -> None:
         vectors = np.random.default_rng(0).standard_normal((batch, dims)).astype(np.float32)
-        self._rows = [json.dumps([round(float(x), 6) for x in row]) for row in vectors]
+        if packed:
+            self._rows = [f'"{base64.b64encode(row.astype("<f4").tobytes()).decode()}"' for row in vectors]
+        else:
+            self._rows = [json.dumps([round(float(x), 6) for x in row]) for row in vectors]
 
     def next(self) -> bytes:
         prefix = uuid.uuid4().hex[:12]
@@ -158,7 +162,7 @@ async def applied_at(queries: httpx.AsyncClient, operation: str, timeout: float 
 async def throughput(
     commands: httpx.AsyncClient, queries: httpx.AsyncClient, args: argparse.Namespace
 ) -> None:
-    bodies = Bodies(args.batch, args.dims)
+    bodies = Bodies(args.batch, args.dims, args.packed)
     pending = [bodies.next() for _ in range(args.requests)]
     operations: list[str] = []
     start = time.perf_counter()
@@ -184,7 +188,7 @@ async def throughput(
 
 
 async def latency(commands: httpx.AsyncClient, queries: httpx.AsyncClient, args: argparse.Namespace) -> None:
-    bodies = Bodies(args.batch, args.dims)
+    bodies = Bodies(args.batch, args.dims, args.packed)
     interval = args.batch / args.rate
     samples: list[float] = []
 
@@ -215,7 +219,7 @@ async def drain(
     """The applier alone: a backlog is published while it is stopped, then it is started and timed from its
     first applied operation to the last, so neither the command API nor its start-up is in the figure."""
     applier = running.stop("applier")
-    bodies = Bodies(args.batch, args.dims)
+    bodies = Bodies(args.batch, args.dims, args.packed)
     operations = []
     for _ in range(args.requests):
         answer = await commands.post(
@@ -246,8 +250,10 @@ async def run(mode: str, args: argparse.Namespace) -> None:
             )
             if created.json().get("status") != "applied":
                 raise RuntimeError(f"could not create the dataset: {created.text}")
+            form = "packed base64" if args.packed else "JSON lists"
             print(
-                f"{mode} mode, {args.dims}-d vectors, batches of {args.batch}, {args.concurrency} concurrent clients"
+                f"{mode} mode, {args.dims}-d vectors as {form}, batches of {args.batch}, "
+                f"{args.concurrency} concurrent clients"
             )
             await throughput(commands, queries, args)
             await latency(commands, queries, args)
@@ -265,6 +271,9 @@ def main() -> None:
     parser.add_argument("--dims", type=int, default=384)
     parser.add_argument("--rate", type=int, default=10_000, help="vectors/s of the latency run")
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument(
+        "--packed", action="store_true", help="send vectors as base64 float32, not JSON lists"
+    )
     args = parser.parse_args()
     for mode in ("kafka", "embedded") if args.mode == "both" else (args.mode,):
         asyncio.run(run(mode, args))

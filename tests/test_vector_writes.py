@@ -3,6 +3,7 @@ redelivered commands recognised by the applier's ledger. DeepLake runs for real 
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -174,3 +175,27 @@ async def test_delete_by_filter_removes_exactly_the_matching_vectors(embedded_se
         assert bad.status_code == 422 and "/$and/0/size/$lt" in bad.text, bad.text
         everything = await client.post(f"{url}/delete", json={"filter": {}})
         assert everything.status_code == 422 and "every vector" in everything.text
+
+
+async def test_packed_vectors_are_stored_exactly_and_bad_ones_refused(embedded_settings: Settings) -> None:
+    def packed(*values: float) -> str:
+        return base64.b64encode(np.asarray(values, dtype="<f4").tobytes()).decode()
+
+    async with serving(create_app(embedded_settings)) as client:
+        await create(client)
+        url = "/api/v1/datasets/docs/vectors"
+        mixed = [{"id": "p", "vector": packed(0.1, 0.2, 0.3)}, {"id": "l", "vector": [1, 2, 3]}]
+        assert (await client.post(f"{url}?wait=true", json={"vectors": mixed})).json()["status"] == "applied"
+        rows = stored(embedded_settings, "docs")
+        assert rows["p"][0] == np.asarray([0.1, 0.2, 0.3], dtype=np.float32).tolist()
+        assert rows["l"][0] == [1.0, 2.0, 3.0]
+
+        for vector, message in [
+            (packed(1, 2), "2 dimensions"),
+            ("not base64!", "base64"),
+            (base64.b64encode(b"12345").decode(), "multiple of 4"),
+            (packed(1, float("nan"), 3), "value 1 is NaN"),
+        ]:
+            answer = await client.post(url, json={"vectors": [{"vector": vector}]})
+            assert answer.status_code == 422 and message in answer.text, (message, answer.text)
+            assert answer.json()["detail"][0]["loc"][:4] == ["body", "vectors", 0, "vector"]
