@@ -23,8 +23,11 @@ SPEC_KEY = "tributary_spec"
 LEDGER_SIZE = 2000
 # Every apply commit's message is this prefix and the JSON list of the last LEDGER_SIZE command ids applied.
 # Measured here (tests/test_ledger_atomicity.py): SIGKILL during a commit can persist dataset metadata without
-# the commit's rows, but the newest commit message is atomic with its data. Older versions lose their
-# messages (DeepLake 4.7 keeps about the last dozen), so each message carries the whole ledger.
+# the commit's rows, but a commit message never runs ahead of its data. Older versions lose their messages
+# (DeepLake 4.7 keeps about the last dozen), so each message carries the whole ledger; and a kill at the wrong
+# moment can make DeepLake drop them all. The ledger is then empty and redelivered commands are applied again,
+# which is safe: each command is idempotent on the state (upserts and deletes by id, deletes by filter and
+# metadata updates replayed in their original order converge to the same rows).
 LEDGER_PREFIX = "tributary-apply "
 
 
