@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated
-from uuid import NAMESPACE_URL, uuid5
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, cast
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from fastapi import Depends, Header, HTTPException, Query, Request, Response, status
+from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from command_api.operations import FirstAttemptInFlight, IdempotencyKeyReused, Submission, submit
+from command_api.operations import FirstAttemptInFlight, IdempotencyKeyReused, Submission, replay, submit
 from events import Command
 from schemas.datasets import Accepted
 from tributary.bus import CommandPublisher
@@ -36,18 +39,34 @@ class Submitter:
         publisher: CommandPublisher,
         settings: Settings,
         wait: bool,
+        tenant: str,
         idempotency: tuple[str, str] | None,
     ) -> None:
         self._session, self._publisher, self._settings, self._wait = session, publisher, settings, wait
-        self._idempotency = idempotency
+        self._tenant, self._idempotency = tenant, idempotency
+
+    async def replay(self) -> Accepted | None:
+        """The first answer, when this request retries one with the same Idempotency-Key."""
+        if self._idempotency is None:
+            return None
+        key, request_hash = self._idempotency
+        with _idempotency_errors():
+            return await replay(
+                str(_operation_id(self._tenant, key)),
+                request_hash,
+                self._session,
+                wait=self._wait,
+                timeout=self._settings.wait_timeout_s,
+            )
 
     async def __call__(self, command: Command, response: Response, ids: list[str] | None = None) -> Accepted:
         request_hash = None
         if self._idempotency is not None:
             key, request_hash = self._idempotency
-            operation = uuid5(NAMESPACE_URL, f"tributary:idempotency:{command.tenant}:{key}")
-            command = command.model_copy(update={"id": operation, "idempotency_key": key})
-        try:
+            command = command.model_copy(
+                update={"id": _operation_id(self._tenant, key), "idempotency_key": key}
+            )
+        with _idempotency_errors():
             answer = await submit(
                 Submission(command, request_hash, ids),
                 self._session,
@@ -56,15 +75,6 @@ class Submitter:
                 wait=self._wait,
                 timeout=self._settings.wait_timeout_s,
             )
-        except IdempotencyKeyReused:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT,
-                "this Idempotency-Key was used for a different request; use a new key",
-            ) from None
-        except FirstAttemptInFlight:
-            raise HTTPException(
-                status.HTTP_409_CONFLICT, "the first request with this Idempotency-Key is in flight; retry"
-            ) from None
         if answer.status != "accepted":
             response.status_code = status.HTTP_200_OK
         return answer
@@ -95,7 +105,45 @@ async def get_submitter(
         digest = hashlib.sha256(f"{tenant}\n{request.method}\n{request.url.path}\n".encode())
         digest.update(await request.body())
         idempotency = (idempotency_key, digest.hexdigest())
-    return Submitter(session, publisher, settings, wait, idempotency)
+    return Submitter(session, publisher, settings, wait, tenant, idempotency)
 
 
 SubmitDep = Annotated[Submitter, Depends(get_submitter)]
+
+
+class ReplayedAnswer(Exception):
+    def __init__(self, answer: Accepted) -> None:
+        self.answer = answer
+
+
+async def answer_retries_first(submit: SubmitDep) -> None:
+    """Router dependency, so it runs before the route's own checks: a retry of a request that was accepted
+    (same Idempotency-Key, same body) gets the first answer, even where the route would now say 409 or 404."""
+    answer = await submit.replay()
+    if answer is not None:
+        raise ReplayedAnswer(answer)
+
+
+def replayed_answer(_request: Request, exc: Exception) -> JSONResponse:
+    answer = cast("ReplayedAnswer", exc).answer
+    code = status.HTTP_202_ACCEPTED if answer.status == "accepted" else status.HTTP_200_OK
+    return JSONResponse(answer.model_dump(mode="json"), status_code=code)
+
+
+def _operation_id(tenant: str, key: str) -> UUID:
+    return uuid5(NAMESPACE_URL, f"tributary:idempotency:{tenant}:{key}")
+
+
+@contextmanager
+def _idempotency_errors() -> Iterator[None]:
+    try:
+        yield
+    except IdempotencyKeyReused:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "this Idempotency-Key was used for a different request; use a new key",
+        ) from None
+    except FirstAttemptInFlight:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, "the first request with this Idempotency-Key is in flight; retry"
+        ) from None

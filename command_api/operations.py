@@ -74,6 +74,18 @@ async def submit(
     return await _await_outcome(accepted, session, timeout)
 
 
+async def replay(
+    op_id: str, request_hash: str, session: AsyncSession, *, wait: bool, timeout: float
+) -> Accepted | None:
+    """The first answer to a request retried with the same Idempotency-Key, or None if it is new."""
+    if await session.get(OperationRow, op_id) is None:
+        return None
+    accepted = await _first_answer(op_id, request_hash, session)
+    if not wait or accepted.status != "accepted":
+        return accepted
+    return await _await_outcome(accepted, session, timeout)
+
+
 async def _publish(
     command: Command, op_id: str, session: AsyncSession, publisher: CommandPublisher, part_bytes: int
 ) -> Accepted:

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    model_validator,
+)
 
 from events.envelope import Envelope
+from events.filters import FilterDict
 from events.vectors import Float32Matrix
 
 Metric = Literal["cosine", "dot", "l2"]
@@ -15,6 +25,24 @@ VectorId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 FieldName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.]{0,127}$")]
 
 MAX_DIMENSIONS = 65_536
+MAX_METADATA_DEPTH = 32
+
+
+def _plain_json(value: dict[str, Any]) -> dict[str, Any]:
+    """Metadata is stored as JSON text: NaN and infinity have no JSON form, and deep nesting is refused."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_METADATA_DEPTH:
+            raise ValueError(f"metadata nests deeper than {MAX_METADATA_DEPTH} levels")
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError("metadata values must be finite numbers (no NaN or infinity)")
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        stack.extend((child, depth + 1) for child in children)
+    return value
+
+
+Metadata = Annotated[dict[str, Any], AfterValidator(_plain_json)]
 
 LocalModel = Literal["all-minilm-l6-v2"]
 # The local models a dataset may name, with the width of their embeddings.
@@ -105,7 +133,7 @@ class UpsertVectorsPayload(Payload):
     ids: list[VectorId]
     vectors: Float32Matrix
     texts: list[str | None] | None = None
-    metadata: list[dict[str, Any]] | None = None
+    metadata: list[Metadata] | None = None
 
     @model_validator(mode="after")
     def _aligned(self) -> UpsertVectorsPayload:
@@ -123,7 +151,10 @@ class UpsertVectorsPayload(Payload):
 
 class DeleteVectorsPayload(Payload):
     ids: list[VectorId] | None = None
-    filter: dict[str, Any] | None = Field(default=None, description="Filter language of the query API")
+    filter: FilterDict | None = Field(
+        default=None,
+        description="Delete every vector whose metadata matches (the query API's filter language)",
+    )
 
     @model_validator(mode="after")
     def _one_selector(self) -> DeleteVectorsPayload:
@@ -134,7 +165,7 @@ class DeleteVectorsPayload(Payload):
 
 class UpdateMetadataPayload(Payload):
     id: VectorId
-    metadata: dict[str, Any]
+    metadata: Metadata
     merge: bool = Field(default=True, description="Merge into the stored metadata, or replace it")
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from events.commands import VectorId
+from events.commands import Metadata, VectorId
+from events.filters import FilterDict
 
 MAX_RECORDS = 10_000
 
@@ -19,7 +20,7 @@ class VectorRecord(BaseModel):
     id: VectorId | None = Field(default=None, description="Client id; generated and returned when missing")
     vector: list[FiniteFloat] | None = None
     text: str | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: Metadata | None = None
 
 
 class UpsertVectorsRequest(BaseModel):
@@ -32,17 +33,20 @@ class DeleteVectorsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     ids: list[VectorId] | None = Field(default=None, min_length=1, max_length=MAX_RECORDS)
-    filter: dict[str, Any] | None = None
+    filter: FilterDict | None = Field(default=None, description="Delete every vector whose metadata matches")
 
     @model_validator(mode="after")
     def _one_selector(self) -> DeleteVectorsRequest:
         if (self.ids is None) == (self.filter is None):
             raise ValueError("give exactly one of ids and filter")
+        if self.filter == {}:
+            # An empty filter matches every vector: too easy to send by mistake to mean "delete all".
+            raise ValueError("an empty filter would delete every vector; delete the dataset, or give ids")
         return self
 
 
 class MetadataPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    metadata: dict[str, Any]
+    metadata: Metadata
     merge: bool = Field(default=True, description="Merge into the stored metadata, or replace it")

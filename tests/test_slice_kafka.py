@@ -4,13 +4,11 @@ events topic -> projector -> catalog read by the query API."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 
 import deeplake
 import numpy as np
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from events import (
     CreateDataset,
@@ -22,50 +20,9 @@ from events import (
     partition_key,
 )
 from tests.helpers import eventually, serving
+from tests.kafka_tools import command_count, event_reader, workers
 from tributary.app import create_app
 from tributary.settings import Settings
-from tributary.worker import WorkerRole, run_worker
-
-
-@contextlib.asynccontextmanager
-async def workers(settings: Settings, *roles: WorkerRole) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    tasks = [asyncio.create_task(run_worker(settings, role, stop)) for role in roles]
-    try:
-        yield
-    finally:
-        stop.set()
-        await asyncio.gather(*tasks)
-
-
-@contextlib.asynccontextmanager
-async def event_reader(settings: Settings) -> AsyncIterator[AIOKafkaConsumer]:
-    """A stream consumer of the public event topic, as a third party would write one."""
-    consumer = AIOKafkaConsumer(
-        Topics(settings.topic_prefix).events,
-        bootstrap_servers=settings.kafka_bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=f"{settings.topic_prefix}.test-reader",
-    )
-    await consumer.start()
-    try:
-        yield consumer
-    finally:
-        await consumer.stop()
-
-
-async def command_count(settings: Settings) -> int:
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
-    await consumer.start()
-    try:
-        topic = Topics(settings.topic_prefix).commands
-        partitions = [TopicPartition(topic, p) for p in range(settings.command_partitions)]
-        consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
-        return sum(ends.values())
-    finally:
-        await consumer.stop()
 
 
 async def test_create_dataset_crosses_kafka_and_is_read_back(distributed_settings: Settings) -> None:

@@ -121,6 +121,13 @@ async def test_nan_and_unknown_dataset_are_refused(embedded_settings: Settings) 
             0,
             "vector",
         ]
+        infinite = await client.post(
+            "/api/v1/datasets/docs/vectors",
+            content='{"vectors": [{"vector": [1, 2, 3], "metadata": {"deep": [{"x": Infinity}]}}]}',
+            headers={"content-type": "application/json"},
+        )
+        assert infinite.status_code == 422 and "finite" in infinite.text
+        assert infinite.json()["detail"][0]["loc"][:4] == ["body", "vectors", 0, "metadata"]
         unknown = await client.post(
             "/api/v1/datasets/other/vectors", json={"vectors": [{"vector": [1, 2, 3]}]}
         )
@@ -143,3 +150,27 @@ def test_a_redelivered_upsert_is_recognised_and_not_applied_twice(tmp_path: Path
     assert isinstance(first, VectorsUpserted) and isinstance(again, VectorsUpserted)
     assert first.id == again.id and again.payload.vector_count == 2
     assert len(deeplake.open_read_only(str(tmp_path / "t" / "d"))) == 2
+
+
+async def test_delete_by_filter_removes_exactly_the_matching_vectors(embedded_settings: Settings) -> None:
+    async with serving(create_app(embedded_settings)) as client:
+        await create(client, metadata_schema={"size": "integer", "lang": "string"})
+        url = "/api/v1/datasets/docs/vectors"
+        records = [
+            {"id": f"v{i}", "vector": [i, 0, 0], "metadata": {"size": i, "lang": "en" if i % 2 else "fr"}}
+            for i in range(10)
+        ]
+        assert (await client.post(f"{url}?wait=true", json={"vectors": records})).json()[
+            "status"
+        ] == "applied"
+
+        deleted = await client.post(
+            f"{url}/delete?wait=true", json={"filter": {"size": {"$gte": 4}, "lang": {"$ne": "fr"}}}
+        )
+        assert deleted.json()["status"] == "applied", deleted.text
+        assert set(stored(embedded_settings, "docs")) == {f"v{i}" for i in (0, 1, 2, 3, 4, 6, 8)}
+
+        bad = await client.post(f"{url}/delete", json={"filter": {"$and": [{"size": {"$lt": [1]}}]}})
+        assert bad.status_code == 422 and "/$and/0/size/$lt" in bad.text, bad.text
+        everything = await client.post(f"{url}/delete", json={"filter": {}})
+        assert everything.status_code == 422 and "every vector" in everything.text

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from command_api.deps import ReplayedAnswer, replayed_answer
 from command_api.routes import datasets as command_datasets
 from command_api.routes import vectors as command_vectors
 from events import Topics
@@ -72,6 +73,7 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
     errors.install(app)
     app.include_router(health.router)
     if role in ("embedded", "command-api"):
+        app.add_exception_handler(ReplayedAnswer, replayed_answer)
         app.include_router(command_datasets.router)
         app.include_router(command_vectors.router)
     if role in ("embedded", "query-api"):

@@ -43,6 +43,12 @@ class Settings(BaseSettings):
         "transaction; keep it under the command topic's max.message.bytes",
     )
     topic_replication: int = Field(default=1, ge=1, description="Replication factor of topics we create")
+    instance_id: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Stable name of this worker replica (Kafka static membership, e.g. a StatefulSet pod "
+        "name): a restarted replica takes its partitions back at once instead of after a rebalance",
+    )
     redis_url: str | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)

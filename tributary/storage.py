@@ -20,12 +20,18 @@ from events.commands import (
     OpenAIEmbedderConfig,
     parse_embedder_config,
 )
+from events.filters import FilterNode
+from tributary.filtering import matches
 
 SPEC_KEY = "tributary_spec"
-LEDGER_KEY = "tributary_applied"
 # Redelivery only repeats the newest commands of a partition (those whose offsets were not committed yet, at
-# most one applier batch), so a ledger of the last few thousand commands per dataset recognises every one.
-LEDGER_SIZE = 4000
+# most one applier batch), so a ledger of the last two thousand commands per dataset recognises every one.
+LEDGER_SIZE = 2000
+# Every apply commit's message is this prefix and the JSON list of the last LEDGER_SIZE command ids applied.
+# Measured here (tests/test_ledger_atomicity.py): SIGKILL during a commit can persist dataset metadata without
+# the commit's rows, but the newest commit message is atomic with its data. Older versions lose their
+# messages (DeepLake 4.7 keeps about the last dozen), so each message carries the whole ledger.
+LEDGER_PREFIX = "tributary-apply "
 
 
 @dataclass(frozen=True)
@@ -110,7 +116,9 @@ class DatasetStore:
                 "id": deeplake.types.Text(),
                 "embedding": deeplake.types.Array("float32", shape=[spec.dimensions]),
                 "text": deeplake.types.Text(),
-                "metadata": deeplake.types.Dict(),
+                # JSON text, not DeepLake's Dict type: Dict reads numbers back as numpy arrays, turns ints in
+                # lists into floats, and stores null inside a list (and ints beyond 64 bits) as {}.
+                "metadata": deeplake.types.Text(),
             },
         )
         ds.metadata[SPEC_KEY] = spec.to_json()
@@ -130,12 +138,16 @@ class DatasetWriter:
     def __init__(self, url: str) -> None:
         self._ds = deeplake.open(url)
         self.spec = DatasetSpec.from_json(str(self._ds.metadata[SPEC_KEY]))
-        # DeepLake metadata has no .get()
-        applied = self._ds.metadata[LEDGER_KEY] if LEDGER_KEY in self._ds.metadata else []  # noqa: SIM401
-        self._ledger: list[str] = [str(c) for c in applied]
+        self._ledger = self._read_ledger()
         self._pending: list[str] = []
         self._known = set(self._ledger)
         self._rows = self._read_rows()
+
+    def _read_ledger(self) -> list[str]:
+        message = str(self._ds.history[self._ds.version].message or "")
+        if not message.startswith(LEDGER_PREFIX):
+            return []  # nothing applied since the dataset was created
+        return [str(command_id) for command_id in json.loads(message[len(LEDGER_PREFIX) :])]
 
     def _read_rows(self) -> dict[str, int]:
         ids: list[str] = self._ds["id"][:]  # type: ignore[assignment]
@@ -173,7 +185,7 @@ class DatasetWriter:
             if row is not None:
                 self._ds["embedding"][row] = vectors[i]
                 self._ds["text"][row] = texts[i] or ""
-                self._ds["metadata"][row] = metadata[i]
+                self._ds["metadata"][row] = _as_json(metadata[i])
         if fresh:
             start = len(self._ds)
             self._ds.append(
@@ -181,7 +193,7 @@ class DatasetWriter:
                     "id": [ids[i] for i in fresh],
                     "embedding": vectors[fresh],
                     "text": [texts[i] or "" for i in fresh],
-                    "metadata": [metadata[i] for i in fresh],
+                    "metadata": [_as_json(metadata[i]) for i in fresh],
                 }
             )
             self._rows.update({ids[i]: start + n for n, i in enumerate(fresh)})
@@ -196,25 +208,37 @@ class DatasetWriter:
             self._rows = self._read_rows()
         return present
 
+    def ids_matching(self, node: FilterNode) -> list[str]:
+        """The ids whose metadata matches a filter, read from the dataset (uncommitted changes included)."""
+        rows = {row: vector_id for vector_id, row in self._rows.items()}
+        values: list[Any] = self._ds["metadata"][:]  # type: ignore[assignment]
+        return [rows[row] for row, value in enumerate(values) if matches(node, _as_dict(value))]
+
     def metadata_of(self, vector_id: str) -> dict[str, Any] | None:
         row = self._rows.get(vector_id)
         if row is None:
             return None
-        value: Any = self._ds["metadata"][row]
-        return dict(json.loads(value) if isinstance(value, str) else value)
+        return _as_dict(self._ds["metadata"][row])
 
     def set_metadata(self, vector_id: str, metadata: dict[str, Any]) -> None:
-        self._ds["metadata"][self._rows[vector_id]] = metadata
+        self._ds["metadata"][self._rows[vector_id]] = _as_json(metadata)
 
     @property
     def dirty(self) -> bool:
         return bool(self._pending)
 
     def commit(self) -> str:
-        """Commit the data of every command recorded since the last commit, with their ids in the ledger, in
-        one DeepLake commit: a crash leaves all of them applied or none."""
+        """Commit the data of every command recorded since the last commit, with the ledger in the commit
+        message: a crash leaves all of them applied and recorded, or none."""
         ledger = [*self._ledger, *self._pending][-LEDGER_SIZE:]
-        self._ds.metadata[LEDGER_KEY] = ledger
-        self._ds.commit(f"apply {len(self._pending)} commands, last {self._pending[-1]}")
+        self._ds.commit(LEDGER_PREFIX + json.dumps(ledger, separators=(",", ":")))
         self._ledger, self._pending, self._known = ledger, [], set(ledger)
         return self.version
+
+
+def _as_json(metadata: dict[str, Any]) -> str:
+    return json.dumps(metadata, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    return dict(json.loads(str(value))) if value else {}

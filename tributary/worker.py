@@ -28,7 +28,8 @@ async def run_worker(settings: Settings, role: WorkerRole, stop: asyncio.Event |
     sessions = make_sessionmaker(engine)
     if role == "applier":
         fence = PartitionFence(sessions, channels.topics.commands, holder_name())
-        register_applier(broker, channels, DatasetStore(settings.resolved_storage_root), fence)
+        store = DatasetStore(settings.resolved_storage_root)
+        register_applier(broker, channels, store, fence, settings.instance_id)
     else:
         register_projector(broker, channels, sessions)
     await ensure_topics(settings)

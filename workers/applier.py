@@ -33,6 +33,7 @@ from events import (
     VectorsUpsertedPayload,
     event_for,
 )
+from events.filters import parse_filter
 from tributary.storage import DatasetSpec, DatasetStore, DatasetWriter
 
 VectorWrite = UpsertVectors | DeleteVectors | UpdateMetadata
@@ -177,9 +178,10 @@ def _write(command: VectorWrite, writer: DatasetWriter) -> Effect:
             writer.upsert(p.ids, p.vectors, p.texts, p.metadata)
             return Effect(command, ids=p.ids)
         case DeleteVectors(payload=p):
-            if p.ids is None:
-                raise Rejected("delete by filter is not supported yet; delete by ids")
-            return Effect(command, ids=writer.delete(p.ids))
+            if p.filter is not None:
+                # Validated when the command was read; evaluated against the metadata as of this command.
+                return Effect(command, ids=writer.delete(writer.ids_matching(parse_filter(p.filter))))
+            return Effect(command, ids=writer.delete(p.ids or []))
         case UpdateMetadata(payload=p):
             stored = writer.metadata_of(p.id)
             if stored is None:

@@ -35,7 +35,11 @@ BATCH_RECORDS = 500
 
 
 def register_applier(
-    broker: KafkaBroker, channels: Channels, store: DatasetStore, fence: PartitionFence
+    broker: KafkaBroker,
+    channels: Channels,
+    store: DatasetStore,
+    fence: PartitionFence,
+    instance_id: str | None = None,
 ) -> None:
     topics = channels.topics
     failures: dict[tuple[int, int], int] = {}
@@ -46,6 +50,7 @@ def register_applier(
         max_records=BATCH_RECORDS,
         batch_timeout_ms=50,
         group_id=f"{topics.prefix}.applier",
+        group_instance_id=instance_id,
         auto_offset_reset="earliest",
         isolation_level="read_committed",
         ack_policy=AckPolicy.NACK_ON_ERROR,

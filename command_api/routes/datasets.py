@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Response, status
 
-from command_api.deps import SubmitDep
+from command_api.deps import SubmitDep, answer_retries_first
 from command_api.validation import check_embedder
 from events import CreateDataset, CreateDatasetPayload, DeleteDataset
 from schemas.datasets import Accepted, CreateDatasetRequest
 from tributary.db.models import DatasetRow
 from tributary.deps import SessionDep, TenantDep
+from tributary.json_route import JSONRoute
 
-router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
+router = APIRouter(
+    prefix="/api/v1/datasets",
+    tags=["datasets"],
+    dependencies=[Depends(answer_retries_first)],
+    route_class=JSONRoute,
+)
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)

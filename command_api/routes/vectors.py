@@ -10,7 +10,7 @@ import numpy.typing as npt
 from fastapi import APIRouter, Depends, Header, HTTPException, Response, status
 from fastapi.exceptions import RequestValidationError
 
-from command_api.deps import SubmitDep
+from command_api.deps import SubmitDep, answer_retries_first
 from command_api.validation import check_records, metadata_problems
 from events import (
     DeleteVectors,
@@ -26,6 +26,7 @@ from schemas.vectors import DeleteVectorsRequest, MetadataPatch, UpsertVectorsRe
 from tributary.db.models import DatasetRow
 from tributary.deps import EmbeddersDep, SessionDep, TenantDep
 from tributary.embedding import Embedders, EmbeddingFailed
+from tributary.json_route import JSONRoute
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 
@@ -38,7 +39,10 @@ def body_within_limit(content_length: Annotated[int | None, Header()] = None) ->
 
 
 router = APIRouter(
-    prefix="/api/v1/datasets/{dataset}/vectors", tags=["vectors"], dependencies=[Depends(body_within_limit)]
+    prefix="/api/v1/datasets/{dataset}/vectors",
+    tags=["vectors"],
+    dependencies=[Depends(body_within_limit), Depends(answer_retries_first)],
+    route_class=JSONRoute,
 )
 
 
@@ -106,12 +110,10 @@ async def delete_vectors(
     response: Response,
     submit: SubmitDep,
 ) -> Accepted:
-    if body.filter is not None:
-        raise HTTPException(
-            status.HTTP_501_NOT_IMPLEMENTED, "delete by filter is not supported yet; delete by ids"
-        )
     command = DeleteVectors(
-        tenant=dataset.tenant, dataset=dataset.name, payload=DeleteVectorsPayload(ids=body.ids)
+        tenant=dataset.tenant,
+        dataset=dataset.name,
+        payload=DeleteVectorsPayload(ids=body.ids, filter=body.filter),
     )
     return await submit(command, response)
 

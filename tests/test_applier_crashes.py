@@ -1,0 +1,127 @@
+"""What no crash and no rebalance may do: lose an acknowledged write or apply one twice. Appliers are killed
+with SIGKILL at random points (real processes), or a second applier joins and the first leaves, while
+100,000 vectors stream in through the command API."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.helpers import serving
+from tests.kafka_tools import workers
+from tests.write_stream import DIMENSIONS, stream_writes, until_stored
+from tributary.app import create_app
+from tributary.settings import Settings
+from tributary.worker import run_worker
+
+DATASETS = ("crash-a", "crash-b")
+
+
+def applier_process(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "TRIBUTARY_DATA_DIR": str(settings.data_dir),
+        "TRIBUTARY_STORAGE_ROOT": settings.resolved_storage_root,
+        "TRIBUTARY_DATABASE_URL": settings.resolved_database_url,
+        "TRIBUTARY_DATABASE_SCHEMA": settings.database_schema or "",
+        "TRIBUTARY_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "TRIBUTARY_TOPIC_PREFIX": settings.topic_prefix,
+        "TRIBUTARY_COMMAND_PARTITIONS": str(settings.command_partitions),
+        # Static membership: the restarted process takes the partitions back without waiting for the
+        # killed one's session to time out.
+        "TRIBUTARY_INSTANCE_ID": "applier-0",
+    }
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tributary", "serve", "--role", "applier"], env=env, stdout=out, stderr=out
+        )
+
+
+async def until_holding(log: Path, taken: int) -> None:
+    """Wait until `taken` applier processes have each logged taking their partitions' leases."""
+    for _ in range(600):
+        if (await asyncio.to_thread(log.read_text)).count("holding") >= taken * 4:  # four partitions each
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"applier process {taken} never took its partitions")
+
+
+async def test_sigkilled_appliers_lose_and_duplicate_nothing(
+    distributed_settings: Settings, tmp_path: Path
+) -> None:
+    settings = distributed_settings
+    log = tmp_path / "applier.log"
+    process = applier_process(settings, log)
+    kills = 0
+    try:
+        async with workers(settings, "projector"), serving(create_app(settings, "command-api")) as client:
+            for name in DATASETS:
+                created = await client.post(
+                    "/api/v1/datasets?wait=true", json={"name": name, "dimensions": DIMENSIONS}
+                )
+                assert created.json()["status"] == "applied", created.text
+
+            streams = asyncio.gather(
+                *(
+                    stream_writes(client, name, requests=56, batch=1000, seed=i)
+                    for i, name in enumerate(DATASETS)
+                )
+            )
+            rng = random.Random(11)
+            while not streams.done():
+                # Kill only once the process applies (holds its partitions), at a random point after that.
+                await until_holding(log, taken=kills + 1)
+                await asyncio.wait([streams], timeout=rng.uniform(0.2, 1.5))
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+                kills += 1
+                process = applier_process(settings, log)
+            expected = await streams
+            assert sum(e.written for e in expected) >= 100_000
+            for name, want in zip(DATASETS, expected, strict=True):
+                await until_stored(settings, name, want, timeout=120)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert kills >= 3, f"the stream ended after {kills} kills; the test needs more"
+
+
+async def test_a_rebalance_between_two_appliers_loses_and_duplicates_nothing(
+    distributed_settings: Settings,
+) -> None:
+    settings = distributed_settings
+    first_stop, second_stop = asyncio.Event(), asyncio.Event()
+    first = asyncio.create_task(run_worker(settings, "applier", first_stop))
+    second: asyncio.Task[None] | None = None
+    try:
+        async with workers(settings, "projector"), serving(create_app(settings, "command-api")) as client:
+            for name in DATASETS:
+                created = await client.post(
+                    "/api/v1/datasets?wait=true", json={"name": name, "dimensions": DIMENSIONS}
+                )
+                assert created.json()["status"] == "applied", created.text
+            streams = asyncio.gather(
+                *(
+                    stream_writes(client, name, requests=30, batch=1000, seed=i)
+                    for i, name in enumerate(DATASETS)
+                )
+            )
+            await asyncio.sleep(1.0)
+            # A second applier joins the group: the partitions are split between the two...
+            second = asyncio.create_task(run_worker(settings, "applier", second_stop))
+            await asyncio.sleep(3.0)
+            # ...then the first leaves in the middle of the stream, and the second takes everything.
+            first_stop.set()
+            await first
+            expected = await streams
+            for name, want in zip(DATASETS, expected, strict=True):
+                await until_stored(settings, name, want, timeout=120)
+    finally:
+        first_stop.set()
+        second_stop.set()
+        await asyncio.gather(first, *([second] if second else []))
