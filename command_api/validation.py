@@ -1,5 +1,5 @@
-"""Checks that need the dataset (dimensions, metadata schema), reported the way FastAPI reports body errors:
-a 422 whose `detail` names the record index and field of each problem."""
+"""Checks that need the dataset (dimensions, metadata schema, embedder), reported the way FastAPI reports body
+errors: a 422 whose `detail` names the record index and field of each problem."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi.exceptions import RequestValidationError
 
+from events.commands import EmbedderConfig, embedder_mismatch
 from schemas.vectors import VectorRecord
 from tributary.db.models import DatasetRow
 
@@ -40,13 +41,28 @@ def metadata_problems(
     return problems
 
 
+def check_embedder(embedder: EmbedderConfig | None, dimensions: int) -> None:
+    if embedder is not None and (reason := embedder_mismatch(embedder, dimensions)):
+        raise RequestValidationError([problem(("embedder",), reason)])
+
+
 def check_records(records: list[VectorRecord], dataset: DatasetRow) -> None:
+    """A record needs a vector of the dataset's dimensions, or a text when the dataset has an embedder."""
     problems: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
     for index, record in enumerate(records):
         loc: tuple[str | int, ...] = ("vectors", index)
         if record.vector is None:
-            problems.append(problem((*loc, "vector"), "a vector is required: this dataset has no embedder"))
+            if dataset.embedder is None:
+                problems.append(
+                    problem((*loc, "vector"), "a vector is required: this dataset has no embedder")
+                )
+            elif record.text is None:
+                problems.append(
+                    problem((*loc, "vector"), "give a vector, or a text for the dataset to embed")
+                )
+            elif not record.text.strip():
+                problems.append(problem((*loc, "text"), "is blank: there is nothing to embed"))
         elif len(record.vector) != dataset.dimensions:
             problems.append(
                 problem(

@@ -44,9 +44,63 @@ def _plain_json(value: dict[str, Any]) -> dict[str, Any]:
 
 Metadata = Annotated[dict[str, Any], AfterValidator(_plain_json)]
 
+LocalModel = Literal["all-minilm-l6-v2"]
+# The local models a dataset may name, with the width of their embeddings.
+LOCAL_MODEL_DIMENSIONS: dict[str, int] = {"all-minilm-l6-v2": 384}
+
 
 class Payload(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+
+class LocalEmbedderConfig(Payload):
+    """A model that runs inside the Tributary process (the `embed-local` extra)."""
+
+    kind: Literal["local"] = "local"
+    model: LocalModel = "all-minilm-l6-v2"
+
+    @property
+    def dimensions(self) -> int | None:
+        return LOCAL_MODEL_DIMENSIONS[self.model]
+
+
+class OpenAIEmbedderConfig(Payload):
+    """An OpenAI-compatible `POST {base_url}/embeddings` endpoint. Its API key is a server setting
+    (TRIBUTARY_OPENAI_API_KEY), never part of a dataset's configuration."""
+
+    kind: Literal["openai"] = "openai"
+    model: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    base_url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$", max_length=2048)] = Field(
+        description="For example https://api.openai.com/v1"
+    )
+    dimensions: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_DIMENSIONS,
+        description="Sent as the request's `dimensions` (models that can shorten their embeddings); "
+        "without it the model's own width must equal the dataset's",
+    )
+
+
+EmbedderConfig = Annotated[LocalEmbedderConfig | OpenAIEmbedderConfig, Field(discriminator="kind")]
+
+_embedder_configs: TypeAdapter[EmbedderConfig] = TypeAdapter(EmbedderConfig)
+
+
+def parse_embedder_config(data: object) -> LocalEmbedderConfig | OpenAIEmbedderConfig:
+    """An embedder configuration from its JSON object form (as stored with a dataset)."""
+    return _embedder_configs.validate_python(data)
+
+
+def embedder_mismatch(embedder: LocalEmbedderConfig | OpenAIEmbedderConfig, dimensions: int) -> str | None:
+    """Why `embedder` cannot fill a dataset of `dimensions`, or None when it can (as far as is known before
+    the first embedding: an endpoint without `dimensions` is checked on each answer)."""
+    if embedder.dimensions is None or embedder.dimensions == dimensions:
+        return None
+    return (
+        f"the {embedder.kind} embedder {embedder.model!r} makes {embedder.dimensions}-dimensional "
+        f"embeddings, the dataset has {dimensions} dimensions"
+    )
 
 
 class CreateDatasetPayload(Payload):
@@ -58,6 +112,15 @@ class CreateDatasetPayload(Payload):
     text_field: FieldName | None = Field(
         default=None, description="Metadata field indexed for full-text search"
     )
+    embedder: EmbedderConfig | None = Field(
+        default=None, description="Embeds the text of records sent without a vector; none: vectors required"
+    )
+
+    @model_validator(mode="after")
+    def _embedder_fits(self) -> CreateDatasetPayload:
+        if self.embedder is not None and (reason := embedder_mismatch(self.embedder, self.dimensions)):
+            raise ValueError(reason)
+        return self
 
 
 class DeleteDatasetPayload(Payload):

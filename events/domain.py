@@ -7,7 +7,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from events.commands import FieldName, FieldType, Metric, VectorId
+from events.commands import EmbedderConfig, FieldName, FieldType, Metric, VectorId
 from events.envelope import Envelope
 
 
@@ -20,6 +20,7 @@ class DatasetCreatedPayload(Payload):
     metric: Metric
     metadata_schema: dict[FieldName, FieldType] = Field(default_factory=dict)
     text_field: FieldName | None = None
+    embedder: EmbedderConfig | None = None
     version: str = Field(description="DeepLake version id after the commit")
 
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from events.commands import MAX_DIMENSIONS, FieldName, FieldType, Metric
+from events.commands import MAX_DIMENSIONS, EmbedderConfig, FieldName, FieldType, Metric
 from events.names import Name
 
 
@@ -19,6 +19,11 @@ class CreateDatasetRequest(BaseModel):
     metric: Metric = "cosine"
     metadata_schema: dict[FieldName, FieldType] = Field(default_factory=dict)
     text_field: FieldName | None = None
+    embedder: EmbedderConfig | None = Field(
+        default=None,
+        description='Embeds the text of records sent without a vector, e.g. {"kind": "local", "model": '
+        '"all-minilm-l6-v2"} (384 dimensions) or {"kind": "openai", "model": ..., "base_url": ...}',
+    )
 
 
 class DatasetView(BaseModel):
@@ -29,6 +34,7 @@ class DatasetView(BaseModel):
     metric: Metric
     metadata_schema: dict[str, FieldType]
     text_field: str | None
+    embedder: EmbedderConfig | None
     status: str
     version: str
     vector_count: int

@@ -8,10 +8,15 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests import services
+from tests import models, services
 from tributary.db.migrate import upgrade
 from tributary.db.session import engine_for
 from tributary.settings import Settings
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("local_model"):
+        models.require_local_model()
 
 
 @pytest.fixture(scope="session")

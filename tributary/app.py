@@ -21,6 +21,7 @@ from tributary.asyncapi import asyncapi_document
 from tributary.db.migrate import upgrade
 from tributary.db.session import engine_for, make_sessionmaker
 from tributary.embedded_bus import EmbeddedBus
+from tributary.embedding import Embedders
 from tributary.kafka import KafkaCommandPublisher, declare_channels, ensure_topics, make_broker
 from tributary.settings import Settings
 from tributary.storage import DatasetStore
@@ -45,6 +46,8 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
             app.state.asyncapi = asyncapi_document(settings)
             app.state.readiness = {"database": lambda: _database_answers(engine)}
             app.state.optional_readiness = {}
+            app.state.embedders = Embedders(settings)
+            stack.push_async_callback(app.state.embedders.aclose)
             if role == "embedded":
                 bus = EmbeddedBus(sessions, DatasetStore(settings.resolved_storage_root))
                 await bus.start()

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tributary.embedding import Embedders
 from tributary.settings import Settings
 
 
@@ -21,6 +22,11 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+def get_embedders(request: Request) -> Embedders:
+    embedders: Embedders = request.app.state.embedders
+    return embedders
+
+
 def get_tenant(settings: Annotated[Settings, Depends(get_settings)]) -> str:
     # Until authentication lands, every request acts for the default tenant.
     return settings.default_tenant
@@ -29,3 +35,4 @@ def get_tenant(settings: Annotated[Settings, Depends(get_settings)]) -> str:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 TenantDep = Annotated[str, Depends(get_tenant)]
+EmbeddersDep = Annotated[Embedders, Depends(get_embedders)]

@@ -6,7 +6,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Role = Literal["embedded", "command-api", "query-api", "applier", "projector"]
@@ -54,6 +54,15 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=1, le=65535)
     default_tenant: str = "default"
     wait_timeout_s: float = Field(default=30.0, gt=0, description="Longest a ?wait=true write waits")
+    openai_api_key: SecretStr | None = Field(
+        default=None, description="Bearer key for the OpenAI-compatible embedding endpoints of datasets"
+    )
+    embed_timeout_s: float = Field(
+        default=30.0, gt=0, description="Longest one request to an embedding endpoint may take"
+    )
+    embed_batch_size: int = Field(
+        default=256, ge=1, le=2048, description="Texts per request to an embedding endpoint"
+    )
 
     @cached_property
     def resolved_storage_root(self) -> str:

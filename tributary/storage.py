@@ -13,7 +13,13 @@ import deeplake
 import numpy as np
 import numpy.typing as npt
 
-from events.commands import FieldType, Metric
+from events.commands import (
+    FieldType,
+    LocalEmbedderConfig,
+    Metric,
+    OpenAIEmbedderConfig,
+    parse_embedder_config,
+)
 from events.filters import FilterNode
 from tributary.filtering import matches
 
@@ -37,6 +43,7 @@ class DatasetSpec:
     metric: Metric
     metadata_schema: dict[str, FieldType] = field(default_factory=dict)
     text_field: str | None = None
+    embedder: LocalEmbedderConfig | OpenAIEmbedderConfig | None = None
 
     def to_json(self) -> str:
         return json.dumps(
@@ -45,6 +52,7 @@ class DatasetSpec:
                 "metric": self.metric,
                 "metadata_schema": self.metadata_schema,
                 "text_field": self.text_field,
+                "embedder": self.embedder.model_dump(mode="json") if self.embedder else None,
             },
             sort_keys=True,
         )
@@ -57,6 +65,7 @@ class DatasetSpec:
             metric=data["metric"],
             metadata_schema=dict(data.get("metadata_schema") or {}),
             text_field=data.get("text_field"),
+            embedder=parse_embedder_config(data["embedder"]) if data.get("embedder") else None,
         )
 
 

@@ -138,6 +138,7 @@ def create_dataset(command: CreateDataset, store: DatasetStore) -> DatasetCreate
         metric=command.payload.metric,
         metadata_schema=dict(command.payload.metadata_schema),
         text_field=command.payload.text_field,
+        embedder=command.payload.embedder,
     )
     existing = store.spec(command.tenant, command.dataset)
     if existing is None:
@@ -156,6 +157,7 @@ def create_dataset(command: CreateDataset, store: DatasetStore) -> DatasetCreate
             metric=wanted.metric,
             metadata_schema=wanted.metadata_schema,
             text_field=wanted.text_field,
+            embedder=wanted.embedder,
             version=version,
         ),
     )

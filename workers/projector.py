@@ -46,6 +46,7 @@ async def _dataset_created(event: DatasetCreated, session: AsyncSession) -> None
     row.metric = event.payload.metric
     row.metadata_schema = dict(event.payload.metadata_schema)
     row.text_field = event.payload.text_field
+    row.embedder = event.payload.embedder.model_dump(mode="json") if event.payload.embedder else None
     row.version = event.payload.version
     row.status = "ready"
 

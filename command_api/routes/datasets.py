@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, HTTPException, Response, status
 
 from command_api.deps import SubmitDep, answer_retries_first
+from command_api.validation import check_embedder
 from events import CreateDataset, CreateDatasetPayload, DeleteDataset
 from schemas.datasets import Accepted, CreateDatasetRequest
 from tributary.db.models import DatasetRow
@@ -23,6 +24,7 @@ router = APIRouter(
 async def create_dataset(
     body: CreateDatasetRequest, response: Response, session: SessionDep, tenant: TenantDep, submit: SubmitDep
 ) -> Accepted:
+    check_embedder(body.embedder, body.dimensions)
     if await session.get(DatasetRow, (tenant, body.name)) is not None:
         raise HTTPException(status.HTTP_409_CONFLICT, f"dataset {body.name!r} already exists")
     payload = CreateDatasetPayload(
@@ -30,6 +32,7 @@ async def create_dataset(
         metric=body.metric,
         metadata_schema=body.metadata_schema,
         text_field=body.text_field,
+        embedder=body.embedder,
     )
     return await submit(CreateDataset(tenant=tenant, dataset=body.name, payload=payload), response)
 

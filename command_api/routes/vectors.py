@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated
 
 import numpy as np
+import numpy.typing as npt
 from fastapi import APIRouter, Depends, Header, HTTPException, Response, status
 from fastapi.exceptions import RequestValidationError
 
@@ -18,11 +19,13 @@ from events import (
     UpdateMetadataPayload,
     UpsertVectors,
     UpsertVectorsPayload,
+    parse_embedder_config,
 )
 from schemas.datasets import Accepted
-from schemas.vectors import DeleteVectorsRequest, MetadataPatch, UpsertVectorsRequest
+from schemas.vectors import DeleteVectorsRequest, MetadataPatch, UpsertVectorsRequest, VectorRecord
 from tributary.db.models import DatasetRow
-from tributary.deps import SessionDep, TenantDep
+from tributary.deps import EmbeddersDep, SessionDep, TenantDep
+from tributary.embedding import Embedders, EmbeddingFailed
 from tributary.json_route import JSONRoute
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -59,20 +62,45 @@ async def upsert_vectors(
     dataset: DatasetDep,
     response: Response,
     submit: SubmitDep,
+    embedders: EmbeddersDep,
+    session: SessionDep,
 ) -> Accepted:
     check_records(body.vectors, dataset)
+    if any(record.vector is None for record in body.vectors):
+        # Embedding can take seconds: hand the database connection back to the pool meanwhile.
+        await session.commit()
     ids = [record.id or uuid.uuid4().hex for record in body.vectors]
     command = UpsertVectors(
         tenant=dataset.tenant,
         dataset=dataset.name,
         payload=UpsertVectorsPayload(
             ids=ids,
-            vectors=np.asarray([record.vector for record in body.vectors], dtype=np.float32),
+            vectors=await record_vectors(body.vectors, dataset, embedders),
             texts=[record.text for record in body.vectors],
             metadata=[record.metadata or {} for record in body.vectors],
         ),
     )
     return await submit(command, response, ids)
+
+
+async def record_vectors(
+    records: list[VectorRecord], dataset: DatasetRow, embedders: Embedders
+) -> npt.NDArray[np.float32]:
+    """The records' vectors as one matrix: given ones as they are, the texts of the others embedded by the
+    dataset's embedder in one call. Records were checked: each has a vector, or a text and the dataset an
+    embedder. An embedder failure is a 503 with its reason, before anything is published."""
+    matrix = np.empty((len(records), dataset.dimensions), dtype=np.float32)
+    given = [i for i, record in enumerate(records) if record.vector is not None]
+    if given:
+        matrix[given] = np.asarray([records[i].vector for i in given], dtype=np.float32)
+    texts = [(i, record.text) for i, record in enumerate(records) if record.vector is None]
+    if texts:
+        try:
+            embedder = embedders.get(parse_embedder_config(dataset.embedder), dataset.dimensions)
+            matrix[[i for i, _ in texts]] = await embedder.embed([text or "" for _, text in texts])
+        except EmbeddingFailed as exc:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"embedding failed: {exc}") from exc
+    return matrix
 
 
 @router.post("/delete", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
