@@ -76,7 +76,10 @@ async def until_stored(settings: Settings, dataset: str, expected: Expected, tim
     assert not missing and not extra, (
         f"{len(missing)} missing ({sorted(missing)[:5]}...), {len(extra)} unexpected ({sorted(extra)[:5]}...)"
     )
-    for row, vid in enumerate(ids):
-        want_vector, want_metadata = expected.rows[vid]
-        np.testing.assert_array_equal(vectors[row], np.asarray(want_vector, dtype=np.float32))
-        assert json.loads(str(metadata[row])) == want_metadata
+    wrong = [
+        (vid, json.loads(str(metadata[row])), expected.rows[vid][1])
+        for row, vid in enumerate(ids)
+        if not np.array_equal(vectors[row], np.asarray(expected.rows[vid][0], dtype=np.float32))
+        or json.loads(str(metadata[row])) != expected.rows[vid][1]
+    ]
+    assert not wrong, f"{len(wrong)} rows differ (id, stored metadata, expected metadata): {wrong[:5]}"

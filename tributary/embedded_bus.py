@@ -21,6 +21,7 @@ from events import Command, DomainEvent, parse_command, parse_event, partition_k
 from tributary.bus import ConsistencyToken
 from tributary.db.models import BusCommandRow, BusEventRow
 from tributary.storage import DatasetStore
+from tributary.threads import in_thread_to_completion
 from workers.isolation import MAX_ATTEMPTS, apply_batch
 from workers.projector import project_event
 
@@ -140,7 +141,9 @@ class EmbeddedBus:
                 commands.append((seq, parse_command(body)))
             except ValidationError as exc:
                 unreadable[seq] = f"unreadable command: {exc}"
-        outcome = await asyncio.to_thread(apply_batch, [c for _, c in commands], self._store, give_up=give_up)
+        outcome = await in_thread_to_completion(
+            apply_batch, [c for _, c in commands], self._store, give_up=give_up
+        )
         poisoned = {commands[index][0]: reason for index, reason in outcome.poisoned}
         async with self._sessions.begin() as session:
             for event in outcome.events:

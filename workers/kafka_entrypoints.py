@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from events import Command, CommandRejected, DomainEvent, parse_command, parse_event, partition_key
 from tributary.kafka import Channels, consumer_record, consumer_records, json_headers, publish_dead_letter
 from tributary.storage import DatasetStore
+from tributary.threads import in_thread_to_completion
 from workers.fencing import Fenced, FencingListener, PartitionFence
 from workers.isolation import MAX_ATTEMPTS, apply_batch
 from workers.projector import project_event
@@ -76,7 +77,7 @@ def register_applier(
         attempt = failures.get(first, 0) + 1
         try:
             async with fence.holding({record.partition for record in records}):
-                outcome = await asyncio.to_thread(
+                outcome = await in_thread_to_completion(
                     apply_batch, [c for _, c in readable], store, give_up=attempt >= MAX_ATTEMPTS
                 )
         except Fenced as exc:
