@@ -1,18 +1,22 @@
 """Kafka entrypoints of the workers: thin subscribers that decode, call the plain handlers, and publish.
 
-Offsets are committed only after a message was handled and its events were published (AckPolicy.NACK_ON_ERROR:
-an exception seeks back and the message is delivered again), so delivery is at least once and the
-idempotent handlers make the effect once.
+Offsets are committed only after a message was handled and its events were published, so delivery is at least
+once and the idempotent handlers make the effect once. The projector lets FastStream do it
+(AckPolicy.NACK_ON_ERROR: an exception seeks back and the message comes again); the applier commits each
+partition of a batch itself, because one partition of a batch may be taken away by a rebalance while the others
+are still this worker's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import defaultdict
 from collections.abc import Sequence
-from typing import TypeAlias
+from typing import TypeAlias, cast
 
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from pydantic import ValidationError
@@ -54,7 +58,8 @@ def register_applier(
         group_instance_id=instance_id,
         auto_offset_reset="earliest",
         isolation_level="read_committed",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
+        # Offsets are committed by the handler, per partition, after the DeepLake commit and the events.
+        ack_policy=AckPolicy.MANUAL,
         max_partition_fetch_bytes=32 * 1024 * 1024,
         listener=FencingListener(fence, store),
         title=f"{topics.commands}:applier",
@@ -62,9 +67,34 @@ def register_applier(
         "publishes the domain events.",
     )
     async def on_commands(message: KafkaMessage) -> None:
-        records = consumer_records(message)
-        if not records:
-            return
+        consumer = cast("AIOKafkaConsumer", message.consumer)
+        by_partition: dict[int, list[Record]] = defaultdict(list)
+        for record in consumer_records(message):
+            by_partition[record.partition].append(record)
+        # Each partition is its own unit: applied under its own lease, its offset committed alone. A partition
+        # that fails or was taken away is rewound (if still ours) and never skipped; the others go on.
+        for partition, records in sorted(by_partition.items()):
+            tp = TopicPartition(topics.commands, partition)
+            try:
+                await apply_partition(records)
+            except Fenced as exc:
+                log.warning("not applying %s: %s", tp, exc)
+                _rewind(consumer, tp, records[0].offset)
+                continue
+            except Exception:
+                log.exception("applying %s from offset %d failed; it will be retried", tp, records[0].offset)
+                _rewind(consumer, tp, records[0].offset)
+                # Back off before the partition is read again, so an outage does not spin the worker.
+                await asyncio.sleep(min(2.0 * failures.get((partition, records[0].offset), 1), 10.0))
+                continue
+            try:
+                await consumer.commit({tp: records[-1].offset + 1})
+            except KafkaError as exc:
+                # A rebalance took the partition: its new owner reads it again from the last commit, and the
+                # ledger recognises what was applied here.
+                log.warning("offsets of %s not committed: %s", tp, exc)
+
+    async def apply_partition(records: list[Record]) -> None:
         # Bodies are decoded here, not by FastStream, so an unreadable one is dead-lettered, not retried.
         readable: list[tuple[Record, Command]] = []
         unreadable: list[tuple[Record, str]] = []
@@ -76,17 +106,14 @@ def register_applier(
         first = (records[0].partition, records[0].offset)
         attempt = failures.get(first, 0) + 1
         try:
-            async with fence.holding({record.partition for record in records}):
+            async with fence.holding([records[0].partition]):
                 outcome = await in_thread_to_completion(
                     apply_batch, [c for _, c in readable], store, give_up=attempt >= MAX_ATTEMPTS
                 )
-        except Fenced as exc:
-            log.warning("not applying a batch: %s", exc)
+        except Fenced:
             raise
         except Exception:
             failures[first] = attempt
-            # Back off before the batch is delivered again, so an outage does not spin the worker.
-            await asyncio.sleep(min(2.0 * attempt, 10.0))
             raise
         failures.pop(first, None)
         await _publish_events(channels, outcome.events)
@@ -101,6 +128,12 @@ def register_applier(
                 "dead-lettering offset %s of partition %s: %s", record.offset, record.partition, reason
             )
             await publish_dead_letter(channels, reason, record)
+
+
+def _rewind(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
+    """Read a partition again from `offset`, if it is still assigned to this consumer."""
+    if tp in consumer.assignment():
+        consumer.seek(tp, offset)
 
 
 async def _publish_events(channels: Channels, events: Sequence[DomainEvent]) -> None:
