@@ -1,16 +1,18 @@
 """A request is published whole or not at all, once: split upserts in one Kafka transaction (read with
-read_committed), aborted transactions never applied, and Idempotency-Key retries that publish nothing."""
+read_committed), aborted transactions never applied, and Idempotency-Key retries that publish nothing; and a
+poison message takes nothing else down with it."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import deeplake
 import numpy as np
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import func, select
 
-from events import Topics, UpsertVectors, UpsertVectorsPayload, partition_key
+from events import DeadLetter, Topics, UpsertVectors, UpsertVectorsPayload, partition_key
 from tests.helpers import serving
 from tests.kafka_tools import command_count, workers
 from tributary.app import create_app
@@ -121,3 +123,52 @@ async def test_idempotency_key_in_embedded_mode(embedded_settings: Settings) -> 
         async with make_sessionmaker(engine)() as session:
             assert await session.scalar(select(func.count()).select_from(BusCommandRow)) == 1
         await engine.dispose()
+
+
+async def test_poison_in_the_middle_of_a_batch_is_dead_lettered_and_its_neighbours_applied(
+    distributed_settings: Settings,
+) -> None:
+    settings = distributed_settings
+    topics = Topics(settings.topic_prefix)
+    key = partition_key("default", "mixed")
+
+    def upsert(vector_id: str, dims: int = 4) -> bytes:
+        payload = UpsertVectorsPayload(ids=[vector_id], vectors=np.ones((1, dims), dtype=np.float32))
+        return UpsertVectors(tenant="default", dataset="mixed", payload=payload).model_dump_json().encode()
+
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True)
+    dead_letters = AIOKafkaConsumer(
+        topics.dead_letters, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest"
+    )
+    async with (
+        workers(settings, "applier", "projector"),
+        serving(create_app(settings, "command-api")) as commands,
+    ):
+        await commands.post("/api/v1/datasets?wait=true", json={"name": "mixed", "dimensions": 4})
+        await producer.start()
+        await dead_letters.start()
+        try:
+            # Sent together so that the applier reads them as one batch.
+            for body in [
+                upsert("a"),
+                b'{"type": "UpsertVectors", "garbage": true}',
+                upsert("b", dims=3),
+                upsert("c"),
+            ]:
+                await producer.send(topics.commands, body, key=key)
+            await producer.flush()
+            letters = [
+                DeadLetter.model_validate_json((await asyncio.wait_for(dead_letters.getone(), 60)).value)
+                for _ in range(2)
+            ]
+        finally:
+            await producer.stop()
+            await dead_letters.stop()
+        last = await commands.post(
+            "/api/v1/datasets/mixed/vectors?wait=true",
+            json={"vectors": [{"id": "d", "vector": [1, 2, 3, 4]}]},
+        )
+        assert last.json()["status"] == "applied"
+    reasons = sorted(letter.reason for letter in letters)
+    assert reasons[0].startswith("invalid command") and "dimensions" in reasons[1], reasons
+    assert sorted(stored_ids(settings, "mixed")) == ["a", "c", "d"]
