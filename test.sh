@@ -17,7 +17,8 @@ fi
 # new versions), and the install takes every wheel from there.
 wheelhouse="${TRIBUTARY_WHEELHOUSE:-$HOME/.cache/tributary/wheels}"
 mkdir -p "$wheelhouse"
-.venv/bin/python -m pip download -q -d "$wheelhouse" "setuptools>=69" ".[test,embed-local]"
+# hnswlib is published as source only: its build requirements must be in the wheelhouse too.
+.venv/bin/python -m pip download -q -d "$wheelhouse" "setuptools>=69" wheel "pybind11>=2.10" ".[test,embed-local]"
 .venv/bin/python -m pip install -q --no-index --find-links "$wheelhouse" -e ".[test,embed-local]"
 
 bash deploy/local/services.sh up

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from events.commands import EmbedderConfig, FieldName, FieldType, Metric, VectorId
 from events.envelope import Envelope
+from events.vectors import Float32Matrix
 
 
 class Payload(BaseModel):
@@ -29,7 +30,13 @@ class DatasetDeletedPayload(Payload):
 
 
 class VectorsUpsertedPayload(Payload):
+    """The upserted records in full, so that projections and stream consumers need not read DeepLake."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
     ids: list[VectorId]
+    vectors: Float32Matrix
+    texts: list[str | None] | None = None
     metadata: list[dict[str, Any]] | None = None
     version: str
     vector_count: int = Field(description="Vectors in the dataset after the commit")

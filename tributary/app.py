@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
 from typing import Literal
 
 from fastapi import FastAPI
 from redis.asyncio import Redis
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from command_api.deps import ReplayedAnswer, replayed_answer
 from command_api.routes import datasets as command_datasets
 from command_api.routes import vectors as command_vectors
 from events import Topics
-from query_api.routes import catalog
+from query_api.consistency import EmbeddedBarrier
+from query_api.follower import EventFollower
+from query_api.registry import Projections, apply_events, load_all
+from query_api.routes import catalog, search
 from tributary import __version__, errors, health
 from tributary.asyncapi import asyncapi_document
 from tributary.db.migrate import upgrade
+from tributary.db.models import DatasetRow
 from tributary.db.session import engine_for, make_sessionmaker
 from tributary.embedded_bus import EmbeddedBus
 from tributary.embedding import Embedders
@@ -48,11 +54,14 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
             app.state.optional_readiness = {}
             app.state.embedders = Embedders(settings)
             stack.push_async_callback(app.state.embedders.aclose)
+            store = DatasetStore(settings.resolved_storage_root)
             if role == "embedded":
-                bus = EmbeddedBus(sessions, DatasetStore(settings.resolved_storage_root))
+                projections = await asyncio.to_thread(load_all, store, await _catalog(sessions))
+                bus = EmbeddedBus(sessions, store, on_events=partial(apply_events, projections))
                 await bus.start()
                 stack.push_async_callback(bus.stop)
                 app.state.publisher = bus
+                app.state.projections, app.state.barrier = projections, EmbeddedBarrier(bus)
             elif role == "command-api":
                 broker = make_broker(settings, client_id="tributary-command-api")
                 channels = declare_channels(broker, Topics(settings.topic_prefix))
@@ -63,6 +72,13 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
                 stack.push_async_callback(publisher.close)
                 app.state.publisher = publisher
                 app.state.readiness["kafka"] = lambda: broker.ping(timeout=1.0)
+            elif role == "query-api":
+                await ensure_topics(settings)
+                projections = Projections()
+                follower = EventFollower(settings, projections, store)
+                await follower.start(lambda: _catalog(sessions))
+                stack.push_async_callback(follower.stop)
+                app.state.projections, app.state.barrier = projections, follower
             if settings.redis_url:
                 redis = Redis.from_url(settings.redis_url)
                 stack.push_async_callback(redis.aclose)
@@ -78,7 +94,14 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
         app.include_router(command_vectors.router)
     if role in ("embedded", "query-api"):
         app.include_router(catalog.router)
+        app.include_router(search.router)
     return app
+
+
+async def _catalog(sessions: async_sessionmaker[AsyncSession]) -> list[tuple[str, str]]:
+    async with sessions() as session:
+        rows = await session.execute(select(DatasetRow.tenant, DatasetRow.name))
+        return [(tenant, name) for tenant, name in rows]
 
 
 async def _database_answers(engine: AsyncEngine) -> bool:

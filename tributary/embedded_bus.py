@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pydantic import ValidationError
 from sqlalchemy import Row, func, select, update
@@ -32,9 +32,17 @@ BATCH = 500
 
 
 class EmbeddedBus:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], store: DatasetStore) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        store: DatasetStore,
+        on_events: Callable[[list[DomainEvent]], None] | None = None,
+    ) -> None:
         self._sessions = sessions
         self._store = store
+        # Called (in a thread) with each batch's events before the batch counts as applied: the in-process
+        # search projections, so a read that waited for a command sees it.
+        self._on_events = on_events
         self._wake = asyncio.Event()
         self._applied = asyncio.Condition()
         self._applied_seq = 0
@@ -68,6 +76,15 @@ class EmbeddedBus:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+    @property
+    def applied_seq(self) -> int:
+        return self._applied_seq
+
+    async def last_seq(self) -> int:
+        """The newest command in the log."""
+        async with self._sessions() as session:
+            return int(await session.scalar(select(func.coalesce(func.max(BusCommandRow.seq), 0))) or 0)
 
     async def wait_applied(self, token: ConsistencyToken, timeout: float) -> bool:
         """True once the command at `token` (and all before it) has been applied."""
@@ -162,3 +179,5 @@ class EmbeddedBus:
                 .where(BusCommandRow.seq.in_([seq for seq, _ in rows]), BusCommandRow.status == PENDING)
                 .values(status=DONE)
             )
+        if self._on_events is not None:
+            await in_thread_to_completion(self._on_events, outcome.events)

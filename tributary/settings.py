@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     default_tenant: str = "default"
+    bounded_staleness_s: float = Field(
+        default=1.0, gt=0, description="A `bounded` read may trail the event log by at most this long"
+    )
+    read_timeout_s: float = Field(
+        default=10.0, gt=0, description="Longest a read waits for its consistency level before a 504"
+    )
     wait_timeout_s: float = Field(default=30.0, gt=0, description="Longest a ?wait=true write waits")
     openai_api_key: SecretStr | None = Field(
         default=None, description="Bearer key for the OpenAI-compatible embedding endpoints of datasets"

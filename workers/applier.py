@@ -214,7 +214,14 @@ def _vector_event(effect: Effect, writer: DatasetWriter) -> DomainEvent:
             return event_for(
                 command,
                 VectorsUpserted,
-                VectorsUpsertedPayload(ids=p.ids, metadata=p.metadata, version=version, vector_count=count),
+                VectorsUpsertedPayload(
+                    ids=p.ids,
+                    vectors=p.vectors,
+                    texts=p.texts,
+                    metadata=p.metadata,
+                    version=version,
+                    vector_count=count,
+                ),
             )
         case DeleteVectors():
             return event_for(

@@ -1,0 +1,135 @@
+"""The projections a query replica serves, one per dataset, built from DeepLake and kept fresh from events.
+
+`apply_events` is the plain handler (the Kafka follower and the embedded bus both call it); `load_dataset` reads a
+dataset's latest version from DeepLake. Replaying events over a state that already holds some of them converges
+(upserts and deletes by id, metadata as stored), so a replica loads DeepLake *after* noting where the event log
+stood and then replays from there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import deeplake
+import numpy as np
+
+from events import (
+    DatasetCreated,
+    DatasetDeleted,
+    DomainEvent,
+    MetadataUpdated,
+    VectorsDeleted,
+    VectorsUpserted,
+)
+from query_api.projection import DatasetProjection
+from tributary.storage import DatasetSpec, DatasetStore
+
+log = logging.getLogger(__name__)
+
+LOAD_CHUNK = 10_000
+
+
+@dataclass
+class Served:
+    spec: DatasetSpec
+    projection: DatasetProjection
+
+
+class Projections:
+    def __init__(self) -> None:
+        self._served: dict[tuple[str, str], Served] = {}
+        self._lock = threading.Lock()
+
+    def get(self, tenant: str, dataset: str) -> Served | None:
+        return self._served.get((tenant, dataset))
+
+    def put(self, tenant: str, dataset: str, served: Served) -> None:
+        with self._lock:
+            self._served[(tenant, dataset)] = served
+
+    def drop(self, tenant: str, dataset: str) -> None:
+        with self._lock:
+            self._served.pop((tenant, dataset), None)
+
+    def __len__(self) -> int:
+        return len(self._served)
+
+
+def apply_events(projections: Projections, events: Sequence[DomainEvent]) -> None:
+    for event in events:
+        match event:
+            case DatasetCreated(payload=p):
+                if projections.get(event.tenant, event.dataset) is None:
+                    spec = DatasetSpec(
+                        dimensions=p.dimensions,
+                        metric=p.metric,
+                        metadata_schema=dict(p.metadata_schema),
+                        text_field=p.text_field,
+                        embedder=p.embedder,
+                    )
+                    projection = DatasetProjection(p.dimensions, p.metric, p.version)
+                    projections.put(event.tenant, event.dataset, Served(spec, projection))
+            case DatasetDeleted():
+                projections.drop(event.tenant, event.dataset)
+            case VectorsUpserted() | VectorsDeleted() | MetadataUpdated():
+                served = projections.get(event.tenant, event.dataset)
+                if served is None:
+                    continue  # an event of a dataset deleted since; its delete follows or came first
+                with served.projection.lock.writing():
+                    _apply(served.projection, event)
+                    served.projection.version = event.payload.version
+
+
+def _apply(projection: DatasetProjection, event: VectorsUpserted | VectorsDeleted | MetadataUpdated) -> None:
+    match event:
+        case VectorsUpserted(payload=p):
+            projection.upsert(p.ids, p.vectors, p.texts, p.metadata)
+        case VectorsDeleted(payload=p):
+            projection.delete(p.ids)
+        case MetadataUpdated(payload=p):
+            projection.set_metadata(p.id, dict(p.metadata))
+
+
+def load_dataset(store: DatasetStore, tenant: str, dataset: str) -> Served | None:
+    """The dataset's projection at its latest DeepLake version (None if it does not exist)."""
+    spec = store.spec(tenant, dataset)
+    if spec is None:
+        return None
+    ds = deeplake.open_read_only(store.url(tenant, dataset))
+    projection = DatasetProjection(spec.dimensions, spec.metric, str(ds.version))
+    with projection.lock.writing():
+        for start in range(0, len(ds), LOAD_CHUNK):
+            stop = min(start + LOAD_CHUNK, len(ds))
+            ids = [str(i) for i in _column(ds, "id", start, stop)]
+            vectors = np.asarray(ds["embedding"][start:stop], dtype=np.float32)
+            texts: list[str | None] = [str(t) or None for t in _column(ds, "text", start, stop)]
+            metadata: list[dict[str, Any]] = [
+                json.loads(str(m)) if m else {} for m in _column(ds, "metadata", start, stop)
+            ]
+            projection.upsert(ids, vectors, texts, metadata)
+    return Served(spec, projection)
+
+
+def _column(ds: Any, name: str, start: int, stop: int) -> list[Any]:
+    return list(ds[name][start:stop])
+
+
+def load_all(store: DatasetStore, datasets: Sequence[tuple[str, str]]) -> Projections:
+    projections = Projections()
+    for tenant, dataset in datasets:
+        served = load_dataset(store, tenant, dataset)
+        if served is not None:
+            projections.put(tenant, dataset, served)
+            log.info(
+                "loaded %s/%s: %d vectors at %s",
+                tenant,
+                dataset,
+                len(served.projection),
+                served.projection.version,
+            )
+    return projections

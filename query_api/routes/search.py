@@ -1,0 +1,123 @@
+"""Reads of a dataset's vectors: search, get by id, scroll and count, from the replica's projection."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, status
+
+from events.filters import FilterNode, parse_filter
+from query_api.deps import ServedDep, ServedRead
+from query_api.searching import SearchPlan, run_search, views
+from schemas.search import (
+    CountRequest,
+    CountResponse,
+    GetVectorsRequest,
+    Include,
+    ScrollRequest,
+    ScrollResponse,
+    SearchRequest,
+    SearchResponse,
+    VectorsResponse,
+    VectorView,
+)
+from tributary.deps import EmbeddersDep
+from tributary.embedding import EmbeddingFailed
+from tributary.json_route import JSONRoute
+
+router = APIRouter(prefix="/api/v1/datasets/{dataset}", tags=["search"], route_class=JSONRoute)
+
+
+@router.post("/search", response_model=SearchResponse, response_model_exclude_none=True)
+async def search(body: SearchRequest, read: ServedDep, embedders: EmbeddersDep) -> SearchResponse:
+    served = read.served
+    vector = None if body.vector is None else np.asarray(body.vector, dtype=np.float32)
+    if vector is None and body.mode != "text":
+        if served.spec.embedder is None:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT, "this dataset has no embedder: give a query vector"
+            )
+        try:
+            embedder = embedders.get(served.spec.embedder, served.spec.dimensions)
+            vector = (await embedder.embed([body.text or ""]))[0]
+        except EmbeddingFailed as exc:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+    if vector is not None and len(vector) != served.spec.dimensions:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"the query vector has {len(vector)} dimensions, the dataset has {served.spec.dimensions}",
+        )
+    page, more = await asyncio.to_thread(run_search, served, SearchPlan.of(body, vector))
+    return SearchResponse(results=page, next_offset=body.offset + len(page) if more else None, **_state(read))
+
+
+@router.get("/vectors/{vector_id}", response_model=VectorView, response_model_exclude_none=True)
+async def get_vector(vector_id: str, read: ServedDep) -> VectorView:
+    views = await asyncio.to_thread(_by_ids, read, [vector_id], ["vector", "metadata", "text"])
+    if not views:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"vector {vector_id!r} not found")
+    return views[0]
+
+
+@router.post("/vectors/get", response_model=VectorsResponse, response_model_exclude_none=True)
+async def get_vectors(body: GetVectorsRequest, read: ServedDep) -> VectorsResponse:
+    views = await asyncio.to_thread(_by_ids, read, body.ids, body.include)
+    return VectorsResponse(results=views, **_state(read))
+
+
+@router.post("/scroll", response_model=ScrollResponse, response_model_exclude_none=True)
+async def scroll(body: ScrollRequest, read: ServedDep) -> ScrollResponse:
+    start = _cursor(body.cursor)
+
+    def page() -> tuple[list[VectorView], str | None]:
+        projection = read.served.projection
+        with projection.lock.reading():
+            slots = projection.live_slots(projection.allowed(_filter(body.filter)))
+            after = slots[slots >= start]
+            chosen = [int(s) for s in after[: body.limit]]
+            more = len(after) > body.limit
+            found = views(projection, [(slot, None) for slot in chosen], body.include)
+            return found, str(chosen[-1] + 1) if more else None
+
+    found, next_cursor = await asyncio.to_thread(page)
+    return ScrollResponse(results=found, next_cursor=next_cursor, **_state(read))
+
+
+@router.post("/count", response_model=CountResponse)
+async def count(body: CountRequest, read: ServedDep) -> CountResponse:
+    def counted() -> int:
+        projection = read.served.projection
+        with projection.lock.reading():
+            return len(projection.live_slots(projection.allowed(_filter(body.filter))))
+
+    return CountResponse(count=await asyncio.to_thread(counted), **_state(read))
+
+
+def _state(read: ServedRead) -> dict[str, object]:
+    return {
+        "consistency": read.consistency,
+        "version": read.served.projection.version,
+        "reflects": read.reflects,
+    }
+
+
+def _filter(raw: dict[str, Any] | None) -> FilterNode | None:
+    return None if raw is None else parse_filter(raw)
+
+
+def _cursor(raw: str | None) -> int:
+    if raw is None:
+        return 0
+    if not raw.isdigit():
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "not a cursor this API gave out")
+    return int(raw)
+
+
+def _by_ids(read: ServedRead, ids: Sequence[str], include: Sequence[Include]) -> list[VectorView]:
+    projection = read.served.projection
+    with projection.lock.reading():
+        slots = [slot for vector_id in ids if (slot := projection.slot(vector_id)) is not None]
+        return views(projection, [(slot, None) for slot in slots], include)

@@ -1,0 +1,87 @@
+"""Running one search against a dataset's projection: vector, text (BM25) or hybrid (fused), with the filter
+applied inside each search, then paging and the fields `include` asks for, all under one read lock (so a row
+deleted meanwhile cannot appear, nor a reused slot under an old score)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from events.filters import FilterNode, parse_filter
+from query_api.projection import DatasetProjection, Hit
+from query_api.registry import Served
+from schemas.search import Include, SearchRequest, VectorView
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    mode: Literal["vector", "text", "hybrid"]
+    vector: npt.NDArray[np.float32] | None
+    text: str | None
+    k: int
+    offset: int
+    filter: FilterNode | None
+    score_threshold: float | None
+    fusion: Literal["rrf", "weighted"]
+    rrf_k: int
+    alpha: float
+    include: tuple[Include, ...]
+
+    @classmethod
+    def of(cls, body: SearchRequest, vector: npt.NDArray[np.float32] | None) -> SearchPlan:
+        return cls(
+            mode=body.mode,
+            vector=vector,
+            text=body.text,
+            k=body.k,
+            offset=body.offset,
+            filter=None if body.filter is None else parse_filter(body.filter),
+            score_threshold=body.score_threshold,
+            fusion=body.fusion,
+            rrf_k=body.rrf_k,
+            alpha=body.alpha,
+            include=tuple(body.include),
+        )
+
+
+def run_search(served: Served, plan: SearchPlan) -> tuple[list[VectorView], bool]:
+    """The page of results and whether there may be more."""
+    projection = served.projection
+    wanted = plan.offset + plan.k + 1
+    with projection.lock.reading():
+        allowed = projection.allowed(plan.filter)
+        if plan.mode == "vector":
+            assert plan.vector is not None
+            hits = _within_threshold(projection.search(plan.vector, wanted, allowed), plan, projection)
+        else:
+            hits = projection.text_search(plan.text or "", wanted, allowed)
+        page = [(hit.slot, hit.score) for hit in hits[plan.offset : plan.offset + plan.k]]
+        return views(projection, page, plan.include), len(hits) > plan.offset + plan.k
+
+
+def _within_threshold(hits: list[Hit], plan: SearchPlan, projection: DatasetProjection) -> list[Hit]:
+    if plan.score_threshold is None:
+        return hits
+    if projection.metric == "l2":
+        return [hit for hit in hits if hit.score <= plan.score_threshold]
+    return [hit for hit in hits if hit.score >= plan.score_threshold]
+
+
+def views(
+    projection: DatasetProjection, slots: Sequence[tuple[int, float | None]], include: Sequence[Include]
+) -> list[VectorView]:
+    """The rows (slot, score) as answered (callers hold the projection's read lock)."""
+    return [
+        VectorView(
+            id=projection.id_of(slot),
+            score=score,
+            vector=projection.vector(slot).tolist() if "vector" in include else None,
+            metadata=projection.metadata(slot) if "metadata" in include else None,
+            text=projection.text(slot) if "text" in include else None,
+        )
+        for slot, score in slots
+    ]

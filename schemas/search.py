@@ -1,0 +1,110 @@
+"""Request and response models of the read routes: search, get, scroll, count."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from events.commands import VectorId
+from events.filters import FilterDict
+from schemas.vectors import MAX_RECORDS, FiniteFloat, PackedVector
+
+Include = Literal["vector", "metadata", "text"]
+MAX_K = 1000
+
+
+def _metadata_only() -> list[Include]:
+    return ["metadata"]
+
+
+MAX_OFFSET = 10_000
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    vector: list[FiniteFloat] | PackedVector | None = Field(
+        default=None, description="The query vector (numbers, or packed float32 in base64)"
+    )
+    text: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=10_000,
+        description="Query text: BM25, and embedded when no vector",
+    )
+    mode: Literal["vector", "text", "hybrid"] = "vector"
+    k: int = Field(default=10, ge=1, le=MAX_K)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET, description="Skip this many results (paging)")
+    filter: FilterDict | None = None
+    score_threshold: float | None = Field(
+        default=None,
+        description="cosine/dot: keep scores >= this; l2: keep distances <= this (vector mode only)",
+    )
+    include: list[Include] = Field(default_factory=_metadata_only)
+    fusion: Literal["rrf", "weighted"] = "rrf"
+    rrf_k: int = Field(default=60, ge=1, le=10_000)
+    alpha: float = Field(default=0.5, ge=0.0, le=1.0, description="weighted fusion: the vector side's weight")
+
+    @model_validator(mode="after")
+    def _query_given(self) -> SearchRequest:
+        if self.mode == "vector" and self.vector is None and self.text is None:
+            raise ValueError("vector mode needs a vector (or text to embed)")
+        if self.mode in ("text", "hybrid") and self.text is None:
+            raise ValueError(f"{self.mode} mode needs text")
+        return self
+
+
+class VectorView(BaseModel):
+    id: str
+    score: float | None = None
+    vector: list[float] | None = None
+    metadata: dict[str, Any] | None = None
+    text: str | None = None
+
+
+class ReadState(BaseModel):
+    consistency: str
+    version: str = Field(description="The dataset version the answer reflects")
+    reflects: dict[str, int] = Field(description="Event-log positions applied by this replica")
+
+
+class SearchResponse(ReadState):
+    results: list[VectorView]
+    next_offset: int | None = Field(
+        default=None, description="Offset of the next page, when there may be one"
+    )
+
+
+class GetVectorsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[VectorId] = Field(min_length=1, max_length=MAX_RECORDS)
+    include: list[Include] = Field(default_factory=_metadata_only)
+
+
+class VectorsResponse(ReadState):
+    results: list[VectorView]
+
+
+class ScrollRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    filter: FilterDict | None = None
+    limit: int = Field(default=100, ge=1, le=MAX_RECORDS)
+    cursor: str | None = Field(default=None, description="`next_cursor` of the previous page")
+    include: list[Include] = Field(default_factory=_metadata_only)
+
+
+class ScrollResponse(VectorsResponse):
+    next_cursor: str | None
+
+
+class CountRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    filter: FilterDict | None = None
+
+
+class CountResponse(ReadState):
+    count: int

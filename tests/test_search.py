@@ -1,0 +1,106 @@
+"""Search through the query API, in embedded mode and through Kafka: results match an exact search, filters
+apply inside it, deleted ids never come back, and a `session` read sees the write whose token it carries."""
+
+from __future__ import annotations
+
+import httpx
+import numpy as np
+
+from tests.helpers import serving
+from tests.kafka_tools import workers
+from tributary.app import create_app
+from tributary.settings import Settings
+
+DIMS = 8
+
+
+def records(n: int, seed: int = 0) -> tuple[np.ndarray, list[dict[str, object]]]:
+    vectors = np.random.default_rng(seed).standard_normal((n, DIMS)).astype(np.float32)
+    return vectors, [
+        {"id": f"v{i}", "vector": v.tolist(), "text": f"doc {i}", "metadata": {"group": i % 10, "i": i}}
+        for i, v in enumerate(vectors)
+    ]
+
+
+def exact(vectors: np.ndarray, query: np.ndarray, keep: np.ndarray, k: int) -> list[str]:
+    scores = (vectors @ query) / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(query))
+    scores[~keep] = -np.inf
+    return [f"v{i}" for i in np.argsort(-scores, kind="stable")[:k] if keep[i]]
+
+
+async def exercise(writes: httpx.AsyncClient, reads: httpx.AsyncClient) -> None:
+    created = await writes.post("/api/v1/datasets?wait=true", json={"name": "s", "dimensions": DIMS})
+    assert created.json()["status"] == "applied", created.text
+    vectors, body = records(300)
+    written = await writes.post("/api/v1/datasets/s/vectors", json={"vectors": body})
+    token = written.json()["consistency_token"]
+    query = np.random.default_rng(9).standard_normal(DIMS).astype(np.float32)
+    search = "/api/v1/datasets/s/search"
+
+    found = await reads.post(
+        f"{search}?consistency=session&token={token}",
+        json={"vector": query.tolist(), "k": 5, "include": ["metadata", "text"]},
+    )
+    assert found.status_code == 200, found.text
+    answer = found.json()
+    assert [r["id"] for r in answer["results"]] == exact(vectors, query, np.ones(300, bool), 5)
+    assert answer["results"][0]["metadata"]["i"] == int(answer["results"][0]["id"][1:])
+    assert answer["results"][0]["text"].startswith("doc ") and answer["consistency"] == "session"
+    assert answer["version"] and answer["reflects"]
+
+    filtered = await reads.post(
+        f"{search}?consistency=session&token={token}",
+        json={"vector": query.tolist(), "k": 5, "filter": {"group": {"$in": [3, 4]}}},
+    )
+    keep = np.array([i % 10 in (3, 4) for i in range(300)])
+    assert [r["id"] for r in filtered.json()["results"]] == exact(vectors, query, keep, 5)
+
+    top = answer["results"][0]["id"]
+    deleted = await writes.post("/api/v1/datasets/s/vectors/delete", json={"ids": [top]})
+    after = await reads.post(
+        f"{search}?consistency=session&token={deleted.json()['consistency_token']}",
+        json={"vector": query.tolist(), "k": 300},
+    )
+    assert top not in {r["id"] for r in after.json()["results"]}
+    assert len(after.json()["results"]) == 299
+
+    one = await reads.get("/api/v1/datasets/s/vectors/v7?consistency=strong")
+    assert one.status_code == 200 and one.json()["vector"] == vectors[7].tolist()
+    assert (await reads.get(f"/api/v1/datasets/s/vectors/{top}?consistency=strong")).status_code == 404
+    many = await reads.post("/api/v1/datasets/s/vectors/get", json={"ids": ["v1", top, "v2"]})
+    assert [r["id"] for r in many.json()["results"]] == ["v1", "v2"]
+    counted = await reads.post("/api/v1/datasets/s/count", json={"filter": {"group": 0}})
+    assert counted.json()["count"] == 30 - (1 if int(top[1:]) % 10 == 0 else 0)
+
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = (await reads.post("/api/v1/datasets/s/scroll", json={"limit": 64, "cursor": cursor})).json()
+        seen += [r["id"] for r in page["results"]]
+        cursor = page.get("next_cursor")
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(f"v{i}" for i in range(300) if f"v{i}" != top)
+
+    paged = await reads.post(search, json={"vector": query.tolist(), "k": 3, "offset": 3})
+    full = await reads.post(search, json={"vector": query.tolist(), "k": 6})
+    assert [r["id"] for r in paged.json()["results"]] == [r["id"] for r in full.json()["results"]][3:]
+    bad = await reads.post(search, json={"vector": query.tolist(), "filter": {"group": {"$gt": [1]}}})
+    assert bad.status_code == 422 and "/group/$gt" in bad.text
+    missing = await reads.post("/api/v1/datasets/nope/search", json={"vector": query.tolist()})
+    assert missing.status_code == 404
+
+
+async def test_search_in_embedded_mode(embedded_settings: Settings) -> None:
+    async with serving(create_app(embedded_settings)) as client:
+        await exercise(client, client)
+
+
+async def test_search_through_kafka(distributed_settings: Settings) -> None:
+    settings = distributed_settings
+    async with (
+        workers(settings, "applier", "projector"),
+        serving(create_app(settings, "command-api")) as commands,
+        serving(create_app(settings, "query-api")) as queries,
+    ):
+        await exercise(commands, queries)
