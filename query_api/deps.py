@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Query, Request, status
 
+from query_api.cache import SearchCache
 from query_api.consistency import ConsistencyLevel, ReadBarrier
 from query_api.registry import Projections, Served
 from tributary.bus import ConsistencyToken
@@ -55,3 +56,11 @@ async def served_dataset(
 
 
 ServedDep = Annotated[ServedRead, Depends(served_dataset)]
+
+
+def get_search_cache(request: Request) -> SearchCache:
+    cache: SearchCache = request.app.state.search_cache
+    return cache
+
+
+SearchCacheDep = Annotated[SearchCache, Depends(get_search_cache)]

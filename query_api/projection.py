@@ -84,6 +84,8 @@ class DatasetProjection:
         self.dimensions = dimensions
         self.metric = metric
         self.version = version
+        # Events applied at `version` (the events of one commit share it): part of the cache key.
+        self.applied_at_version = 0
         self.lock = ReadWriteLock()
         self._index = hnswlib.Index(space=_SPACES[metric], dim=dimensions)
         self._index.init_index(max_elements=_INITIAL_CAPACITY, M=16, ef_construction=128)

@@ -80,9 +80,13 @@ def apply_events(projections: Projections, events: Sequence[DomainEvent]) -> Non
                 served = projections.get(event.tenant, event.dataset)
                 if served is None:
                     continue  # an event of a dataset deleted since; its delete follows or came first
-                with served.projection.lock.writing():
-                    _apply(served.projection, event)
-                    served.projection.version = event.payload.version
+                projection = served.projection
+                with projection.lock.writing():
+                    _apply(projection, event)
+                    if projection.version == event.payload.version:
+                        projection.applied_at_version += 1
+                    else:
+                        projection.version, projection.applied_at_version = event.payload.version, 1
 
 
 def _apply(projection: DatasetProjection, event: VectorsUpserted | VectorsDeleted | MetadataUpdated) -> None:

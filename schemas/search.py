@@ -69,11 +69,15 @@ class ReadState(BaseModel):
     reflects: dict[str, int] = Field(description="Event-log positions applied by this replica")
 
 
-class SearchResponse(ReadState):
+class SearchPage(BaseModel):
     results: list[VectorView]
     next_offset: int | None = Field(
         default=None, description="Offset of the next page, when there may be one"
     )
+
+
+class SearchResponse(ReadState, SearchPage):
+    pass
 
 
 class GetVectorsRequest(BaseModel):

@@ -104,3 +104,46 @@ async def test_search_through_kafka(distributed_settings: Settings) -> None:
         serving(create_app(settings, "query-api")) as queries,
     ):
         await exercise(commands, queries)
+
+
+async def test_repeated_searches_are_cached_and_a_write_invalidates(distributed_settings: Settings) -> None:
+    settings = distributed_settings
+    async with (
+        workers(settings, "applier", "projector"),
+        serving(create_app(settings, "command-api")) as commands,
+        serving(create_app(settings, "query-api")) as queries,
+    ):
+        await commands.post("/api/v1/datasets?wait=true", json={"name": "c", "dimensions": DIMS})
+        _, body = records(50)
+        token = (await commands.post("/api/v1/datasets/c/vectors", json={"vectors": body})).json()[
+            "consistency_token"
+        ]
+        query = {"vector": [1.0] * DIMS, "k": 3}
+        first = await queries.post(f"/api/v1/datasets/c/search?consistency=session&token={token}", json=query)
+        second = await queries.post("/api/v1/datasets/c/search", json=query)
+        assert first.json()["results"] == second.json()["results"]
+        assert second.json()["consistency"] == "bounded", "the read's own state, not the cached one"
+        metrics = (await queries.get("/metrics")).text
+        assert 'tributary_search_cache_hits_total{layer="local"} 1' in metrics, metrics
+
+        better = {"id": "best", "vector": [1.0] * DIMS}
+        token = (await commands.post("/api/v1/datasets/c/vectors", json={"vectors": [better]})).json()[
+            "consistency_token"
+        ]
+        after = await queries.post(f"/api/v1/datasets/c/search?consistency=session&token={token}", json=query)
+        assert after.json()["results"][0]["id"] == "best", "a new version never reads the old answer"
+
+
+async def test_search_answers_uncached_when_redis_is_down(embedded_settings: Settings) -> None:
+    settings = embedded_settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    async with serving(create_app(settings)) as client:
+        await client.post("/api/v1/datasets?wait=true", json={"name": "r", "dimensions": DIMS})
+        _, body = records(20)
+        await client.post("/api/v1/datasets/r/vectors?wait=true", json={"vectors": body})
+        for _ in range(2):
+            answer = await client.post("/api/v1/datasets/r/search", json={"vector": [1.0] * DIMS, "k": 3})
+            assert answer.status_code == 200 and len(answer.json()["results"]) == 3
+        metrics = (await client.get("/metrics")).text
+        # The first search failed to read and to write Redis, and answered; the second was a local hit.
+        assert "tributary_search_cache_errors_total 2" in metrics, metrics
+        assert 'tributary_search_cache_hits_total{layer="local"} 1' in metrics

@@ -17,6 +17,7 @@ from command_api.deps import ReplayedAnswer, replayed_answer
 from command_api.routes import datasets as command_datasets
 from command_api.routes import vectors as command_vectors
 from events import Topics
+from query_api.cache import REDIS_TIMEOUT_S, SearchCache
 from query_api.consistency import EmbeddedBarrier
 from query_api.follower import EventFollower
 from query_api.registry import Projections, apply_events, load_all
@@ -79,10 +80,14 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
                 await follower.start(lambda: _catalog(sessions))
                 stack.push_async_callback(follower.stop)
                 app.state.projections, app.state.barrier = projections, follower
+            redis = None
             if settings.redis_url:
-                redis = Redis.from_url(settings.redis_url)
+                redis = Redis.from_url(
+                    settings.redis_url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
+                )
                 stack.push_async_callback(redis.aclose)
                 app.state.optional_readiness["redis"] = lambda: _redis_answers(redis)
+            app.state.search_cache = SearchCache(redis)
             yield
 
     app = FastAPI(title="Tributary", version=__version__, lifespan=lifespan)
@@ -110,5 +115,7 @@ async def _database_answers(engine: AsyncEngine) -> bool:
     return True
 
 
-async def _redis_answers(redis: Redis) -> bool:
+async def _redis_answers(redis: Redis | None) -> bool:
+    if redis is None:
+        return False
     return bool(await redis.ping())

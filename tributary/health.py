@@ -1,4 +1,4 @@
-"""Open routes: liveness, readiness with dependency checks, and the AsyncAPI document."""
+"""Open routes: liveness, readiness with dependency checks, metrics, and the AsyncAPI document."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
+from fastapi.responses import PlainTextResponse
 
 router = APIRouter(tags=["operations"])
 
@@ -39,6 +40,14 @@ async def _run(check: Check) -> bool:
         return await asyncio.wait_for(check(), CHECK_TIMEOUT_S)
     except Exception:
         return False
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+async def metrics(request: Request) -> str:
+    """Prometheus text format. Today: the search cache's counters (query roles)."""
+    cache = getattr(request.app.state, "search_cache", None)
+    values: dict[str, int] = cache.stats.as_metrics() if cache is not None else {}
+    return "".join(f"{name} {value}\n" for name, value in values.items())
 
 
 @router.get("/asyncapi.json")

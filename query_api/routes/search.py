@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Response, status
 
 from events.filters import FilterNode, parse_filter
-from query_api.deps import ServedDep, ServedRead
+from query_api.cache import SearchCache
+from query_api.deps import SearchCacheDep, ServedDep, ServedRead
+from query_api.registry import Served
 from query_api.searching import SearchPlan, run_search, views
 from schemas.search import (
     CountRequest,
@@ -19,21 +22,43 @@ from schemas.search import (
     Include,
     ScrollRequest,
     ScrollResponse,
+    SearchPage,
     SearchRequest,
     SearchResponse,
     VectorsResponse,
     VectorView,
 )
-from tributary.deps import EmbeddersDep
-from tributary.embedding import EmbeddingFailed
+from tributary.deps import EmbeddersDep, TenantDep
+from tributary.embedding import Embedders, EmbeddingFailed
 from tributary.json_route import JSONRoute
 
 router = APIRouter(prefix="/api/v1/datasets/{dataset}", tags=["search"], route_class=JSONRoute)
 
 
 @router.post("/search", response_model=SearchResponse, response_model_exclude_none=True)
-async def search(body: SearchRequest, read: ServedDep, embedders: EmbeddersDep) -> SearchResponse:
+async def search(
+    dataset: str,
+    body: SearchRequest,
+    read: ServedDep,
+    embedders: EmbeddersDep,
+    cache: SearchCacheDep,
+    tenant: TenantDep,
+) -> Response:
     served = read.served
+    projection = served.projection
+    key = SearchCache.key(
+        tenant, dataset, projection.version, projection.applied_at_version, body.model_dump_json().encode()
+    )
+    page = await cache.get(key)
+    if page is None:
+        page = await _search_page(body, served, embedders)
+        await cache.put(key, page)
+    # The cached part is the page; what the read reflects is this read's own.
+    state = json.dumps(_state(read), separators=(",", ":")).encode()
+    return Response(state[:-1] + b"," + page[1:], media_type="application/json")
+
+
+async def _search_page(body: SearchRequest, served: Served, embedders: Embedders) -> bytes:
     vector = None if body.vector is None else np.asarray(body.vector, dtype=np.float32)
     if vector is None and body.mode != "text":
         if served.spec.embedder is None:
@@ -50,8 +75,12 @@ async def search(body: SearchRequest, read: ServedDep, embedders: EmbeddersDep) 
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"the query vector has {len(vector)} dimensions, the dataset has {served.spec.dimensions}",
         )
-    page, more = await asyncio.to_thread(run_search, served, SearchPlan.of(body, vector))
-    return SearchResponse(results=page, next_offset=body.offset + len(page) if more else None, **_state(read))
+    try:
+        results, more = await asyncio.to_thread(run_search, served, SearchPlan.of(body, vector))
+    except NotImplementedError as exc:
+        raise HTTPException(status.HTTP_501_NOT_IMPLEMENTED, str(exc)) from None
+    page = SearchPage(results=results, next_offset=body.offset + len(results) if more else None)
+    return page.model_dump_json(exclude_none=True).encode()
 
 
 @router.get("/vectors/{vector_id}", response_model=VectorView, response_model_exclude_none=True)

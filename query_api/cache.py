@@ -1,0 +1,86 @@
+"""The search cache: a small in-process LRU in front of Redis, shared by the replicas.
+
+Keys carry the tenant, the dataset, its version and how many events of that version this replica has applied,
+so a new version (or a further event of the same commit) never reads an older answer. Redis is optional: when
+it fails the cache counts the error and the search is answered uncached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+LOCAL_ENTRIES = 2048
+TTL_S = 300
+# A cache that answers slower than this is worse than none: give up and search.
+REDIS_TIMEOUT_S = 0.05
+
+
+@dataclass
+class CacheStats:
+    local_hits: int = 0
+    redis_hits: int = 0
+    misses: int = 0
+    errors: int = 0
+
+    def as_metrics(self) -> dict[str, int]:
+        return {
+            'tributary_search_cache_hits_total{layer="local"}': self.local_hits,
+            'tributary_search_cache_hits_total{layer="redis"}': self.redis_hits,
+            "tributary_search_cache_misses_total": self.misses,
+            "tributary_search_cache_errors_total": self.errors,
+        }
+
+
+class SearchCache:
+    def __init__(self, redis: Redis | None) -> None:
+        self._redis = redis
+        self._local: OrderedDict[str, bytes] = OrderedDict()
+        self.stats = CacheStats()
+
+    @staticmethod
+    def key(tenant: str, dataset: str, version: str, applied: int, request: bytes) -> str:
+        digest = hashlib.sha256(request).hexdigest()
+        return f"tributary:search:{tenant}:{dataset}:{version}:{applied}:{digest}"
+
+    async def get(self, key: str) -> bytes | None:
+        found = self._local.get(key)
+        if found is not None:
+            self._local.move_to_end(key)
+            self.stats.local_hits += 1
+            return found
+        if self._redis is not None:
+            try:
+                cached = await self._redis.get(key)
+                found = cached.encode() if isinstance(cached, str) else cached
+            except (RedisError, OSError, TimeoutError) as exc:
+                self.stats.errors += 1
+                log.debug("cache read failed: %s", exc)
+            if found is not None:
+                self.stats.redis_hits += 1
+                self._remember(key, found)
+                return found
+        self.stats.misses += 1
+        return None
+
+    async def put(self, key: str, value: bytes) -> None:
+        self._remember(key, value)
+        if self._redis is not None:
+            try:
+                await self._redis.set(key, value, ex=TTL_S)
+            except (RedisError, OSError, TimeoutError) as exc:
+                self.stats.errors += 1
+                log.debug("cache write failed: %s", exc)
+
+    def _remember(self, key: str, value: bytes) -> None:
+        self._local[key] = value
+        self._local.move_to_end(key)
+        while len(self._local) > LOCAL_ENTRIES:
+            self._local.popitem(last=False)
