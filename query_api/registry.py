@@ -44,6 +44,9 @@ class Projections:
     def __init__(self) -> None:
         self._served: dict[tuple[str, str], Served] = {}
         self._lock = threading.Lock()
+        # Held while a batch of events is applied, and while a dataset is rebuilt from DeepLake: events that
+        # arrive during a rebuild wait, then apply to the new projection (replaying them converges).
+        self.applying = threading.Lock()
 
     def get(self, tenant: str, dataset: str) -> Served | None:
         return self._served.get((tenant, dataset))
@@ -61,6 +64,22 @@ class Projections:
 
 
 def apply_events(projections: Projections, events: Sequence[DomainEvent]) -> None:
+    with projections.applying:
+        _apply_all(projections, events)
+
+
+def rebuild(projections: Projections, store: DatasetStore, tenant: str, dataset: str) -> Served | None:
+    """Load the dataset again from DeepLake and serve the new projection (None if it no longer exists)."""
+    with projections.applying:
+        served = load_dataset(store, tenant, dataset)
+        if served is None:
+            projections.drop(tenant, dataset)
+        else:
+            projections.put(tenant, dataset, served)
+        return served
+
+
+def _apply_all(projections: Projections, events: Sequence[DomainEvent]) -> None:
     for event in events:
         match event:
             case DatasetCreated(payload=p):

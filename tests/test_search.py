@@ -147,3 +147,18 @@ async def test_search_answers_uncached_when_redis_is_down(embedded_settings: Set
         # The first search failed to read and to write Redis, and answered; the second was a local hit.
         assert "tributary_search_cache_errors_total 2" in metrics, metrics
         assert 'tributary_search_cache_hits_total{layer="local"} 1' in metrics
+
+
+async def test_a_projection_is_rebuilt_from_deeplake(embedded_settings: Settings) -> None:
+    async with serving(create_app(embedded_settings)) as client:
+        await client.post("/api/v1/datasets?wait=true", json={"name": "b", "dimensions": DIMS})
+        _, body = records(40)
+        await client.post("/api/v1/datasets/b/vectors?wait=true", json={"vectors": body})
+        await client.post("/api/v1/datasets/b/vectors/delete?wait=true", json={"ids": ["v3"]})
+        query = {"vector": [1.0] * DIMS, "k": 40, "include": ["metadata", "text"]}
+        before = (await client.post("/api/v1/datasets/b/search", json=query)).json()["results"]
+        rebuilt = await client.post("/api/v1/admin/datasets/b/rebuild")
+        assert rebuilt.status_code == 200 and rebuilt.json()["vectors"] == 39, rebuilt.text
+        after = (await client.post("/api/v1/datasets/b/search", json={**query, "k": 39})).json()["results"]
+        assert after == before
+        assert (await client.post("/api/v1/admin/datasets/nope/rebuild")).status_code == 404

@@ -21,7 +21,7 @@ from query_api.cache import REDIS_TIMEOUT_S, SearchCache
 from query_api.consistency import EmbeddedBarrier
 from query_api.follower import EventFollower
 from query_api.registry import Projections, apply_events, load_all
-from query_api.routes import catalog, search
+from query_api.routes import admin, catalog, search
 from tributary import __version__, errors, health
 from tributary.asyncapi import asyncapi_document
 from tributary.db.migrate import upgrade
@@ -100,6 +100,7 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
     if role in ("embedded", "query-api"):
         app.include_router(catalog.router)
         app.include_router(search.router)
+        app.include_router(admin.router)
     return app
 
 

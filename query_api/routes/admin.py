@@ -1,0 +1,41 @@
+"""Operator calls of the query API."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from fastapi import APIRouter, HTTPException, Request, status
+from pydantic import BaseModel
+
+from query_api.registry import Projections, rebuild
+from tributary.deps import SettingsDep, TenantDep
+from tributary.storage import DatasetStore
+
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+
+
+class Rebuilt(BaseModel):
+    dataset: str
+    vectors: int
+    version: str
+    seconds: float
+
+
+@router.post("/datasets/{dataset}/rebuild", response_model=Rebuilt)
+async def rebuild_projection(
+    dataset: str, request: Request, tenant: TenantDep, settings: SettingsDep
+) -> Rebuilt:
+    """Rebuild this replica's search projection of a dataset from DeepLake's latest version."""
+    projections: Projections = request.app.state.projections
+    started = time.perf_counter()
+    store = DatasetStore(settings.resolved_storage_root)
+    served = await asyncio.to_thread(rebuild, projections, store, tenant, dataset)
+    if served is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"dataset {dataset!r} not found")
+    return Rebuilt(
+        dataset=dataset,
+        vectors=len(served.projection),
+        version=served.projection.version,
+        seconds=round(time.perf_counter() - started, 3),
+    )
