@@ -19,19 +19,16 @@ import argparse
 import asyncio
 import base64
 import json
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import httpx
 import numpy as np
+
+from bench.cluster import Processes, embedded_mode, kafka_mode
 
 POLL_S = 0.01
 
@@ -53,98 +50,6 @@ class Bodies:
             for i, row in enumerate(self._rows)
         )
         return f'{{"vectors":[{records}]}}'.encode()
-
-
-class Processes:
-    """`tributary` processes by name, each logging to a file under `log_dir`."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self._log_dir = log_dir
-        self._running: dict[str, tuple[subprocess.Popen[bytes], list[str], dict[str, str]]] = {}
-
-    def start(self, name: str, args: list[str], env: dict[str, str]) -> None:
-        with (self._log_dir / f"{name}.log").open("ab") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "tributary", *args], env=env, stdout=log, stderr=log
-            )
-        self._running[name] = (process, args, env)
-
-    def stop(self, name: str) -> tuple[list[str], dict[str, str]]:
-        process, args, env = self._running.pop(name)
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        return args, env
-
-    def stop_all(self) -> None:
-        for name in list(self._running):
-            self.stop(name)
-
-
-@contextmanager
-def processes(log_dir: Path) -> Iterator[Processes]:
-    running = Processes(log_dir)
-    try:
-        yield running
-    finally:
-        running.stop_all()
-
-
-async def ready(url: str) -> None:
-    async with httpx.AsyncClient(base_url=url) as client:
-        for _ in range(600):
-            try:
-                if (await client.get("/readyz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"{url} never became ready")
-
-
-@asynccontextmanager
-async def kafka_mode(work: Path) -> AsyncIterator[tuple[str, str, Processes | None]]:
-    prefix = f"bench{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "TRIBUTARY_DATA_DIR": str(work),
-        "TRIBUTARY_DATABASE_URL": os.environ["TRIBUTARY_TEST_DATABASE_URL"],
-        "TRIBUTARY_DATABASE_SCHEMA": prefix,
-        "TRIBUTARY_KAFKA_BOOTSTRAP": os.environ["TRIBUTARY_TEST_KAFKA_BOOTSTRAP"],
-        "TRIBUTARY_TOPIC_PREFIX": prefix,
-    }
-    await _create_schema(os.environ["TRIBUTARY_TEST_DATABASE_URL"], prefix)
-    await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "tributary", "migrate"], env=env, check=True
-    )
-    with processes(work) as running:
-        running.start("command-api", ["serve", "--role", "command-api", "--port", "18180"], env)
-        running.start("query-api", ["serve", "--role", "query-api", "--port", "18181"], env)
-        running.start("applier", ["serve", "--role", "applier"], env)
-        running.start("projector", ["serve", "--role", "projector"], env)
-        await asyncio.gather(ready("http://127.0.0.1:18180"), ready("http://127.0.0.1:18181"))
-        yield "http://127.0.0.1:18180", "http://127.0.0.1:18181", running
-
-
-async def _create_schema(url: str, schema: str) -> None:
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    engine = create_async_engine(url)
-    async with engine.begin() as connection:
-        await connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    await engine.dispose()
-
-
-@asynccontextmanager
-async def embedded_mode(work: Path) -> AsyncIterator[tuple[str, str, Processes | None]]:
-    env = {**os.environ, "TRIBUTARY_DATA_DIR": str(work)}
-    with processes(work) as running:
-        running.start("embedded", ["serve", "--port", "18182"], env)
-        await ready("http://127.0.0.1:18182")
-        yield "http://127.0.0.1:18182", "http://127.0.0.1:18182", None
 
 
 async def applied_at(queries: httpx.AsyncClient, operation: str, timeout: float = 600) -> float:
@@ -257,7 +162,7 @@ async def run(mode: str, args: argparse.Namespace) -> None:
             )
             await throughput(commands, queries, args)
             await latency(commands, queries, args)
-            if running is not None:
+            if mode == "kafka":
                 await drain(commands, queries, running, args)
 
 

@@ -1,0 +1,248 @@
+"""Search through the HTTP query API: QPS, latency and recall@10, cold and cached, start-up, write-to-visible.
+
+    eval "$(bash deploy/local/services.sh env)"    # Kafka mode needs the local services up
+    python -m bench.search [--mode embedded|kafka] [--vectors 100000] [--dims 384] [--seconds 5]
+
+Loads --vectors clustered vectors (metadata `bucket` 0..99, a text of topic words) through the command API,
+then prints, for unfiltered, 1%-filtered (`{"bucket": 7}`) and hybrid (weighted, alpha 0.7) queries with 1, 8
+and 32 concurrent clients: QPS and p50/p99 latency, cold (every query new) and cached (a small set repeated),
+and recall@10 against exact numpy search. Then the query process's start-up time (restart until it answers)
+and write-to-visible latency (a `session` read after each write) while ingesting 2,000 vectors/s. The
+benchmark client runs on the same machine and competes for its cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from bench.cluster import Processes, embedded_mode, kafka_mode, ready
+
+CLUSTERS = 200
+BATCH = 1000
+
+
+def packed(vector: np.ndarray) -> str:
+    return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode()
+
+
+class Data:
+    def __init__(self, n: int, dims: int) -> None:
+        rng = np.random.default_rng(0)
+        centers = rng.standard_normal((CLUSTERS, dims)).astype(np.float32)
+        self.cluster = rng.integers(0, CLUSTERS, n)
+        self.vectors = centers[self.cluster] + 0.6 * rng.standard_normal((n, dims)).astype(np.float32)
+        self.bucket = rng.integers(0, 100, n)
+        self.normed = self.vectors / np.linalg.norm(self.vectors, axis=1, keepdims=True)
+        self.queries = self.vectors[rng.choice(n, 200)] + 0.3 * rng.standard_normal((200, dims)).astype(
+            np.float32
+        )
+        self.query_clusters = [int(self.cluster[np.argmax(self.normed @ q)]) for q in self.queries[:20]]
+
+    def text(self, i: int) -> str:
+        return f"topic{self.cluster[i]} item{i % 1000} group{self.bucket[i]}"
+
+    def body(self, start: int, stop: int) -> bytes:
+        records = [
+            {
+                "id": f"v{i}",
+                "vector": packed(self.vectors[i]),
+                "text": self.text(i),
+                "metadata": {"bucket": int(self.bucket[i])},
+            }
+            for i in range(start, stop)
+        ]
+        return json.dumps({"vectors": records}).encode()
+
+    def exact(self, query: np.ndarray, keep: np.ndarray | None) -> list[str]:
+        scores = self.normed @ (query / np.linalg.norm(query))
+        if keep is not None:
+            scores = np.where(keep, scores, -np.inf)
+        return [f"v{i}" for i in np.argsort(-scores)[:10]]
+
+
+async def load(commands: httpx.AsyncClient, queries: httpx.AsyncClient, data: Data) -> str:
+    started = time.perf_counter()
+    token = ""
+    for start in range(0, len(data.vectors), BATCH):
+        answer = await commands.post(
+            "/api/v1/datasets/bench/vectors",
+            content=data.body(start, min(start + BATCH, len(data.vectors))),
+            headers={"content-type": "application/json"},
+        )
+        answer.raise_for_status()
+        token = answer.json()["consistency_token"]
+    visible = await queries.post(
+        f"/api/v1/datasets/bench/count?consistency=session&token={token}", json={}, timeout=900
+    )
+    print(
+        f"loaded {visible.json()['count']:,} vectors in {time.perf_counter() - started:.1f} s (accepted, applied, indexed)"
+    )
+    return token
+
+
+async def measure(
+    queries: httpx.AsyncClient, bodies: Callable[[int], dict[str, object]], clients: int, seconds: float
+) -> tuple[float, float, float]:
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+    counter = iter(range(10**9))
+
+    async def client() -> None:
+        while time.perf_counter() < deadline:
+            body = json.dumps(bodies(next(counter))).encode()
+            started = time.perf_counter()
+            answer = await queries.post(
+                "/api/v1/datasets/bench/search?consistency=eventual",
+                content=body,
+                headers={"content-type": "application/json"},
+            )
+            answer.raise_for_status()
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return (
+        len(latencies) / elapsed,
+        statistics.median(latencies) * 1000,
+        latencies[int(len(latencies) * 0.99)] * 1000,
+    )
+
+
+async def recall(
+    queries: httpx.AsyncClient, data: Data, extra: dict[str, object], keep: np.ndarray | None
+) -> float:
+    hits = []
+    for query in data.queries[:100]:
+        answer = await queries.post(
+            "/api/v1/datasets/bench/search?consistency=eventual",
+            json={"vector": packed(query), "k": 10, "include": [], **extra},
+        )
+        got = {r["id"] for r in answer.json()["results"]}
+        hits.append(len(got & set(data.exact(query, keep))) / 10)
+    return float(np.mean(hits))
+
+
+async def searches(queries: httpx.AsyncClient, data: Data, seconds: float) -> None:
+    rng = np.random.default_rng(5)
+    noise = 0.01 * rng.standard_normal((4096, data.vectors.shape[1])).astype(np.float32)
+    kinds: dict[str, dict[str, object]] = {
+        "unfiltered": {},
+        "1% filtered": {"filter": {"bucket": 7}},
+        "hybrid": {"mode": "hybrid", "fusion": "weighted", "alpha": 0.7},
+    }
+    keeps = {"unfiltered": None, "1% filtered": data.bucket == 7}
+    for kind, extra in kinds.items():
+        if kind in keeps:
+            print(f"{kind}: recall@10 {await recall(queries, data, extra, keeps[kind]):.3f}")
+
+        def cold(n: int, extra: dict[str, object] = extra) -> dict[str, object]:
+            # Every request a new vector: no cache hit.
+            query = data.queries[n % 200] + noise[n % 4096] * (1 + n // 4096)
+            text = {"text": f"topic{data.query_clusters[n % 20]}"} if "mode" in extra else {}
+            return {"vector": packed(query), "k": 10, "include": [], **text, **extra}
+
+        def cached(n: int, extra: dict[str, object] = extra) -> dict[str, object]:
+            return cold(n % 20, extra)
+
+        for clients in (1, 8, 32):
+            for label, bodies in (("cold", cold), ("cached", cached)):
+                if label == "cached":
+                    await measure(queries, bodies, 1, 0.5)  # warm the cache
+                qps, p50, p99 = await measure(queries, bodies, clients, seconds)
+                print(
+                    f"  {kind:11s} {clients:2d} clients {label:6s}: {qps:7.0f} QPS  p50 {p50:6.2f} ms  p99 {p99:7.2f} ms"
+                )
+
+
+async def startup(running: Processes, name: str, url: str) -> None:
+    args, env = running.stop(name)
+    started = time.perf_counter()
+    running.start(name, args, env)
+    await ready(url)
+    async with httpx.AsyncClient(base_url=url, timeout=600) as client:
+        answer = await client.post("/api/v1/datasets/bench/count?consistency=eventual", json={})
+    print(
+        f"{name} restarted and serving {answer.json()['count']:,} vectors after {time.perf_counter() - started:.1f} s"
+    )
+
+
+async def write_to_visible(
+    commands: httpx.AsyncClient, queries: httpx.AsyncClient, data: Data, seconds: float
+) -> None:
+    per_request, rate = 100, 2000
+    samples: list[float] = []
+
+    async def one(n: int) -> None:
+        started = time.perf_counter()
+        ids = range(len(data.vectors) + n * per_request, len(data.vectors) + (n + 1) * per_request)
+        records = [{"id": f"w{i}", "vector": packed(data.vectors[i % len(data.vectors)])} for i in ids]
+        answer = await commands.post("/api/v1/datasets/bench/vectors", json={"vectors": records})
+        token = answer.json()["consistency_token"]
+        seen = await queries.get(
+            f"/api/v1/datasets/bench/vectors/w{ids[0]}?consistency=session&token={token}"
+        )
+        seen.raise_for_status()
+        samples.append(time.perf_counter() - started)
+
+    tasks = []
+    begin = time.perf_counter()
+    for n in range(int(seconds * rate / per_request)):
+        await asyncio.sleep(max(0.0, begin + n * per_request / rate - time.perf_counter()))
+        tasks.append(asyncio.create_task(one(n)))
+    await asyncio.gather(*tasks)
+    samples.sort()
+    print(
+        f"write-to-visible at {rate:,} vectors/s: p50 {statistics.median(samples) * 1000:.0f} ms, "
+        f"p99 {samples[int(len(samples) * 0.99)] * 1000:.0f} ms ({len(samples)} writes)"
+    )
+
+
+async def run(args: argparse.Namespace) -> None:
+    data = Data(args.vectors, args.dims)
+    with tempfile.TemporaryDirectory() as tmp:
+        starter = kafka_mode if args.mode == "kafka" else embedded_mode
+        async with (
+            starter(Path(tmp)) as (command_url, query_url, running),
+            httpx.AsyncClient(base_url=command_url, timeout=120) as commands,
+            httpx.AsyncClient(
+                base_url=query_url, timeout=120, limits=httpx.Limits(max_connections=64)
+            ) as queries,
+        ):
+            created = await commands.post(
+                "/api/v1/datasets?wait=true",
+                json={"name": "bench", "dimensions": args.dims, "metadata_schema": {"bucket": "integer"}},
+            )
+            created.raise_for_status()
+            print(f"{args.mode} mode, {args.vectors:,} x {args.dims}")
+            await load(commands, queries, data)
+            await searches(queries, data, args.seconds)
+            await startup(running, "query-api" if args.mode == "kafka" else "embedded", query_url)
+            await write_to_visible(commands, queries, data, args.seconds * 2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--mode", choices=["embedded", "kafka"], default="embedded")
+    parser.add_argument("--vectors", type=int, default=100_000)
+    parser.add_argument("--dims", type=int, default=384)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
