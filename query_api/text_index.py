@@ -37,8 +37,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Sequence
-from itertools import chain
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -180,20 +179,34 @@ class TextIndex:
         for slot in latest:
             self._check_slot(slot)
             self._remove(slot)
-        documents = [
-            (slot, found) for slot, text in sorted(latest.items()) if text and (found := tokens(text))
-        ]
-        if not documents:
+        # Word ids go into one flat list as each text is read: the texts' word strings would take ten times the
+        # memory, and fewer objects alive make the garbage collector's passes cheaper.
+        term_of = self._term_of
+        batch_slots: list[int] = []
+        lengths_list: list[int] = []
+        flat: list[int] = []
+        for slot in sorted(latest):
+            text = latest[slot]
+            found = tokens(text) if text else None
+            if not found:
+                continue
+            known = list(map(term_of.get, found))
+            ids = (
+                [term if (term := term_of.get(w)) is not None else self._new_term(w) for w in found]
+                if None in known
+                else cast(list[int], known)
+            )
+            batch_slots.append(slot)
+            lengths_list.append(len(found))
+            flat.extend(ids)
+        if not batch_slots:
             return
-        batch = np.fromiter((slot for slot, _ in documents), np.int64, len(documents))
-        self._reserve_slots(int(batch[-1]) + 1)
-        flat = list(chain.from_iterable(found for _, found in documents))
-        for word in set(flat).difference(self._term_of):
-            self._new_term(word)
-        terms = np.fromiter(map(self._term_of.__getitem__, flat), np.int64, len(flat))
-        lengths = np.fromiter((len(found) for _, found in documents), np.int64, len(documents))
+        batch = np.array(batch_slots, np.int64)
+        lengths = np.array(lengths_list, np.int64)
+        terms = np.array(flat, np.int64)
+        self._reserve_slots(batch_slots[-1] + 1)
         # One key per (word, document) pair, sorted by word then slot; its count is the tf.
-        width = len(documents)
+        width = len(batch)
         keys, tfs = np.unique(terms * width + np.repeat(np.arange(width), lengths), return_counts=True)
         pair_terms, pair_docs = np.divmod(keys, width)
         pair_slots = batch[pair_docs]
@@ -205,10 +218,10 @@ class TextIndex:
         # A document's word ids as they come in its text, repeats included: sorting by document too would cost
         # a second sort of the pairs.
         forward = np.split(terms.astype(np.int32), np.cumsum(lengths[:-1]))
-        for slot, doc_terms, length in zip(batch.tolist(), forward, lengths.tolist(), strict=True):
+        for slot, doc_terms in zip(batch_slots, forward, strict=True):
             self._terms[slot] = doc_terms
-            self._lengths[slot] = length
-        self._count += len(documents)
+        self._lengths[batch] = lengths
+        self._count += len(batch)
         self._total_length += int(lengths.sum())
 
     def search(self, query: str, k: int, allowed: Bools | None = None) -> tuple[Slots, Scores]:
