@@ -178,6 +178,7 @@ class TextIndex:
         latest = dict(zip((int(slot) for slot in slots), texts, strict=True))
         for slot in latest:
             self._check_slot(slot)
+        for slot in latest:
             self._remove(slot)
         # Word ids go into one flat list as each text is read: the texts' word strings would take ten times the
         # memory, and fewer objects alive make the garbage collector's passes cheaper.

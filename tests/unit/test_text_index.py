@@ -190,8 +190,10 @@ def test_bad_slots_and_parameters_are_refused() -> None:
     index = TextIndex()
     with pytest.raises(ValueError):
         index.set(-1, "text")
+    index.set(0, "kept")
     with pytest.raises(ValueError):
-        index.set_many([-2], ["text"])
+        index.set_many([0, -2], [None, "text"])
+    assert index.search("kept", 1)[0].tolist() == [0]
     for k1, b in ((0, 0.75), (1.2, -0.1), (1.2, 1.5)):
         with pytest.raises(ValueError):
             TextIndex(k1, b)
