@@ -1,0 +1,90 @@
+"""Hybrid search: fusing a vector ranking and a text ranking into one.
+
+Both fusions return every slot found in any input, with its fused score (float64), best first, ties broken by the
+smaller slot; the caller keeps the first k. A slot missing from an input gets nothing from it.
+
+- `rrf`, Reciprocal Rank Fusion (Cormack, Clarke and Buettcher, SIGIR 2009): a slot scores the sum, over the
+  rankings that hold it, of 1 / (k + rank), with ranks from 1. It uses ranks only, so the two sides' scores need
+  no calibration; k = 60 is the paper's, a larger k flattens the advantage of the first ranks.
+- `weighted`: alpha * vector + (1 - alpha) * text, each side's scores min-max normalised to [0, 1] over that
+  side's own candidates (its best gets 1 and its worst 0; when they are equal, as for a single candidate, all get
+  1). A slot missing from a side gets 0 there. Scores must be "higher is better": similarities, or BM25 scores;
+  a distance must be negated first. The normalisation depends on the candidates, so fetch the same number from
+  each side.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+Slots = npt.NDArray[np.int64]
+Scores = npt.NDArray[np.float64]
+
+
+def rrf(rankings: Sequence[npt.ArrayLike], k: int = 60) -> tuple[Slots, Scores]:
+    """Reciprocal Rank Fusion of rankings of slots, each best first and without repeats."""
+    if k < 0:
+        raise ValueError("the RRF constant k must be >= 0")
+    sides = [_slots(ranking, "a ranking") for ranking in rankings]
+    contributions = [1.0 / (k + np.arange(1, len(slots) + 1, dtype=np.float64)) for slots in sides]
+    return _fuse(sides, contributions)
+
+
+def weighted(
+    vector: tuple[npt.ArrayLike, npt.ArrayLike], text: tuple[npt.ArrayLike, npt.ArrayLike], alpha: float
+) -> tuple[Slots, Scores]:
+    """alpha * the vector side's normalised score + (1 - alpha) * the text side's; each side is (slots, scores)."""
+    if not 0 <= alpha <= 1:
+        raise ValueError("alpha, the weight of the vector side, must be in [0, 1]")
+    vector_slots, vector_scores = _side(vector, "the vector side")
+    text_slots, text_scores = _side(text, "the text side")
+    return _fuse(
+        [vector_slots, text_slots],
+        [alpha * _normalised(vector_scores), (1 - alpha) * _normalised(text_scores)],
+    )
+
+
+def _slots(raw: npt.ArrayLike, name: str) -> Slots:
+    slots = np.asarray(raw)
+    if slots.size == 0:
+        return np.empty(0, np.int64)
+    if slots.ndim != 1 or not np.issubdtype(slots.dtype, np.integer):
+        raise ValueError(f"{name} must be a one-dimensional array of integer slots")
+    if len(np.unique(slots)) != len(slots):
+        raise ValueError(f"{name} repeats a slot")
+    return slots.astype(np.int64, copy=False)
+
+
+def _side(side: tuple[npt.ArrayLike, npt.ArrayLike], name: str) -> tuple[Slots, Scores]:
+    slots = _slots(side[0], name)
+    scores = np.asarray(side[1], dtype=np.float64)
+    if scores.shape != slots.shape:
+        raise ValueError(f"{name} needs one score per slot")
+    # Finite, with a finite range, so the normalisation neither overflows nor divides by infinity.
+    if len(scores) and not math.isfinite(float(scores.max()) - float(scores.min())):
+        raise ValueError(f"{name} needs finite scores with a finite range")
+    return slots, scores
+
+
+def _normalised(scores: Scores) -> Scores:
+    if len(scores) == 0:
+        return scores
+    low, high = float(scores.min()), float(scores.max())
+    if high == low:
+        return np.ones_like(scores)
+    normalised: Scores = (scores - low) / (high - low)
+    return normalised
+
+
+def _fuse(sides: Sequence[Slots], contributions: Sequence[Scores]) -> tuple[Slots, Scores]:
+    slots = np.concatenate([np.empty(0, np.int64), *sides])
+    unique, inverse = np.unique(slots, return_inverse=True)
+    weights = np.concatenate([np.empty(0), *contributions])
+    # bincount answers int64 zeros for no input at all.
+    fused = np.bincount(inverse, weights=weights, minlength=len(unique)).astype(np.float64, copy=False)
+    order = np.lexsort((unique, -fused))
+    return unique[order], fused[order]
