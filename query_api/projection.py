@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from events.commands import Metric
 from events.filters import FilterNode
+from query_api.text_index import TextIndex
 from tributary.metadata_columns import MetadataColumns, mask
 
 Vectors = npt.NDArray[np.float32]
@@ -80,9 +81,13 @@ class Hit:
 
 
 class DatasetProjection:
-    def __init__(self, dimensions: int, metric: Metric, version: str = "") -> None:
+    def __init__(
+        self, dimensions: int, metric: Metric, version: str = "", text_field: str | None = None
+    ) -> None:
         self.dimensions = dimensions
         self.metric = metric
+        # BM25 indexes a record's text, and also the metadata field the dataset names for full-text search.
+        self.text_field = text_field
         self.version = version
         # Events applied at `version` (the events of one commit share it): part of the cache key.
         self.applied_at_version = 0
@@ -97,6 +102,7 @@ class DatasetProjection:
         self._texts: list[str | None] = []
         self._metadata: list[dict[str, Any] | None] = []
         self.columns = MetadataColumns()
+        self._text_index = TextIndex()
 
     # -- writes (callers hold `lock.writing()`) -------------------------------------------------------------
 
@@ -136,11 +142,13 @@ class DatasetProjection:
         self._norms[slots] = np.linalg.norm(vectors, axis=1)
         # Adding an existing (or deleted) label replaces its vector and makes it live again.
         self._index.add_items(vectors, slots, num_threads=1)
+        self._text_index.set_many(slots, [self._searchable(texts[i], metadata[i]) for i in range(len(ids))])
 
     def delete(self, ids: Sequence[str]) -> None:
         slots = [slot for vector_id in ids if (slot := self._slot_of.pop(vector_id, None)) is not None]
         for slot in slots:
             self._index.mark_deleted(slot)
+            self._text_index.delete(slot)
             self._ids[slot] = self._texts[slot] = self._metadata[slot] = None
             self._free.append(slot)
         self.columns.delete(slots)
@@ -150,6 +158,13 @@ class DatasetProjection:
         if slot is not None:
             self.columns.replace(slot, metadata)
             self._metadata[slot] = metadata
+            if self.text_field is not None:
+                self._text_index.set(slot, self._searchable(self._texts[slot], metadata))
+
+    def _searchable(self, text: str | None, metadata: dict[str, Any]) -> str | None:
+        field = metadata.get(self.text_field) if self.text_field is not None else None
+        parts = [part for part in (text, field) if isinstance(part, str) and part]
+        return " ".join(parts) or None
 
     def _claim(self, slot: int, vector_id: str) -> None:
         self._ids[slot] = vector_id
@@ -224,7 +239,9 @@ class DatasetProjection:
         ]
 
     def text_search(self, query: str, k: int, allowed: Bools | None) -> list[Hit]:
-        raise NotImplementedError("text search needs the BM25 index")
+        """BM25 over the texts, best first; only rows sharing a word with the query."""
+        slots, scores = self._text_index.search(query, k, allowed)
+        return [Hit(int(slot), float(score)) for slot, score in zip(slots, scores, strict=True)]
 
     def _score(self, distance: float) -> float:
         if self.metric == "l2":

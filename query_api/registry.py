@@ -91,7 +91,7 @@ def _apply_all(projections: Projections, events: Sequence[DomainEvent]) -> None:
                         text_field=p.text_field,
                         embedder=p.embedder,
                     )
-                    projection = DatasetProjection(p.dimensions, p.metric, p.version)
+                    projection = DatasetProjection(p.dimensions, p.metric, p.version, p.text_field)
                     projections.put(event.tenant, event.dataset, Served(spec, projection))
             case DatasetDeleted():
                 projections.drop(event.tenant, event.dataset)
@@ -124,7 +124,7 @@ def load_dataset(store: DatasetStore, tenant: str, dataset: str) -> Served | Non
     if spec is None:
         return None
     ds = deeplake.open_read_only(store.url(tenant, dataset))
-    projection = DatasetProjection(spec.dimensions, spec.metric, str(ds.version))
+    projection = DatasetProjection(spec.dimensions, spec.metric, str(ds.version), spec.text_field)
     with projection.lock.writing():
         for start in range(0, len(ds), LOAD_CHUNK):
             stop = min(start + LOAD_CHUNK, len(ds))

@@ -12,9 +12,13 @@ import numpy as np
 import numpy.typing as npt
 
 from events.filters import FilterNode, parse_filter
+from query_api.fusion import rrf, weighted
 from query_api.projection import DatasetProjection, Hit
 from query_api.registry import Served
 from schemas.search import Include, SearchRequest, VectorView
+
+# Hybrid search fuses at least this many candidates from each side, so fusion sees beyond the page.
+HYBRID_CANDIDATES = 100
 
 
 @dataclass(frozen=True)
@@ -57,8 +61,10 @@ def run_search(served: Served, plan: SearchPlan) -> tuple[list[VectorView], bool
         if plan.mode == "vector":
             assert plan.vector is not None
             hits = _within_threshold(projection.search(plan.vector, wanted, allowed), plan, projection)
-        else:
+        elif plan.mode == "text":
             hits = projection.text_search(plan.text or "", wanted, allowed)
+        else:
+            hits = _hybrid(projection, plan, allowed, max(wanted, HYBRID_CANDIDATES))
         page = [(hit.slot, hit.score) for hit in hits[plan.offset : plan.offset + plan.k]]
         return views(projection, page, plan.include), len(hits) > plan.offset + plan.k
 
@@ -69,6 +75,30 @@ def _within_threshold(hits: list[Hit], plan: SearchPlan, projection: DatasetProj
     if projection.metric == "l2":
         return [hit for hit in hits if hit.score <= plan.score_threshold]
     return [hit for hit in hits if hit.score >= plan.score_threshold]
+
+
+def _hybrid(
+    projection: DatasetProjection, plan: SearchPlan, allowed: npt.NDArray[np.bool_] | None, candidates: int
+) -> list[Hit]:
+    assert plan.vector is not None
+    by_vector = projection.search(plan.vector, candidates, allowed)
+    by_text = projection.text_search(plan.text or "", candidates, allowed)
+    vector_side = (
+        np.array([h.slot for h in by_vector], dtype=np.int64),
+        _ranked_scores(by_vector, projection),
+    )
+    text_side = (np.array([h.slot for h in by_text], dtype=np.int64), np.array([h.score for h in by_text]))
+    if plan.fusion == "rrf":
+        slots, scores = rrf([vector_side[0], text_side[0]], k=plan.rrf_k)
+    else:
+        slots, scores = weighted(vector_side, text_side, plan.alpha)
+    return [Hit(int(slot), float(score)) for slot, score in zip(slots, scores, strict=True)]
+
+
+def _ranked_scores(hits: list[Hit], projection: DatasetProjection) -> npt.NDArray[np.float64]:
+    # Fusion wants higher-is-better on both sides; an l2 distance is turned around.
+    scores = np.array([h.score for h in hits], dtype=np.float64)
+    return -scores if projection.metric == "l2" else scores
 
 
 def views(

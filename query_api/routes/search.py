@@ -75,10 +75,7 @@ async def _search_page(body: SearchRequest, served: Served, embedders: Embedders
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"the query vector has {len(vector)} dimensions, the dataset has {served.spec.dimensions}",
         )
-    try:
-        results, more = await asyncio.to_thread(run_search, served, SearchPlan.of(body, vector))
-    except NotImplementedError as exc:
-        raise HTTPException(status.HTTP_501_NOT_IMPLEMENTED, str(exc)) from None
+    results, more = await asyncio.to_thread(run_search, served, SearchPlan.of(body, vector))
     page = SearchPage(results=results, next_offset=body.offset + len(results) if more else None)
     return page.model_dump_json(exclude_none=True).encode()
 
