@@ -83,7 +83,9 @@ async def load(commands: httpx.AsyncClient, queries: httpx.AsyncClient, data: Da
         answer.raise_for_status()
         token = answer.json()["consistency_token"]
     while True:  # a session read answers 504 after its timeout while the backlog is still being applied
-        visible = await queries.post(f"/api/v1/datasets/bench/count?consistency=session&token={token}", json={})
+        visible = await queries.post(
+            f"/api/v1/datasets/bench/count?consistency=session&token={token}", json={}
+        )
         if visible.status_code != 504:
             visible.raise_for_status()
             break

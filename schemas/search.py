@@ -112,3 +112,13 @@ class CountRequest(BaseModel):
 
 class CountResponse(ReadState):
     count: int
+
+
+class SearchBatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    searches: list[SearchRequest] = Field(min_length=1, max_length=100)
+
+
+class SearchBatchResponse(ReadState):
+    answers: list[SearchPage] = Field(description="One page per search, in the order asked")

@@ -82,6 +82,15 @@ async def exercise(writes: httpx.AsyncClient, reads: httpx.AsyncClient) -> None:
             break
     assert sorted(seen) == sorted(f"v{i}" for i in range(300) if f"v{i}" != top)
 
+    batch = await reads.post(
+        f"{search}/batch",
+        json={"searches": [{"vector": query.tolist(), "k": 2}, {"vector": (-query).tolist(), "k": 3}]},
+    )
+    assert batch.status_code == 200, batch.text
+    assert [len(a["results"]) for a in batch.json()["answers"]] == [2, 3]
+    alone = await reads.post(search, json={"vector": (-query).tolist(), "k": 3})
+    assert batch.json()["answers"][1]["results"] == alone.json()["results"]
+
     paged = await reads.post(search, json={"vector": query.tolist(), "k": 3, "offset": 3})
     full = await reads.post(search, json={"vector": query.tolist(), "k": 6})
     assert [r["id"] for r in paged.json()["results"]] == [r["id"] for r in full.json()["results"]][3:]

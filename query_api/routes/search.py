@@ -22,6 +22,8 @@ from schemas.search import (
     Include,
     ScrollRequest,
     ScrollResponse,
+    SearchBatchRequest,
+    SearchBatchResponse,
     SearchPage,
     SearchRequest,
     SearchResponse,
@@ -44,7 +46,32 @@ async def search(
     cache: SearchCacheDep,
     tenant: TenantDep,
 ) -> Response:
-    served = read.served
+    page = await _cached_page(dataset, body, read.served, embedders, cache, tenant)
+    # The cached part is the page; what the read reflects is this read's own.
+    state = json.dumps(_state(read), separators=(",", ":")).encode()
+    return Response(state[:-1] + b"," + page[1:], media_type="application/json")
+
+
+@router.post("/search/batch", response_model=SearchBatchResponse, response_model_exclude_none=True)
+async def search_batch(
+    dataset: str,
+    body: SearchBatchRequest,
+    read: ServedDep,
+    embedders: EmbeddersDep,
+    cache: SearchCacheDep,
+    tenant: TenantDep,
+) -> Response:
+    """Many searches at one consistency wait; each is cached as if asked alone."""
+    pages = [
+        await _cached_page(dataset, search, read.served, embedders, cache, tenant) for search in body.searches
+    ]
+    state = json.dumps(_state(read), separators=(",", ":")).encode()
+    return Response(state[:-1] + b',"answers":[' + b",".join(pages) + b"]}", media_type="application/json")
+
+
+async def _cached_page(
+    dataset: str, body: SearchRequest, served: Served, embedders: Embedders, cache: SearchCache, tenant: str
+) -> bytes:
     projection = served.projection
     key = SearchCache.key(
         tenant, dataset, projection.version, projection.applied_at_version, body.model_dump_json().encode()
@@ -53,9 +80,7 @@ async def search(
     if page is None:
         page = await _search_page(body, served, embedders)
         await cache.put(key, page)
-    # The cached part is the page; what the read reflects is this read's own.
-    state = json.dumps(_state(read), separators=(",", ":")).encode()
-    return Response(state[:-1] + b"," + page[1:], media_type="application/json")
+    return page
 
 
 async def _search_page(body: SearchRequest, served: Served, embedders: Embedders) -> bytes:
