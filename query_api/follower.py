@@ -28,7 +28,7 @@ from events import DomainEvent, Topics, parse_event, partition_key
 from query_api.consistency import ConsistencyLevel
 from query_api.registry import Projections, apply_events, load_dataset
 from tributary.bus import ConsistencyToken
-from tributary.kafka import MAX_MESSAGE_BYTES
+from tributary.kafka import MAX_MESSAGE_BYTES, topic_partitions
 from tributary.settings import Settings
 from tributary.storage import DatasetStore
 from tributary.threads import in_thread_to_completion
@@ -64,9 +64,9 @@ class EventFollower:
     async def start(self, catalog: Callable[[], Awaitable[Sequence[tuple[str, str]]]]) -> None:
         """Load the datasets the catalog names, once it covers the event log as it ends now, then follow."""
         await asyncio.gather(self._consumer.start(), self._probe.start(), self._admin.start())
-        self._partitions = await self._topic_partitions(self._topics.events)
+        self._partitions = await topic_partitions(self._admin, self._topics.events)
         self._command_partitions = [
-            tp.partition for tp in await self._topic_partitions(self._topics.commands)
+            tp.partition for tp in await topic_partitions(self._admin, self._topics.commands)
         ]
         self._consumer.assign(self._partitions)
         ends = await self._probe.end_offsets(self._partitions)
@@ -91,16 +91,6 @@ class EventFollower:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await asyncio.gather(self._consumer.stop(), self._probe.stop(), self._admin.close())
-
-    async def _topic_partitions(self, topic: str) -> list[TopicPartition]:
-        # A topic created a moment ago may not have its partitions in the metadata yet.
-        for _ in range(300):
-            (described,) = await self._admin.describe_topics([topic])
-            partitions = [p["partition"] for p in described.get("partitions", [])]
-            if described.get("error_code") == 0 and partitions:
-                return [TopicPartition(topic, p) for p in sorted(partitions)]
-            await asyncio.sleep(0.1)
-        raise RuntimeError(f"topic {topic} has no partitions in the cluster metadata")
 
     async def _run(self) -> None:
         while True:

@@ -71,6 +71,27 @@ def migrate() -> None:
     typer.echo("migrations applied")
 
 
+@app.command("rebuild-catalog")
+def rebuild_catalog_command() -> None:
+    """Throw the SQL catalog away and fold it again from the event log (Kafka's event topic when a database URL is
+    configured, else embedded mode's event table)."""
+    from tributary.db.session import engine_for, make_sessionmaker
+    from workers.catalog_rebuild import embedded_events, kafka_events, rebuild_catalog
+
+    settings = Settings()
+
+    async def run() -> int:
+        engine = engine_for(settings)
+        sessions = make_sessionmaker(engine)
+        try:
+            events = kafka_events(settings) if settings.database_url else embedded_events(sessions)
+            return await rebuild_catalog(sessions, events)
+        finally:
+            await engine.dispose()
+
+    typer.echo(f"catalog rebuilt from {asyncio.run(run())} events")
+
+
 @app.command()
 def asyncapi(
     output: Annotated[Path | None, typer.Option(help="Write the document here instead of stdout")] = None,

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker, KafkaMessage
@@ -156,6 +156,17 @@ async def ensure_topics(settings: Settings) -> None:
                 log.info("topics were created concurrently")
     finally:
         await admin.close()
+
+
+async def topic_partitions(admin: AIOKafkaAdminClient, topic: str) -> list[TopicPartition]:
+    """The partitions of a topic; a topic created a moment ago may not have them in the metadata yet."""
+    for _ in range(300):
+        (described,) = await admin.describe_topics([topic])
+        partitions = [p["partition"] for p in described.get("partitions", [])]
+        if described.get("error_code") == 0 and partitions:
+            return [TopicPartition(topic, p) for p in sorted(partitions)]
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"topic {topic} has no partitions in the cluster metadata")
 
 
 def consumer_record(message: KafkaMessage) -> ConsumerRecord[bytes, bytes]:
