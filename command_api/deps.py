@@ -20,7 +20,7 @@ from tributary.deps import SessionDep, SettingsDep, TenantDep
 from tributary.settings import Settings
 
 
-def get_publisher(request: Request) -> CommandPublisher:
+async def get_publisher(request: Request) -> CommandPublisher:
     publisher: CommandPublisher = request.app.state.publisher
     return publisher
 

@@ -58,7 +58,7 @@ async def served_dataset(
 ServedDep = Annotated[ServedRead, Depends(served_dataset)]
 
 
-def get_search_cache(request: Request) -> SearchCache:
+async def get_search_cache(request: Request) -> SearchCache:
     cache: SearchCache = request.app.state.search_cache
     return cache
 

@@ -1,4 +1,8 @@
-"""FastAPI dependencies shared by the command and query APIs, as typed aliases."""
+"""FastAPI dependencies shared by the command and query APIs, as typed aliases.
+
+They are `async def` even where they do not await: FastAPI runs a plain `def` dependency in its thread pool,
+and the hops cost about 1 ms a request on this machine (measured on a cached search).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from tributary.embedding import Embedders
 from tributary.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -22,12 +26,12 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def get_embedders(request: Request) -> Embedders:
+async def get_embedders(request: Request) -> Embedders:
     embedders: Embedders = request.app.state.embedders
     return embedders
 
 
-def get_tenant(settings: Annotated[Settings, Depends(get_settings)]) -> str:
+async def get_tenant(settings: Annotated[Settings, Depends(get_settings)]) -> str:
     # Until authentication lands, every request acts for the default tenant.
     return settings.default_tenant
 

@@ -31,7 +31,7 @@ from tributary.json_route import JSONRoute
 MAX_BODY_BYTES = 32 * 1024 * 1024
 
 
-def body_within_limit(content_length: Annotated[int | None, Header()] = None) -> None:
+async def body_within_limit(content_length: Annotated[int | None, Header()] = None) -> None:
     if content_length is not None and content_length > MAX_BODY_BYTES:
         raise HTTPException(
             status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"a request body may hold {MAX_BODY_BYTES} bytes"
