@@ -6,10 +6,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tributary.auth import keys
+
 Role = Literal["embedded", "command-api", "query-api", "applier", "projector"]
+JwtAlgorithm = Literal["HS256", "RS256", "ES256"]
+# RFC 7518 3.2: an HMAC key at least as long as the hash output.
+JWT_SECRET_MIN_BYTES = 32
 
 
 class Settings(BaseSettings):
@@ -18,6 +23,9 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
+        # Errors name the setting and the reason but never echo the value: it may be a key, a secret or a URL
+        # with a password.
+        hide_input_in_errors=True,
     )
 
     data_dir: Path = Field(
@@ -69,6 +77,78 @@ class Settings(BaseSettings):
     embed_batch_size: int = Field(
         default=256, ge=1, le=2048, description="Texts per request to an embedding endpoint"
     )
+
+    admin_key: SecretStr | None = Field(
+        default=None,
+        description="Bootstrap admin API key of the default tenant, in the trb_<prefix>_<secret> format "
+        "(tributary.auth.keys.new_key makes one); unset in embedded mode, one is generated and printed once",
+    )
+    jwt_algorithm: JwtAlgorithm | None = Field(
+        default=None,
+        description="Accept JWTs signed with this algorithm and no other (whatever the token's header says); "
+        "unset: JWTs are not accepted",
+    )
+    jwt_secret: SecretStr | None = Field(
+        default=None, description=f"HS256 shared secret, at least {JWT_SECRET_MIN_BYTES} bytes"
+    )
+    jwt_jwks: str | None = Field(
+        default=None, description="RS256/ES256 public keys: a JWKS file path or an http(s) URL"
+    )
+    jwt_issuer: str | None = Field(default=None, description="Required `iss` of accepted JWTs")
+    jwt_audience: str | None = Field(default=None, description="Required `aud` of accepted JWTs")
+    jwt_leeway_s: float = Field(
+        default=30.0, ge=0, le=300, description="Clock skew allowed when checking `exp` and `nbf`"
+    )
+    jwt_tenant_claim: str = Field(default="tenant", min_length=1, description="Claim naming the tenant")
+    jwt_roles_claim: str = Field(
+        default="roles", min_length=1, description="Claim listing the roles (admin, writer, reader)"
+    )
+    jwt_datasets_claim: str = Field(
+        default="datasets", min_length=1, description="Claim listing allowed datasets; absent: all of them"
+    )
+    rate_limit_enabled: bool = Field(
+        default=True, description="Rate-limit requests in Redis (needs redis_url)"
+    )
+    rate_limit_key_reads_per_s: float = Field(default=50.0, gt=0)
+    rate_limit_key_reads_burst: int = Field(default=100, ge=1)
+    rate_limit_key_writes_per_s: float = Field(default=10.0, gt=0)
+    rate_limit_key_writes_burst: int = Field(default=20, ge=1)
+    rate_limit_tenant_reads_per_s: float = Field(default=200.0, gt=0)
+    rate_limit_tenant_reads_burst: int = Field(default=400, ge=1)
+    rate_limit_tenant_writes_per_s: float = Field(default=50.0, gt=0)
+    rate_limit_tenant_writes_burst: int = Field(default=100, ge=1)
+    rate_limit_fail_open: bool = Field(
+        default=True,
+        description="When Redis does not answer: let requests through (true) or refuse them (false); "
+        "logged either way",
+    )
+
+    @field_validator("admin_key")
+    @classmethod
+    def _admin_key_is_a_key(cls, value: SecretStr | None) -> SecretStr | None:
+        # The format guarantees a 256-bit secret, so the bootstrap key is checked like every other key.
+        if value is not None and keys.parse(value.get_secret_value()) is None:
+            raise ValueError("must be an API key in the trb_<prefix>_<secret> format")
+        return value
+
+    @model_validator(mode="after")
+    def _jwt_is_complete(self) -> Settings:
+        if self.jwt_algorithm is None:
+            # Keys without an algorithm would silently turn JWTs off: say so instead.
+            if self.jwt_secret is not None or self.jwt_jwks is not None:
+                raise ValueError("jwt_secret and jwt_jwks need jwt_algorithm")
+            return self
+        if self.jwt_issuer is None or self.jwt_audience is None:
+            raise ValueError("jwt_algorithm needs jwt_issuer and jwt_audience")
+        if self.jwt_algorithm == "HS256":
+            if self.jwt_secret is None or self.jwt_jwks is not None:
+                raise ValueError("HS256 needs jwt_secret and no jwt_jwks")
+            if len(self.jwt_secret.get_secret_value().encode()) < JWT_SECRET_MIN_BYTES:
+                raise ValueError(f"jwt_secret must be at least {JWT_SECRET_MIN_BYTES} bytes")
+        elif self.jwt_jwks is None or self.jwt_secret is not None:
+            # A shared secret next to public keys is the algorithm-confusion setup: refuse it outright.
+            raise ValueError(f"{self.jwt_algorithm} needs jwt_jwks and no jwt_secret")
+        return self
 
     @cached_property
     def resolved_storage_root(self) -> str:

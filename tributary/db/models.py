@@ -93,3 +93,20 @@ class WriterLeaseRow(Base):
     acquired_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
+
+
+class ApiKeyRow(Base):
+    """An API key: found by its prefix, checked against the SHA-256 of its secret (tributary.auth.keys); the
+    key itself is shown once at creation and stored nowhere. A revoked key keeps its row for the audit trail."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    hash: Mapped[str] = mapped_column(String(64))
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
+    roles: Mapped[list[str]] = mapped_column(JSON)
+    # None: every dataset of the tenant.
+    datasets: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
