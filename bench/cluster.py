@@ -14,6 +14,12 @@ from pathlib import Path
 
 import httpx
 
+from tributary.auth.keys import new_key
+
+# The operator key of the benchmark's deployment; clients send ADMIN_HEADERS.
+ADMIN_KEY = new_key().key
+ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
 
 class Processes:
     """`tributary` processes by name, each logging to a file under `log_dir`."""
@@ -74,6 +80,7 @@ async def kafka_mode(work: Path) -> AsyncIterator[tuple[str, str, Processes]]:
         "TRIBUTARY_DATABASE_SCHEMA": prefix,
         "TRIBUTARY_KAFKA_BOOTSTRAP": os.environ["TRIBUTARY_TEST_KAFKA_BOOTSTRAP"],
         "TRIBUTARY_TOPIC_PREFIX": prefix,
+        "TRIBUTARY_ADMIN_KEY": ADMIN_KEY,
     }
     await _create_schema(os.environ["TRIBUTARY_TEST_DATABASE_URL"], prefix)
     await asyncio.to_thread(
@@ -100,7 +107,7 @@ async def _create_schema(url: str, schema: str) -> None:
 
 @asynccontextmanager
 async def embedded_mode(work: Path) -> AsyncIterator[tuple[str, str, Processes]]:
-    env = {**os.environ, "TRIBUTARY_DATA_DIR": str(work)}
+    env = {**os.environ, "TRIBUTARY_DATA_DIR": str(work), "TRIBUTARY_ADMIN_KEY": ADMIN_KEY}
     with processes(work) as running:
         running.start("embedded", ["serve", "--port", "18182"], env)
         await ready("http://127.0.0.1:18182")

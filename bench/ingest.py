@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from bench.cluster import Processes, embedded_mode, kafka_mode
+from bench.cluster import ADMIN_HEADERS, Processes, embedded_mode, kafka_mode
 
 POLL_S = 0.01
 
@@ -147,8 +147,8 @@ async def run(mode: str, args: argparse.Namespace) -> None:
         starter = kafka_mode if mode == "kafka" else embedded_mode
         async with (
             starter(Path(tmp)) as (command_url, query_url, running),
-            httpx.AsyncClient(base_url=command_url, timeout=120) as commands,
-            httpx.AsyncClient(base_url=query_url, timeout=120) as queries,
+            httpx.AsyncClient(base_url=command_url, timeout=120, headers=ADMIN_HEADERS) as commands,
+            httpx.AsyncClient(base_url=query_url, timeout=120, headers=ADMIN_HEADERS) as queries,
         ):
             created = await commands.post(
                 "/api/v1/datasets?wait=true", json={"name": "bench", "dimensions": args.dims}

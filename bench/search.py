@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from bench.cluster import Processes, embedded_mode, kafka_mode, ready
+from bench.cluster import ADMIN_HEADERS, Processes, embedded_mode, kafka_mode, ready
 
 CLUSTERS = 200
 BATCH = 1000
@@ -176,7 +176,7 @@ async def startup(running: Processes, name: str, url: str) -> None:
     started = time.perf_counter()
     running.start(name, args, env)
     await ready(url)
-    async with httpx.AsyncClient(base_url=url, timeout=600) as client:
+    async with httpx.AsyncClient(base_url=url, timeout=600, headers=ADMIN_HEADERS) as client:
         answer = await client.post("/api/v1/datasets/bench/count?consistency=eventual", json={})
     print(
         f"{name} restarted and serving {answer.json()['count']:,} vectors after {time.perf_counter() - started:.1f} s"
@@ -220,9 +220,12 @@ async def run(args: argparse.Namespace) -> None:
         starter = kafka_mode if args.mode == "kafka" else embedded_mode
         async with (
             starter(Path(tmp)) as (command_url, query_url, running),
-            httpx.AsyncClient(base_url=command_url, timeout=120) as commands,
+            httpx.AsyncClient(base_url=command_url, timeout=120, headers=ADMIN_HEADERS) as commands,
             httpx.AsyncClient(
-                base_url=query_url, timeout=120, limits=httpx.Limits(max_connections=64)
+                base_url=query_url,
+                timeout=120,
+                headers=ADMIN_HEADERS,
+                limits=httpx.Limits(max_connections=64),
             ) as queries,
         ):
             created = await commands.post(

@@ -9,6 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests import models, services
+from tests.helpers import ADMIN_KEY
 from tributary.db.migrate import upgrade
 from tributary.db.session import engine_for
 from tributary.settings import Settings
@@ -68,6 +69,7 @@ async def distributed_settings(
         redis_url=redis_url,
         topic_prefix=run_id,
         command_partitions=4,
+        admin_key=ADMIN_KEY,
         wait_timeout_s=20,
     )
     engine = engine_for(settings)
@@ -78,4 +80,6 @@ async def distributed_settings(
 
 @pytest.fixture
 def embedded_settings(tmp_path: Path) -> Settings:
-    return Settings(_env_file=None, data_dir=tmp_path / "data", wait_timeout_s=20)  # type: ignore[call-arg]
+    return Settings(  # type: ignore[call-arg]
+        _env_file=None, data_dir=tmp_path / "data", wait_timeout_s=20, admin_key=ADMIN_KEY
+    )

@@ -9,15 +9,24 @@ from typing import TypeVar
 import httpx
 from fastapi import FastAPI
 
+from tributary.auth.keys import new_key
+
 T = TypeVar("T")
 
 
+# The operator key of every test deployment (tenant `default`, admin).
+ADMIN_KEY = new_key().key
+
+
 @contextlib.asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """Run the app's lifespan and talk to it in-process over ASGI."""
+async def serving(app: FastAPI, key: str | None = ADMIN_KEY) -> AsyncIterator[httpx.AsyncClient]:
+    """Run the app's lifespan and talk to it in-process over ASGI, with `key` as the bearer credential."""
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://tributary") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://tributary", headers=headers
+        ) as client:
             yield client
 
 

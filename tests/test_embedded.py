@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -67,14 +68,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "TRIBUTARY_DATA_DIR": str(data_dir)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tributary", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def start_server(data_dir: Path, port: int, output: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if k != "TRIBUTARY_ADMIN_KEY"} | {
+        "TRIBUTARY_DATA_DIR": str(data_dir)
+    }
+    with output.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tributary", "serve", "--port", str(port)], env=env, stdout=out, stderr=out
+        )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -87,14 +88,21 @@ def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
 
 
 def test_served_dataset_survives_a_kill_and_restart(tmp_path: Path) -> None:
-    data_dir, port = tmp_path / "tributary-data", free_port()
+    data_dir, port, output = tmp_path / "tributary-data", free_port(), tmp_path / "serve.log"
     base = f"http://127.0.0.1:{port}/api/v1"
-    server = start_server(data_dir, port)
+    server = start_server(data_dir, port, output)
     try:
-        answer = httpx.post(f"{base}/datasets", json={"name": "docs", "dimensions": 384, "metric": "cosine"})
+        # With no TRIBUTARY_ADMIN_KEY, the first start makes an admin key and prints it, once.
+        printed = re.findall(r"admin key \(shown once, keep it\): (trb_\S+)", output.read_text())
+        assert len(printed) == 1, output.read_text()
+        auth = {"Authorization": f"Bearer {printed[0]}"}
+        assert httpx.get(f"{base}/datasets").status_code == 401
+        answer = httpx.post(
+            f"{base}/datasets", json={"name": "docs", "dimensions": 384, "metric": "cosine"}, headers=auth
+        )
         assert answer.status_code == 202, answer.text
         deadline = time.monotonic() + 30
-        while httpx.get(f"{base}/datasets/docs").status_code != 200:
+        while httpx.get(f"{base}/datasets/docs", headers=auth).status_code != 200:
             assert time.monotonic() < deadline
             time.sleep(0.1)
     finally:
@@ -102,9 +110,10 @@ def test_served_dataset_survives_a_kill_and_restart(tmp_path: Path) -> None:
         server.wait()
     assert deeplake.exists(str(data_dir / "datasets" / "default" / "docs"))
 
-    server = start_server(data_dir, port)
+    server = start_server(data_dir, port, output)
     try:
-        dataset = httpx.get(f"{base}/datasets/docs")
+        assert len(re.findall("admin key", output.read_text())) == 1, "printed once, never again"
+        dataset = httpx.get(f"{base}/datasets/docs", headers=auth)
         assert dataset.status_code == 200 and dataset.json()["dimensions"] == 384
     finally:
         server.terminate()

@@ -14,7 +14,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import serving
+from tests.helpers import ADMIN_KEY, serving
 from tests.kafka_tools import workers
 from tributary.app import create_app
 from tributary.settings import Settings
@@ -69,7 +69,7 @@ async def check_script(
 def test_read_your_writes_in_embedded_mode(tmp_path: Path, script: list[Op]) -> None:
     async def run() -> None:
         data = tmp_path / uuid.uuid4().hex  # not `random`: hypothesis seeds it the same for every example
-        app = create_app(Settings(_env_file=None, data_dir=data, wait_timeout_s=20))  # type: ignore[call-arg]
+        app = create_app(Settings(_env_file=None, data_dir=data, wait_timeout_s=20, admin_key=ADMIN_KEY))  # type: ignore[call-arg]
         async with serving(app) as client:
             await client.post("/api/v1/datasets?wait=true", json={"name": "ryw", "dimensions": DIMS})
             await check_script(client, client, "ryw", script)

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from command_api.deps import ReplayedAnswer, replayed_answer
 from command_api.routes import datasets as command_datasets
+from command_api.routes import keys as command_keys
 from command_api.routes import vectors as command_vectors
 from events import Topics
 from query_api.cache import REDIS_TIMEOUT_S, SearchCache
@@ -24,6 +25,8 @@ from query_api.registry import Projections, apply_events, load_all
 from query_api.routes import admin, catalog, search
 from tributary import __version__, errors, health
 from tributary.asyncapi import asyncapi_document
+from tributary.auth.authenticate import install_bootstrap_key
+from tributary.auth.jwt import JwtVerifier
 from tributary.db.migrate import upgrade
 from tributary.db.models import DatasetRow
 from tributary.db.session import engine_for, make_sessionmaker
@@ -53,6 +56,11 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
             app.state.asyncapi = asyncapi_document(settings)
             app.state.readiness = {"database": lambda: _database_answers(engine)}
             app.state.optional_readiness = {}
+            app.state.jwt_verifier = JwtVerifier.from_settings(settings)
+            generated = await install_bootstrap_key(sessions, settings)
+            if generated is not None:
+                # Printed once, at the first start: only its hash is kept.
+                print(f"Tributary admin key (shown once, keep it): {generated}", flush=True)
             app.state.embedders = Embedders(settings)
             stack.push_async_callback(app.state.embedders.aclose)
             store = DatasetStore(settings.resolved_storage_root)
@@ -97,6 +105,7 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
         app.add_exception_handler(ReplayedAnswer, replayed_answer)
         app.include_router(command_datasets.router)
         app.include_router(command_vectors.router)
+        app.include_router(command_keys.router)
     if role in ("embedded", "query-api"):
         app.include_router(catalog.router)
         app.include_router(search.router)

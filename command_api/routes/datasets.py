@@ -9,13 +9,13 @@ from command_api.validation import check_embedder
 from events import CreateDataset, CreateDatasetPayload, DeleteDataset
 from schemas.datasets import Accepted, CreateDatasetRequest
 from tributary.db.models import DatasetRow
-from tributary.deps import SessionDep, TenantDep
+from tributary.deps import SessionDep, TenantDep, allowed
 from tributary.json_route import JSONRoute
 
 router = APIRouter(
     prefix="/api/v1/datasets",
     tags=["datasets"],
-    dependencies=[Depends(answer_retries_first)],
+    dependencies=[Depends(allowed("write")), Depends(answer_retries_first)],
     route_class=JSONRoute,
 )
 

@@ -24,7 +24,7 @@ from events import (
 from schemas.datasets import Accepted
 from schemas.vectors import DeleteVectorsRequest, MetadataPatch, UpsertVectorsRequest, VectorRecord
 from tributary.db.models import DatasetRow
-from tributary.deps import EmbeddersDep, SessionDep, TenantDep
+from tributary.deps import EmbeddersDep, SessionDep, TenantDep, allowed
 from tributary.embedding import Embedders, EmbeddingFailed
 from tributary.json_route import JSONRoute
 
@@ -41,7 +41,7 @@ async def body_within_limit(content_length: Annotated[int | None, Header()] = No
 router = APIRouter(
     prefix="/api/v1/datasets/{dataset}/vectors",
     tags=["vectors"],
-    dependencies=[Depends(body_within_limit), Depends(answer_retries_first)],
+    dependencies=[Depends(body_within_limit), Depends(allowed("write")), Depends(answer_retries_first)],
     route_class=JSONRoute,
 )
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel
 
 from query_api.registry import Projections, rebuild
-from tributary.deps import SettingsDep, TenantDep
+from tributary.deps import SettingsDep, TenantDep, allowed
 from tributary.storage import DatasetStore
 
-router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"], dependencies=[Depends(allowed("write"))])
 
 
 class Rebuilt(BaseModel):

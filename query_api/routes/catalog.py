@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, status
 from sqlalchemy import select
 
 from schemas.datasets import DatasetList, DatasetView, OperationView
+from tributary.auth.principal import authorize
 from tributary.db.models import DatasetRow, OperationRow
-from tributary.deps import SessionDep, TenantDep
+from tributary.deps import CurrentPrincipal, SessionDep, TenantDep, allowed
 
-router = APIRouter(prefix="/api/v1", tags=["catalog"])
+router = APIRouter(prefix="/api/v1", tags=["catalog"], dependencies=[Depends(allowed("read"))])
 
 
 @router.get("/datasets", response_model=DatasetList)
-async def list_datasets(session: SessionDep, tenant: TenantDep) -> DatasetList:
+async def list_datasets(session: SessionDep, principal: CurrentPrincipal) -> DatasetList:
     rows = await session.scalars(
-        select(DatasetRow).where(DatasetRow.tenant == tenant).order_by(DatasetRow.name)
+        select(DatasetRow).where(DatasetRow.tenant == principal.tenant).order_by(DatasetRow.name)
     )
-    return DatasetList(datasets=[DatasetView.model_validate(row) for row in rows])
+    # A credential limited to some datasets lists only those.
+    visible = [row for row in rows if authorize(principal, "read", principal.tenant, row.name)]
+    return DatasetList(datasets=[DatasetView.model_validate(row) for row in visible])
 
 
 @router.get("/datasets/{name}", response_model=DatasetView)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Response, status
 
 from events.filters import FilterNode, parse_filter
 from query_api.cache import SearchCache
@@ -30,11 +30,16 @@ from schemas.search import (
     VectorsResponse,
     VectorView,
 )
-from tributary.deps import EmbeddersDep, TenantDep
+from tributary.deps import EmbeddersDep, TenantDep, allowed
 from tributary.embedding import Embedders, EmbeddingFailed
 from tributary.json_route import JSONRoute
 
-router = APIRouter(prefix="/api/v1/datasets/{dataset}", tags=["search"], route_class=JSONRoute)
+router = APIRouter(
+    prefix="/api/v1/datasets/{dataset}",
+    tags=["search"],
+    route_class=JSONRoute,
+    dependencies=[Depends(allowed("read"))],
+)
 
 
 @router.post("/search", response_model=SearchResponse, response_model_exclude_none=True)

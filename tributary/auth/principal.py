@@ -1,6 +1,7 @@
 """The principal a credential resolves to, and `authorize`: the one place that decides what it may do.
 
 Rules, in the order they are checked:
+- the operator (the bootstrap admin key) may manage the keys of any tenant, and nothing more;
 - a principal acts only within its own tenant (there is no cross-tenant role);
 - writes need writer or admin, reads need reader, writer or admin, key management needs admin;
 - a dataset allow-list restricts reads and writes to those datasets; with one, tenant-wide writes and key
@@ -36,6 +37,9 @@ class Principal(BaseModel):
     # None: every dataset of the tenant.
     datasets: frozenset[Name] | None = None
     via: Literal["key", "jwt"]
+    # The bootstrap admin key (TRIBUTARY_ADMIN_KEY): it alone may manage the keys of other tenants, so that a new
+    # tenant can get its first admin key. It reads and writes only its own tenant, like every principal.
+    operator: bool = False
 
 
 class Decision(BaseModel):
@@ -52,6 +56,8 @@ class Decision(BaseModel):
 
 def authorize(principal: Principal, action: Action, tenant: str, dataset: str | None = None) -> Decision:
     """May `principal` do `action` in `tenant`, on `dataset` (None: tenant-wide, e.g. listing datasets)?"""
+    if action == "manage_keys" and principal.operator:
+        return Decision(allowed=True, reason="allowed")
     if principal.tenant != tenant:
         return Decision(allowed=False, reason="the credential belongs to another tenant")
     needed = ROLES_FOR[action]

@@ -1,0 +1,97 @@
+"""API key management: create (the key is shown once), list, revoke. Keys are stored as the hash of their
+secret; a revoked key is refused by every replica at once (they look keys up on every request)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from events.names import Name
+from tributary.auth import keys
+from tributary.auth.principal import Principal, Role, authorize
+from tributary.db.models import ApiKeyRow
+from tributary.deps import CurrentPrincipal, SessionDep
+
+router = APIRouter(prefix="/api/v1/admin/keys", tags=["keys"])
+
+
+class CreateKey(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tenant: Name
+    roles: list[Role] = Field(min_length=1)
+    datasets: list[Name] | None = Field(default=None, description="Limit the key to these datasets")
+
+
+class CreatedKey(BaseModel):
+    id: str
+    key: str = Field(description="Shown this once; only its hash is kept")
+
+
+class KeyView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    prefix: str
+    tenant: str
+    roles: list[str]
+    datasets: list[str] | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class KeyList(BaseModel):
+    keys: list[KeyView]
+
+
+def _may_manage(principal: Principal, tenant: str) -> None:
+    decision = authorize(principal, "manage_keys", tenant)
+    if not decision:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, decision.reason)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=CreatedKey)
+async def create_key(body: CreateKey, principal: CurrentPrincipal, session: SessionDep) -> CreatedKey:
+    _may_manage(principal, body.tenant)
+    made = keys.new_key()
+    row = ApiKeyRow(
+        id=str(uuid.uuid4()),
+        prefix=made.prefix,
+        hash=made.hash,
+        tenant=body.tenant,
+        roles=sorted(set(body.roles)),
+        datasets=sorted(set(body.datasets)) if body.datasets is not None else None,
+    )
+    session.add(row)
+    await session.commit()
+    return CreatedKey(id=row.id, key=made.key)
+
+
+@router.get("", response_model=KeyList)
+async def list_keys(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    tenant: Annotated[Name | None, Query(description="Another tenant's keys (the operator key only)")] = None,
+) -> KeyList:
+    tenant = tenant or principal.tenant
+    _may_manage(principal, tenant)
+    rows = await session.scalars(
+        select(ApiKeyRow).where(ApiKeyRow.tenant == tenant).order_by(ApiKeyRow.created_at)
+    )
+    return KeyList(keys=[KeyView.model_validate(row) for row in rows])
+
+
+@router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def revoke_key(key_id: str, principal: CurrentPrincipal, session: SessionDep) -> None:
+    row = await session.get(ApiKeyRow, key_id)
+    # Another tenant's key is "not found", as if it did not exist.
+    if row is None or not authorize(principal, "manage_keys", row.tenant):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"key {key_id!r} not found")
+    if row.revoked_at is None:
+        row.revoked_at = datetime.now(UTC)
+        await session.commit()

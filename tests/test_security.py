@@ -1,0 +1,214 @@
+"""Nothing without a credential; one tenant never sees or touches another's data; roles decide in one place;
+a revoked key is refused by a second replica at once."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import httpx
+import jwt
+from aiokafka import AIOKafkaProducer
+
+from events import DeleteDataset, Topics, partition_key
+from tests.helpers import ADMIN_KEY, eventually, serving
+from tests.kafka_tools import workers
+from tributary.app import create_app
+from tributary.settings import Settings
+
+OPEN = {
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/asyncapi.json",
+    "/openapi.json",
+    "/docs",
+    "/docs/oauth2-redirect",
+    "/redoc",
+}
+
+
+async def test_every_route_but_health_metrics_and_docs_answers_401_without_a_credential(
+    embedded_settings: Settings,
+) -> None:
+    app = create_app(embedded_settings)
+    async with serving(app, key=None) as anonymous:
+        routes = app.openapi()["paths"]
+        assert len(routes) > 10
+        checked = 0
+        for path, methods in routes.items():
+            if path in OPEN:
+                continue
+            url = re.sub(r"\{[^}]+\}", "x", path)
+            for method in methods:
+                answer = await anonymous.request(method.upper(), url, json={})
+                assert answer.status_code == 401, (
+                    f"{method.upper()} {path}: {answer.status_code} {answer.text}"
+                )
+                assert answer.headers.get("www-authenticate") == "Bearer"
+                checked += 1
+        assert checked >= 12
+        assert (await anonymous.get("/healthz")).status_code == 200
+        bad = await anonymous.get(
+            "/api/v1/datasets", headers={"Authorization": "Bearer trb_aaaaaaaa_" + "x" * 43}
+        )
+        assert bad.status_code == 401
+
+
+async def key_for(
+    admin: httpx.AsyncClient, tenant: str, *roles: str, datasets: list[str] | None = None
+) -> str:
+    created = await admin.post(
+        "/api/v1/admin/keys", json={"tenant": tenant, "roles": list(roles), "datasets": datasets}
+    )
+    assert created.status_code == 201, created.text
+    return str(created.json()["key"])
+
+
+def as_(client: httpx.AsyncClient, key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def test_tenants_are_isolated_and_roles_decide(distributed_settings: Settings) -> None:
+    settings = distributed_settings
+    async with (
+        workers(settings, "applier", "projector"),
+        serving(create_app(settings, "command-api")) as commands,
+        serving(create_app(settings, "query-api")) as queries,
+    ):
+        # The operator key makes each tenant's first keys.
+        alice, bob = await key_for(commands, "alice", "admin"), await key_for(commands, "bob", "admin")
+        a, b = as_(commands, alice), as_(commands, bob)
+        assert (
+            await commands.post(
+                "/api/v1/datasets?wait=true", json={"name": "docs", "dimensions": 2}, headers=a
+            )
+        ).json()["status"] == "applied"
+        written = await commands.post(
+            "/api/v1/datasets/docs/vectors", json={"vectors": [{"id": "secret", "vector": [1, 0]}]}, headers=a
+        )
+        token = written.json()["consistency_token"]
+        assert (
+            await queries.get(
+                f"/api/v1/datasets/docs/vectors/secret?consistency=session&token={token}", headers=a
+            )
+        ).status_code == 200
+
+        # Bob cannot read, search, write, delete, or learn that alice's dataset exists: 404 as for none at all.
+        assert (await queries.get("/api/v1/datasets", headers=b)).json()["datasets"] == []
+        for answer in [
+            await queries.get("/api/v1/datasets/docs", headers=b),
+            await queries.get("/api/v1/datasets/docs/vectors/secret", headers=b),
+            await queries.post("/api/v1/datasets/docs/search", json={"vector": [1, 0]}, headers=b),
+            await queries.post("/api/v1/datasets/docs/count", json={}, headers=b),
+            await commands.post(
+                "/api/v1/datasets/docs/vectors", json={"vectors": [{"vector": [0, 1]}]}, headers=b
+            ),
+            await commands.post("/api/v1/datasets/docs/vectors/delete", json={"ids": ["secret"]}, headers=b),
+            await commands.delete("/api/v1/datasets/docs", headers=b),
+        ]:
+            assert answer.status_code == 404, answer.text
+            assert "docs" in answer.text and "alice" not in answer.text
+        # Bob may have his own "docs": names are per tenant.
+        assert (
+            await commands.post(
+                "/api/v1/datasets?wait=true", json={"name": "docs", "dimensions": 3}, headers=b
+            )
+        ).json()["status"] == "applied"
+
+        # A command straight on Kafka carries its tenant: bob's DeleteDataset of "docs" deletes bob's, not alice's.
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True)
+        await producer.start()
+        try:
+            await producer.send_and_wait(
+                Topics(settings.topic_prefix).commands,
+                DeleteDataset(tenant="bob", dataset="docs").model_dump_json().encode(),
+                key=partition_key("bob", "docs"),
+            )
+        finally:
+            await producer.stop()
+
+        async def bobs_gone() -> bool | None:
+            return (
+                True if (await queries.get("/api/v1/datasets/docs", headers=b)).status_code == 404 else None
+            )
+
+        await eventually(bobs_gone)
+        assert (await queries.get("/api/v1/datasets/docs", headers=a)).json()["vector_count"] == 1
+
+        # Roles, and a key limited to one dataset.
+        reader = as_(commands, await key_for(commands, "alice", "reader"))
+        assert (
+            await commands.post(
+                "/api/v1/datasets/docs/vectors", json={"vectors": [{"vector": [0, 1]}]}, headers=reader
+            )
+        ).status_code == 403
+        assert (await queries.post("/api/v1/datasets/docs/count", json={}, headers=reader)).status_code == 200
+        writer = as_(commands, await key_for(commands, "alice", "writer"))
+        assert (
+            await commands.post(
+                "/api/v1/admin/keys", json={"tenant": "alice", "roles": ["reader"]}, headers=writer
+            )
+        ).status_code == 403
+        assert (
+            await commands.post("/api/v1/admin/keys", json={"tenant": "bob", "roles": ["reader"]}, headers=a)
+        ).status_code == 403
+        await commands.post("/api/v1/datasets?wait=true", json={"name": "other", "dimensions": 2}, headers=a)
+        limited = as_(commands, await key_for(commands, "alice", "reader", datasets=["docs"]))
+        listed = (await queries.get("/api/v1/datasets", headers=limited)).json()["datasets"]
+        assert [d["name"] for d in listed] == ["docs"]
+        assert (
+            await queries.post("/api/v1/datasets/other/count", json={}, headers=limited)
+        ).status_code == 403
+
+
+async def test_a_revoked_key_is_refused_by_another_replica_within_a_second(
+    distributed_settings: Settings,
+) -> None:
+    async with (
+        serving(create_app(distributed_settings, "command-api")) as commands,
+        serving(create_app(distributed_settings, "query-api")) as queries,
+    ):
+        created = await commands.post("/api/v1/admin/keys", json={"tenant": "default", "roles": ["reader"]})
+        key = as_(commands, created.json()["key"])
+        assert (await queries.get("/api/v1/datasets", headers=key)).status_code == 200
+        listed = (await commands.get("/api/v1/admin/keys")).json()["keys"]
+        assert created.json()["id"] in {k["id"] for k in listed} and all("hash" not in k for k in listed)
+        assert (await commands.delete(f"/api/v1/admin/keys/{created.json()['id']}")).status_code == 204
+        revoked = time.monotonic()
+        assert (await queries.get("/api/v1/datasets", headers=key)).status_code == 401
+        assert time.monotonic() - revoked < 1.0
+
+
+async def test_a_signed_token_maps_to_its_tenant_and_roles(embedded_settings: Settings) -> None:
+    secret, issuer, audience = "k" * 32, "https://idp.example", "tributary"
+    settings = embedded_settings.model_copy(
+        update={
+            "jwt_algorithm": "HS256",
+            "jwt_secret": secret,
+            "jwt_issuer": issuer,
+            "jwt_audience": audience,
+        }
+    )
+    settings = Settings.model_validate(settings.model_dump() | {"jwt_secret": secret, "admin_key": ADMIN_KEY})
+
+    def token(**claims: object) -> dict[str, str]:
+        now = int(time.time())
+        body = {
+            "sub": "u1",
+            "iss": issuer,
+            "aud": audience,
+            "exp": now + 60,
+            "tenant": "default",
+            "roles": ["reader"],
+        }
+        return {"Authorization": f"Bearer {jwt.encode(body | claims, secret, algorithm='HS256')}"}
+
+    async with serving(create_app(settings), key=None) as client:
+        assert (await client.get("/api/v1/datasets", headers=token())).status_code == 200
+        assert (
+            await client.post("/api/v1/datasets", json={"name": "x", "dimensions": 2}, headers=token())
+        ).status_code == 403
+        for bad in (token(exp=int(time.time()) - 60), token(aud="other")):
+            answer = await client.get("/api/v1/datasets", headers=bad)
+            assert answer.status_code == 401 and "token refused" in answer.text

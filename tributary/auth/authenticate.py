@@ -1,0 +1,86 @@
+"""Who is calling: the bearer credential of a request, an API key (looked up in SQL on every request, so a
+revoked key is refused at once by every replica) or a JWT; and the bootstrap admin key."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import HTTPException, Request, status
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tributary.auth import keys
+from tributary.auth.jwt import InvalidToken, JwtVerifier
+from tributary.auth.principal import Principal
+from tributary.db.models import ApiKeyRow
+from tributary.settings import Settings
+
+log = logging.getLogger(__name__)
+
+BOOTSTRAP_ID = "bootstrap"
+
+
+def unauthorized(reason: str) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, reason, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def authenticate(request: Request, session: AsyncSession) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, credential = header.partition(" ")
+    if scheme.lower() != "bearer" or not credential.strip():
+        raise unauthorized("send `Authorization: Bearer <API key or token>`")
+    credential = credential.strip()
+    parsed = keys.parse(credential)
+    if parsed is not None:
+        row = await session.scalar(
+            select(ApiKeyRow).where(ApiKeyRow.prefix == parsed.prefix, ApiKeyRow.revoked_at.is_(None))
+        )
+        if row is None or not keys.matches(parsed.secret, row.hash):
+            raise unauthorized("unknown or revoked API key")
+        return Principal(
+            subject=row.id,
+            tenant=row.tenant,
+            roles=frozenset(row.roles),
+            datasets=frozenset(row.datasets) if row.datasets is not None else None,
+            via="key",
+            operator=row.id == BOOTSTRAP_ID,
+        )
+    verifier: JwtVerifier | None = request.app.state.jwt_verifier
+    if verifier is None:
+        raise unauthorized("not an API key, and this deployment accepts no tokens")
+    try:
+        return await verifier.verify(credential)
+    except InvalidToken as exc:
+        raise unauthorized(f"token refused: {exc}") from None
+
+
+async def install_bootstrap_key(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> str | None:
+    """Register TRIBUTARY_ADMIN_KEY as the operator key of tenant `default`. Where it is unset and nothing is
+    registered yet (embedded mode's first start), make one: it is returned once, to be printed, and never again."""
+    async with sessions.begin() as session:
+        row = await session.get(ApiKeyRow, BOOTSTRAP_ID)
+        if settings.admin_key is not None:
+            parsed = keys.parse(settings.admin_key.get_secret_value())
+            assert parsed is not None  # the setting's validator checked the format
+            fields = {"prefix": parsed.prefix, "hash": keys.hash_secret(parsed.secret), "revoked_at": None}
+            if row is None:
+                session.add(
+                    ApiKeyRow(id=BOOTSTRAP_ID, tenant=settings.default_tenant, roles=["admin"], **fields)
+                )
+            else:
+                for name, value in fields.items():
+                    setattr(row, name, value)
+            return None
+        if row is not None:
+            return None
+        made = keys.new_key()
+        session.add(
+            ApiKeyRow(
+                id=BOOTSTRAP_ID,
+                prefix=made.prefix,
+                hash=made.hash,
+                tenant=settings.default_tenant,
+                roles=["admin"],
+            )
+        )
+        return made.key
