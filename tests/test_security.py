@@ -212,3 +212,20 @@ async def test_a_signed_token_maps_to_its_tenant_and_roles(embedded_settings: Se
         for bad in (token(exp=int(time.time()) - 60), token(aud="other")):
             answer = await client.get("/api/v1/datasets", headers=bad)
             assert answer.status_code == 401 and "token refused" in answer.text
+
+
+async def test_rate_limits_hold_across_two_api_replicas_sharing_redis(distributed_settings: Settings) -> None:
+    settings = distributed_settings.model_copy(
+        update={"rate_limit_key_reads_per_s": 0.5, "rate_limit_key_reads_burst": 10}
+    )
+    async with (
+        serving(create_app(settings, "query-api")) as first,
+        serving(create_app(settings, "query-api")) as second,
+    ):
+        answers = [await (first if n % 2 else second).get("/api/v1/datasets") for n in range(30)]
+    allowed = [a for a in answers if a.status_code == 200]
+    refused = [a for a in answers if a.status_code == 429]
+    assert 10 <= len(allowed) <= 11 and len(allowed) + len(refused) == 30, [a.status_code for a in answers]
+    assert int(refused[0].headers["Retry-After"]) >= 1
+    assert refused[0].headers["X-RateLimit-Remaining"] == "0"
+    assert allowed[0].headers["X-RateLimit-Limit"] == "10"

@@ -27,6 +27,7 @@ from tributary import __version__, errors, health
 from tributary.asyncapi import asyncapi_document
 from tributary.auth.authenticate import install_bootstrap_key
 from tributary.auth.jwt import JwtVerifier
+from tributary.auth.rate_limit import RateLimiter, RateLimits
 from tributary.db.migrate import upgrade
 from tributary.db.models import DatasetRow
 from tributary.db.session import engine_for, make_sessionmaker
@@ -96,6 +97,11 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
                 stack.push_async_callback(redis.aclose)
                 app.state.optional_readiness["redis"] = lambda: _redis_answers(redis)
             app.state.search_cache = SearchCache(redis)
+            app.state.rate_limiter = (
+                RateLimiter(redis, RateLimits.from_settings(settings), fail_open=settings.rate_limit_fail_open)
+                if redis is not None and settings.rate_limit_enabled
+                else None
+            )
             yield
 
     app = FastAPI(title="Tributary", version=__version__, lifespan=lifespan)

@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tributary.auth.authenticate import authenticate
 from tributary.auth.principal import Action, Principal, authorize
+from tributary.auth.rate_limit import RateLimiter
 from tributary.embedding import Embedders
 from tributary.settings import Settings
 
@@ -48,11 +49,21 @@ def allowed(action: Action) -> Callable[..., Awaitable[Principal]]:
     """A router dependency: the request's principal may do `action` on the path's dataset (the one place routes
     ask; `tributary.auth.principal.authorize` decides)."""
 
-    async def check(request: Request, principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    async def check(
+        request: Request, response: Response, principal: Annotated[Principal, Depends(get_principal)]
+    ) -> Principal:
         dataset = request.path_params.get("dataset") or request.path_params.get("name")
         decision = authorize(principal, action, principal.tenant, dataset)
         if not decision:
             raise HTTPException(status.HTTP_403_FORBIDDEN, decision.reason)
+        limiter: RateLimiter | None = request.app.state.rate_limiter
+        if limiter is not None:
+            rate = await limiter.hit(principal, "read" if action == "read" else "write")
+            if not rate.allowed:
+                raise HTTPException(
+                    status.HTTP_429_TOO_MANY_REQUESTS, "rate limit exceeded; retry later", headers=rate.headers()
+                )
+            response.headers.update(rate.headers())
         return principal
 
     return check
