@@ -229,3 +229,30 @@ async def test_rate_limits_hold_across_two_api_replicas_sharing_redis(distribute
     assert int(refused[0].headers["Retry-After"]) >= 1
     assert refused[0].headers["X-RateLimit-Remaining"] == "0"
     assert allowed[0].headers["X-RateLimit-Limit"] == "10"
+
+
+async def test_answers_carry_security_headers_cors_is_opt_in_and_bodies_are_bounded(
+    embedded_settings: Settings,
+) -> None:
+    settings = embedded_settings.model_copy(
+        update={"cors_origins": ["https://app.example"], "max_body_bytes": 4096}
+    )
+    async with serving(create_app(settings)) as client:
+        answer = await client.get("/api/v1/datasets")
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["cache-control"] == "no-store"
+        preflight = await client.options(
+            "/api/v1/datasets",
+            headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST"},
+        )
+        assert preflight.headers["access-control-allow-origin"] == "https://app.example"
+        other = await client.options(
+            "/api/v1/datasets",
+            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+        )
+        assert "access-control-allow-origin" not in other.headers
+        big = await client.post(
+            "/api/v1/datasets", content=b"x" * 8192, headers={"content-type": "application/json"}
+        )
+        assert big.status_code == 413
+        assert "Traceback" not in big.text

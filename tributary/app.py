@@ -23,7 +23,7 @@ from query_api.consistency import EmbeddedBarrier
 from query_api.follower import EventFollower
 from query_api.registry import Projections, apply_events, load_all
 from query_api.routes import admin, catalog, search
-from tributary import __version__, errors, health
+from tributary import __version__, errors, health, http_hygiene
 from tributary.asyncapi import asyncapi_document
 from tributary.auth.authenticate import install_bootstrap_key
 from tributary.auth.jwt import JwtVerifier
@@ -98,14 +98,19 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
                 app.state.optional_readiness["redis"] = lambda: _redis_answers(redis)
             app.state.search_cache = SearchCache(redis)
             app.state.rate_limiter = (
-                RateLimiter(redis, RateLimits.from_settings(settings), fail_open=settings.rate_limit_fail_open)
+                RateLimiter(
+                    redis, RateLimits.from_settings(settings), fail_open=settings.rate_limit_fail_open
+                )
                 if redis is not None and settings.rate_limit_enabled
                 else None
             )
             yield
 
-    app = FastAPI(title="Tributary", version=__version__, lifespan=lifespan)
+    app = FastAPI(
+        title="Tributary", version=__version__, lifespan=lifespan, max_body_size=settings.max_body_bytes
+    )
     errors.install(app)
+    http_hygiene.install(app, settings)
     app.include_router(health.router)
     if role in ("embedded", "command-api"):
         app.add_exception_handler(ReplayedAnswer, replayed_answer)

@@ -61,7 +61,9 @@ def allowed(action: Action) -> Callable[..., Awaitable[Principal]]:
             rate = await limiter.hit(principal, "read" if action == "read" else "write")
             if not rate.allowed:
                 raise HTTPException(
-                    status.HTTP_429_TOO_MANY_REQUESTS, "rate limit exceeded; retry later", headers=rate.headers()
+                    status.HTTP_429_TOO_MANY_REQUESTS,
+                    "rate limit exceeded; retry later",
+                    headers=rate.headers(),
                 )
             response.headers.update(rate.headers())
         return principal

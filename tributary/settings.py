@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     read_timeout_s: float = Field(
         default=10.0, gt=0, description="Longest a read waits for its consistency level before a 504"
     )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Browser origins allowed to call the API (CORS); none by default"
+    )
+    max_body_bytes: int = Field(
+        default=32 * 1024 * 1024, ge=1024, description="Largest request body any route accepts (413 above)"
+    )
     wait_timeout_s: float = Field(default=30.0, gt=0, description="Longest a ?wait=true write waits")
     openai_api_key: SecretStr | None = Field(
         default=None, description="Bearer key for the OpenAI-compatible embedding endpoints of datasets"
