@@ -19,6 +19,10 @@ class Topics:
     def dead_letters(self) -> str:
         return f"{self.prefix}.dead-letters"
 
+    @property
+    def audit(self) -> str:
+        return f"{self.prefix}.audit"
+
 
 def partition_key(tenant: str, dataset: str) -> bytes:
     """Every message of one dataset shares a key, so one partition (and one applier) orders them."""

@@ -79,7 +79,7 @@ async def test_two_clients_share_one_bucket_exactly(clients: tuple[Redis, Redis]
     allowed = [a for a in answers if a.allowed]
     assert len(allowed) == 20
     assert sorted(a.remaining for a in allowed) == list(range(20))  # each token taken once
-    tokens = await clients[0].hget(RateLimiter.keys(who(run_id), "write")[0], "tokens")
+    tokens = await clients[0].hget(replicas[0].keys(who(run_id), "write")[0], "tokens")
     assert tokens is not None and float(tokens) < 0.01
 
 

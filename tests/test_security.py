@@ -8,12 +8,16 @@ import time
 
 import httpx
 import jwt
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from sqlalchemy import select
 
 from events import DeleteDataset, Topics, partition_key
 from tests.helpers import ADMIN_KEY, eventually, serving
 from tests.kafka_tools import workers
 from tributary.app import create_app
+from tributary.audit import AuditEvent
+from tributary.db.models import AuditRow
+from tributary.db.session import engine_for, make_sessionmaker
 from tributary.settings import Settings
 
 OPEN = {
@@ -256,3 +260,40 @@ async def test_answers_carry_security_headers_cors_is_opt_in_and_bodies_are_boun
         )
         assert big.status_code == 413
         assert "Traceback" not in big.text
+
+
+async def test_writes_key_changes_and_denials_are_audited_in_sql_and_on_kafka(
+    distributed_settings: Settings,
+) -> None:
+    settings = distributed_settings
+    async with serving(create_app(settings, "command-api")) as commands:
+        await commands.post("/api/v1/datasets", json={"name": "audited", "dimensions": 2})
+        await commands.post("/api/v1/admin/keys", json={"tenant": "default", "roles": ["reader"]})
+        denied = await commands.post(
+            "/api/v1/datasets",
+            json={"name": "x", "dimensions": 2},
+            headers={"Authorization": "Bearer nonsense"},
+        )
+        assert denied.status_code == 401
+    engine = engine_for(settings)
+    async with make_sessionmaker(engine)() as session:
+        rows = (await session.scalars(select(AuditRow).order_by(AuditRow.at))).all()
+    await engine.dispose()
+    seen = [(row.subject, row.action, row.target, row.outcome) for row in rows]
+    assert ("bootstrap", "POST", "/api/v1/datasets", 202) in seen
+    assert ("bootstrap", "POST", "/api/v1/admin/keys", 201) in seen
+    assert ("anonymous", "POST", "/api/v1/datasets", 401) in seen
+    assert all(row.tenant in ("default", None) for row in rows)
+
+    consumer = AIOKafkaConsumer(
+        Topics(settings.topic_prefix).audit,
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        published = await consumer.getmany(timeout_ms=5000)
+        events = [AuditEvent.model_validate_json(r.value) for records in published.values() for r in records]
+    finally:
+        await consumer.stop()
+    assert {(e.subject, e.target, e.outcome) for e in events} >= {(s, t, o) for s, _, t, o in seen}

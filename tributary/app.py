@@ -25,6 +25,7 @@ from query_api.registry import Projections, apply_events, load_all
 from query_api.routes import admin, catalog, search
 from tributary import __version__, errors, health, http_hygiene
 from tributary.asyncapi import asyncapi_document
+from tributary.audit import AuditMiddleware
 from tributary.auth.authenticate import install_bootstrap_key
 from tributary.auth.jwt import JwtVerifier
 from tributary.auth.rate_limit import RateLimiter, RateLimits
@@ -33,7 +34,13 @@ from tributary.db.models import DatasetRow
 from tributary.db.session import engine_for, make_sessionmaker
 from tributary.embedded_bus import EmbeddedBus
 from tributary.embedding import Embedders
-from tributary.kafka import KafkaCommandPublisher, declare_channels, ensure_topics, make_broker
+from tributary.kafka import (
+    KafkaAuditSink,
+    KafkaCommandPublisher,
+    declare_channels,
+    ensure_topics,
+    make_broker,
+)
 from tributary.settings import Settings
 from tributary.storage import DatasetStore
 
@@ -96,10 +103,19 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
                 )
                 stack.push_async_callback(redis.aclose)
                 app.state.optional_readiness["redis"] = lambda: _redis_answers(redis)
+            if role != "embedded":
+                sink = KafkaAuditSink(settings)
+                await sink.start()
+                stack.push_async_callback(sink.stop)
+                app.state.audit_sink = sink
             app.state.search_cache = SearchCache(redis)
             app.state.rate_limiter = (
                 RateLimiter(
-                    redis, RateLimits.from_settings(settings), fail_open=settings.rate_limit_fail_open
+                    redis,
+                    RateLimits.from_settings(settings),
+                    fail_open=settings.rate_limit_fail_open,
+                    # Deployments sharing a Redis keep their buckets apart.
+                    namespace=settings.topic_prefix,
                 )
                 if redis is not None and settings.rate_limit_enabled
                 else None
@@ -110,6 +126,7 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
         title="Tributary", version=__version__, lifespan=lifespan, max_body_size=settings.max_body_bytes
     )
     errors.install(app)
+    app.add_middleware(AuditMiddleware)
     http_hygiene.install(app, settings)
     app.include_router(health.router)
     if role in ("embedded", "command-api"):

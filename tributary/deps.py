@@ -37,7 +37,9 @@ async def get_embedders(request: Request) -> Embedders:
 async def get_principal(
     request: Request, session: Annotated[AsyncSession, Depends(get_session)]
 ) -> Principal:
-    return await authenticate(request, session)
+    principal = await authenticate(request, session)
+    request.state.principal = principal  # for the audit record of this request
+    return principal
 
 
 async def get_tenant(principal: Annotated[Principal, Depends(get_principal)]) -> str:

@@ -16,6 +16,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.publisher import DefaultPublisher
 
 from events import Command, DeadLetter, DomainEvent, Topics, partition_key
+from tributary.audit import AuditEvent
 from tributary.bus import ConsistencyToken
 from tributary.settings import Settings
 
@@ -147,6 +148,7 @@ async def ensure_topics(settings: Settings) -> None:
                 topics.events, settings.command_partitions, settings.topic_replication, topic_configs=config
             ),
             NewTopic(topics.dead_letters, 1, settings.topic_replication, topic_configs=config),
+            NewTopic(topics.audit, 1, settings.topic_replication),
         ]
         missing = [t for t in wanted if t.name not in existing]
         if missing:
@@ -190,3 +192,24 @@ async def publish_dead_letter(channels: Channels, reason: str, record: ConsumerR
         message=(record.value or b"").decode(errors="replace"),
     )
     await channels.dead_letters.publish(letter.model_dump_json().encode(), headers=json_headers("DeadLetter"))
+
+
+class KafkaAuditSink:
+    """Audit records on `<prefix>.audit`, keyed by tenant."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._topic = Topics(settings.topic_prefix).audit
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True, acks="all"
+        )
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+    async def publish(self, event: AuditEvent) -> None:
+        await self._producer.send_and_wait(
+            self._topic, event.model_dump_json().encode(), key=(event.tenant or "").encode()
+        )

@@ -128,18 +128,21 @@ class RateDecision(BaseModel):
 
 
 class RateLimiter:
-    def __init__(self, redis: Redis, limits: RateLimits, *, fail_open: bool) -> None:
-        """`redis` should have short socket timeouts: a slow limiter slows every request."""
+    def __init__(
+        self, redis: Redis, limits: RateLimits, *, fail_open: bool, namespace: str = "tributary"
+    ) -> None:
+        """`redis` should have short socket timeouts: a slow limiter slows every request. `namespace` keeps
+        deployments that share a Redis apart (the topic prefix)."""
         self._redis = redis
+        self._namespace = namespace
         self._limits = limits
         self._fail_open = fail_open
         self._redis_down = False
         self.errors = 0
 
-    @staticmethod
-    def keys(principal: Principal, kind: Kind) -> tuple[str, str]:
+    def keys(self, principal: Principal, kind: Kind) -> tuple[str, str]:
         # The tenant is the hash tag, so both buckets of a request sit in one Redis Cluster slot.
-        base = f"tributary:ratelimit:{{{principal.tenant}}}:{kind}"
+        base = f"{self._namespace}:ratelimit:{{{principal.tenant}}}:{kind}"
         return f"{base}:{principal.via}:{principal.subject}", f"{base}:tenant"
 
     async def hit(self, principal: Principal, kind: Kind, cost: int = 1) -> RateDecision:
