@@ -5,15 +5,14 @@ with SIGKILL at random points (real processes), or a second applier joins and th
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 from tests.helpers import serving
 from tests.kafka_tools import workers
+from tests.processes import serve, tributary_env
 from tests.write_stream import DIMENSIONS, stream_writes, until_stored
 from tributary.app import create_app
 from tributary.settings import Settings
@@ -23,23 +22,9 @@ DATASETS = ("crash-a", "crash-b")
 
 
 def applier_process(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "TRIBUTARY_DATA_DIR": str(settings.data_dir),
-        "TRIBUTARY_STORAGE_ROOT": settings.resolved_storage_root,
-        "TRIBUTARY_DATABASE_URL": settings.resolved_database_url,
-        "TRIBUTARY_DATABASE_SCHEMA": settings.database_schema or "",
-        "TRIBUTARY_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "TRIBUTARY_TOPIC_PREFIX": settings.topic_prefix,
-        "TRIBUTARY_COMMAND_PARTITIONS": str(settings.command_partitions),
-        # Static membership: the restarted process takes the partitions back without waiting for the
-        # killed one's session to time out.
-        "TRIBUTARY_INSTANCE_ID": "applier-0",
-    }
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "tributary", "serve", "--role", "applier"], env=env, stdout=out, stderr=out
-        )
+    # Static membership: the restarted process takes the partitions back without waiting for the killed one's
+    # session to time out.
+    return serve("applier", tributary_env(settings, TRIBUTARY_INSTANCE_ID="applier-0"), log)
 
 
 async def until_holding(log: Path, taken: int) -> None:

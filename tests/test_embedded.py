@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import httpx
 
 from events import CreateDataset, CreateDatasetPayload, DatasetCreated
 from tests.helpers import serving
+from tests.processes import free_port
 from tributary.app import create_app
 from tributary.db.migrate import upgrade
 from tributary.db.session import engine_for, make_sessionmaker
@@ -60,12 +60,6 @@ async def test_acknowledged_command_is_applied_after_a_crash_before_applying(
         assert (await client.get("/api/v1/datasets/kept")).status_code == 200
         operation = await client.get(f"/api/v1/operations/{command.id}")
         assert operation.json()["status"] == "applied"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_server(data_dir: Path, port: int, output: Path) -> subprocess.Popen[bytes]:

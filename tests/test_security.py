@@ -3,8 +3,10 @@ a revoked key is refused by a second replica at once."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
+from pathlib import Path
 
 import httpx
 import jwt
@@ -14,6 +16,7 @@ from sqlalchemy import select
 from events import DeleteDataset, Topics, partition_key
 from tests.helpers import ADMIN_KEY, eventually, serving
 from tests.kafka_tools import workers
+from tests.processes import free_port, serve, tributary_env, wait_ready
 from tributary.app import create_app
 from tributary.audit import AuditEvent
 from tributary.db.models import AuditRow
@@ -218,15 +221,28 @@ async def test_a_signed_token_maps_to_its_tenant_and_roles(embedded_settings: Se
             assert answer.status_code == 401 and "token refused" in answer.text
 
 
-async def test_rate_limits_hold_across_two_api_replicas_sharing_redis(distributed_settings: Settings) -> None:
-    settings = distributed_settings.model_copy(
-        update={"rate_limit_key_reads_per_s": 0.5, "rate_limit_key_reads_burst": 10}
+async def test_rate_limits_hold_across_two_api_processes_sharing_redis(
+    distributed_settings: Settings, tmp_path: Path
+) -> None:
+    env = tributary_env(
+        distributed_settings,
+        TRIBUTARY_RATE_LIMIT_KEY_READS_PER_S="0.5",
+        TRIBUTARY_RATE_LIMIT_KEY_READS_BURST="10",
     )
-    async with (
-        serving(create_app(settings, "query-api")) as first,
-        serving(create_app(settings, "query-api")) as second,
-    ):
-        answers = [await (first if n % 2 else second).get("/api/v1/datasets") for n in range(30)]
+    ports = [free_port(), free_port()]
+    replicas = [serve("query-api", env, tmp_path / f"replica-{port}.log", port) for port in ports]
+    try:
+        for port, process in zip(ports, replicas, strict=True):
+            await asyncio.to_thread(wait_ready, port, process)
+        headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        async with httpx.AsyncClient(headers=headers) as client:
+            answers = [
+                await client.get(f"http://127.0.0.1:{ports[n % 2]}/api/v1/datasets") for n in range(30)
+            ]
+    finally:
+        for process in replicas:
+            process.terminate()
+            process.wait(timeout=30)
     allowed = [a for a in answers if a.status_code == 200]
     refused = [a for a in answers if a.status_code == 429]
     assert 10 <= len(allowed) <= 11 and len(allowed) + len(refused) == 30, [a.status_code for a in answers]
