@@ -14,12 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import statistics
 import time
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from bench.codec import timed
 from events.filters import FilterNode, parse_filter
 from tributary.filtering import matches
 from tributary.metadata_columns import MetadataColumns, mask
@@ -59,15 +58,6 @@ def evaluate_rows(node: FilterNode, rows: list[dict[str, Any]]) -> list[bool]:
     return [matches(node, row) for row in rows]
 
 
-def median_ms(fn: Callable[[], object], repeat: int) -> float:
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples) * 1000
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=100_000)
@@ -81,7 +71,7 @@ def main() -> None:
     columns.append(rows)
     load_s = time.perf_counter() - start
     replacements = iter([(rng.randrange(args.rows), metadata(rng)) for _ in range(1000)])
-    replace_us = median_ms(lambda: columns.replace(*next(replacements)), 1000) * 1000
+    replace_us = timed(lambda: columns.replace(*next(replacements)), 1000) * 1000
     print(f"{args.rows:,} rows: loaded in {load_s:.2f} s, one row replaced in {replace_us:.0f} us (median)")
 
     print(f"{'filter':<88}{'match %':>8}{'first ms':>9}{'mask ms':>9}")
@@ -90,12 +80,12 @@ def main() -> None:
         start = time.perf_counter()
         hits = int(mask(node, columns).sum())
         first_ms = (time.perf_counter() - start) * 1000
-        ms = median_ms(partial(mask, node, columns), args.repeat)
+        ms = timed(partial(mask, node, columns), args.repeat)
         print(f"{json.dumps(raw):<88}{100 * hits / args.rows:>8.2f}{first_ms:>9.3f}{ms:>9.3f}")
 
     for raw in (FILTERS[0], FILTERS[-1]):
         node = parse_filter(raw)
-        ms = median_ms(partial(evaluate_rows, node, rows), 3)
+        ms = timed(partial(evaluate_rows, node, rows), 3)
         print(f"row evaluator over {args.rows:,} rows, {json.dumps(raw)}: {ms:.0f} ms")
 
 

@@ -10,10 +10,12 @@ import signal
 import subprocess
 from pathlib import Path
 
+import httpx
+
 from tests.helpers import serving
 from tests.kafka_tools import workers
 from tests.processes import serve, tributary_env
-from tests.write_stream import DIMENSIONS, stream_writes, until_stored
+from tests.write_stream import DIMENSIONS, Expected, stream_writes, until_stored
 from tributary.app import create_app
 from tributary.settings import Settings
 from tributary.worker import run_worker
@@ -25,6 +27,24 @@ def applier_process(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     # Static membership: the restarted process takes the partitions back without waiting for the killed one's
     # session to time out.
     return serve("applier", tributary_env(settings, TRIBUTARY_INSTANCE_ID="applier-0"), log)
+
+
+async def create_datasets(client: httpx.AsyncClient) -> None:
+    for name in DATASETS:
+        created = await client.post(
+            "/api/v1/datasets?wait=true", json={"name": name, "dimensions": DIMENSIONS}
+        )
+        assert created.json()["status"] == "applied", created.text
+
+
+def stream_all(client: httpx.AsyncClient, requests: int) -> asyncio.Future[list[Expected]]:
+    """Stream batches of 1,000 into every dataset at once."""
+    return asyncio.gather(
+        *(
+            stream_writes(client, name, requests=requests, batch=1000, seed=i)
+            for i, name in enumerate(DATASETS)
+        )
+    )
 
 
 async def until_holding(log: Path, taken: int) -> None:
@@ -45,18 +65,9 @@ async def test_sigkilled_appliers_lose_and_duplicate_nothing(
     kills = 0
     try:
         async with workers(settings, "projector"), serving(create_app(settings, "command-api")) as client:
-            for name in DATASETS:
-                created = await client.post(
-                    "/api/v1/datasets?wait=true", json={"name": name, "dimensions": DIMENSIONS}
-                )
-                assert created.json()["status"] == "applied", created.text
+            await create_datasets(client)
 
-            streams = asyncio.gather(
-                *(
-                    stream_writes(client, name, requests=56, batch=1000, seed=i)
-                    for i, name in enumerate(DATASETS)
-                )
-            )
+            streams = stream_all(client, requests=56)
             rng = random.Random(11)
             while not streams.done():
                 # Kill only once the process applies (holds its partitions), at a random point after that.
@@ -85,17 +96,8 @@ async def test_a_rebalance_between_two_appliers_loses_and_duplicates_nothing(
     second: asyncio.Task[None] | None = None
     try:
         async with workers(settings, "projector"), serving(create_app(settings, "command-api")) as client:
-            for name in DATASETS:
-                created = await client.post(
-                    "/api/v1/datasets?wait=true", json={"name": name, "dimensions": DIMENSIONS}
-                )
-                assert created.json()["status"] == "applied", created.text
-            streams = asyncio.gather(
-                *(
-                    stream_writes(client, name, requests=30, batch=1000, seed=i)
-                    for i, name in enumerate(DATASETS)
-                )
-            )
+            await create_datasets(client)
+            streams = stream_all(client, requests=30)
             await asyncio.sleep(1.0)
             # A second applier joins the group: the partitions are split between the two...
             second = asyncio.create_task(run_worker(settings, "applier", second_stop))
