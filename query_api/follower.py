@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from events import DomainEvent, Topics, parse_event, partition_key
 from query_api.consistency import ConsistencyLevel
-from query_api.registry import Projections, apply_events, load_dataset
+from query_api.registry import Projections, apply_events, load_all
 from tributary.bus import ConsistencyToken
 from tributary.kafka import MAX_MESSAGE_BYTES, topic_partitions
 from tributary.settings import Settings
@@ -73,10 +73,7 @@ class EventFollower:
         started = time.monotonic()
         if not await self._projector_reached(ends, started + CATALOG_WAIT_S):
             log.warning("the catalog does not cover the event log yet; datasets created just now load late")
-        for tenant, dataset in await catalog():
-            served = await asyncio.to_thread(load_dataset, self._store, tenant, dataset)
-            if served is not None:
-                self._projections.put(tenant, dataset, served)
+        await asyncio.to_thread(load_all, self._projections, self._store, await catalog())
         log.info(
             "loaded %d datasets from DeepLake in %.2f s", len(self._projections), time.monotonic() - started
         )

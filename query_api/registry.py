@@ -142,8 +142,8 @@ def _column(ds: Any, name: str, start: int, stop: int) -> list[Any]:
     return list(ds[name][start:stop])
 
 
-def load_all(store: DatasetStore, datasets: Sequence[tuple[str, str]]) -> Projections:
-    projections = Projections()
+def load_all(projections: Projections, store: DatasetStore, datasets: Sequence[tuple[str, str]]) -> None:
+    """Serve each dataset from its latest DeepLake version (one that no longer exists is skipped)."""
     for tenant, dataset in datasets:
         served = load_dataset(store, tenant, dataset)
         if served is not None:
@@ -155,4 +155,3 @@ def load_all(store: DatasetStore, datasets: Sequence[tuple[str, str]]) -> Projec
                 len(served.projection),
                 served.projection.version,
             )
-    return projections

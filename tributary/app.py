@@ -73,7 +73,8 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
             stack.push_async_callback(app.state.embedders.aclose)
             store = DatasetStore(settings.resolved_storage_root)
             if role == "embedded":
-                projections = await asyncio.to_thread(load_all, store, await _catalog(sessions))
+                projections = Projections()
+                await asyncio.to_thread(load_all, projections, store, await _catalog(sessions))
                 bus = EmbeddedBus(sessions, store, on_events=partial(apply_events, projections))
                 await bus.start()
                 stack.push_async_callback(bus.stop)

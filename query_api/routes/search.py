@@ -52,9 +52,7 @@ async def search(
     tenant: TenantDep,
 ) -> Response:
     page = await _cached_page(dataset, body, read.served, embedders, cache, tenant)
-    # The cached part is the page; what the read reflects is this read's own.
-    state = json.dumps(_state(read), separators=(",", ":")).encode()
-    return Response(state[:-1] + b"," + page[1:], media_type="application/json")
+    return _answer(read, page[1:-1])
 
 
 @router.post("/search/batch", response_model=SearchBatchResponse, response_model_exclude_none=True)
@@ -70,8 +68,14 @@ async def search_batch(
     pages = [
         await _cached_page(dataset, search, read.served, embedders, cache, tenant) for search in body.searches
     ]
+    return _answer(read, b'"answers":[' + b",".join(pages) + b"]")
+
+
+def _answer(read: ServedRead, fields: bytes) -> Response:
+    """The read's own state (consistency, version, reflects) joined with cached JSON `fields`: the cached part
+    never carries another read's state."""
     state = json.dumps(_state(read), separators=(",", ":")).encode()
-    return Response(state[:-1] + b',"answers":[' + b",".join(pages) + b"]}", media_type="application/json")
+    return Response(state[:-1] + b"," + fields + b"}", media_type="application/json")
 
 
 async def _cached_page(
