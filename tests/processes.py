@@ -45,11 +45,12 @@ def serve(role: str, env: dict[str, str], log: Path, port: int | None = None) ->
         return subprocess.Popen(args, env=env, stdout=out, stderr=out)
 
 
-def wait_ready(port: int, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+def wait_ready(port: int, process: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"the process on port {port} exited with {process.returncode}")
+            tail = log.read_text(errors="replace")[-4000:]
+            raise AssertionError(f"the process on port {port} exited with {process.returncode}:\n{tail}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
                 return

@@ -19,6 +19,7 @@ from tests.kafka_tools import workers
 from tests.processes import free_port, serve, tributary_env, wait_ready
 from tributary.app import create_app
 from tributary.audit import AuditEvent
+from tributary.auth.authenticate import install_bootstrap_key
 from tributary.db.models import AuditRow
 from tributary.db.session import engine_for, make_sessionmaker
 from tributary.settings import Settings
@@ -187,6 +188,19 @@ async def test_a_revoked_key_is_refused_by_another_replica_within_a_second(
         assert time.monotonic() - revoked < 1.0
 
 
+async def test_replicas_starting_together_all_install_the_bootstrap_key(
+    distributed_settings: Settings,
+) -> None:
+    engines = [engine_for(distributed_settings) for _ in range(6)]
+    try:
+        installed = await asyncio.gather(
+            *(install_bootstrap_key(make_sessionmaker(engine), distributed_settings) for engine in engines)
+        )
+    finally:
+        await asyncio.gather(*(engine.dispose() for engine in engines))
+    assert installed == [None] * len(engines)
+
+
 async def test_a_signed_token_maps_to_its_tenant_and_roles(embedded_settings: Settings) -> None:
     secret, issuer, audience = "k" * 32, "https://idp.example", "tributary"
     settings = embedded_settings.model_copy(
@@ -230,10 +244,11 @@ async def test_rate_limits_hold_across_two_api_processes_sharing_redis(
         TRIBUTARY_RATE_LIMIT_KEY_READS_BURST="10",
     )
     ports = [free_port(), free_port()]
-    replicas = [serve("query-api", env, tmp_path / f"replica-{port}.log", port) for port in ports]
+    logs = [tmp_path / f"replica-{port}.log" for port in ports]
+    replicas = [serve("query-api", env, log, port) for port, log in zip(ports, logs, strict=True)]
     try:
-        for port, process in zip(ports, replicas, strict=True):
-            await asyncio.to_thread(wait_ready, port, process)
+        for port, process, log in zip(ports, replicas, logs, strict=True):
+            await asyncio.to_thread(wait_ready, port, process, log)
         headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
         async with httpx.AsyncClient(headers=headers) as client:
             answers = [

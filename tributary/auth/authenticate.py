@@ -7,6 +7,7 @@ import logging
 
 from fastapi import HTTPException, Request, status
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tributary.auth import keys
@@ -57,6 +58,14 @@ async def authenticate(request: Request, session: AsyncSession) -> Principal:
 async def install_bootstrap_key(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> str | None:
     """Register TRIBUTARY_ADMIN_KEY as the operator key of tenant `default`. Where it is unset and nothing is
     registered yet (embedded mode's first start), make one: it is returned once, to be printed, and never again."""
+    try:
+        return await _install_bootstrap_key(sessions, settings)
+    except IntegrityError:
+        # Replicas starting together race to insert the row; the loser finds it on a second pass.
+        return await _install_bootstrap_key(sessions, settings)
+
+
+async def _install_bootstrap_key(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> str | None:
     async with sessions.begin() as session:
         row = await session.get(ApiKeyRow, BOOTSTRAP_ID)
         if settings.admin_key is not None:
