@@ -65,7 +65,9 @@ async def install_bootstrap_key(sessions: async_sessionmaker[AsyncSession], sett
         return await _install_bootstrap_key(sessions, settings)
 
 
-async def _install_bootstrap_key(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> str | None:
+async def _install_bootstrap_key(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> str | None:
     async with sessions.begin() as session:
         row = await session.get(ApiKeyRow, BOOTSTRAP_ID)
         if settings.admin_key is not None:
