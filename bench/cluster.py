@@ -71,7 +71,7 @@ async def ready(url: str) -> None:
 
 
 @asynccontextmanager
-async def kafka_mode(work: Path) -> AsyncIterator[tuple[str, str, Processes]]:
+async def kafka_mode(work: Path, query_workers: int = 1) -> AsyncIterator[tuple[str, str, Processes]]:
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     env = {
         **os.environ,
@@ -88,7 +88,11 @@ async def kafka_mode(work: Path) -> AsyncIterator[tuple[str, str, Processes]]:
     )
     with processes(work) as running:
         running.start("command-api", ["serve", "--role", "command-api", "--port", "18180"], env)
-        running.start("query-api", ["serve", "--role", "query-api", "--port", "18181"], env)
+        running.start(
+            "query-api",
+            ["serve", "--role", "query-api", "--port", "18181", "--workers", str(query_workers)],
+            env,
+        )
         running.start("applier", ["serve", "--role", "applier"], env)
         running.start("projector", ["serve", "--role", "projector"], env)
         await asyncio.gather(ready("http://127.0.0.1:18180"), ready("http://127.0.0.1:18181"))

@@ -1,14 +1,15 @@
 """Search through the HTTP query API: QPS, latency and recall@10, cold and cached, start-up, write-to-visible.
 
     eval "$(bash deploy/local/services.sh env)"    # Kafka mode needs the local services up
-    python -m bench.search [--mode embedded|kafka] [--vectors 100000] [--dims 384] [--seconds 5]
+    python -m bench.search [--mode embedded|kafka] [--query-workers 1] [--vectors 100000] [--dims 384] [--seconds 5]
 
 Loads --vectors clustered vectors (metadata `bucket` 0..99, a text of topic words) through the command API,
 then prints, for unfiltered, 1%-filtered (`{"bucket": 7}`) and hybrid (weighted, alpha 0.7) queries with 1, 8
 and 32 concurrent clients: QPS and p50/p99 latency, cold (every query new) and cached (a small set repeated),
 and recall@10 against exact numpy search. Then the query process's start-up time (restart until it answers)
 and write-to-visible latency (a `session` read after each write) while ingesting 2,000 vectors/s. The
-benchmark client runs on the same machine and competes for its cores.
+searches are sent by a lean keep-alive client (bench/http_load.py, about 0.07 ms of CPU a request), which
+runs on the same machine and competes for its cores.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import httpx
 import numpy as np
 
 from bench.cluster import ADMIN_HEADERS, Processes, embedded_mode, kafka_mode, ready
+from bench.http_load import Load, post, run_load
 
 CLUSTERS = 200
 BATCH = 1000
@@ -95,33 +98,10 @@ async def load(commands: httpx.AsyncClient, queries: httpx.AsyncClient, data: Da
     return token
 
 
-async def measure(
-    queries: httpx.AsyncClient, bodies: Callable[[int], dict[str, object]], clients: int, seconds: float
-) -> tuple[float, float, float]:
-    latencies: list[float] = []
-    deadline = time.perf_counter() + seconds
-    counter = iter(range(10**9))
-
-    async def client() -> None:
-        while time.perf_counter() < deadline:
-            body = json.dumps(bodies(next(counter))).encode()
-            started = time.perf_counter()
-            answer = await queries.post(
-                "/api/v1/datasets/bench/search?consistency=eventual",
-                content=body,
-                headers={"content-type": "application/json"},
-            )
-            answer.raise_for_status()
-            latencies.append(time.perf_counter() - started)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(clients)))
-    elapsed = time.perf_counter() - started
-    latencies.sort()
-    return (
-        len(latencies) / elapsed,
-        statistics.median(latencies) * 1000,
-        latencies[int(len(latencies) * 0.99)] * 1000,
+async def measure(url: str, bodies: Callable[[int], dict[str, object]], clients: int, seconds: float) -> Load:
+    path = "/api/v1/datasets/bench/search?consistency=eventual"
+    return await run_load(
+        url, lambda n: post(url, path, json.dumps(bodies(n)).encode(), ADMIN_HEADERS), clients, seconds
     )
 
 
@@ -140,6 +120,7 @@ async def recall(
 
 
 async def searches(queries: httpx.AsyncClient, data: Data, seconds: float) -> None:
+    url = str(queries.base_url).rstrip("/")
     rng = np.random.default_rng(5)
     noise = 0.01 * rng.standard_normal((4096, data.vectors.shape[1])).astype(np.float32)
     kinds: dict[str, dict[str, object]] = {
@@ -164,10 +145,11 @@ async def searches(queries: httpx.AsyncClient, data: Data, seconds: float) -> No
         for clients in (1, 8, 32):
             for label, bodies in (("cold", cold), ("cached", cached)):
                 if label == "cached":
-                    await measure(queries, bodies, 1, 0.5)  # warm the cache
-                qps, p50, p99 = await measure(queries, bodies, clients, seconds)
+                    await measure(url, bodies, 1, 0.5)  # warm the cache
+                got = await measure(url, bodies, clients, seconds)
                 print(
-                    f"  {kind:11s} {clients:2d} clients {label:6s}: {qps:7.0f} QPS  p50 {p50:6.2f} ms  p99 {p99:7.2f} ms"
+                    f"  {kind:11s} {clients:2d} clients {label:6s}: {got.qps:7.0f} QPS  "
+                    f"p50 {got.p50_ms:6.2f} ms  p99 {got.p99_ms:7.2f} ms"
                 )
 
 
@@ -217,7 +199,9 @@ async def write_to_visible(
 async def run(args: argparse.Namespace) -> None:
     data = Data(args.vectors, args.dims)
     with tempfile.TemporaryDirectory() as tmp:
-        starter = kafka_mode if args.mode == "kafka" else embedded_mode
+        starter = (
+            partial(kafka_mode, query_workers=args.query_workers) if args.mode == "kafka" else embedded_mode
+        )
         async with (
             starter(Path(tmp)) as (command_url, query_url, running),
             httpx.AsyncClient(base_url=command_url, timeout=120, headers=ADMIN_HEADERS) as commands,
@@ -233,7 +217,8 @@ async def run(args: argparse.Namespace) -> None:
                 json={"name": "bench", "dimensions": args.dims, "metadata_schema": {"bucket": "integer"}},
             )
             created.raise_for_status()
-            print(f"{args.mode} mode, {args.vectors:,} x {args.dims}")
+            workers = f", {args.query_workers} query-api processes" if args.mode == "kafka" else ""
+            print(f"{args.mode} mode{workers}, {args.vectors:,} x {args.dims}")
             await load(commands, queries, data)
             await searches(queries, data, args.seconds)
             await startup(running, "query-api" if args.mode == "kafka" else "embedded", query_url)
@@ -245,6 +230,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--mode", choices=["embedded", "kafka"], default="embedded")
+    parser.add_argument(
+        "--query-workers", type=int, default=1, help="query-api processes in Kafka mode (`serve --workers`)"
+    )
     parser.add_argument("--vectors", type=int, default=100_000)
     parser.add_argument("--dims", type=int, default=384)
     parser.add_argument("--seconds", type=float, default=5.0)

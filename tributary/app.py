@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
@@ -28,6 +29,7 @@ from tributary.asyncapi import asyncapi_document
 from tributary.audit import AuditMiddleware
 from tributary.auth.authenticate import install_bootstrap_key
 from tributary.auth.jwt import JwtVerifier
+from tributary.auth.key_cache import KeyCache
 from tributary.auth.rate_limit import RateLimiter, RateLimits
 from tributary.db.migrate import upgrade
 from tributary.db.models import DatasetRow
@@ -45,6 +47,7 @@ from tributary.settings import Settings
 from tributary.storage import DatasetStore
 
 ApiRole = Literal["embedded", "command-api", "query-api"]
+WORKER_ROLE_VARIABLE = "TRIBUTARY_SERVE_ROLE"
 
 
 def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
@@ -65,6 +68,7 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
             app.state.readiness = {"database": lambda: _database_answers(engine)}
             app.state.optional_readiness = {}
             app.state.jwt_verifier = JwtVerifier.from_settings(settings)
+            app.state.key_cache = KeyCache(settings.key_cache_ttl_s)
             generated = await install_bootstrap_key(sessions, settings)
             if generated is not None:
                 # Printed once, at the first start: only its hash is kept.
@@ -140,6 +144,14 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
         app.include_router(search.router)
         app.include_router(admin.router)
     return app
+
+
+def app_for_worker() -> FastAPI:
+    """The app of one `tributary serve --workers N` process, for the role the parent put in the environment."""
+    role = os.environ[WORKER_ROLE_VARIABLE]
+    if role not in ("command-api", "query-api"):
+        raise RuntimeError(f"no worker processes for role {role!r}")
+    return create_app(Settings(), role)  # type: ignore[arg-type]
 
 
 async def _catalog(sessions: async_sessionmaker[AsyncSession]) -> list[tuple[str, str]]:

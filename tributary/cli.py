@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -27,10 +28,20 @@ def serve(
     ] = "embedded",
     host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
     port: Annotated[int | None, typer.Option(help="HTTP port (default 8080)")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Processes serving the port (command-api and query-api): each query-api process follows the "
+            "event log and holds its own projections, so reads scale with cores",
+        ),
+    ] = 1,
 ) -> None:
     """Run Tributary."""
     if role not in ("embedded", "command-api", "query-api", "applier", "projector"):
         raise typer.BadParameter(f"unknown role {role!r}", param_hint="--role")
+    if workers > 1 and role not in ("command-api", "query-api"):
+        raise typer.BadParameter(f"the {role} role runs as one process", param_hint="--workers")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings()
     if role in ("applier", "projector"):
@@ -38,15 +49,30 @@ def serve(
 
         asyncio.run(run_worker(settings, role))  # type: ignore[arg-type]
         return
-    from tributary.app import create_app
+    from tributary.app import WORKER_ROLE_VARIABLE, create_app
 
     if role == "embedded":
         typer.echo(f"Tributary embedded: data in {settings.data_dir.resolve()}")
+    host, port = host or settings.host, port or settings.port
+    if workers == 1:
+        uvicorn.run(
+            create_app(settings, role),  # type: ignore[arg-type]
+            host=host,
+            port=port,
+            log_level="info",
+            access_log=settings.access_log,
+        )
+        return
+    # Worker processes import the app by name; they read the role from the environment they inherit.
+    os.environ[WORKER_ROLE_VARIABLE] = role
     uvicorn.run(
-        create_app(settings, role),  # type: ignore[arg-type]
-        host=host or settings.host,
-        port=port or settings.port,
+        "tributary.app:app_for_worker",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
         log_level="info",
+        access_log=settings.access_log,
     )
 
 

@@ -13,6 +13,7 @@ from fastapi import Depends, HTTPException, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tributary.auth.authenticate import authenticate
+from tributary.auth.key_cache import KeyCache
 from tributary.auth.principal import Action, Principal, authorize
 from tributary.auth.rate_limit import RateLimiter
 from tributary.embedding import Embedders
@@ -34,10 +35,13 @@ async def get_embedders(request: Request) -> Embedders:
     return embedders
 
 
-async def get_principal(
-    request: Request, session: Annotated[AsyncSession, Depends(get_session)]
-) -> Principal:
-    principal = await authenticate(request, session)
+async def get_key_cache(request: Request) -> KeyCache:
+    key_cache: KeyCache = request.app.state.key_cache
+    return key_cache
+
+
+async def get_principal(request: Request) -> Principal:
+    principal = await authenticate(request)
     request.state.principal = principal  # for the audit record of this request
     return principal
 
@@ -77,4 +81,5 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 TenantDep = Annotated[str, Depends(get_tenant)]
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+KeyCacheDep = Annotated[KeyCache, Depends(get_key_cache)]
 EmbeddersDep = Annotated[Embedders, Depends(get_embedders)]

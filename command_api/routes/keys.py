@@ -1,5 +1,6 @@
 """API key management: create (the key is shown once), list, revoke. Keys are stored as the hash of their
-secret; a revoked key is refused by every replica at once (they look keys up on every request)."""
+secret; a revoked key is refused at once by the replica that revoked it, and by every other replica within
+`key_cache_ttl_s` (how long a replica trusts a key it has verified)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from events.names import Name
 from tributary.auth import keys
 from tributary.auth.principal import Principal, Role, authorize
 from tributary.db.models import ApiKeyRow
-from tributary.deps import CurrentPrincipal, SessionDep
+from tributary.deps import CurrentPrincipal, KeyCacheDep, SessionDep
 
 router = APIRouter(prefix="/api/v1/admin/keys", tags=["keys"])
 
@@ -87,7 +88,9 @@ async def list_keys(
 
 
 @router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def revoke_key(key_id: str, principal: CurrentPrincipal, session: SessionDep) -> None:
+async def revoke_key(
+    key_id: str, principal: CurrentPrincipal, session: SessionDep, key_cache: KeyCacheDep
+) -> None:
     row = await session.get(ApiKeyRow, key_id)
     # Another tenant's key is "not found", as if it did not exist.
     if row is None or not authorize(principal, "manage_keys", row.tenant):
@@ -95,3 +98,4 @@ async def revoke_key(key_id: str, principal: CurrentPrincipal, session: SessionD
     if row.revoked_at is None:
         row.revoked_at = datetime.now(UTC)
         await session.commit()
+    key_cache.forget(key_id)

@@ -1,5 +1,5 @@
-"""Who is calling: the bearer credential of a request, an API key (looked up in SQL on every request, so a
-revoked key is refused at once by every replica) or a JWT; and the bootstrap admin key."""
+"""Who is calling: the bearer credential of a request, an API key (looked up in SQL, then kept for
+`key_cache_ttl_s`: a revoked key is refused by every replica within that) or a JWT; and the bootstrap admin key."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tributary.auth import keys
 from tributary.auth.jwt import InvalidToken, JwtVerifier
+from tributary.auth.key_cache import KeyCache
 from tributary.auth.principal import Principal
 from tributary.db.models import ApiKeyRow
 from tributary.settings import Settings
@@ -25,7 +26,7 @@ def unauthorized(reason: str) -> HTTPException:
     return HTTPException(status.HTTP_401_UNAUTHORIZED, reason, headers={"WWW-Authenticate": "Bearer"})
 
 
-async def authenticate(request: Request, session: AsyncSession) -> Principal:
+async def authenticate(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, credential = header.partition(" ")
     if scheme.lower() != "bearer" or not credential.strip():
@@ -33,19 +34,13 @@ async def authenticate(request: Request, session: AsyncSession) -> Principal:
     credential = credential.strip()
     parsed = keys.parse(credential)
     if parsed is not None:
-        row = await session.scalar(
-            select(ApiKeyRow).where(ApiKeyRow.prefix == parsed.prefix, ApiKeyRow.revoked_at.is_(None))
-        )
-        if row is None or not keys.matches(parsed.secret, row.hash):
-            raise unauthorized("unknown or revoked API key")
-        return Principal(
-            subject=row.id,
-            tenant=row.tenant,
-            roles=frozenset(row.roles),
-            datasets=frozenset(row.datasets) if row.datasets is not None else None,
-            via="key",
-            operator=row.id == BOOTSTRAP_ID,
-        )
+        cache: KeyCache = request.app.state.key_cache
+        digest = keys.hash_secret(credential)
+        principal = cache.get(digest)
+        if principal is None:
+            principal = await _look_up(request.app.state.sessions, parsed)
+            cache.put(digest, principal)
+        return principal
     verifier: JwtVerifier | None = request.app.state.jwt_verifier
     if verifier is None:
         raise unauthorized("not an API key, and this deployment accepts no tokens")
@@ -53,6 +48,23 @@ async def authenticate(request: Request, session: AsyncSession) -> Principal:
         return await verifier.verify(credential)
     except InvalidToken as exc:
         raise unauthorized(f"token refused: {exc}") from None
+
+
+async def _look_up(sessions: async_sessionmaker[AsyncSession], parsed: keys.ParsedKey) -> Principal:
+    async with sessions() as session:
+        row = await session.scalar(
+            select(ApiKeyRow).where(ApiKeyRow.prefix == parsed.prefix, ApiKeyRow.revoked_at.is_(None))
+        )
+    if row is None or not keys.matches(parsed.secret, row.hash):
+        raise unauthorized("unknown or revoked API key")
+    return Principal(
+        subject=row.id,
+        tenant=row.tenant,
+        roles=frozenset(row.roles),
+        datasets=frozenset(row.datasets) if row.datasets is not None else None,
+        via="key",
+        operator=row.id == BOOTSTRAP_ID,
+    )
 
 
 async def install_bootstrap_key(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> str | None:

@@ -12,9 +12,12 @@ from tributary.settings import Settings
 
 def make_engine(url: str, *, search_path: str | None = None) -> AsyncEngine:
     """`search_path` confines a PostgreSQL engine to one schema (each test run gets its own)."""
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
-    if url.startswith("postgresql+asyncpg") and search_path:
-        kwargs["connect_args"] = {"server_settings": {"search_path": search_path}}
+    kwargs: dict[str, Any] = {}
+    if url.startswith("postgresql+asyncpg"):
+        # A server restart or a proxy's idle timeout leaves dead connections in the pool; a local file cannot.
+        kwargs["pool_pre_ping"] = True
+        if search_path:
+            kwargs["connect_args"] = {"server_settings": {"search_path": search_path}}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 30}
     engine = create_async_engine(url, **kwargs)

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import time
+
+from tributary.auth.key_cache import KeyCache
+from tributary.auth.principal import Principal
+
+
+def principal(subject: str) -> Principal:
+    return Principal(subject=subject, tenant="t", roles=frozenset({"reader"}), via="key")
+
+
+def test_a_key_is_trusted_for_its_ttl_and_then_looked_up_again() -> None:
+    cache = KeyCache(ttl_s=0.05)
+    cache.put("h1", principal("k1"))
+    assert cache.get("h1") == principal("k1")
+    time.sleep(0.06)
+    assert cache.get("h1") is None
+
+
+def test_a_revoked_key_is_forgotten_and_others_kept() -> None:
+    cache = KeyCache(ttl_s=60)
+    cache.put("h1", principal("k1"))
+    cache.put("h2", principal("k2"))
+    cache.forget("k1")
+    assert cache.get("h1") is None and cache.get("h2") == principal("k2")
+
+
+def test_a_zero_ttl_keeps_nothing() -> None:
+    cache = KeyCache(ttl_s=0)
+    cache.put("h1", principal("k1"))
+    assert cache.get("h1") is None

@@ -1,0 +1,44 @@
+"""API keys verified a moment ago, so a hot key costs one SQL lookup per `ttl` instead of one per request.
+
+Without it the lookup dominated a cached search (about 2 ms of CPU a request in embedded mode, where SQLite sits
+behind a thread hop per call). A revoked key is refused by every replica within `ttl`, and at once by the replica
+that revoked it.
+"""
+
+from __future__ import annotations
+
+import time
+
+from tributary.auth.principal import Principal
+
+MAX_ENTRIES = 10_000
+
+
+class KeyCache:
+    def __init__(self, ttl_s: float) -> None:
+        self._ttl_s = ttl_s
+        # Keyed by the hash of the key's secret, never the key itself.
+        self._entries: dict[str, tuple[float, Principal]] = {}
+
+    def get(self, secret_hash: str) -> Principal | None:
+        entry = self._entries.get(secret_hash)
+        if entry is None:
+            return None
+        expires, principal = entry
+        if time.monotonic() >= expires:
+            del self._entries[secret_hash]
+            return None
+        return principal
+
+    def put(self, secret_hash: str, principal: Principal) -> None:
+        if self._ttl_s <= 0:
+            return
+        if len(self._entries) >= MAX_ENTRIES:
+            # Many distinct keys within one ttl: dropping them all costs each one lookup, nothing more.
+            self._entries.clear()
+        self._entries[secret_hash] = (time.monotonic() + self._ttl_s, principal)
+
+    def forget(self, key_id: str) -> None:
+        for secret_hash, (_, principal) in list(self._entries.items()):
+            if principal.subject == key_id:
+                del self._entries[secret_hash]
