@@ -37,8 +37,10 @@ def tributary_env(settings: Settings, **extra: str) -> dict[str, str]:
     return env | extra
 
 
-def serve(role: str, env: dict[str, str], log: Path, port: int | None = None) -> subprocess.Popen[bytes]:
-    args = [sys.executable, "-m", "tributary", "serve", "--role", role]
+def serve(
+    role: str, env: dict[str, str], log: Path, port: int | None = None, workers: int = 1
+) -> subprocess.Popen[bytes]:
+    args = [sys.executable, "-m", "tributary", "serve", "--role", role, "--workers", str(workers)]
     if port is not None:
         args += ["--port", str(port)]
     with log.open("ab") as out:

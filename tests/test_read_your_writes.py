@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from tests.helpers import ADMIN_KEY, serving
 from tests.kafka_tools import workers
+from tests.processes import free_port, serve, tributary_env, wait_ready
 from tributary.app import create_app
 from tributary.settings import Settings
 
@@ -100,3 +101,41 @@ async def test_read_your_writes_through_kafka(distributed_settings: Settings) ->
                 for _ in range(10)
             ]
             await check_script(commands, queries, dataset, script)
+
+
+async def test_every_process_of_a_multi_worker_query_api_reads_your_writes(
+    distributed_settings: Settings, tmp_path: Path
+) -> None:
+    port, log = free_port(), tmp_path / "query-api.log"
+    replica = serve("query-api", tributary_env(distributed_settings), log, port, workers=2)
+    try:
+        await asyncio.to_thread(wait_ready, port, replica, log)
+        async with (
+            workers(distributed_settings, "applier", "projector"),
+            serving(create_app(distributed_settings, "command-api")) as commands,
+            # A new connection a request: the kernel hands them to either worker process.
+            httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{port}",
+                headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+                limits=httpx.Limits(max_keepalive_connections=0),
+                timeout=30,
+            ) as queries,
+        ):
+            created = await commands.post(
+                "/api/v1/datasets?wait=true", json={"name": "multi", "dimensions": DIMS}
+            )
+            assert created.json()["status"] == "applied"
+            rng = random.Random(7)
+            script = [
+                (
+                    rng.choice(["upsert", "upsert", "delete"]),
+                    rng.choice(IDS),
+                    [rng.uniform(-1, 1) for _ in range(DIMS)],
+                )
+                for _ in range(20)
+            ]
+            await check_script(commands, queries, "multi", script)
+    finally:
+        replica.terminate()
+        replica.wait(timeout=30)
+    assert log.read_text().count("Application startup complete") == 2
