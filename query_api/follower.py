@@ -25,6 +25,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from pydantic import ValidationError
 
 from events import DomainEvent, Topics, parse_event, partition_key
+from query_api.applied_offsets import AppliedOffsets
 from query_api.consistency import ConsistencyLevel
 from query_api.registry import Projections, apply_events, load_all
 from tributary.bus import ConsistencyToken
@@ -35,7 +36,6 @@ from tributary.threads import in_thread_to_completion
 
 log = logging.getLogger(__name__)
 
-POLL_S = 0.01
 CATALOG_WAIT_S = 10.0
 
 
@@ -56,6 +56,7 @@ class EventFollower:
         self._admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
         self._partitions: list[TopicPartition] = []
         self._command_partitions: list[int] = []
+        self._applied = AppliedOffsets(self._admin, f"{self._topics.prefix}.applier", self._topics.commands)
         self._positions: dict[TopicPartition, int] = {}
         self._advanced = asyncio.Condition()
         self._caught_up_at = 0.0
@@ -87,6 +88,7 @@ class EventFollower:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self._applied.stop()
         await asyncio.gather(self._consumer.stop(), self._probe.stop(), self._admin.close())
 
     async def _run(self) -> None:
@@ -127,13 +129,13 @@ class EventFollower:
         if (
             level == "session"
             and token is not None
-            and not await self._applier_passed(token.partition, token.offset, deadline)
+            and not await self._applied.passed(token.partition, token.offset, deadline)
         ):
             return False
         if level == "strong":
             partition = self._command_partition(tenant, dataset)
             end = (await self._probe.end_offsets([partition]))[partition]
-            if not await self._applier_passed(partition.partition, end - 1, deadline):
+            if not await self._applied.passed(partition.partition, end - 1, deadline):
                 return False
         return await self._caught_up_with(await self._probe.end_offsets(self._partitions), deadline)
 
@@ -147,18 +149,6 @@ class EventFollower:
             if time.monotonic() > deadline:
                 return False
             await asyncio.sleep(0.1)
-
-    async def _applier_passed(self, partition: int, offset: int, deadline: float) -> bool:
-        """Wait until the applier committed past the command at `offset` of command partition `partition`."""
-        group = f"{self._topics.prefix}.applier"
-        tp = TopicPartition(self._topics.commands, partition)
-        while True:
-            committed = await self._admin.list_consumer_group_offsets(group, partitions=[tp])
-            if tp in committed and committed[tp].offset > offset:
-                return True
-            if time.monotonic() > deadline:
-                return False
-            await asyncio.sleep(POLL_S)
 
     async def _caught_up_with(self, ends: dict[TopicPartition, int], deadline: float) -> bool:
         async with self._advanced:
