@@ -6,12 +6,19 @@ tombstone in both), and a later new id reuses it. Filtering happens inside the s
 from the metadata mask is handed to the index, or, when it keeps few rows (`EXACT_SCAN_ROWS`, the crossover
 measured by bench/ann.py), those rows are scanned exactly.
 
-Thread safety: searches run in worker threads and share a readers-writer lock; applying events takes it
-exclusively (hnswlib's add is not safe alongside its search).
+Indexing is off the visibility path: an upsert stores the vector and marks its slot pending, and a search scans
+the pending slots exactly beside the HNSW search of the indexed ones, so a write is searchable as soon as its
+event is applied. `index_pending` inserts pending slots into HNSW (query_api/indexer.py calls it in the
+background, a chunk at a time; loading from DeepLake calls it at once). A replaced vector's old HNSW entry is
+marked deleted at once, so it is never found.
+
+Thread safety: searches run in worker threads and share a readers-writer lock; applying events and indexing take
+it exclusively (hnswlib's add is not safe alongside its search).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -37,9 +44,8 @@ EXACT_SCAN_ROWS = 4_000
 MIN_EF = 100
 _SPACES = {"cosine": "cosine", "dot": "ip", "l2": "l2"}
 _INITIAL_CAPACITY = 1024
-# Inserting is the most expensive thing a replica does while writes stream in (about 0.3 ms a vector, one
-# thread, 384 dimensions at 100,000): a batch worth splitting is inserted on every core, as searches wait for
-# the write lock anyway.
+# Inserting is the most expensive thing a replica does (about 0.3 ms a new vector, one thread, 384 dimensions at
+# 100,000; 1.4 ms to replace one): a load from DeepLake inserts on every core, as searches wait for it anyway.
 _PARALLEL_INSERT_ROWS = 32
 _INSERT_THREADS = os.cpu_count() or 1
 
@@ -100,6 +106,9 @@ class DatasetProjection:
         self.lock = ReadWriteLock()
         self._index = hnswlib.Index(space=_SPACES[metric], dim=dimensions)
         self._index.init_index(max_elements=_INITIAL_CAPACITY, M=16, ef_construction=128)
+        # Slots whose current vector is live in HNSW, and the live slots waiting to be inserted (in write order).
+        self._in_index = np.zeros(_INITIAL_CAPACITY, dtype=bool)
+        self._pending: dict[int, None] = {}
         self._vectors: Vectors = np.zeros((_INITIAL_CAPACITY, dimensions), dtype=np.float32)
         self._norms = np.zeros(_INITIAL_CAPACITY, dtype=np.float32)
         self._ids: list[str | None] = []
@@ -146,19 +155,40 @@ class DatasetProjection:
         vectors = np.asarray(vectors, dtype=np.float32)
         self._vectors[slots] = vectors
         self._norms[slots] = np.linalg.norm(vectors, axis=1)
-        # Adding an existing (or deleted) label replaces its vector and makes it live again.
-        threads = _INSERT_THREADS if len(slots) >= _PARALLEL_INSERT_ROWS else 1
-        self._index.add_items(vectors, slots, num_threads=threads)
+        self._unindex(slots)
+        self._pending.update(dict.fromkeys(slots.tolist()))
         self._text_index.set_many(slots, [self._searchable(texts[i], metadata[i]) for i in range(len(ids))])
 
     def delete(self, ids: Sequence[str]) -> None:
         slots = [slot for vector_id in ids if (slot := self._slot_of.pop(vector_id, None)) is not None]
+        self._unindex(np.asarray(slots, dtype=np.int64))
         for slot in slots:
-            self._index.mark_deleted(slot)
+            self._pending.pop(slot, None)
             self._text_index.delete(slot)
             self._ids[slot] = self._texts[slot] = self._metadata[slot] = None
             self._free.append(slot)
         self.columns.delete(slots)
+
+    def index_pending(self, limit: int | None = None, threads: int | None = None) -> int:
+        """Insert up to `limit` pending slots (all when None) into HNSW, oldest first, on `threads` (every core
+        for a batch worth splitting when None); how many were inserted."""
+        chosen = list(itertools.islice(self._pending, limit))
+        if not chosen:
+            return 0
+        slots = np.asarray(chosen, dtype=np.int64)
+        if threads is None:
+            threads = _INSERT_THREADS if len(slots) >= _PARALLEL_INSERT_ROWS else 1
+        # Adding a deleted label replaces its vector and makes it live again.
+        self._index.add_items(self._vectors[slots], slots, num_threads=threads)
+        self._in_index[slots] = True
+        for slot in chosen:
+            del self._pending[slot]
+        return len(chosen)
+
+    def _unindex(self, slots: npt.NDArray[np.int64]) -> None:
+        for slot in slots[self._in_index[slots]].tolist():
+            self._index.mark_deleted(slot)
+        self._in_index[slots] = False
 
     def set_metadata(self, vector_id: str, metadata: dict[str, Any]) -> None:
         slot = self._slot_of.get(vector_id)
@@ -187,12 +217,19 @@ class DatasetProjection:
         vectors[: len(self._vectors)] = self._vectors
         norms = np.zeros(capacity, dtype=np.float32)
         norms[: len(self._norms)] = self._norms
-        self._vectors, self._norms = vectors, norms
+        in_index = np.zeros(capacity, dtype=bool)
+        in_index[: len(self._in_index)] = self._in_index
+        self._vectors, self._norms, self._in_index = vectors, norms, in_index
 
     # -- reads (callers hold `lock.reading()`) --------------------------------------------------------------
 
     def __len__(self) -> int:
         return len(self._slot_of)
+
+    @property
+    def pending(self) -> int:
+        """Live vectors not in HNSW yet (searched by exact scan meanwhile)."""
+        return len(self._pending)
 
     def slot(self, vector_id: str) -> int | None:
         return self._slot_of.get(vector_id)
@@ -230,7 +267,21 @@ class DatasetProjection:
             candidates = np.flatnonzero(allowed)
             if len(candidates) <= EXACT_SCAN_ROWS:
                 return self._exact(query, candidates, k)
-        k = min(k, len(self._slot_of) if allowed is None else int(allowed.sum()))
+        hits = self._index_search(query, k, allowed)
+        if not self._pending:
+            return hits
+        pending = np.fromiter(self._pending, dtype=np.int64, count=len(self._pending))
+        if allowed is not None:
+            pending = pending[allowed[pending]]
+        hits += self._exact(query, pending, k)
+        if self.metric == "l2":
+            return sorted(hits, key=lambda hit: hit.score)[:k]
+        return sorted(hits, key=lambda hit: -hit.score)[:k]
+
+    def _index_search(self, query: Vectors, k: int, allowed: Bools | None) -> list[Hit]:
+        # hnswlib fails when it finds fewer than k: ask for no more than the index holds live and allowed.
+        indexed = self._in_index[: len(self._ids)]
+        k = min(k, int(np.count_nonzero(indexed if allowed is None else indexed & allowed)))
         if k == 0:
             return []
         self._index.set_ef(max(MIN_EF, 2 * k))

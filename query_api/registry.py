@@ -47,6 +47,8 @@ class Projections:
         # Held while a batch of events is applied, and while a dataset is rebuilt from DeepLake: events that
         # arrive during a rebuild wait, then apply to the new projection (replaying them converges).
         self.applying = threading.Lock()
+        # Set when events were applied: query_api/indexer.py wakes to index what they left pending.
+        self.written = threading.Event()
 
     def get(self, tenant: str, dataset: str) -> Served | None:
         return self._served.get((tenant, dataset))
@@ -62,10 +64,15 @@ class Projections:
     def __len__(self) -> int:
         return len(self._served)
 
+    def all(self) -> list[Served]:
+        with self._lock:
+            return list(self._served.values())
+
 
 def apply_events(projections: Projections, events: Sequence[DomainEvent]) -> None:
     with projections.applying:
         _apply_all(projections, events)
+    projections.written.set()
 
 
 def rebuild(projections: Projections, store: DatasetStore, tenant: str, dataset: str) -> Served | None:
@@ -135,6 +142,7 @@ def load_dataset(store: DatasetStore, tenant: str, dataset: str) -> Served | Non
                 json.loads(str(m)) if m else {} for m in _column(ds, "metadata", start, stop)
             ]
             projection.upsert(ids, vectors, texts, metadata)
+        projection.index_pending()
     return Served(spec, projection)
 
 

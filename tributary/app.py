@@ -22,6 +22,7 @@ from events import Topics
 from query_api.cache import REDIS_TIMEOUT_S, SearchCache
 from query_api.consistency import EmbeddedBarrier
 from query_api.follower import EventFollower
+from query_api.indexer import Indexer
 from query_api.registry import Projections, apply_events, load_all
 from query_api.routes import admin, catalog, search
 from tributary import __version__, errors, health, http_hygiene
@@ -84,6 +85,7 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
                 stack.push_async_callback(bus.stop)
                 app.state.publisher = bus
                 app.state.projections, app.state.barrier = projections, EmbeddedBarrier(bus)
+                _index_in_background(stack, projections)
             elif role == "command-api":
                 broker = make_broker(settings, client_id="tributary-command-api")
                 channels = declare_channels(broker, Topics(settings.topic_prefix))
@@ -101,6 +103,7 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
                 await follower.start(lambda: _catalog(sessions))
                 stack.push_async_callback(follower.stop)
                 app.state.projections, app.state.barrier = projections, follower
+                _index_in_background(stack, projections)
             redis = None
             if settings.redis_url:
                 redis = Redis.from_url(
@@ -144,6 +147,12 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
         app.include_router(search.router)
         app.include_router(admin.router)
     return app
+
+
+def _index_in_background(stack: AsyncExitStack, projections: Projections) -> None:
+    indexer = Indexer(projections)
+    indexer.start()
+    stack.callback(indexer.stop)
 
 
 def app_for_worker() -> FastAPI:

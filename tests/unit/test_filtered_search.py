@@ -60,6 +60,7 @@ def test_filtered_recall_at_1_and_10_percent_on_100k_vectors() -> None:
             None,
             [{"bucket": int(b)} for b in bucket[start:stop]],
         )
+    projection.index_pending()
     print(f"indexed {n} x {dims} in {time.perf_counter() - started:.1f} s")
     queries = vectors[rng.choice(n, 50)] + 0.3 * rng.standard_normal((50, dims)).astype(np.float32)
     for raw, selectivity in [({"bucket": 7}, 0.01), ({"bucket": {"$lt": 10}}, 0.10)]:

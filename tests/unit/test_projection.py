@@ -1,5 +1,6 @@
-"""The in-memory search projection: exact answers on the exact-scan path, high recall through HNSW, deleted ids
-never returned, slots reused, metadata filters applied inside the search."""
+"""The in-memory search projection: exact answers on the exact-scan path, high recall through HNSW, writes found
+before they are indexed, deleted ids and replaced vectors never returned, slots reused, metadata filters applied
+inside the search."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ def test_recall_and_filtered_search(data: tuple[np.ndarray, list[dict[str, objec
     projection = DatasetProjection(32, "cosine")
     ids = [f"v{i}" for i in range(len(vectors))]
     projection.upsert(ids, vectors, None, metadata)
+    assert projection.index_pending() == len(vectors) and projection.pending == 0
     rng = np.random.default_rng(4)
     recalls = []
     queries = vectors[rng.choice(len(vectors), 30)] + 0.3 * rng.standard_normal((30, 32)).astype(np.float32)
@@ -47,18 +49,23 @@ def test_recall_and_filtered_search(data: tuple[np.ndarray, list[dict[str, objec
     assert [projection.id_of(hit.slot) for hit in projection.search(query, 10, allowed)] == expected
 
 
+@pytest.mark.parametrize("indexed", [True, False], ids=["indexed", "pending"])
 def test_deleted_ids_never_come_back_and_slots_are_reused(
-    data: tuple[np.ndarray, list[dict[str, object]]],
+    indexed: bool, data: tuple[np.ndarray, list[dict[str, object]]]
 ) -> None:
     vectors, metadata = data
     projection = DatasetProjection(32, "cosine")
     projection.upsert([f"v{i}" for i in range(100)], vectors[:100], None, metadata[:100])
+    if indexed:
+        projection.index_pending()
     query = vectors[5]
     assert projection.id_of(projection.search(query, 1, None)[0].slot) == "v5"
     projection.delete(["v5"])
     assert "v5" not in {projection.id_of(hit.slot) for hit in projection.search(query, 100, None)}
     assert projection.allowed(parse_filter({"group": 5})).sum() == 0  # type: ignore[union-attr]
     projection.upsert(["new"], vectors[5:6], ["hello"], [{"group": 5}])
+    if indexed:
+        projection.index_pending()
     assert projection.slot("new") == 5, "the freed slot is reused"
     assert projection.id_of(projection.search(query, 1, None)[0].slot) == "new"
     assert projection.text(5) == "hello" and projection.metadata(5) == {"group": 5}
@@ -86,3 +93,42 @@ def test_other_metrics_rank_like_brute_force(
         expected = subset[np.argsort(distances, kind="stable")[:5]]
         assert [h.score for h in hits] == pytest.approx(sorted(distances)[:5], rel=1e-5)
     assert [h.slot for h in hits] == list(expected)
+
+
+def true_scores(metric: str, vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
+    if metric == "l2":
+        return np.asarray(np.linalg.norm(vectors - query, axis=1))
+    dots = vectors @ query
+    if metric == "dot":
+        return np.asarray(dots)
+    return np.asarray(dots / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(query)))
+
+
+@pytest.mark.parametrize("metric", ["cosine", "dot", "l2"])
+def test_a_half_indexed_projection_finds_pending_writes_and_never_a_replaced_vector(
+    metric: str, data: tuple[np.ndarray, list[dict[str, object]]]
+) -> None:
+    vectors, metadata = data
+    projection = DatasetProjection(32, metric)  # type: ignore[arg-type]
+    projection.upsert([f"v{i}" for i in range(1000)], vectors[:1000], None, metadata[:1000])
+    projection.index_pending()
+    projection.upsert([f"v{i}" for i in range(1000, 2000)], vectors[1000:2000], None, metadata[1000:2000])
+    # The first 50 indexed vectors move elsewhere: their old HNSW places must never answer for them.
+    projection.upsert([f"v{i}" for i in range(50)], vectors[2000:2050], None, metadata[:50])
+    current = np.concatenate([vectors[2000:2050], vectors[50:2000]])
+    assert projection.pending == 1050
+    rng = np.random.default_rng(8)
+    queries = np.concatenate([vectors[:20], vectors[rng.choice(2000, 20)]])
+    for stage in ("half indexed", "indexed"):
+        recalls = []
+        for query in queries:
+            truth = true_scores(metric, current, query)
+            order = np.argsort(truth if metric == "l2" else -truth, kind="stable")[:10]
+            hits = projection.search(query, 10, None)
+            slots = [hit.slot for hit in hits]
+            # Every score is the score of the row's current vector.
+            assert [hit.score for hit in hits] == pytest.approx(truth[slots].tolist(), rel=1e-4, abs=1e-4)
+            recalls.append(len(set(slots) & set(order.tolist())) / 10)
+        assert np.mean(recalls) >= 0.95, stage
+        projection.index_pending()
+        assert projection.pending == 0
