@@ -2,14 +2,16 @@
 
 A write is searchable as soon as its event is applied (pending slots are scanned exactly, query_api/projection.py);
 this thread makes it cheap to find again. It takes a projection's write lock a chunk at a time, sized to hold
-it about `CHUNK_S` (a new vector takes about 0.3 ms to insert, a replaced one 1.4 ms), on one core, and pauses
-between chunks, so searches and events get the lock and the CPU in between: under a burst of writes the pending
-set grows and searches scan more rows exactly, instead of the writes waiting for HNSW.
+it about `CHUNK_S` (a new vector takes about 0.3 ms to insert, a replaced one 1.4 ms), and pauses between chunks,
+so searches and events get the lock in between: under a burst of writes the pending set grows and searches scan
+more rows exactly, instead of the writes waiting for HNSW. A small backlog is indexed on one core, leaving the
+others to the event loop and searches; a large one (a bulk load) on every core, as its exact scans cost more.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 
@@ -22,6 +24,8 @@ FIRST_CHUNK = 32
 MAX_CHUNK = 1024
 PAUSE_S = 0.005
 IDLE_S = 1.0
+LARGE_BACKLOG = 4096
+CORES = os.cpu_count() or 1
 
 
 class Indexer:
@@ -53,13 +57,15 @@ class Indexer:
             projection = served.projection
             if not projection.pending:
                 continue
-            chunk = int(min(MAX_CHUNK, max(1, CHUNK_S / self._seconds_per_vector)))
+            threads = CORES if projection.pending >= LARGE_BACKLOG else 1
+            chunk = int(min(MAX_CHUNK, max(1, threads * CHUNK_S / self._seconds_per_vector)))
             try:
                 with projection.lock.writing():
                     started = time.perf_counter()
-                    done = projection.index_pending(chunk, threads=1)
+                    done = projection.index_pending(chunk, threads=threads)
                     if done:
-                        self._seconds_per_vector = (time.perf_counter() - started) / done
+                        # Per vector and core, so the next chunk fits CHUNK_S whatever its thread count.
+                        self._seconds_per_vector = threads * (time.perf_counter() - started) / done
                     indexed += done
             except Exception:
                 # Pending slots stay searchable by exact scan; retrying at once would spin on the same error.

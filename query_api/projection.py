@@ -280,8 +280,10 @@ class DatasetProjection:
 
     def _index_search(self, query: Vectors, k: int, allowed: Bools | None) -> list[Hit]:
         # hnswlib fails when it finds fewer than k: ask for no more than the index holds live and allowed.
-        indexed = self._in_index[: len(self._ids)]
-        k = min(k, int(np.count_nonzero(indexed if allowed is None else indexed & allowed)))
+        if allowed is None:
+            k = min(k, len(self._slot_of) - len(self._pending))
+        else:
+            k = min(k, int(np.count_nonzero(self._in_index[: len(allowed)] & allowed)))
         if k == 0:
             return []
         self._index.set_ef(max(MIN_EF, 2 * k))

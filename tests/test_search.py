@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import numpy as np
 
-from tests.helpers import serving
+from tests.helpers import eventually, serving
 from tests.kafka_tools import workers
 from tributary.app import create_app
 from tributary.settings import Settings
@@ -141,6 +141,12 @@ async def test_repeated_searches_are_cached_and_a_write_invalidates(distributed_
         ]
         after = await queries.post(f"/api/v1/datasets/c/search?consistency=session&token={token}", json=query)
         assert after.json()["results"][0]["id"] == "best", "a new version never reads the old answer"
+
+        async def all_indexed() -> bool | None:
+            return "tributary_vectors_pending_index 0\n" in (await queries.get("/metrics")).text or None
+
+        # The writes were searchable before they were in HNSW; the background indexer gets them there.
+        await eventually(all_indexed)
 
 
 async def test_search_answers_uncached_when_redis_is_down(embedded_settings: Settings) -> None:

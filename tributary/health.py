@@ -9,6 +9,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import PlainTextResponse
 
+from query_api.registry import Projections
+
 router = APIRouter(tags=["operations"])
 
 Check = Callable[[], Awaitable[bool]]
@@ -44,9 +46,13 @@ async def _run(check: Check) -> bool:
 
 @router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(request: Request) -> str:
-    """Prometheus text format. Today: the search cache's counters (query roles)."""
+    """Prometheus text format: the search cache's counters, and the vectors not in HNSW yet (query roles; a
+    growing figure means indexing does not keep up with writes, and searches scan more rows exactly)."""
     cache = getattr(request.app.state, "search_cache", None)
     values: dict[str, int] = cache.stats.as_metrics() if cache is not None else {}
+    projections: Projections | None = getattr(request.app.state, "projections", None)
+    if projections is not None:
+        values["tributary_vectors_pending_index"] = sum(s.projection.pending for s in projections.all())
     return "".join(f"{name} {value}\n" for name, value in values.items())
 
 
