@@ -72,6 +72,19 @@ def test_deleted_ids_never_come_back_and_slots_are_reused(
     assert len(projection) == 100
 
 
+def true_scores(metric: str, vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
+    if metric == "l2":
+        return np.asarray(np.linalg.norm(vectors - query, axis=1))
+    dots = vectors @ query
+    if metric == "dot":
+        return np.asarray(dots)
+    return np.asarray(dots / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(query)))
+
+
+def best(metric: str, truth: np.ndarray, k: int) -> np.ndarray:
+    return np.argsort(truth if metric == "l2" else -truth, kind="stable")[:k]
+
+
 @pytest.mark.parametrize("metric", ["dot", "l2"])
 def test_other_metrics_rank_like_brute_force(
     metric: str, data: tuple[np.ndarray, list[dict[str, object]]]
@@ -83,25 +96,10 @@ def test_other_metrics_rank_like_brute_force(
     allowed = projection.allowed(parse_filter({"even": True}))
     hits = projection.search(query, 5, allowed)
     subset = np.arange(0, 500, 2)
-    if metric == "dot":
-        expected = subset[np.argsort(-(vectors[subset] @ query), kind="stable")[:5]]
-        assert [h.score for h in hits] == pytest.approx(
-            sorted((vectors[expected] @ query).tolist(), reverse=True), rel=1e-5
-        )
-    else:
-        distances = np.linalg.norm(vectors[subset] - query, axis=1)
-        expected = subset[np.argsort(distances, kind="stable")[:5]]
-        assert [h.score for h in hits] == pytest.approx(sorted(distances)[:5], rel=1e-5)
-    assert [h.slot for h in hits] == list(expected)
-
-
-def true_scores(metric: str, vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
-    if metric == "l2":
-        return np.asarray(np.linalg.norm(vectors - query, axis=1))
-    dots = vectors @ query
-    if metric == "dot":
-        return np.asarray(dots)
-    return np.asarray(dots / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(query)))
+    truth = true_scores(metric, vectors[subset], query)
+    order = best(metric, truth, 5)
+    assert [h.score for h in hits] == pytest.approx(truth[order].tolist(), rel=1e-5)
+    assert [h.slot for h in hits] == list(subset[order])
 
 
 @pytest.mark.parametrize("metric", ["cosine", "dot", "l2"])
@@ -123,7 +121,7 @@ def test_a_half_indexed_projection_finds_pending_writes_and_never_a_replaced_vec
         recalls = []
         for query in queries:
             truth = true_scores(metric, current, query)
-            order = np.argsort(truth if metric == "l2" else -truth, kind="stable")[:10]
+            order = best(metric, truth, 10)
             hits = projection.search(query, 10, None)
             slots = [hit.slot for hit in hits]
             # Every score is the score of the row's current vector.
