@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import deeplake
 import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
+from command_api.retention import purge_expired
 from events import DeadLetter, Topics, UpsertVectors, UpsertVectorsPayload, partition_key
 from tests.helpers import serving
 from tests.kafka_tools import command_count, workers
 from tributary.app import create_app
-from tributary.db.models import BusCommandRow
+from tributary.db.models import BusCommandRow, OperationRow
 from tributary.db.session import engine_for, make_sessionmaker
 from tributary.settings import Settings
 
@@ -172,3 +174,26 @@ async def test_poison_in_the_middle_of_a_batch_is_dead_lettered_and_its_neighbou
     reasons = sorted(letter.reason for letter in letters)
     assert reasons[0].startswith("invalid command") and "dimensions" in reasons[1], reasons
     assert sorted(stored_ids(settings, "mixed")) == ["a", "c", "d"]
+
+
+async def test_operations_expire_and_those_with_an_idempotency_key_stay(embedded_settings: Settings) -> None:
+    async with serving(create_app(embedded_settings)) as client:
+        await client.post("/api/v1/datasets?wait=true", json={"name": "exp", "dimensions": 2})
+        body = {"vectors": [{"id": "a", "vector": [1, 2]}]}
+        plain = await client.post("/api/v1/datasets/exp/vectors?wait=true", json=body)
+        keyed = await client.post(
+            "/api/v1/datasets/exp/vectors?wait=true", json=body, headers={"Idempotency-Key": "k-1"}
+        )
+        engine = engine_for(embedded_settings)
+        sessions = make_sessionmaker(engine)
+        week = 7 * 24 * 3600.0
+        assert await purge_expired(sessions, week) == 0, "recent operations stay"
+        async with sessions.begin() as session:
+            await session.execute(
+                update(OperationRow).values(updated_at=datetime.now(UTC) - timedelta(days=8))
+            )
+        assert await purge_expired(sessions, week) == 2, "the create and the plain upsert"
+        await engine.dispose()
+        assert (await client.get(f"/api/v1/operations/{plain.json()['operation_id']}")).status_code == 404
+        kept = await client.get(f"/api/v1/operations/{keyed.json()['operation_id']}")
+        assert kept.status_code == 200 and kept.json()["status"] == "applied"

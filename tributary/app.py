@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import FastAPI
 from redis.asyncio import Redis
@@ -15,6 +15,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from command_api.deps import ReplayedAnswer, replayed_answer
+from command_api.retention import purge_periodically
 from command_api.routes import datasets as command_datasets
 from command_api.routes import keys as command_keys
 from command_api.routes import vectors as command_vectors
@@ -77,6 +78,8 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
             app.state.embedders = Embedders(settings)
             stack.push_async_callback(app.state.embedders.aclose)
             store = DatasetStore(settings.resolved_storage_root)
+            if role in ("embedded", "command-api"):
+                _in_background(stack, purge_periodically(sessions, settings.operation_retention_s))
             if role == "embedded":
                 projections = Projections()
                 await asyncio.to_thread(load_all, projections, store, await _catalog(sessions))
@@ -147,6 +150,16 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
         app.include_router(search.router)
         app.include_router(admin.router)
     return app
+
+
+def _in_background(stack: AsyncExitStack, work: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.create_task(work)
+
+    async def cancel() -> None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    stack.push_async_callback(cancel)
 
 
 def _index_in_background(stack: AsyncExitStack, projections: Projections) -> None:

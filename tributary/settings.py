@@ -79,6 +79,12 @@ class Settings(BaseSettings):
         default=32 * 1024 * 1024, ge=1024, description="Largest request body any route accepts (413 above)"
     )
     wait_timeout_s: float = Field(default=30.0, gt=0, description="Longest a ?wait=true write waits")
+    operation_retention_s: float = Field(
+        default=7 * 24 * 3600.0,
+        gt=0,
+        description="How long an operation's status is kept after its last change (those of requests with an "
+        "Idempotency-Key are kept for good)",
+    )
     openai_api_key: SecretStr | None = Field(
         default=None, description="Bearer key for the OpenAI-compatible embedding endpoints of datasets"
     )
