@@ -12,7 +12,14 @@ from fastapi import Depends, Header, HTTPException, Query, Request, Response, st
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from command_api.operations import FirstAttemptInFlight, IdempotencyKeyReused, Submission, replay, submit
+from command_api.operations import (
+    FirstAttemptInFlight,
+    IdempotencyKeyReused,
+    Keyed,
+    Submission,
+    replay,
+    submit,
+)
 from events import Command
 from schemas.datasets import Accepted
 from tributary.bus import CommandPublisher
@@ -30,8 +37,10 @@ PublisherDep = Annotated[CommandPublisher, Depends(get_publisher)]
 
 class Submitter:
     """Submits the command of the current request and sets the answer's status code: 202 while accepted,
-    200 once `?wait=true` saw it applied or rejected. With an Idempotency-Key the command's id derives from
-    the tenant and the key, so a retry finds the first attempt's operation."""
+    200 once `?wait=true` saw it applied or rejected. With an Idempotency-Key the operation is found by the key,
+    and the command's id derives from the tenant, the key and the request: the same request always makes the
+    same command (one the applier recognises), and a key used again after its operation expired
+    (command_api/retention.py) for another request makes a new one."""
 
     def __init__(
         self,
@@ -40,35 +49,32 @@ class Submitter:
         settings: Settings,
         wait: bool,
         tenant: str,
-        idempotency: tuple[str, str] | None,
+        keyed: Keyed | None,
     ) -> None:
         self._session, self._publisher, self._settings, self._wait = session, publisher, settings, wait
-        self._tenant, self._idempotency = tenant, idempotency
+        self._tenant, self._keyed = tenant, keyed
 
     async def replay(self) -> Accepted | None:
         """The first answer, when this request retries one with the same Idempotency-Key."""
-        if self._idempotency is None:
+        if self._keyed is None:
             return None
-        key, request_hash = self._idempotency
         with _idempotency_errors():
             return await replay(
-                str(_operation_id(self._tenant, key)),
-                request_hash,
+                self._tenant,
+                self._keyed,
                 self._session,
                 wait=self._wait,
                 timeout=self._settings.wait_timeout_s,
             )
 
     async def __call__(self, command: Command, response: Response, ids: list[str] | None = None) -> Accepted:
-        request_hash = None
-        if self._idempotency is not None:
-            key, request_hash = self._idempotency
+        if self._keyed is not None:
             command = command.model_copy(
-                update={"id": _operation_id(self._tenant, key), "idempotency_key": key}
+                update={"id": _operation_id(self._tenant, self._keyed), "idempotency_key": self._keyed.key}
             )
         with _idempotency_errors():
             answer = await submit(
-                Submission(command, request_hash, ids),
+                Submission(command, self._keyed, ids),
                 self._session,
                 self._publisher,
                 part_bytes=self._settings.command_part_bytes,
@@ -98,14 +104,14 @@ async def get_submitter(
         ),
     ] = None,
 ) -> Submitter:
-    idempotency = None
+    keyed = None
     if idempotency_key is not None:
         # The request is identified by what it asks for, so a retry of a request that let the server
         # generate ids is still the same request.
         digest = hashlib.sha256(f"{tenant}\n{request.method}\n{request.url.path}\n".encode())
         digest.update(await request.body())
-        idempotency = (idempotency_key, digest.hexdigest())
-    return Submitter(session, publisher, settings, wait, tenant, idempotency)
+        keyed = Keyed(idempotency_key, digest.hexdigest())
+    return Submitter(session, publisher, settings, wait, tenant, keyed)
 
 
 SubmitDep = Annotated[Submitter, Depends(get_submitter)]
@@ -130,8 +136,8 @@ def replayed_answer(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(answer.model_dump(mode="json"), status_code=code)
 
 
-def _operation_id(tenant: str, key: str) -> UUID:
-    return uuid5(NAMESPACE_URL, f"tributary:idempotency:{tenant}:{key}")
+def _operation_id(tenant: str, keyed: Keyed) -> UUID:
+    return uuid5(NAMESPACE_URL, f"tributary:idempotency:{tenant}:{keyed.key}:{keyed.request_hash}")
 
 
 @contextmanager

@@ -8,7 +8,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,10 +30,18 @@ class FirstAttemptInFlight(Exception):
 
 
 @dataclass(frozen=True)
+class Keyed:
+    """A request's Idempotency-Key and the hash of what it asks for (method, path, body)."""
+
+    key: str
+    request_hash: str
+
+
+@dataclass(frozen=True)
 class Submission:
     command: Command
-    # A hash of the request that carried an Idempotency-Key (the command's id then derives from the key).
-    request_hash: str | None = None
+    # Set for a request with an Idempotency-Key (the command's id then derives from the key and the hash).
+    keyed: Keyed | None = None
     ids: list[str] | None = None
 
 
@@ -57,7 +65,8 @@ async def submit(
             dataset=command.dataset,
             command_type=command.type,
             status="accepted",
-            request_hash=submission.request_hash,
+            idempotency_key=submission.keyed.key if submission.keyed else None,
+            request_hash=submission.keyed.request_hash if submission.keyed else None,
             ids=submission.ids,
         )
     )
@@ -65,7 +74,12 @@ async def submit(
         await session.commit()
     except IntegrityError:
         await session.rollback()
-        accepted = await _first_answer(op_id, submission.request_hash, session)
+        if submission.keyed is None:
+            raise
+        row = await _keyed_row(command.tenant, submission.keyed.key, session)
+        if row is None:
+            raise
+        accepted = _first_answer(row, submission.keyed.request_hash)
     else:
         accepted = await _publish(command, op_id, session, publisher, part_bytes)
         accepted = accepted.model_copy(update={"ids": submission.ids})
@@ -75,12 +89,13 @@ async def submit(
 
 
 async def replay(
-    op_id: str, request_hash: str, session: AsyncSession, *, wait: bool, timeout: float
+    tenant: str, keyed: Keyed, session: AsyncSession, *, wait: bool, timeout: float
 ) -> Accepted | None:
     """The first answer to a request retried with the same Idempotency-Key, or None if it is new."""
-    if await session.get(OperationRow, op_id) is None:
+    row = await _keyed_row(tenant, keyed.key, session)
+    if row is None:
         return None
-    accepted = await _first_answer(op_id, request_hash, session)
+    accepted = _first_answer(row, keyed.request_hash)
     if not wait or accepted.status != "accepted":
         return accepted
     return await _await_outcome(accepted, session, timeout)
@@ -103,15 +118,23 @@ async def _publish(
     return Accepted(operation_id=op_id, consistency_token=str(token), status="accepted")
 
 
-async def _first_answer(op_id: str, request_hash: str | None, session: AsyncSession) -> Accepted:
-    row = await session.get_one(OperationRow, op_id, populate_existing=True)
-    if request_hash is None or row.request_hash != request_hash:
-        raise IdempotencyKeyReused(op_id)
+async def _keyed_row(tenant: str, key: str, session: AsyncSession) -> OperationRow | None:
+    found = await session.execute(
+        select(OperationRow)
+        .where(OperationRow.tenant == tenant, OperationRow.idempotency_key == key)
+        .execution_options(populate_existing=True)
+    )
+    return found.scalar_one_or_none()
+
+
+def _first_answer(row: OperationRow, request_hash: str) -> Accepted:
+    if row.request_hash != request_hash:
+        raise IdempotencyKeyReused(row.id)
     if row.consistency_token is None:
-        raise FirstAttemptInFlight(op_id)
+        raise FirstAttemptInFlight(row.id)
     return Accepted.model_validate(
         {
-            "operation_id": op_id,
+            "operation_id": row.id,
             "consistency_token": row.consistency_token,
             "status": row.status,
             "reason": row.reason,

@@ -1,10 +1,9 @@
-"""Operations are kept for `operation_retention_s` after their last change, then purged (`GET /operations/{id}`
-answers 404 after that), so the table does not grow with every write forever. Every command API process purges
-now and then; the DELETE is the same whoever runs it, so replicas need no coordination.
-
-Not the operations of requests with an Idempotency-Key: their command id derives from the key, so a key used
-again after a purge would make a command the applier's ledger may still hold as applied, and a different body
-would be acknowledged and never written. They stay until the id also derives from the request itself.
+"""Operations are kept for `operation_retention_s` after their last change, then purged, and the Idempotency-Keys
+they hold with them: `GET /operations/{id}` answers 404 after that, and a key used again is a new request. Its
+command id derives from the key and the request (command_api/deps.py), so the same request again makes the
+command the applier's ledger may still hold (applied once, announced again), and another request a new one.
+Every command API process purges now and then; the DELETE is the same whoever runs it, so replicas need no
+coordination.
 """
 
 from __future__ import annotations
@@ -24,12 +23,10 @@ PURGE_EVERY_S = 600.0
 
 
 async def purge_expired(sessions: async_sessionmaker[AsyncSession], retention_s: float) -> int:
-    """Delete the operations without an Idempotency-Key unchanged for `retention_s`; how many."""
+    """Delete the operations unchanged for `retention_s`; how many."""
     cutoff = datetime.now(UTC) - timedelta(seconds=retention_s)
     async with sessions.begin() as session:
-        result = await session.execute(
-            delete(OperationRow).where(OperationRow.updated_at < cutoff, OperationRow.request_hash.is_(None))
-        )
+        result = await session.execute(delete(OperationRow).where(OperationRow.updated_at < cutoff))
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 

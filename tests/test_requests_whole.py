@@ -176,14 +176,12 @@ async def test_poison_in_the_middle_of_a_batch_is_dead_lettered_and_its_neighbou
     assert sorted(stored_ids(settings, "mixed")) == ["a", "c", "d"]
 
 
-async def test_operations_expire_and_those_with_an_idempotency_key_stay(embedded_settings: Settings) -> None:
+async def test_operations_and_their_idempotency_keys_expire(embedded_settings: Settings) -> None:
+    key = {"Idempotency-Key": "k-1"}
+    first = {"vectors": [{"id": "a", "vector": [1, 2]}]}
     async with serving(create_app(embedded_settings)) as client:
         await client.post("/api/v1/datasets?wait=true", json={"name": "exp", "dimensions": 2})
-        body = {"vectors": [{"id": "a", "vector": [1, 2]}]}
-        plain = await client.post("/api/v1/datasets/exp/vectors?wait=true", json=body)
-        keyed = await client.post(
-            "/api/v1/datasets/exp/vectors?wait=true", json=body, headers={"Idempotency-Key": "k-1"}
-        )
+        keyed = await client.post("/api/v1/datasets/exp/vectors?wait=true", json=first, headers=key)
         engine = engine_for(embedded_settings)
         sessions = make_sessionmaker(engine)
         week = 7 * 24 * 3600.0
@@ -192,8 +190,23 @@ async def test_operations_expire_and_those_with_an_idempotency_key_stay(embedded
             await session.execute(
                 update(OperationRow).values(updated_at=datetime.now(UTC) - timedelta(days=8))
             )
-        assert await purge_expired(sessions, week) == 2, "the create and the plain upsert"
+        assert await purge_expired(sessions, week) == 2, "the create and the upsert"
         await engine.dispose()
-        assert (await client.get(f"/api/v1/operations/{plain.json()['operation_id']}")).status_code == 404
-        kept = await client.get(f"/api/v1/operations/{keyed.json()['operation_id']}")
-        assert kept.status_code == 200 and kept.json()["status"] == "applied"
+        assert (await client.get(f"/api/v1/operations/{keyed.json()['operation_id']}")).status_code == 404
+
+        # The key is free again. Another request with it is a new one, applied (not a 422, not mistaken by
+        # the applier for the first, whose id its ledger still holds); the first request again is applied once.
+        second = {"vectors": [{"id": "b", "vector": [3, 4]}]}
+        reused = await client.post("/api/v1/datasets/exp/vectors?wait=true", json=second, headers=key)
+        assert reused.status_code == 200 and reused.json()["status"] == "applied"
+        assert reused.json()["operation_id"] != keyed.json()["operation_id"]
+        got = await client.post(
+            "/api/v1/datasets/exp/vectors/get?consistency=strong", json={"ids": ["a", "b"]}
+        )
+        assert sorted(r["id"] for r in got.json()["results"]) == ["a", "b"]
+        again = await client.post(
+            "/api/v1/datasets/exp/vectors?wait=true", json=first, headers={"Idempotency-Key": "k-2"}
+        )
+        assert again.json()["status"] == "applied"
+        count = await client.post("/api/v1/datasets/exp/count?consistency=strong", json={})
+        assert count.json()["count"] == 2

@@ -82,8 +82,8 @@ class Settings(BaseSettings):
     operation_retention_s: float = Field(
         default=7 * 24 * 3600.0,
         gt=0,
-        description="How long an operation's status is kept after its last change (those of requests with an "
-        "Idempotency-Key are kept for good)",
+        description="How long an operation's status, and the Idempotency-Key that made it, are kept after its last "
+        "change; a key used again after that is a new request",
     )
     openai_api_key: SecretStr | None = Field(
         default=None, description="Bearer key for the OpenAI-compatible embedding endpoints of datasets"

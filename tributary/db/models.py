@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, String, Text, func
+from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, String, Text, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -40,6 +40,8 @@ class OperationRow(Base):
     projector when the worker's events arrive."""
 
     __tablename__ = "operations"
+    # One operation per Idempotency-Key and tenant (rows without a key are NULL there, and NULLs never collide).
+    __table_args__ = (Index("uq_operations_idempotency_key", "tenant", "idempotency_key", unique=True),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     tenant: Mapped[str] = mapped_column(String(64), index=True)
@@ -48,8 +50,10 @@ class OperationRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     consistency_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    # Set when the request carried an Idempotency-Key (the row's id then derives from it): a retry with the
-    # same key and the same body gets `ids` back with the first answer, a different body is refused.
+    # Set when the request carried an Idempotency-Key (the row's id then derives from the key and the request):
+    # a retry with the same key and the same body gets `ids` back with the first answer, a different body is
+    # refused.
+    idempotency_key: Mapped[str | None] = mapped_column(String(256), nullable=True)
     request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     ids: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
