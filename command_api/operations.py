@@ -56,8 +56,9 @@ async def submit(
 ) -> Accepted:
     command = submission.command
     op_id = str(command.id)
-    # The row exists before the command can be applied, so the projector always finds it to update; its
-    # primary key makes a second request with the same Idempotency-Key fail here, before publishing.
+    # The row exists before the command can be applied, so the projector always finds it to update; its unique
+    # Idempotency-Key (or, for the same request, its primary key) makes a second attempt fail here, before
+    # publishing.
     session.add(
         OperationRow(
             id=op_id,
@@ -76,7 +77,9 @@ async def submit(
         await session.rollback()
         if submission.keyed is None:
             raise
-        row = await _keyed_row(command.tenant, submission.keyed.key, session)
+        row = await _keyed_row(command.tenant, submission.keyed.key, session) or await session.get(
+            OperationRow, op_id, populate_existing=True
+        )
         if row is None:
             raise
         accepted = _first_answer(row, submission.keyed.request_hash)
@@ -128,7 +131,9 @@ async def _keyed_row(tenant: str, key: str, session: AsyncSession) -> OperationR
 
 
 def _first_answer(row: OperationRow, request_hash: str) -> Accepted:
-    if row.request_hash != request_hash:
+    # A row without a hash, found by the id that derives from this very request, is its own operation that the
+    # projector recreated (an outcome event read again after the operation expired).
+    if row.request_hash is not None and row.request_hash != request_hash:
         raise IdempotencyKeyReused(row.id)
     if row.consistency_token is None:
         raise FirstAttemptInFlight(row.id)

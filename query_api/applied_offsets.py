@@ -62,14 +62,15 @@ class AppliedOffsets:
                     log.warning("could not read the applier's committed offsets", exc_info=True)
                     await asyncio.sleep(RETRY_S)
                     continue
-                async with self._changed:
-                    for tp, meta in committed.items():
-                        if tp.topic != self._topic:
-                            continue
-                        self._committed[tp.partition] = max(
-                            meta.offset, self._committed.get(tp.partition, -1)
-                        )
-                    self._changed.notify_all()
+                grown = {
+                    tp.partition: meta.offset
+                    for tp, meta in committed.items()
+                    if tp.topic == self._topic and meta.offset > self._committed.get(tp.partition, -1)
+                }
+                if grown:
+                    async with self._changed:
+                        self._committed.update(grown)
+                        self._changed.notify_all()
                 await asyncio.sleep(POLL_S)
         finally:
             self._poller = None

@@ -1,8 +1,9 @@
 """Inserts the vectors that events left pending into each projection's HNSW, in a background thread.
 
 A write is searchable as soon as its event is applied (pending slots are scanned exactly, query_api/projection.py);
-this thread makes it cheap to find again. It takes a projection's write lock a chunk at a time, sized to hold
-it about `CHUNK_S` (a new vector takes about 0.3 ms to insert, a replaced one 1.4 ms), and pauses between chunks,
+this thread makes it cheap to find again. It takes a projection's write lock for about `CHUNK_S` at a time,
+inserting small batches until that time is up (a new vector takes about 0.3 ms, a replaced one 1.4 ms, and
+other datasets have other dimensions), and pauses between turns,
 so searches and events get the lock in between: under a burst of writes the pending set grows and searches scan
 more rows exactly, instead of the writes waiting for HNSW. A small backlog is indexed on one core, leaving the
 others to the event loop and searches; a large one (a bulk load) on every core, as its exact scans cost more.
@@ -20,8 +21,8 @@ from query_api.registry import Projections
 log = logging.getLogger(__name__)
 
 CHUNK_S = 0.02
-FIRST_CHUNK = 32
-MAX_CHUNK = 1024
+# Inserted between two looks at the clock: at most about 45 ms of replaced 384-d vectors.
+BATCH_PER_THREAD = 16
 PAUSE_S = 0.005
 IDLE_S = 1.0
 LARGE_BACKLOG = 4096
@@ -33,7 +34,6 @@ class Indexer:
         self._projections = projections
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hnsw-indexer", daemon=True)
-        self._seconds_per_vector = CHUNK_S / FIRST_CHUNK
 
     def start(self) -> None:
         self._thread.start()
@@ -58,15 +58,14 @@ class Indexer:
             if not projection.pending:
                 continue
             threads = CORES if projection.pending >= LARGE_BACKLOG else 1
-            chunk = int(min(MAX_CHUNK, max(1, threads * CHUNK_S / self._seconds_per_vector)))
             try:
                 with projection.lock.writing():
-                    started = time.perf_counter()
-                    done = projection.index_pending(chunk, threads=threads)
-                    if done:
-                        # Per vector and core, so the next chunk fits CHUNK_S whatever its thread count.
-                        self._seconds_per_vector = threads * (time.perf_counter() - started) / done
-                    indexed += done
+                    deadline = time.perf_counter() + CHUNK_S
+                    while time.perf_counter() < deadline:
+                        done = projection.index_pending(BATCH_PER_THREAD * threads, threads=threads)
+                        if not done:
+                            break
+                        indexed += done
             except Exception:
                 # Pending slots stay searchable by exact scan; retrying at once would spin on the same error.
                 log.exception("indexing a chunk of pending vectors failed")

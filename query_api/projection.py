@@ -18,6 +18,7 @@ it exclusively (hnswlib's add is not safe alongside its search).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import threading
@@ -178,8 +179,15 @@ class DatasetProjection:
         slots = np.asarray(chosen, dtype=np.int64)
         if threads is None:
             threads = _INSERT_THREADS if len(slots) >= _PARALLEL_INSERT_ROWS else 1
-        # Adding a deleted label replaces its vector and makes it live again.
-        self._index.add_items(self._vectors[slots], slots, num_threads=threads)
+        try:
+            # Adding a deleted label replaces its vector and makes it live again.
+            self._index.add_items(self._vectors[slots], slots, num_threads=threads)
+        except Exception:
+            # Some may be in: take them all out again, so none is both live in HNSW and pending.
+            for slot in chosen:
+                with contextlib.suppress(RuntimeError):
+                    self._index.mark_deleted(slot)
+            raise
         self._in_index[slots] = True
         for slot in chosen:
             del self._pending[slot]
@@ -265,9 +273,18 @@ class DatasetProjection:
         query = np.asarray(query, dtype=np.float32)
         if allowed is not None:
             candidates = np.flatnonzero(allowed)
-            if len(candidates) <= EXACT_SCAN_ROWS:
+            # Few allowed rows in HNSW (a selective filter, or most allowed rows still pending) would make
+            # hnswlib walk most of its graph to find them: scan them all exactly instead.
+            if (
+                len(candidates) <= EXACT_SCAN_ROWS
+                or np.count_nonzero(self._in_index[candidates]) <= EXACT_SCAN_ROWS
+            ):
                 return self._exact(query, candidates, k)
-        hits = self._index_search(query, k, allowed)
+        try:
+            hits = self._index_search(query, k, allowed)
+        except RuntimeError:
+            # hnswlib found fewer than k (many deleted entries around the query): answer exactly.
+            return self._exact(query, self.live_slots(allowed), k)
         if not self._pending:
             return hits
         pending = np.fromiter(self._pending, dtype=np.int64, count=len(self._pending))

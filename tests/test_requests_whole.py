@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import deeplake
 import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from command_api.retention import purge_expired
 from events import DeadLetter, Topics, UpsertVectors, UpsertVectorsPayload, partition_key
@@ -210,3 +210,24 @@ async def test_operations_and_their_idempotency_keys_expire(embedded_settings: S
         assert again.json()["status"] == "applied"
         count = await client.post("/api/v1/datasets/exp/count?consistency=strong", json={})
         assert count.json()["count"] == 2
+
+        # An outcome event read again after the purge makes the projector recreate the first operation's row,
+        # without key or hash; the first request retried is still answered from it.
+        engine = engine_for(embedded_settings)
+        async with make_sessionmaker(engine).begin() as session:
+            await session.execute(delete(OperationRow).where(OperationRow.id == again.json()["operation_id"]))
+            session.add(
+                OperationRow(
+                    id=again.json()["operation_id"],
+                    tenant="default",
+                    dataset="exp",
+                    command_type="UpsertVectors",
+                    status="applied",
+                    consistency_token="0:1",
+                )
+            )
+        await engine.dispose()
+        retried = await client.post(
+            "/api/v1/datasets/exp/vectors", json=first, headers={"Idempotency-Key": "k-2"}
+        )
+        assert retried.status_code == 200 and retried.json()["operation_id"] == again.json()["operation_id"]

@@ -83,7 +83,7 @@ class Settings(BaseSettings):
         default=7 * 24 * 3600.0,
         gt=0,
         description="How long an operation's status, and the Idempotency-Key that made it, are kept after its last "
-        "change; a key used again after that is a new request",
+        "change; a request with that key afterwards is not matched to the first answer",
     )
     openai_api_key: SecretStr | None = Field(
         default=None, description="Bearer key for the OpenAI-compatible embedding endpoints of datasets"

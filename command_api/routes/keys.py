@@ -1,6 +1,6 @@
 """API key management: create (the key is shown once), list, revoke. Keys are stored as the hash of their
-secret; a revoked key is refused at once by the replica that revoked it, and by every other replica within
-`key_cache_ttl_s` (how long a replica trusts a key it has verified)."""
+secret; a revoked key is refused at once by the process that revoked it, and by every other one within
+`key_cache_ttl_s` (how long a process trusts a key it has verified)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Operations expire: an index for the periodic purge of the old ones, and the Idempotency-Key in its own
-column (unique per tenant), as operation ids now derive from the key and the request.
+column (unique per tenant), as operation ids now derive from the key and the request. Rows written before it do
+not hold their key, so a request retried across the upgrade is not matched to its first answer.
 
 Revision ID: 0006
 Revises: 0005

@@ -12,7 +12,7 @@ def principal(subject: str) -> Principal:
 
 def test_a_key_is_trusted_for_its_ttl_and_then_looked_up_again() -> None:
     cache = KeyCache(ttl_s=0.05)
-    cache.put("h1", principal("k1"))
+    cache.put("h1", principal("k1"), cache.generation)
     assert cache.get("h1") == principal("k1")
     time.sleep(0.06)
     assert cache.get("h1") is None
@@ -20,13 +20,21 @@ def test_a_key_is_trusted_for_its_ttl_and_then_looked_up_again() -> None:
 
 def test_a_revoked_key_is_forgotten_and_others_kept() -> None:
     cache = KeyCache(ttl_s=60)
-    cache.put("h1", principal("k1"))
-    cache.put("h2", principal("k2"))
+    cache.put("h1", principal("k1"), cache.generation)
+    cache.put("h2", principal("k2"), cache.generation)
     cache.forget("k1")
     assert cache.get("h1") is None and cache.get("h2") == principal("k2")
 
 
 def test_a_zero_ttl_keeps_nothing() -> None:
     cache = KeyCache(ttl_s=0)
-    cache.put("h1", principal("k1"))
+    cache.put("h1", principal("k1"), cache.generation)
+    assert cache.get("h1") is None
+
+
+def test_a_lookup_that_began_before_a_revocation_is_not_kept() -> None:
+    cache = KeyCache(ttl_s=60)
+    began = cache.generation
+    cache.forget("k1")  # revoked while the lookup read the row
+    cache.put("h1", principal("k1"), began)
     assert cache.get("h1") is None

@@ -130,3 +130,17 @@ def test_a_half_indexed_projection_finds_pending_writes_and_never_a_replaced_vec
         assert np.mean(recalls) >= 0.95, stage
         projection.index_pending()
         assert projection.pending == 0
+
+
+def test_a_filter_over_rows_mostly_pending_is_answered_exactly() -> None:
+    rng = np.random.default_rng(9)
+    vectors = rng.standard_normal((6000, 8)).astype(np.float32)
+    metadata: list[dict[str, object]] = [{"big": i < 5000} for i in range(6000)]
+    projection = DatasetProjection(8, "cosine")
+    projection.upsert([f"v{i}" for i in range(6000)], vectors, None, metadata)
+    projection.index_pending(100)  # a bulk load just begun: 5,900 rows pending
+    allowed = projection.allowed(parse_filter({"big": True}))
+    assert allowed is not None and allowed.sum() == 5000
+    query = rng.standard_normal(8).astype(np.float32)
+    truth = true_scores("cosine", vectors[:5000], query)
+    assert [hit.slot for hit in projection.search(query, 10, allowed)] == best("cosine", truth, 10).tolist()

@@ -38,8 +38,9 @@ async def authenticate(request: Request) -> Principal:
         digest = keys.hash_secret(credential)
         principal = cache.get(digest)
         if principal is None:
+            generation = cache.generation
             principal = await _look_up(request.app.state.sessions, parsed)
-            cache.put(digest, principal)
+            cache.put(digest, principal, generation)
         return principal
     verifier: JwtVerifier | None = request.app.state.jwt_verifier
     if verifier is None:

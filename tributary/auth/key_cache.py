@@ -19,6 +19,8 @@ class KeyCache:
         self._ttl_s = ttl_s
         # Keyed by the hash of the key's secret, never the key itself.
         self._entries: dict[str, tuple[float, Principal]] = {}
+        # Counts revocations: a lookup that began before one may have read the key as valid, and is not kept.
+        self.generation = 0
 
     def get(self, secret_hash: str) -> Principal | None:
         entry = self._entries.get(secret_hash)
@@ -30,8 +32,9 @@ class KeyCache:
             return None
         return principal
 
-    def put(self, secret_hash: str, principal: Principal) -> None:
-        if self._ttl_s <= 0:
+    def put(self, secret_hash: str, principal: Principal, generation: int) -> None:
+        """Keep what a lookup found, unless a key was revoked since the lookup began (at `generation`)."""
+        if self._ttl_s <= 0 or generation != self.generation:
             return
         if len(self._entries) >= MAX_ENTRIES:
             # Many distinct keys within one ttl: dropping them all costs each one lookup, nothing more.
@@ -39,6 +42,7 @@ class KeyCache:
         self._entries[secret_hash] = (time.monotonic() + self._ttl_s, principal)
 
     def forget(self, key_id: str) -> None:
+        self.generation += 1
         for secret_hash, (_, principal) in list(self._entries.items()):
             if principal.subject == key_id:
                 del self._entries[secret_hash]
