@@ -71,7 +71,9 @@ async def ready(url: str) -> None:
 
 
 @asynccontextmanager
-async def kafka_mode(work: Path, query_workers: int = 1) -> AsyncIterator[tuple[str, str, Processes]]:
+async def kafka_mode(
+    work: Path, query_workers: int = 1, redis: bool = False
+) -> AsyncIterator[tuple[str, str, Processes]]:
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     env = {
         **os.environ,
@@ -82,6 +84,13 @@ async def kafka_mode(work: Path, query_workers: int = 1) -> AsyncIterator[tuple[
         "TRIBUTARY_TOPIC_PREFIX": prefix,
         "TRIBUTARY_ADMIN_KEY": ADMIN_KEY,
     }
+    if redis:
+        # The shared search cache and the rate limiter, as deployed; one benchmark key sends everything, so the
+        # limits sit above the load (each request still runs the limiter's script).
+        env["TRIBUTARY_REDIS_URL"] = os.environ["TRIBUTARY_TEST_REDIS_URL"]
+        for scope, kind in [(s, k) for s in ("KEY", "TENANT") for k in ("READS", "WRITES")]:
+            env[f"TRIBUTARY_RATE_LIMIT_{scope}_{kind}_PER_S"] = "1000000"
+            env[f"TRIBUTARY_RATE_LIMIT_{scope}_{kind}_BURST"] = "1000000"
     await _create_schema(os.environ["TRIBUTARY_TEST_DATABASE_URL"], prefix)
     await asyncio.to_thread(
         subprocess.run, [sys.executable, "-m", "tributary", "migrate"], env=env, check=True

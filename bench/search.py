@@ -1,7 +1,7 @@
 """Search through the HTTP query API: QPS, latency and recall@10, cold and cached, start-up, write-to-visible.
 
     eval "$(bash deploy/local/services.sh env)"    # Kafka mode needs the local services up
-    python -m bench.search [--mode embedded|kafka] [--query-workers 1] [--vectors 100000] [--dims 384] [--seconds 5]
+    python -m bench.search [--mode embedded|kafka] [--query-workers 1] [--redis] [--vectors 100000] [--dims 384] [--seconds 5]
 
 Loads --vectors clustered vectors (metadata `bucket` 0..99, a text of topic words) through the command API,
 then prints, for unfiltered, 1%-filtered (`{"bucket": 7}`) and hybrid (weighted, alpha 0.7) queries with 1, 8
@@ -215,7 +215,9 @@ async def run(args: argparse.Namespace) -> None:
     data = Data(args.vectors, args.dims)
     with tempfile.TemporaryDirectory() as tmp:
         starter = (
-            partial(kafka_mode, query_workers=args.query_workers) if args.mode == "kafka" else embedded_mode
+            partial(kafka_mode, query_workers=args.query_workers, redis=args.redis)
+            if args.mode == "kafka"
+            else embedded_mode
         )
         async with (
             starter(Path(tmp)) as (command_url, query_url, running),
@@ -233,6 +235,7 @@ async def run(args: argparse.Namespace) -> None:
             )
             created.raise_for_status()
             workers = f", {args.query_workers} query-api processes" if args.mode == "kafka" else ""
+            workers += ", Redis" if args.mode == "kafka" and args.redis else ""
             print(f"{args.mode} mode{workers}, {args.vectors:,} x {args.dims}")
             await load(commands, queries, data)
             await searches(queries, data, args.seconds)
@@ -247,6 +250,9 @@ def main() -> None:
     parser.add_argument("--mode", choices=["embedded", "kafka"], default="embedded")
     parser.add_argument(
         "--query-workers", type=int, default=1, help="query-api processes in Kafka mode (`serve --workers`)"
+    )
+    parser.add_argument(
+        "--redis", action="store_true", help="Kafka mode with Redis: the shared cache and the rate limiter"
     )
     parser.add_argument("--vectors", type=int, default=100_000)
     parser.add_argument("--dims", type=int, default=384)

@@ -132,14 +132,22 @@ class Settings(BaseSettings):
     rate_limit_enabled: bool = Field(
         default=True, description="Rate-limit requests in Redis (needs redis_url)"
     )
-    rate_limit_key_reads_per_s: float = Field(default=50.0, gt=0)
-    rate_limit_key_reads_burst: int = Field(default=100, ge=1)
-    rate_limit_key_writes_per_s: float = Field(default=10.0, gt=0)
-    rate_limit_key_writes_burst: int = Field(default=20, ge=1)
-    rate_limit_tenant_reads_per_s: float = Field(default=200.0, gt=0)
-    rate_limit_tenant_reads_burst: int = Field(default=400, ge=1)
-    rate_limit_tenant_writes_per_s: float = Field(default=50.0, gt=0)
-    rate_limit_tenant_writes_burst: int = Field(default=100, ge=1)
+    # Defaults stop a runaway client, not normal use: a tenant may use about what one query process serves on two
+    # cores (docs/benchmarks.md), and a write request carries up to 10,000 vectors.
+    rate_limit_key_reads_per_s: float = Field(default=1000.0, gt=0, description="Reads a second per API key")
+    rate_limit_key_reads_burst: int = Field(default=2000, ge=1)
+    rate_limit_key_writes_per_s: float = Field(
+        default=50.0, gt=0, description="Write requests a second per API key"
+    )
+    rate_limit_key_writes_burst: int = Field(default=100, ge=1)
+    rate_limit_tenant_reads_per_s: float = Field(
+        default=2000.0, gt=0, description="Reads a second per tenant"
+    )
+    rate_limit_tenant_reads_burst: int = Field(default=4000, ge=1)
+    rate_limit_tenant_writes_per_s: float = Field(
+        default=200.0, gt=0, description="Write requests a second per tenant"
+    )
+    rate_limit_tenant_writes_burst: int = Field(default=400, ge=1)
     rate_limit_fail_open: bool = Field(
         default=True,
         description="When Redis does not answer: let requests through (true) or refuse them (false); "
