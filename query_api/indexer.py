@@ -11,6 +11,7 @@ others to the event loop and searches; a large one (a bulk load) on every core, 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -26,6 +27,7 @@ BATCH_PER_THREAD = 16
 PAUSE_S = 0.005
 IDLE_S = 1.0
 LARGE_BACKLOG = 4096
+NICE = 10
 CORES = os.cpu_count() or 1
 
 
@@ -44,6 +46,10 @@ class Indexer:
         self._thread.join()
 
     def _run(self) -> None:
+        # Background work in earnest: on Linux, nice applies to this thread and to the threads hnswlib starts
+        # from it, so indexing yields the cores to event application, searches and the other processes.
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
         while not self._stopping.is_set():
             self._projections.written.clear()
             if self._index_a_chunk_of_each():
