@@ -3,9 +3,9 @@
 A write is searchable as soon as its event is applied (pending slots are scanned exactly, query_api/projection.py);
 this thread makes it cheap to find again. It takes a projection's write lock for about `CHUNK_S` at a time,
 inserting small batches until that time is up (a new vector takes about 0.3 ms, a replaced one 1.4 ms, and
-other datasets have other dimensions), and pauses between turns,
-so searches and events get the lock in between: under a burst of writes the pending set grows and searches scan
-more rows exactly, instead of the writes waiting for HNSW. A small backlog is indexed on one core, leaving the
+other datasets have other dimensions), and pauses between turns, so searches and events get the lock in
+between: under a burst of writes the pending set grows and searches scan more rows exactly, instead of the
+writes waiting for HNSW. A small backlog is indexed on one core, leaving the
 others to the event loop and searches; a large one (a bulk load) on every core, as its exact scans cost more.
 """
 
@@ -17,6 +17,7 @@ import os
 import threading
 import time
 
+from query_api.projection import INSERT_THREADS
 from query_api.registry import Projections
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,6 @@ PAUSE_S = 0.005
 IDLE_S = 1.0
 LARGE_BACKLOG = 4096
 NICE = 10
-CORES = os.cpu_count() or 1
 
 
 class Indexer:
@@ -63,7 +63,7 @@ class Indexer:
             projection = served.projection
             if not projection.pending:
                 continue
-            threads = CORES if projection.pending >= LARGE_BACKLOG else 1
+            threads = INSERT_THREADS if projection.pending >= LARGE_BACKLOG else 1
             try:
                 with projection.lock.writing():
                     deadline = time.perf_counter() + CHUNK_S

@@ -48,7 +48,7 @@ _INITIAL_CAPACITY = 1024
 # Inserting is the most expensive thing a replica does (about 0.3 ms a new vector, one thread, 384 dimensions at
 # 100,000; 1.4 ms to replace one): a load from DeepLake inserts on every core, as searches wait for it anyway.
 _PARALLEL_INSERT_ROWS = 32
-_INSERT_THREADS = os.cpu_count() or 1
+INSERT_THREADS = os.cpu_count() or 1
 
 
 class ReadWriteLock:
@@ -178,7 +178,7 @@ class DatasetProjection:
             return 0
         slots = np.asarray(chosen, dtype=np.int64)
         if threads is None:
-            threads = _INSERT_THREADS if len(slots) >= _PARALLEL_INSERT_ROWS else 1
+            threads = INSERT_THREADS if len(slots) >= _PARALLEL_INSERT_ROWS else 1
         try:
             # Adding a deleted label replaces its vector and makes it live again.
             self._index.add_items(self._vectors[slots], slots, num_threads=threads)
@@ -271,17 +271,18 @@ class DatasetProjection:
         if k <= 0 or not self._slot_of:
             return []
         query = np.asarray(query, dtype=np.float32)
-        if allowed is not None:
+        # Rows live in HNSW and allowed: hnswlib fails when it finds fewer than k, so it is asked for no more.
+        if allowed is None:
+            indexed = len(self._slot_of) - len(self._pending)
+        else:
             candidates = np.flatnonzero(allowed)
+            indexed = int(np.count_nonzero(self._in_index[candidates]))
             # Few allowed rows in HNSW (a selective filter, or most allowed rows still pending) would make
             # hnswlib walk most of its graph to find them: scan them all exactly instead.
-            if (
-                len(candidates) <= EXACT_SCAN_ROWS
-                or np.count_nonzero(self._in_index[candidates]) <= EXACT_SCAN_ROWS
-            ):
+            if len(candidates) <= EXACT_SCAN_ROWS or indexed <= EXACT_SCAN_ROWS:
                 return self._exact(query, candidates, k)
         try:
-            hits = self._index_search(query, k, allowed)
+            hits = self._index_search(query, min(k, indexed), allowed)
         except RuntimeError:
             # hnswlib found fewer than k (many deleted entries around the query): answer exactly.
             return self._exact(query, self.live_slots(allowed), k)
@@ -296,11 +297,6 @@ class DatasetProjection:
         return sorted(hits, key=lambda hit: -hit.score)[:k]
 
     def _index_search(self, query: Vectors, k: int, allowed: Bools | None) -> list[Hit]:
-        # hnswlib fails when it finds fewer than k: ask for no more than the index holds live and allowed.
-        if allowed is None:
-            k = min(k, len(self._slot_of) - len(self._pending))
-        else:
-            k = min(k, int(np.count_nonzero(self._in_index[: len(allowed)] & allowed)))
         if k == 0:
             return []
         self._index.set_ef(max(MIN_EF, 2 * k))

@@ -17,7 +17,7 @@ MAX_ENTRIES = 10_000
 class KeyCache:
     def __init__(self, ttl_s: float) -> None:
         self._ttl_s = ttl_s
-        # Keyed by the hash of the key's secret, never the key itself.
+        # Keyed by the hash of the whole key, never the key itself.
         self._entries: dict[str, tuple[float, Principal]] = {}
         # Counts revocations: a lookup that began before one may have read the key as valid, and is not kept.
         self.generation = 0
