@@ -1,0 +1,129 @@
+"""The Python SDK against a real server: embedded mode, and once through Kafka."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from tributary_client import AsyncTributary, InvalidRequest, NotFound, Tributary, Unauthorized
+
+from tests.helpers import ADMIN_KEY
+
+DIMENSIONS = 8
+
+
+def records(count: int, start: int = 0) -> Iterator[dict[str, Any]]:
+    rng = np.random.default_rng(start)
+    for i in range(start, start + count):
+        yield {"id": f"r{i}", "vector": rng.random(DIMENSIONS, dtype=np.float32), "metadata": {"n": i}}
+
+
+class DropFirstAnswer(httpx.AsyncBaseTransport):
+    """A network that loses the answer to the first upsert: the server gets and applies the request, the
+    client sees the connection drop."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.lost: list[httpx.Response] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.method == "POST" and request.url.path.endswith("/vectors") and not self.lost:
+            await response.aread()
+            self.lost.append(response)
+            raise httpx.RemoteProtocolError("server disconnected without sending a response", request=request)
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_batches_stream_in_packed_and_a_session_read_sees_them(embedded_url: str) -> None:
+    async with AsyncTributary(embedded_url, ADMIN_KEY) as client:
+        await client.create_dataset("docs", DIMENSIONS, metadata_schema={"n": "integer"})
+        report = await client.upsert_many("docs", records(2_500), batch_size=1_000, in_flight=2)
+        assert report.records == 2_500
+        assert len(report.batches) == 3
+        # No wait: the client carries the last write's token and reads at session consistency.
+        assert await client.count("docs") == 2_500
+        assert await client.count("docs", filter={"n": {"$lt": 100}}) == 100
+        found = await client.get("docs", ["r7", "missing"])
+        assert [view.id for view in found] == ["r7"]
+        expected = list(records(8))[7]["vector"]
+        assert np.allclose(found[0].vector or [], expected)
+
+
+async def test_paging_to_the_end(embedded_url: str) -> None:
+    async with AsyncTributary(embedded_url, ADMIN_KEY) as client:
+        await client.create_dataset("docs", DIMENSIONS)
+        await client.upsert_many("docs", records(1_234), batch_size=500, wait=True)
+        seen = [view.id async for view in client.scroll("docs", page_size=100)]
+        assert sorted(seen) == sorted(f"r{i}" for i in range(1_234))
+        query = np.ones(DIMENSIONS, dtype=np.float32)
+        pages: list[str] = []
+        offset = 0
+        while True:
+            page = await client.search("docs", query, k=50, offset=offset)
+            pages.extend(view.id for view in page.results)
+            if page.next_offset is None or len(pages) >= 300:
+                break
+            offset = page.next_offset
+        assert len(pages) == len(set(pages)) == 300
+
+
+async def test_a_batch_whose_answer_was_lost_is_retried_and_applied_once(embedded_url: str) -> None:
+    network = DropFirstAnswer()
+    async with AsyncTributary(embedded_url, ADMIN_KEY, transport=network) as client:
+        await client.create_dataset("docs", DIMENSIONS)
+        accepted = await client.upsert("docs", list(records(10)), wait=True)
+        # The retry carried the first attempt's Idempotency-Key: the server answered it with the first operation.
+        first = network.lost[0].json()
+        assert accepted.operation_id == first["operation_id"]
+        assert await client.count("docs") == 10
+        operation = await client.wait_for(accepted)
+        assert operation.status == "applied"
+
+
+async def test_errors_are_typed_with_the_record_at_fault(embedded_url: str) -> None:
+    async with AsyncTributary(embedded_url, ADMIN_KEY) as client:
+        await client.create_dataset("docs", DIMENSIONS)
+        bad = [*records(2), {"id": "short", "vector": [0.5, 0.5]}]
+        with pytest.raises(InvalidRequest) as refused:
+            await client.upsert("docs", bad)
+        assert refused.value.status == 422
+        assert refused.value.index == 2
+        assert refused.value.field == "vector"
+        with pytest.raises(NotFound):
+            await client.search("nothing-here", np.ones(DIMENSIONS))
+    async with AsyncTributary(embedded_url, "trb_wrong_key") as stranger:
+        with pytest.raises(Unauthorized):
+            await stranger.list_datasets()
+
+
+def test_the_blocking_client_makes_the_same_calls(embedded_url: str) -> None:
+    with Tributary(embedded_url, ADMIN_KEY) as client:
+        client.create_dataset("docs", DIMENSIONS)
+        accepted = client.upsert("docs", list(records(20)))
+        assert client.last_token("docs") == accepted.consistency_token
+        assert client.count("docs") == 20
+        assert len(list(client.scroll("docs", page_size=7))) == 20
+        client.delete("docs", ids=["r0", "r1"])
+        assert client.count("docs") == 18
+        assert [d.name for d in client.list_datasets()] == ["docs"]
+
+
+@pytest.mark.kafka
+async def test_through_kafka_a_session_read_sees_the_previous_write(kafka_url: str) -> None:
+    command_url, query_url = kafka_url.split()
+    async with AsyncTributary(command_url, ADMIN_KEY, read_url=query_url) as client:
+        await client.create_dataset("docs", DIMENSIONS)
+        for round_ in range(3):
+            await client.upsert("docs", list(records(100, start=round_ * 100)))
+            # Each read waits for exactly the previous write, through the applier and the query replica.
+            assert await client.count("docs") == 100 * (round_ + 1)
+        report = await client.upsert_many("docs", records(1_000, start=300), batch_size=250)
+        assert len(report.batches) == 4
+        assert await client.count("docs") == 1_300
