@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
@@ -23,7 +24,7 @@ from tributary_client._wire import (
     record_body,
     retry_after,
 )
-from tributary_client.errors import ApiError, RequestTimeout, TransportError, api_error
+from tributary_client.errors import ApiError, BatchFailed, RequestTimeout, TransportError, api_error
 
 Consistency = Literal["eventual", "bounded", "session", "strong"]
 M = TypeVar("M", bound=BaseModel)
@@ -33,7 +34,7 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 
 @dataclass
 class IngestReport:
-    """What `upsert_many` sent: every batch acknowledged (202), in order."""
+    """What `upsert_many` sent: every batch acknowledged, in order."""
 
     records: int = 0
     batches: list[models.Accepted] = field(default_factory=list)
@@ -139,35 +140,60 @@ class AsyncTributary:
         batch_size: int = 1000,
         in_flight: int = 4,
         key_prefix: str | None = None,
+        first_batch: int = 0,
+        on_batch: Callable[[int, models.Accepted], None] | None = None,
         wait: bool = False,
     ) -> IngestReport:
         """Stream any iterable of records in batches, at most `in_flight` requests at a time. Each batch's
         Idempotency-Key derives from `key_prefix`, its index and its content: give the same prefix to resume an
-        interrupted ingest and the batches already applied are answered, not applied again. Without a prefix the
-        call makes a random one (a later call with the same records writes them again, as `upsert` would)."""
+        interrupted ingest (with `first_batch`, the index of the first batch `records` starts at) and the
+        batches already applied are answered, not applied again. Without a prefix the call makes a random one
+        (a later call with the same records writes them again, as `upsert` would). `on_batch(records, answer)`
+        is called as each batch is acknowledged, in order."""
         prefix = key_prefix if key_prefix is not None else uuid.uuid4().hex
         report = IngestReport()
-        pending: list[asyncio.Task[models.Accepted]] = []
-        for index, batch in enumerate(batches(records, batch_size)):
-            bodies = [record_body(record) for record in batch]
-            key = batch_key(prefix, index, bodies)
-            pending.append(
-                asyncio.ensure_future(
-                    self._write(
-                        dataset,
-                        "POST",
-                        f"/api/v1/datasets/{dataset}/vectors",
-                        {"vectors": bodies},
-                        wait=wait,
-                        key=key,
-                    )
+        pending: list[tuple[int, int, asyncio.Task[models.Accepted]]] = []
+
+        async def acknowledge() -> None:
+            first, size, task = pending.pop(0)
+            try:
+                answer = await task
+            except ApiError as exc:
+                raise BatchFailed(first, exc) from exc
+            report.batches.append(answer)
+            if on_batch is not None:
+                on_batch(size, answer)
+
+        try:
+            for index, batch in enumerate(batches(records, batch_size), start=first_batch):
+                bodies = [record_body(record) for record in batch]
+                path = f"/api/v1/datasets/{dataset}/vectors"
+                write = self._write(
+                    dataset,
+                    "POST",
+                    path,
+                    {"vectors": bodies},
+                    wait=wait,
+                    key=batch_key(prefix, index, bodies),
                 )
-            )
-            report.records += len(batch)
-            if len(pending) >= in_flight:
-                report.batches.append(await pending.pop(0))
-        for task in pending:
-            report.batches.append(await task)
+                pending.append((report.records, len(batch), asyncio.ensure_future(write)))
+                report.records += len(batch)
+                if len(pending) >= in_flight:
+                    await acknowledge()
+            while pending:
+                await acknowledge()
+        except Exception:
+            # The batches already sent finish, and those before the failure count as acknowledged: what the
+            # report (and `on_batch`) says was written, was.
+            with contextlib.suppress(Exception):
+                while pending:
+                    await acknowledge()
+            await asyncio.gather(*(task for _, _, task in pending), return_exceptions=True)
+            raise
+        except BaseException:
+            # Interrupted: stop at once. Resending with the same keys later is safe.
+            await _cancel(task for _, _, task in pending)
+            raise
         return report
 
     async def delete(
@@ -480,6 +506,13 @@ def _search_body(
     if include is not None:
         body["include"] = list(include)
     return body
+
+
+async def _cancel(tasks: Iterable[asyncio.Task[Any]]) -> None:
+    waiting = list(tasks)
+    for task in waiting:
+        task.cancel()
+    await asyncio.gather(*waiting, return_exceptions=True)
 
 
 def _position(token: str) -> tuple[int, int]:

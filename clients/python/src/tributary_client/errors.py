@@ -117,6 +117,19 @@ class ServerError(ApiError):
     """Another 5xx."""
 
 
+class BatchFailed(TributaryError):
+    """A batch of `upsert_many` was refused; the batches before it were acknowledged, none after it was."""
+
+    def __init__(self, first_record: int, error: ApiError) -> None:
+        super().__init__(error.reason, error.problems)
+        self.first_record, self.error, self.status = first_record, error, error.status
+
+    @property
+    def record(self) -> int | None:
+        """The position in the stream of the record at fault, when the server named one."""
+        return None if self.error.index is None else self.first_record + self.error.index
+
+
 _BY_STATUS: dict[int, type[ApiError]] = {
     400: BadRequest,
     401: Unauthorized,
