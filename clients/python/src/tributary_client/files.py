@@ -177,13 +177,16 @@ def _checked(where: str, record: dict[str, Any]) -> dict[str, Any]:
     if "id" in record and not isinstance(record["id"], str):
         raise BadRecord(where, "id", "must be a string")
     vector = record.get("vector")
-    if vector is not None and not hasattr(vector, "astype"):
-        if not isinstance(vector, list) or not all(
-            isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in vector
-        ):
-            raise BadRecord(where, "vector", "must be a list of finite numbers")
+    if vector is not None and not hasattr(vector, "astype") and not _finite_numbers(vector):
+        raise BadRecord(where, "vector", "must be a list of finite numbers")
     if "metadata" in record and not isinstance(record["metadata"], dict):
         raise BadRecord(where, "metadata", "must be an object")
     if "vector" not in record and "text" not in record:
         raise BadRecord(where, "vector", "a record needs a vector or a text")
     return record
+
+
+def _finite_numbers(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in value
+    )
