@@ -8,6 +8,7 @@ that revoked it.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from tributary.auth.principal import Principal
 
@@ -15,8 +16,9 @@ MAX_ENTRIES = 10_000
 
 
 class KeyCache:
-    def __init__(self, ttl_s: float) -> None:
+    def __init__(self, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._ttl_s = ttl_s
+        self._clock = clock
         # Keyed by the hash of the whole key, never the key itself.
         self._entries: dict[str, tuple[float, Principal]] = {}
         # Counts revocations: a lookup that began before one may have read the key as valid, and is not kept.
@@ -27,7 +29,7 @@ class KeyCache:
         if entry is None:
             return None
         expires, principal = entry
-        if time.monotonic() >= expires:
+        if self._clock() >= expires:
             del self._entries[secret_hash]
             return None
         return principal
@@ -39,7 +41,7 @@ class KeyCache:
         if len(self._entries) >= MAX_ENTRIES:
             # Many distinct keys within one ttl: dropping them all costs each one lookup, nothing more.
             self._entries.clear()
-        self._entries[secret_hash] = (time.monotonic() + self._ttl_s, principal)
+        self._entries[secret_hash] = (self._clock() + self._ttl_s, principal)
 
     def forget(self, key_id: str) -> None:
         self.generation += 1
