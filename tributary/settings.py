@@ -159,7 +159,11 @@ class Settings(BaseSettings):
     def _admin_key_is_a_key(cls, value: SecretStr | None) -> SecretStr | None:
         # The format guarantees a 256-bit secret, so the bootstrap key is checked like every other key.
         if value is not None and keys.parse(value.get_secret_value()) is None:
-            raise ValueError("must be an API key in the trb_<prefix>_<secret> format")
+            raise ValueError(
+                "must be an API key in the trb_<prefix>_<secret> format (make one with: python -c "
+                "'from tributary.auth.keys import new_key; print(new_key().key)'; in embedded mode, leave it "
+                "unset to have one generated and printed at the first start)"
+            )
         return value
 
     @model_validator(mode="after")
