@@ -89,6 +89,8 @@ def test_served_dataset_survives_a_kill_and_restart(tmp_path: Path) -> None:
         # With no TRIBUTARY_ADMIN_KEY, the first start makes an admin key and prints it, once.
         printed = re.findall(r"admin key \(shown once, keep it\): (trb_\S+)", output.read_text())
         assert len(printed) == 1, output.read_text()
+        # The migrations it applied are not news.
+        assert "alembic" not in output.read_text()
         auth = {"Authorization": f"Bearer {printed[0]}"}
         assert httpx.get(f"{base}/datasets").status_code == 401
         answer = httpx.post(

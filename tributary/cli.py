@@ -64,6 +64,8 @@ def serve(
     if workers > 1 and role not in ("command-api", "query-api"):
         raise typer.BadParameter(f"the {role} role runs as one process", param_hint="--workers")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Alembic logs its plugins and every migration at INFO on each start: only its warnings are news.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = load_settings()
     if role in ("applier", "projector"):
         from tributary.worker import run_worker
