@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import deeplake
 import httpx
 
 from events import CreateDataset, CreateDatasetPayload, DatasetCreated
@@ -19,6 +18,7 @@ from tests.processes import free_port
 from tributary.app import create_app
 from tributary.db.migrate import upgrade
 from tributary.db.session import engine_for, make_sessionmaker
+from tributary.deeplake_lib import deeplake
 from tributary.embedded_bus import EmbeddedBus
 from tributary.settings import Settings
 from tributary.storage import DatasetStore

@@ -8,7 +8,6 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import deeplake
 import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import delete, func, select, update
@@ -20,6 +19,7 @@ from tests.kafka_tools import command_count, workers
 from tributary.app import create_app
 from tributary.db.models import BusCommandRow, OperationRow
 from tributary.db.session import engine_for, make_sessionmaker
+from tributary.deeplake_lib import deeplake
 from tributary.settings import Settings
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import socket
 
-import deeplake
 import httpx
 import numpy as np
 import numpy.typing as npt
@@ -18,6 +17,7 @@ from tests.embedding_server import EmbeddingsServer, vector_of
 from tests.helpers import serving
 from tributary.app import create_app
 from tributary.db.models import BusCommandRow, OperationRow
+from tributary.deeplake_lib import deeplake
 from tributary.embedding.local import LocalEmbedder
 from tributary.settings import Settings
 

@@ -8,10 +8,10 @@ import asyncio
 import json
 from dataclasses import dataclass, field
 
-import deeplake
 import httpx
 import numpy as np
 
+from tributary.deeplake_lib import deeplake
 from tributary.settings import Settings
 
 DIMENSIONS = 16
