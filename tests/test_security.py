@@ -332,10 +332,17 @@ async def test_writes_key_changes_and_denials_are_audited_in_sql_and_on_kafka(
         bootstrap_servers=settings.kafka_bootstrap,
         auto_offset_reset="earliest",
     )
+    wanted, published = {(s, t, o) for s, _, t, o in seen}, set()
+
+    async def all_published() -> bool | None:
+        batches = await consumer.getmany(timeout_ms=1000)
+        for record in (r for records in batches.values() for r in records):
+            event = AuditEvent.model_validate_json(record.value)
+            published.add((event.subject, event.target, event.outcome))
+        return True if published >= wanted else None
+
     await consumer.start()
     try:
-        published = await consumer.getmany(timeout_ms=5000)
-        events = [AuditEvent.model_validate_json(r.value) for records in published.values() for r in records]
+        await eventually(all_published, timeout=60)
     finally:
         await consumer.stop()
-    assert {(e.subject, e.target, e.outcome) for e in events} >= {(s, t, o) for s, _, t, o in seen}
