@@ -28,9 +28,18 @@ def _reporterless_temp_dir() -> Path:
     the life of the process, so it is a lasting one (per user), not a throwaway. Asking `tempfile` first also
     fixes Python's own temp folder before TMPDIR changes."""
     root = Path(tempfile.gettempdir()) / f"tributary-deeplake-{os.getuid()}"
-    (root / "indra").mkdir(parents=True, exist_ok=True)
-    (root / "indra" / ".sentry-native").touch(exist_ok=True)
+    try:
+        _block_reporter_folder(root)
+    except OSError:
+        # Someone else's folder of that name: one of this process's own.
+        root = Path(tempfile.mkdtemp(prefix="tributary-deeplake-"))
+        _block_reporter_folder(root)
     return root
+
+
+def _block_reporter_folder(temp: Path) -> None:
+    (temp / "indra").mkdir(parents=True, exist_ok=True)
+    (temp / "indra" / ".sentry-native").touch(exist_ok=True)
 
 
 if _crash_reports_wanted():
