@@ -21,6 +21,20 @@ mkdir -p "$wheelhouse"
 .venv/bin/python -m pip download -q -d "$wheelhouse" "setuptools>=69" wheel "pybind11>=2.10" ".[test,embed-local]"
 .venv/bin/python -m pip install -q --no-index --find-links "$wheelhouse" -e ".[test,embed-local]"
 
+# The offline checks of the deployment files (tests/test_deploy_*.py) run Debian's docker-compose (`config`) and
+# promtool (in the prometheus package). Without recommends: docker-compose would bring a Docker engine.
+deploy_tools=()
+command -v docker-compose >/dev/null || deploy_tools+=(docker-compose)
+command -v promtool >/dev/null || deploy_tools+=(prometheus)
+if ((${#deploy_tools[@]})); then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${deploy_tools[@]}" >/dev/null
+  else
+    echo "not root: run 'sudo apt-get install --no-install-recommends ${deploy_tools[*]}' for the deployment checks" >&2
+  fi
+fi
+
 bash deploy/local/services.sh up
 eval "$(bash deploy/local/services.sh env)"
 bash deploy/local/services.sh status
