@@ -28,8 +28,8 @@ def require_tool(command: str, install: str) -> str:
     return found
 
 
-def run_tool(*args: str) -> subprocess.CompletedProcess[str]:
+def run_tool(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Runs a checker and fails the test with its output when it refuses."""
-    result = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+    result = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, env=env, timeout=120, check=False)
     assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
     return result
