@@ -3,6 +3,7 @@ file against the Compose schema)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 from typing import Any
@@ -16,8 +17,9 @@ COMPOSE_FILE = ROOT / "deploy" / "compose" / "docker-compose.yml"
 INSTALL = "apt-get install --no-install-recommends docker-compose"
 
 
+@functools.cache
 def resolved_compose() -> dict[str, Any]:
-    """The compose file as docker-compose resolves it (anchors merged, variables substituted)."""
+    """The compose file as docker-compose resolves it (anchors merged, variables substituted); read-only."""
     compose = require_tool("docker-compose", INSTALL)
     environment = {**os.environ, "TRIBUTARY_ADMIN_KEY": new_key().key}
     result = run_tool(compose, "-f", str(COMPOSE_FILE), "config", env=environment)
