@@ -80,9 +80,11 @@ def test_readme_compose_and_kubernetes_start_every_role() -> None:
 
 
 def test_every_tributary_variable_is_a_setting() -> None:
+    """In the compose file, the manifests and the image."""
     named = {name for env in compose_roles().values() for name in env}
     for overlay in overlays():
         named |= {name for names in kubernetes_roles(overlay).values() for name in names}
+    named |= set(re.findall(r"TRIBUTARY_[A-Z_]+(?==)", (ROOT / "Dockerfile").read_text()))
     tributary = {name for name in named if name.startswith("TRIBUTARY_")}
     assert tributary - SETTING_NAMES == set()
 
