@@ -31,6 +31,20 @@ else
   echo "$wanted" >"$stamp"
 fi
 
+# The offline checks of the deployment files (tests/test_deploy_*.py) run Debian's docker-compose (`config`) and
+# promtool (in the prometheus package). Without recommends: docker-compose would bring a Docker engine.
+deploy_tools=()
+command -v docker-compose >/dev/null || deploy_tools+=(docker-compose)
+command -v promtool >/dev/null || deploy_tools+=(prometheus)
+if ((${#deploy_tools[@]})); then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${deploy_tools[@]}" >/dev/null
+  else
+    echo "not root: run 'sudo apt-get install --no-install-recommends ${deploy_tools[*]}' for the deployment checks" >&2
+  fi
+fi
+
 bash deploy/local/services.sh up
 eval "$(bash deploy/local/services.sh env)"
 bash deploy/local/services.sh status

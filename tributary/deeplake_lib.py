@@ -23,17 +23,21 @@ def _crash_reports_wanted() -> bool:
     return os.environ.get(CRASH_REPORTS_VARIABLE, "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def _reporterless_temp_dir() -> Path:
+def _reporterless_temp_dir() -> Path | None:
     """A temp folder in which the reporter cannot create its own. The library keeps it as its temp folder for
-    the life of the process, so it is a lasting one (per user), not a throwaway. Asking `tempfile` first also
-    fixes Python's own temp folder before TMPDIR changes."""
-    root = Path(tempfile.gettempdir()) / f"tributary-deeplake-{os.getuid()}"
+    the life of the process, so it is a lasting one (per user), not a throwaway; asking `tempfile` first also
+    fixes Python's own temp folder before TMPDIR changes. None when no temp folder is writable: the reporter
+    cannot create its folder then either."""
     try:
-        _block_reporter_folder(root)
+        root = Path(tempfile.gettempdir()) / f"tributary-deeplake-{os.getuid()}"
+        try:
+            _block_reporter_folder(root)
+        except OSError:
+            # Someone else's folder of that name: one of this process's own.
+            root = Path(tempfile.mkdtemp(prefix="tributary-deeplake-"))
+            _block_reporter_folder(root)
     except OSError:
-        # Someone else's folder of that name: one of this process's own.
-        root = Path(tempfile.mkdtemp(prefix="tributary-deeplake-"))
-        _block_reporter_folder(root)
+        return None
     return root
 
 
@@ -42,11 +46,12 @@ def _block_reporter_folder(temp: Path) -> None:
     (temp / "indra" / ".sentry-native").touch(exist_ok=True)
 
 
-if _crash_reports_wanted():
+_temp = None if _crash_reports_wanted() else _reporterless_temp_dir()
+if _temp is None:
     import deeplake
 else:
     _saved = os.environ.get("TMPDIR")
-    os.environ["TMPDIR"] = str(_reporterless_temp_dir())
+    os.environ["TMPDIR"] = str(_temp)
     try:
         import deeplake
     finally:

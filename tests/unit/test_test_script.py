@@ -20,11 +20,14 @@ def checkout(tmp_path: Path) -> tuple[Path, Path]:
     tree, log = tmp_path / "tree", tmp_path / "calls.log"
     (tree / "deploy/local").mkdir(parents=True)
     (tree / ".venv/bin").mkdir(parents=True)
+    (tree / "bin").mkdir()
     shutil.copy(ROOT / "test.sh", tree)
     shutil.copy(ROOT / "pyproject.toml", tree)
     for tool in (
         tree / "deploy/local/services.sh",
         *(tree / ".venv/bin" / n for n in ("python", "ruff", "mypy")),
+        # On the PATH, so that test.sh installs no Debian package for the deployment checks.
+        *(tree / "bin" / n for n in ("docker-compose", "promtool")),
     ):
         tool.write_text(STAND_IN.format(log=log))
         tool.chmod(0o755)
@@ -33,7 +36,10 @@ def checkout(tmp_path: Path) -> tuple[Path, Path]:
 
 def installs(tree: Path, log: Path) -> int:
     log.unlink(missing_ok=True)
-    env = os.environ | {"TRIBUTARY_WHEELHOUSE": str(tree / "wheels")}
+    env = os.environ | {
+        "TRIBUTARY_WHEELHOUSE": str(tree / "wheels"),
+        "PATH": f"{tree / 'bin'}:{os.environ['PATH']}",
+    }
     subprocess.run(["bash", str(tree / "test.sh")], cwd=tree, env=env, check=True, capture_output=True)
     return sum(
         line.startswith("python -m pip install") and " -e " in line for line in log.read_text().splitlines()

@@ -1,0 +1,129 @@
+"""Private Kafka, PostgreSQL and Redis for fault tests, started by `deploy/local/services.sh` in a folder and on
+ports of their own, so a test can stop and restart them without disturbing the services every other test shares.
+
+Stopping is what an outage looks like from the clients: the process goes away (SIGTERM, or SIGKILL with
+`hard=True`) and its port refuses connections; starting again keeps the data (Kafka's log, PostgreSQL's cluster).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from tests.processes import free_port
+
+SERVICES_SH = Path(__file__).resolve().parents[1] / "deploy" / "local" / "services.sh"
+
+Service = Literal["kafka", "redis", "postgres"]
+
+
+@dataclass
+class PrivateServices:
+    state: Path
+    kafka_port: int
+    controller_port: int
+    redis_port: int
+    pg_port: int
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "TRIBUTARY_SERVICES_DIR": str(self.state),
+            "TRIBUTARY_KAFKA_PORT": str(self.kafka_port),
+            "TRIBUTARY_KAFKA_CONTROLLER_PORT": str(self.controller_port),
+            "TRIBUTARY_REDIS_PORT": str(self.redis_port),
+            "TRIBUTARY_PG_PORT": str(self.pg_port),
+        }
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.redis_port}/0"
+
+    @property
+    def database_url(self) -> str:
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.pg_port}/tributary"
+
+    def _script(self, *args: str) -> None:
+        done = subprocess.run(
+            ["bash", str(SERVICES_SH), *args], env=self.env, capture_output=True, text=True, timeout=300
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"services.sh {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+
+    def _pid(self, service: Service) -> int | None:
+        pid_file = {
+            "kafka": self.state / "kafka" / "kafka.pid",
+            "redis": self.state / "redis" / "redis.pid",
+            "postgres": self.state / "postgres" / "data" / "postmaster.pid",
+        }[service]
+        try:
+            return int(pid_file.read_text().split()[0])
+        except (FileNotFoundError, ValueError, IndexError):
+            return None
+
+    def up(self) -> None:
+        """Start whatever of the three is not running (services.sh up is idempotent) and wait until it answers."""
+        self._script("up")
+
+    def stop(self, service: Service, hard: bool = False) -> None:
+        """Take one service away and wait until its process is gone."""
+        pid = self._pid(service)
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            # PostgreSQL's fast shutdown is SIGINT; SIGTERM waits for every client to leave.
+            os.kill(
+                pid, signal.SIGKILL if hard else signal.SIGINT if service == "postgres" else signal.SIGTERM
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+        os.kill(pid, signal.SIGKILL)
+
+    def down(self) -> None:
+        self._script("down")
+
+
+@contextlib.contextmanager
+def private_services() -> Iterator[PrivateServices]:
+    """Kafka, Redis and PostgreSQL of this test alone; all three stopped and their data removed when it ends."""
+    # Not under pytest's tmp_path: that is private to root (0700), and PostgreSQL runs as its own user.
+    base = Path(tempfile.mkdtemp(prefix="tributary-faults-"))
+    base.chmod(0o755)
+    services = PrivateServices(
+        state=base / "services",
+        kafka_port=free_port(),
+        controller_port=free_port(),
+        redis_port=free_port(),
+        pg_port=free_port(),
+    )
+    services.state.mkdir(parents=True, exist_ok=True)
+    # Kafka's jars come from the shared services folder when it has them, instead of a second Maven copy.
+    shared_libs = SERVICES_SH.parents[2] / ".services" / "kafka" / "libs"
+    if (shared_libs / ".complete").exists():
+        (services.state / "kafka").mkdir(parents=True, exist_ok=True)
+        (services.state / "kafka" / "libs").symlink_to(shared_libs, target_is_directory=True)
+    try:
+        services.up()
+        yield services
+    finally:
+        services.down()
+        shutil.rmtree(base, ignore_errors=True)
