@@ -24,6 +24,7 @@ from events import Command
 from schemas.datasets import Accepted
 from tributary.bus import CommandPublisher
 from tributary.deps import SessionDep, SettingsDep, TenantDep
+from tributary.errors import invalid
 from tributary.settings import Settings
 
 
@@ -145,8 +146,8 @@ def _idempotency_errors() -> Iterator[None]:
     try:
         yield
     except IdempotencyKeyReused:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
+        raise invalid(
+            ("header", "idempotency-key"),
             "this Idempotency-Key was used for a different request; use a new key",
         ) from None
     except FirstAttemptInFlight:

@@ -9,13 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from events.commands import MAX_DIMENSIONS, EmbedderConfig, FieldName, FieldType, Metric
 from events.names import Name
+from schemas.requests import Integer, RequestModel
 
 
-class CreateDatasetRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CreateDatasetRequest(RequestModel):
     name: Name = Field(description="Lowercase letters, digits, '-' and '_'; at most 63 characters")
-    dimensions: int = Field(ge=1, le=MAX_DIMENSIONS)
+    dimensions: Integer = Field(ge=1, le=MAX_DIMENSIONS)
     metric: Metric = "cosine"
     metadata_schema: dict[FieldName, FieldType] = Field(default_factory=dict)
     text_field: FieldName | None = None

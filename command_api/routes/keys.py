@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from events.names import Name
+from schemas.requests import RequestModel
 from tributary.auth import keys
 from tributary.auth.principal import Principal, Role, authorize
 from tributary.db.models import ApiKeyRow
@@ -21,9 +22,7 @@ from tributary.deps import CurrentPrincipal, KeyCacheDep, SessionDep
 router = APIRouter(prefix="/api/v1/admin/keys", tags=["keys"])
 
 
-class CreateKey(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CreateKey(RequestModel):
     tenant: Name
     roles: list[Role] = Field(min_length=1)
     datasets: list[Name] | None = Field(default=None, description="Limit the key to these datasets")
