@@ -10,7 +10,7 @@ from fastapi import Depends, HTTPException, Query, Request, status
 from query_api.cache import SearchCache
 from query_api.consistency import ConsistencyLevel, ReadBarrier
 from query_api.registry import Projections, Served
-from tributary.bus import ConsistencyToken
+from tributary.bus import TOKEN_PATTERN, ConsistencyToken
 from tributary.deps import SettingsDep, TenantDep
 from tributary.errors import invalid
 
@@ -31,7 +31,8 @@ async def served_dataset(
         ConsistencyLevel, Query(description="eventual, bounded (default), session (needs `token`) or strong")
     ] = "bounded",
     token: Annotated[
-        str | None, Query(description="For `session`: the consistency_token a write answered")
+        str | None,
+        Query(description="For `session`: the consistency_token a write answered", pattern=TOKEN_PATTERN),
     ] = None,
 ) -> ServedRead:
     parsed = None

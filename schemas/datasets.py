@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from events.commands import MAX_DIMENSIONS, EmbedderConfig, FieldName, FieldType, Metric
+from events.domain import RejectionCause
 from events.names import Name
 from schemas.requests import Integer, RequestModel
 
@@ -55,6 +56,9 @@ class Accepted(BaseModel):
     consistency_token: str
     status: OperationStatus
     reason: str | None = None
+    rejection: RejectionCause | None = Field(
+        default=None, description="Why it was rejected; the answer's status is then 404, 409 or 422 to match"
+    )
     ids: list[str] | None = Field(default=None, description="For an upsert: the ids, generated where missing")
 
 
@@ -66,6 +70,7 @@ class OperationView(BaseModel):
     command_type: str
     status: OperationStatus
     reason: str | None
+    rejection: RejectionCause | None
     consistency_token: str | None
     created_at: datetime
     updated_at: datetime

@@ -93,12 +93,14 @@ class VectorsResponse(ReadState):
 class ScrollRequest(RequestModel):
     filter: FilterDict | None = None
     limit: Integer = Field(default=100, ge=1, le=MAX_RECORDS)
-    cursor: str | None = Field(default=None, description="`next_cursor` of the previous page")
+    cursor: str | None = Field(
+        default=None, pattern=r"^[0-9]{1,19}$", description="`next_cursor` of the previous page"
+    )
     include: list[Include] = Field(default_factory=_metadata_only)
 
 
 class ScrollResponse(VectorsResponse):
-    next_cursor: str | None
+    next_cursor: str | None = Field(default=None, description="Absent on the last page")
 
 
 class CountRequest(RequestModel):

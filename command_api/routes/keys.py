@@ -18,8 +18,15 @@ from tributary.auth import keys
 from tributary.auth.principal import Principal, Role, authorize
 from tributary.db.models import ApiKeyRow
 from tributary.deps import CurrentPrincipal, KeyCacheDep, SessionDep
+from tributary.errors import AUTHENTICATED, responses
+from tributary.json_route import JSONRoute
 
-router = APIRouter(prefix="/api/v1/admin/keys", tags=["keys"])
+router = APIRouter(
+    prefix="/api/v1/admin/keys",
+    tags=["keys"],
+    route_class=JSONRoute,
+    responses=AUTHENTICATED | responses(413),
+)
 
 
 class CreateKey(RequestModel):
@@ -86,7 +93,7 @@ async def list_keys(
     return KeyList(keys=[KeyView.model_validate(row) for row in rows])
 
 
-@router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(404))
 async def revoke_key(
     key_id: str, principal: CurrentPrincipal, session: SessionDep, key_cache: KeyCacheDep
 ) -> None:

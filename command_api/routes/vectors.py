@@ -10,7 +10,7 @@ import numpy.typing as npt
 from fastapi import APIRouter, Depends, HTTPException, Response, status
 from fastapi.exceptions import RequestValidationError
 
-from command_api.deps import SubmitDep, answer_retries_first
+from command_api.deps import WRITE_RESPONSES, SubmitDep, answer_retries_first
 from command_api.validation import check_records, metadata_problems
 from events import (
     DeleteVectors,
@@ -26,6 +26,7 @@ from schemas.vectors import DeleteVectorsRequest, MetadataPatch, UpsertVectorsRe
 from tributary.db.models import DatasetRow
 from tributary.deps import EmbeddersDep, SessionDep, TenantDep, allowed
 from tributary.embedding import Embedders, EmbeddingFailed
+from tributary.errors import responses
 from tributary.json_route import JSONRoute
 
 router = APIRouter(
@@ -33,6 +34,7 @@ router = APIRouter(
     tags=["vectors"],
     dependencies=[Depends(allowed("write")), Depends(answer_retries_first)],
     route_class=JSONRoute,
+    responses=WRITE_RESPONSES,
 )
 
 
@@ -46,7 +48,7 @@ async def existing_dataset(dataset: str, session: SessionDep, tenant: TenantDep)
 DatasetDep = Annotated[DatasetRow, Depends(existing_dataset)]
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted, responses=responses(503))
 async def upsert_vectors(
     body: UpsertVectorsRequest,
     dataset: DatasetDep,

@@ -32,7 +32,7 @@ from schemas.search import (
 )
 from tributary.deps import EmbeddersDep, TenantDep, allowed
 from tributary.embedding import Embedders, EmbeddingFailed
-from tributary.errors import invalid
+from tributary.errors import AUTHENTICATED, invalid, responses
 from tributary.json_route import JSONRoute
 
 router = APIRouter(
@@ -40,10 +40,14 @@ router = APIRouter(
     tags=["search"],
     route_class=JSONRoute,
     dependencies=[Depends(allowed("read"))],
+    # 404: no such dataset; 504: the replica did not reach the read's consistency in time.
+    responses=AUTHENTICATED | responses(404, 413, 504),
 )
 
 
-@router.post("/search", response_model=SearchResponse, response_model_exclude_none=True)
+@router.post(
+    "/search", response_model=SearchResponse, response_model_exclude_none=True, responses=responses(503)
+)
 async def search(
     dataset: str,
     body: SearchRequest,
@@ -56,7 +60,12 @@ async def search(
     return _answer(read, page[1:-1])
 
 
-@router.post("/search/batch", response_model=SearchBatchResponse, response_model_exclude_none=True)
+@router.post(
+    "/search/batch",
+    response_model=SearchBatchResponse,
+    response_model_exclude_none=True,
+    responses=responses(503),
+)
 async def search_batch(
     dataset: str,
     body: SearchBatchRequest,

@@ -66,6 +66,8 @@ class OperationRow(Base):
     command_type: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # For a rejected operation: events.domain.RejectionCause.
+    rejection: Mapped[str | None] = mapped_column(String(16), nullable=True)
     consistency_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # Set when the request carried an Idempotency-Key (the row's id then derives from the key and the request):
     # a retry with the same key and the same body gets `ids` back with the first answer, a different body is
