@@ -23,7 +23,19 @@ MAX_OFFSET = 10_000
 
 
 class SearchRequest(RequestModel):
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    # The rule of `_query_given`, in the document too: text, or a vector in vector mode (the default).
+    model_config = ConfigDict(
+        arbitrary_types_allowed=True,
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["text"], "properties": {"text": {"type": "string"}}},
+                {
+                    "required": ["vector"],
+                    "properties": {"vector": {"not": {"type": "null"}}, "mode": {"const": "vector"}},
+                },
+            ]
+        },
+    )
 
     vector: list[FiniteFloat] | PackedVector | None = Field(
         default=None, description="The query vector (numbers, or packed float32 in base64)"

@@ -73,6 +73,19 @@ class UpsertVectorsRequest(RequestModel):
 
 
 class DeleteVectorsRequest(RequestModel):
+    # The rule of `_one_selector`, in the document too.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["ids"], "properties": {"ids": {"type": "array"}, "filter": {"type": "null"}}},
+                {
+                    "required": ["filter"],
+                    "properties": {"filter": {"type": "object", "minProperties": 1}, "ids": {"type": "null"}},
+                },
+            ]
+        }
+    )
+
     ids: list[VectorId] | None = Field(default=None, min_length=1, max_length=MAX_RECORDS)
     filter: FilterDict | None = Field(default=None, description="Delete every vector whose metadata matches")
 
