@@ -64,10 +64,10 @@ WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 class Submitter:
     """Submits the command of the current request and sets the answer's status code (`status_of`): 202 while
-    accepted, the outcome's once `?wait=true` saw it applied or rejected. With an Idempotency-Key the operation is found by the key,
-    and the command's id derives from the tenant, the key and the request: the same request always makes the
-    same command (one the applier recognises), and a key used again after its operation expired
-    (command_api/retention.py) for another request makes a new one."""
+    accepted, the outcome's once `?wait=true` saw it applied or rejected. With an Idempotency-Key the operation
+    is found by the key, and the command's id derives from the tenant, the key and the request: the same
+    request always makes the same command (one the applier recognises), and a key used again after its
+    operation expired (command_api/retention.py) for another request makes a new one."""
 
     def __init__(
         self,

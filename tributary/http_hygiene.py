@@ -58,7 +58,8 @@ class BodyLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             length = Headers(scope=scope).get("content-length", "")
-            if length.isdigit() and int(length) > self.max_bytes:
+            # ASCII digits only: "²" is a digit to str.isdigit() and not to int().
+            if length.isascii() and length.isdigit() and int(length) > self.max_bytes:
                 message = f"a request body may hold {self.max_bytes} bytes"
                 await error_response(413, [problem(413, message)])(scope, receive, send)
                 return
