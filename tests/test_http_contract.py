@@ -128,3 +128,23 @@ async def test_allow_names_the_methods_of_the_route_the_path_names(embedded_sett
         assert one.headers["allow"] == "GET, PATCH"
         datasets = await client.options("/api/v1/datasets")
         assert datasets.headers["allow"] == "GET, POST"
+
+
+async def test_the_document_names_the_codes_routes_answer(embedded_settings: Settings) -> None:
+    reads = ("/search", "/search/batch", "/vectors/get", "/scroll", "/count")
+    checked = 0
+    for path, operations in create_app(embedded_settings).openapi()["paths"].items():
+        for method, operation in operations.items():
+            codes = set(operation["responses"])
+            if not path.startswith("/api/"):
+                continue
+            assert {"401", "403", "422", "429"} <= codes, (method, path, codes)
+            if not path.startswith("/api/v1/datasets"):
+                continue
+            if method in ("post", "patch", "delete") and not path.endswith(reads):
+                # 200: ?wait=true saw it applied; 404, 409, 422: also a rejected operation's answer.
+                assert {"200", "202", "404", "409", "413", "422"} <= codes, (method, path, codes)
+                checked += 1
+            elif "{" in path:
+                assert "404" in codes, (method, path, codes)
+    assert checked == 5
