@@ -230,4 +230,4 @@ async def test_operations_and_their_idempotency_keys_expire(embedded_settings: S
         retried = await client.post(
             "/api/v1/datasets/exp/vectors", json=first, headers={"Idempotency-Key": "k-2"}
         )
-        assert retried.status_code == 200 and retried.json()["operation_id"] == again.json()["operation_id"]
+        assert retried.status_code == 202 and retried.json()["operation_id"] == again.json()["operation_id"]

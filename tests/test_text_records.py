@@ -102,7 +102,7 @@ async def test_an_embedder_that_is_down_is_a_503_and_nothing_is_published(
         await create(client, 4, {"kind": "openai", "model": "m", "base_url": base_url})
         answer = await client.post(f"{VECTORS}?wait=true", json={"vectors": [{"text": "hello"}]})
         assert answer.status_code == 503, answer.text
-        assert "embedding failed: cannot reach the embedding endpoint" in answer.json()["detail"]
+        assert "embedding failed: cannot reach the embedding endpoint" in answer.json()["detail"][0]["msg"]
         async with app.state.sessions() as session:
             assert await session.scalar(select(func.count()).select_from(BusCommandRow)) == 1  # the create
             assert await session.scalar(select(func.count()).select_from(OperationRow)) == 1

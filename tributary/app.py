@@ -133,9 +133,7 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
             )
             yield
 
-    app = FastAPI(
-        title="Tributary", version=__version__, lifespan=lifespan, max_body_size=settings.max_body_bytes
-    )
+    app = FastAPI(title="Tributary", version=__version__, lifespan=lifespan)
     errors.install(app)
     app.add_middleware(AuditMiddleware)
     http_hygiene.install(app, settings)

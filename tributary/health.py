@@ -22,7 +22,7 @@ async def liveness() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses={503: {"description": "A required dependency is failing (same body)"}})
 async def readiness(request: Request, response: Response) -> dict[str, Any]:
     required: dict[str, Check] = request.app.state.readiness
     optional: dict[str, Check] = request.app.state.optional_readiness
