@@ -19,8 +19,6 @@ log = logging.getLogger(__name__)
 
 LOCAL_ENTRIES = 2048
 TTL_S = 300
-# A cache that answers slower than this is worse than none: give up and search.
-REDIS_TIMEOUT_S = 0.05
 
 
 @dataclass

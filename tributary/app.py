@@ -11,8 +11,8 @@ from typing import Any, Literal
 
 from fastapi import FastAPI
 from redis.asyncio import Redis
-from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from command_api.deps import ReplayedAnswer, replayed_answer
 from command_api.retention import purge_periodically
@@ -20,7 +20,7 @@ from command_api.routes import datasets as command_datasets
 from command_api.routes import keys as command_keys
 from command_api.routes import vectors as command_vectors
 from events import Topics
-from query_api.cache import REDIS_TIMEOUT_S, SearchCache
+from query_api.cache import SearchCache
 from query_api.consistency import EmbeddedBarrier
 from query_api.follower import EventFollower
 from query_api.indexer import Indexer
@@ -67,10 +67,10 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
             app.state.settings = settings
             app.state.sessions = sessions
             app.state.asyncapi = asyncapi_document(settings)
-            app.state.readiness = {"database": lambda: _database_answers(engine)}
+            app.state.readiness = {"database": lambda: health.database_answers(engine)}
             app.state.optional_readiness = {}
             app.state.jwt_verifier = JwtVerifier.from_settings(settings)
-            app.state.key_cache = KeyCache(settings.key_cache_ttl_s)
+            app.state.key_cache = KeyCache(settings.key_cache_ttl_s, settings.key_grace_s)
             generated = await install_bootstrap_key(sessions, settings)
             if generated is not None:
                 # Printed once, at the first start: only its hash is kept.
@@ -110,7 +110,9 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
             redis = None
             if settings.redis_url:
                 redis = Redis.from_url(
-                    settings.redis_url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
+                    settings.redis_url,
+                    socket_timeout=settings.redis_timeout_s,
+                    socket_connect_timeout=settings.redis_timeout_s,
                 )
                 stack.push_async_callback(redis.aclose)
                 app.state.optional_readiness["redis"] = lambda: _redis_answers(redis)
@@ -180,12 +182,6 @@ async def _catalog(sessions: async_sessionmaker[AsyncSession]) -> list[tuple[str
     async with sessions() as session:
         rows = await session.execute(select(DatasetRow.tenant, DatasetRow.name))
         return [(tenant, name) for tenant, name in rows]
-
-
-async def _database_answers(engine: AsyncEngine) -> bool:
-    async with engine.connect() as connection:
-        await connection.execute(text("select 1"))
-    return True
 
 
 async def _redis_answers(redis: Redis | None) -> bool:

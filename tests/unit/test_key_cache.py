@@ -38,3 +38,21 @@ def test_a_lookup_that_began_before_a_revocation_is_not_kept() -> None:
     cache.forget("k1")  # revoked while the lookup read the row
     cache.put("h1", principal("k1"), began)
     assert cache.get("h1") is None
+
+
+def test_a_key_verified_within_the_grace_is_trusted_only_as_stale() -> None:
+    cache = KeyCache(ttl_s=0.05, grace_s=60)
+    cache.put("h1", principal("k1"), cache.generation)
+    time.sleep(0.06)
+    # Past the ttl it is looked up again as usual; only an outage falls back on it.
+    assert cache.get("h1") is None
+    assert cache.stale("h1") == principal("k1")
+    cache.forget("k1")
+    assert cache.stale("h1") is None
+
+
+def test_the_grace_ends() -> None:
+    cache = KeyCache(ttl_s=0.01, grace_s=0.04)
+    cache.put("h1", principal("k1"), cache.generation)
+    time.sleep(0.06)
+    assert cache.stale("h1") is None
