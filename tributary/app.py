@@ -86,6 +86,7 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
                 bus = EmbeddedBus(sessions, store, on_events=partial(apply_events, projections))
                 await bus.start()
                 stack.push_async_callback(bus.stop)
+                app.state.readiness["bus"] = bus.ready
                 app.state.publisher = bus
                 app.state.projections, app.state.barrier = projections, EmbeddedBarrier(bus)
                 _index_in_background(stack, projections)
@@ -105,6 +106,7 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
                 follower = EventFollower(settings, projections, store)
                 await follower.start(lambda: _catalog(sessions))
                 stack.push_async_callback(follower.stop)
+                app.state.readiness["events"] = follower.ready
                 app.state.projections, app.state.barrier = projections, follower
                 _index_in_background(stack, projections)
             redis = None

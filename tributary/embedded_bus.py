@@ -9,7 +9,6 @@ repeats it); the handlers are idempotent, so the effect is once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
 
@@ -20,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from events import Command, DomainEvent, parse_command, parse_event, partition_key
 from tributary.bus import ConsistencyToken
 from tributary.db.models import BusCommandRow, BusEventRow
+from tributary.resilience import Supervised
 from tributary.storage import DatasetStore
 from tributary.threads import in_thread_to_completion
 from workers.isolation import MAX_ATTEMPTS, apply_batch
@@ -46,7 +46,8 @@ class EmbeddedBus:
         self._wake = asyncio.Event()
         self._applied = asyncio.Condition()
         self._applied_seq = 0
-        self._task: asyncio.Task[None] | None = None
+        self._applying = Supervised("embedded bus", self._run, log)
+        self._started = False
         self._failures: dict[int, int] = {}
 
     async def publish(self, commands: Sequence[Command]) -> ConsistencyToken:
@@ -66,16 +67,18 @@ class EmbeddedBus:
         return ConsistencyToken(partition=0, offset=seq)
 
     async def start(self) -> None:
-        if self._task is None:
+        if not self._started:
+            self._started = True
             self._applied_seq = await self._processed_prefix()
-            self._task = asyncio.create_task(self._run(), name="embedded-bus")
+            self._applying.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._applying.stop()
+        self._started = False
+
+    async def ready(self) -> bool:
+        """Applying runs (it is restarted after a crash; readiness says 503 meanwhile)."""
+        return self._applying.healthy
 
     @property
     def applied_seq(self) -> int:

@@ -1,5 +1,5 @@
 """Living with dependencies that go away: exponential backoff with jitter, a log that says a repeated error once
-with a count, and a circuit breaker with half-open probes.
+with a count, a circuit breaker with half-open probes, and supervised background tasks.
 
 The breaker is written here rather than taken from `purgatory` or `aiobreaker`: one breaker must serve
 SQLAlchemy's synchronous connect hook (PostgreSQL) as well as async calls (Redis, embedding endpoints), and
@@ -10,10 +10,11 @@ separate factories, and `aiobreaker` (async only) has had no release since 2021.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Literal
 
@@ -149,3 +150,49 @@ class CircuitBreaker:
             self.succeeded()
             raise
         self.succeeded()
+
+
+class Supervised:
+    """A background task that must keep running: when it raises, it is logged, counted as failing (readiness
+    says 503) and started again after a growing pause; once it runs again it counts as healthy."""
+
+    def __init__(
+        self, name: str, work: Callable[[], Awaitable[None]], logger: logging.Logger, cap_s: float = 30.0
+    ) -> None:
+        self.name = name
+        self._work = work
+        self._log = RepeatedLog(logger)
+        self._backoff = Backoff(first_s=0.5, cap_s=cap_s)
+        self._backoff_cap_s = cap_s
+        self._task: asyncio.Task[None] | None = None
+        self._crashed = False
+        self.restarts = 0
+
+    @property
+    def healthy(self) -> bool:
+        return self._task is not None and not self._task.done() and not self._crashed
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._supervise(), name=self.name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _supervise(self) -> None:
+        while True:
+            started = time.monotonic()
+            try:
+                await self._work()
+                return
+            except Exception:
+                if time.monotonic() - started > self._backoff_cap_s:
+                    self._backoff.reset()  # it ran well for a while: this is a new failure, not the same one
+                self._crashed = True
+                self._log(logging.ERROR, "%s crashed; restarting it after a pause", self.name, exc_info=True)
+            await self._backoff.sleep()
+            self.restarts += 1
+            self._crashed = False
