@@ -45,6 +45,7 @@ from tributary.kafka import (
     ensure_topics,
     make_broker,
 )
+from tributary.resilience import CircuitBreaker
 from tributary.settings import Settings
 from tributary.storage import DatasetStore
 
@@ -123,7 +124,8 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
                 await sink.start()
                 stack.push_async_callback(sink.stop)
                 app.state.audit_sink = sink
-            app.state.search_cache = SearchCache(redis)
+            redis_breaker = CircuitBreaker("Redis")
+            app.state.search_cache = SearchCache(redis, redis_breaker)
             app.state.rate_limiter = (
                 RateLimiter(
                     redis,
@@ -131,6 +133,7 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
                     fail_open=settings.rate_limit_fail_open,
                     # Deployments sharing a Redis keep their buckets apart.
                     namespace=settings.topic_prefix,
+                    breaker=redis_breaker,
                 )
                 if redis is not None and settings.rate_limit_enabled
                 else None

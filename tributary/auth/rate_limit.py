@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 
 from tributary.auth.principal import Principal
+from tributary.resilience import CircuitBreaker, Unavailable
 from tributary.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -129,10 +130,18 @@ class RateDecision(BaseModel):
 
 class RateLimiter:
     def __init__(
-        self, redis: Redis, limits: RateLimits, *, fail_open: bool, namespace: str = "tributary"
+        self,
+        redis: Redis,
+        limits: RateLimits,
+        *,
+        fail_open: bool,
+        namespace: str = "tributary",
+        breaker: CircuitBreaker | None = None,
     ) -> None:
-        """`redis` should have short socket timeouts: a slow limiter slows every request. `namespace` keeps
-        deployments that share a Redis apart (the topic prefix)."""
+        """`redis` should have short socket timeouts: a slow limiter slows every request; while `breaker` (shared
+        with the search cache) is open, Redis is not asked at all. `namespace` keeps deployments that share a
+        Redis apart (the topic prefix)."""
+        self._breaker = breaker or CircuitBreaker("Redis")
         self._redis = redis
         self._namespace = namespace
         self._limits = limits
@@ -153,8 +162,9 @@ class RateLimiter:
         keys = self.keys(principal, kind)
         args = [cost, *(value for bucket in buckets for value in (bucket.rate_per_s, bucket.burst))]
         try:
-            answer = await self._run(keys, args)
-        except (RedisError, OSError, TimeoutError) as exc:
+            with self._breaker.guard(RedisError, OSError, TimeoutError):
+                answer = await self._run(keys, args)
+        except (RedisError, OSError, TimeoutError, Unavailable) as exc:
             return self._unavailable(exc)
         if self._redis_down:
             self._redis_down = False
