@@ -68,8 +68,11 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
             app.state.settings = settings
             app.state.sessions = sessions
             app.state.asyncapi = asyncapi_document(settings)
-            app.state.readiness = {"database": lambda: health.database_answers(engine)}
-            app.state.optional_readiness = {}
+            database = {"database": lambda: health.database_answers(engine)}
+            # A query replica serves reads from memory through a database outage (keys verified before it
+            # included): degraded, not out of rotation.
+            app.state.readiness = {} if role == "query-api" else database
+            app.state.optional_readiness = database if role == "query-api" else {}
             app.state.jwt_verifier = JwtVerifier.from_settings(settings)
             app.state.key_cache = KeyCache(settings.key_cache_ttl_s, settings.key_grace_s)
             generated = await install_bootstrap_key(sessions, settings)
