@@ -3,12 +3,16 @@ itself (the PostgreSQL and Kafka outages of the distributed roles are in tests/t
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 import httpx
+import pytest
 
+from query_api.follower import EventFollower
 from tests.helpers import eventually, serving
+from tests.kafka_tools import publish_rejection
 from tributary.app import create_app
 from tributary.settings import Settings
 
@@ -92,3 +96,17 @@ async def test_a_crashed_event_follower_flips_readiness_and_is_restarted(
         crash.broken = False
         await until_ready_is(client, 200)
         assert crash.calls > 1
+
+
+async def test_a_query_api_is_not_ready_until_it_caught_up_with_the_event_log(
+    distributed_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stalled = asyncio.Event()  # never set: the follower reads nothing
+    monkeypatch.setattr(EventFollower, "_run", lambda self: stalled.wait())
+    app = create_app(distributed_settings, "query-api")
+    async with serving(app) as client:
+        # Written after the replica noted where the log ends, and not read: it is behind.
+        await publish_rejection(distributed_settings, "nowhere", "behind")
+        answer = await client.get("/readyz")
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["checks"]["events"] == "failing"

@@ -13,21 +13,18 @@ import asyncio
 import collections
 import signal
 import time
-import uuid
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-from aiokafka import AIOKafkaProducer
 
-from events import CommandRejected, CommandRejectedPayload, Topics, partition_key
 from tests.cluster import ROLES, Cluster
 from tests.faults import PrivateServices, private_services
 from tests.helpers import ADMIN_KEY, eventually
+from tests.kafka_tools import publish_rejection
 from tributary.db.migrate import upgrade
 from tributary.db.session import engine_for
-from tributary.kafka import json_headers
 from tributary.settings import Settings
 
 pytestmark = pytest.mark.kafka
@@ -77,28 +74,6 @@ async def probe_outage(
                 seen[what, type(exc).__name__] += 1
         await asyncio.sleep(0.1)
     return seen
-
-
-async def publish_rejection(settings: Settings) -> str:
-    """Publish a CommandRejected event, as the applier would; its operation id."""
-    event = CommandRejected(
-        tenant="default",
-        dataset="pg",
-        causation_id=uuid.uuid4(),
-        payload=CommandRejectedPayload(command_type="UpsertVectors", reason="published during the outage"),
-    )
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            Topics(settings.topic_prefix).events,
-            event.model_dump_json().encode(),
-            key=partition_key(event.tenant, event.dataset),
-            headers=[(k, v.encode()) for k, v in json_headers(event.type).items()],
-        )
-    finally:
-        await producer.stop()
-    return str(event.operation)
 
 
 async def test_postgres_outage_with_an_applier_restart(tmp_path: Path, run_id: str) -> None:
@@ -153,7 +128,7 @@ async def outage(cluster: Cluster, services: PrivateServices) -> None:
         await asyncio.to_thread(services.stop, "postgres")
         began = time.monotonic()
         # An event reaches the projector during the outage: it must wait for the database, not spin.
-        in_hand = await publish_rejection(cluster.settings)
+        in_hand = await publish_rejection(cluster.settings, "pg", "published during the outage")
         probing = asyncio.create_task(probe_outage(command, query, verified, unverified, began + OUTAGE_S))
 
         await asyncio.sleep(APPLIER_RESTART_AT_S)
