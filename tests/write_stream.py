@@ -64,11 +64,14 @@ def stored_rows(settings: Settings, dataset: str) -> tuple[list[str], np.ndarray
 
 
 async def until_stored(settings: Settings, dataset: str, expected: Expected, timeout: float) -> None:
-    """Wait until DeepLake holds exactly the expected ids, then check every vector and metadata value."""
+    """Wait until DeepLake holds exactly the expected ids with the expected vectors and metadata (the last
+    acknowledged writes may be overwrites of ids already there), then check it."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         ids, vectors, metadata = stored_rows(settings, dataset)
-        if sorted(ids) == sorted(expected.rows) or asyncio.get_running_loop().time() > deadline:
+        same_ids = sorted(ids) == sorted(expected.rows)
+        wrong = _differing(ids, vectors, metadata, expected) if same_ids else []
+        if (same_ids and not wrong) or asyncio.get_running_loop().time() > deadline:
             break
         await asyncio.sleep(0.5)
     assert len(ids) == len(set(ids)), "duplicate ids in DeepLake"
@@ -76,10 +79,15 @@ async def until_stored(settings: Settings, dataset: str, expected: Expected, tim
     assert not missing and not extra, (
         f"{len(missing)} missing ({sorted(missing)[:5]}...), {len(extra)} unexpected ({sorted(extra)[:5]}...)"
     )
-    wrong = [
+    assert not wrong, f"{len(wrong)} rows differ (id, stored metadata, expected metadata): {wrong[:5]}"
+
+
+def _differing(
+    ids: list[str], vectors: np.ndarray, metadata: list[object], expected: Expected
+) -> list[tuple[str, object, dict[str, int]]]:
+    return [
         (vid, json.loads(str(metadata[row])), expected.rows[vid][1])
         for row, vid in enumerate(ids)
         if not np.array_equal(vectors[row], np.asarray(expected.rows[vid][0], dtype=np.float32))
         or json.loads(str(metadata[row])) != expected.rows[vid][1]
     ]
-    assert not wrong, f"{len(wrong)} rows differ (id, stored metadata, expected metadata): {wrong[:5]}"

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from events import Command, DomainEvent, parse_command, parse_event, partition_key
 from tributary.bus import ConsistencyToken
 from tributary.db.models import BusCommandRow, BusEventRow
-from tributary.resilience import Supervised
+from tributary.resilience import Backoff, RepeatedLog, Supervised
 from tributary.storage import DatasetStore
 from tributary.threads import in_thread_to_completion
 from workers.isolation import MAX_ATTEMPTS, apply_batch
@@ -49,6 +49,8 @@ class EmbeddedBus:
         self._applying = Supervised("embedded bus", self._run, log)
         self._started = False
         self._failures: dict[int, int] = {}
+        self._backoff = Backoff(first_s=0.5, cap_s=10.0)
+        self._repeated = RepeatedLog(log)
 
     async def publish(self, commands: Sequence[Command]) -> ConsistencyToken:
         async with self._sessions.begin() as session:
@@ -144,10 +146,16 @@ class EmbeddedBus:
         except Exception:
             # The commands stay pending and are retried; a bug must not spin the loop at full speed.
             self._failures[first] = self._failures.get(first, 0) + 1
-            log.exception("embedded bus: applying commands from %s failed; retrying", first)
-            await asyncio.sleep(1.0)
+            self._repeated(
+                logging.ERROR,
+                "embedded bus: applying commands from %s failed; retrying",
+                first,
+                exc_info=True,
+            )
+            await self._backoff.sleep()
             return len(rows)
         self._failures.pop(first, None)
+        self._backoff.reset()
         async with self._applied:
             self._applied_seq = rows[-1].seq
             self._applied.notify_all()
