@@ -12,6 +12,7 @@ from tributary.resilience import CircuitBreaker, Unavailable
 from tributary.settings import Settings
 
 DATABASE = "PostgreSQL"
+CONNECT_TIMEOUT_S = 5.0
 
 
 def make_engine(url: str, *, search_path: str | None = None) -> AsyncEngine:
@@ -20,8 +21,11 @@ def make_engine(url: str, *, search_path: str | None = None) -> AsyncEngine:
     if url.startswith("postgresql+asyncpg"):
         # A server restart or a proxy's idle timeout leaves dead connections in the pool; a local file cannot.
         kwargs["pool_pre_ping"] = True
+        # A server that does not answer at all (not even a refusal) costs this much, not asyncpg's 60 s, before
+        # the breaker counts it.
+        kwargs["connect_args"] = {"timeout": CONNECT_TIMEOUT_S}
         if search_path:
-            kwargs["connect_args"] = {"server_settings": {"search_path": search_path}}
+            kwargs["connect_args"]["server_settings"] = {"search_path": search_path}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 30}
     engine = create_async_engine(url, **kwargs)
