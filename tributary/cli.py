@@ -48,7 +48,12 @@ def serve(
         ),
     ] = "embedded",
     host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
-    port: Annotated[int | None, typer.Option(help="HTTP port (default 8080)")] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            help="HTTP port (default 8080); for the applier and projector, the port of /healthz and /readyz"
+        ),
+    ] = None,
     workers: Annotated[
         int,
         typer.Option(
@@ -70,7 +75,7 @@ def serve(
     if role in ("applier", "projector"):
         from tributary.worker import run_worker
 
-        asyncio.run(run_worker(settings, role))  # type: ignore[arg-type]
+        asyncio.run(run_worker(settings, role, port=port))  # type: ignore[arg-type]
         return
     from tributary.app import WORKER_ROLE_VARIABLE, create_app
 

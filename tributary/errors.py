@@ -5,6 +5,7 @@ status (`not_found`, `conflict`, ...)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -16,6 +17,8 @@ from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
+
+from tributary.resilience import Unavailable
 
 
 class Problem(BaseModel):
@@ -95,6 +98,14 @@ def allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
+async def dependency_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    """A dependency that went away is a 503 that names it, with when to retry; never a 500."""
+    assert isinstance(exc, Unavailable)
+    code = status.HTTP_503_SERVICE_UNAVAILABLE
+    return error_response(code, [problem(code, str(exc))], {"Retry-After": str(math.ceil(exc.retry_after_s))})
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Unavailable, dependency_unavailable)

@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 
 from tributary.auth.principal import Principal
+from tributary.resilience import CircuitBreaker, Unavailable
 from tributary.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -142,9 +143,12 @@ class RateLimiter:
         fail_open: bool,
         namespace: str = "tributary",
         clock: Callable[[], float] | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
-        """`redis` should have short socket timeouts: a slow limiter slows every request. `namespace` keeps
-        deployments that share a Redis apart (the topic prefix). Without a `clock`, Redis's is used."""
+        """`redis` should have short socket timeouts: a slow limiter slows every request; while `breaker` (shared
+        with the search cache) is open, Redis is not asked at all. `namespace` keeps deployments that share a
+        Redis apart (the topic prefix). Without a `clock`, Redis's is used."""
+        self._breaker = breaker or CircuitBreaker("Redis")
         self._redis = redis
         self._clock = clock
         self._namespace = namespace
@@ -167,8 +171,9 @@ class RateLimiter:
         now = "" if self._clock is None else repr(self._clock())
         args = [cost, now, *(value for bucket in buckets for value in (bucket.rate_per_s, bucket.burst))]
         try:
-            answer = await self._run(keys, args)
-        except (RedisError, OSError, TimeoutError) as exc:
+            with self._breaker.guard(RedisError, OSError, TimeoutError):
+                answer = await self._run(keys, args)
+        except (RedisError, OSError, TimeoutError, Unavailable) as exc:
             return self._unavailable(exc)
         if self._redis_down:
             self._redis_down = False
