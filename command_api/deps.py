@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, cast
+from typing import Annotated, Any, cast
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from fastapi import Depends, Header, HTTPException, Query, Request, Response, status
@@ -20,10 +20,11 @@ from command_api.operations import (
     replay,
     submit,
 )
-from events import Command
+from events import Command, RejectionCause
 from schemas.datasets import Accepted
 from tributary.bus import CommandPublisher
 from tributary.deps import SessionDep, SettingsDep, TenantDep
+from tributary.errors import AUTHENTICATED, ErrorResponse, invalid, responses
 from tributary.settings import Settings
 
 
@@ -35,12 +36,38 @@ async def get_publisher(request: Request) -> CommandPublisher:
 PublisherDep = Annotated[CommandPublisher, Depends(get_publisher)]
 
 
+# A rejected operation answers the code that fits why; the body is the same `Accepted` (status "rejected").
+REJECTION_STATUS: dict[RejectionCause, int] = {
+    "not_found": status.HTTP_404_NOT_FOUND,
+    "conflict": status.HTTP_409_CONFLICT,
+    "invalid": status.HTTP_422_UNPROCESSABLE_CONTENT,
+}
+
+
+def status_of(answer: Accepted) -> int:
+    if answer.status == "accepted":
+        return status.HTTP_202_ACCEPTED
+    if answer.status == "applied":
+        return status.HTTP_200_OK
+    return REJECTION_STATUS[answer.rejection or "invalid"]
+
+
+# What a write answers besides its 202 (stated on each write router): the outcome of `?wait=true`, the error
+# codes, and for 404, 409 and 422 either the error shape or a rejected operation's `Accepted`.
+WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status.HTTP_200_OK: {"model": Accepted, "description": "With `?wait=true`: the operation was applied"},
+    **AUTHENTICATED,
+    **responses(413),
+    **responses(404, 409, 422, model=ErrorResponse | Accepted),
+}
+
+
 class Submitter:
-    """Submits the command of the current request and sets the answer's status code: 202 while accepted,
-    200 once `?wait=true` saw it applied or rejected. With an Idempotency-Key the operation is found by the key,
-    and the command's id derives from the tenant, the key and the request: the same request always makes the
-    same command (one the applier recognises), and a key used again after its operation expired
-    (command_api/retention.py) for another request makes a new one."""
+    """Submits the command of the current request and sets the answer's status code (`status_of`): 202 while
+    accepted, the outcome's once `?wait=true` saw it applied or rejected. With an Idempotency-Key the operation
+    is found by the key, and the command's id derives from the tenant, the key and the request: the same
+    request always makes the same command (one the applier recognises), and a key used again after its
+    operation expired (command_api/retention.py) for another request makes a new one."""
 
     def __init__(
         self,
@@ -81,8 +108,7 @@ class Submitter:
                 wait=self._wait,
                 timeout=self._settings.wait_timeout_s,
             )
-        if answer.status != "accepted":
-            response.status_code = status.HTTP_200_OK
+        response.status_code = status_of(answer)
         return answer
 
 
@@ -132,8 +158,7 @@ async def answer_retries_first(submit: SubmitDep) -> None:
 
 def replayed_answer(_request: Request, exc: Exception) -> JSONResponse:
     answer = cast("ReplayedAnswer", exc).answer
-    code = status.HTTP_202_ACCEPTED if answer.status == "accepted" else status.HTTP_200_OK
-    return JSONResponse(answer.model_dump(mode="json"), status_code=code)
+    return JSONResponse(answer.model_dump(mode="json"), status_code=status_of(answer))
 
 
 def _operation_id(tenant: str, keyed: Keyed) -> UUID:
@@ -145,8 +170,8 @@ def _idempotency_errors() -> Iterator[None]:
     try:
         yield
     except IdempotencyKeyReused:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
+        raise invalid(
+            ("header", "idempotency-key"),
             "this Idempotency-Key was used for a different request; use a new key",
         ) from None
     except FirstAttemptInFlight:

@@ -99,7 +99,7 @@ async def replay(
     if row is None:
         return None
     accepted = _first_answer(row, keyed.request_hash)
-    if not wait or accepted.status != "accepted":
+    if not wait:
         return accepted
     return await _await_outcome(accepted, session, timeout)
 
@@ -131,20 +131,17 @@ async def _keyed_row(tenant: str, key: str, session: AsyncSession) -> OperationR
 
 
 def _first_answer(row: OperationRow, request_hash: str) -> Accepted:
+    """What the first attempt answered (without `?wait=true`): accepted, whatever became of the operation since,
+    so a retry gets the same answer before and after the outcome, and across restarts. `?wait=true` waits for
+    the outcome again."""
     # A row without a hash, found by the id that derives from this very request, is its own operation that the
     # projector recreated (an outcome event read again after the operation expired).
     if row.request_hash is not None and row.request_hash != request_hash:
         raise IdempotencyKeyReused(row.id)
     if row.consistency_token is None:
         raise FirstAttemptInFlight(row.id)
-    return Accepted.model_validate(
-        {
-            "operation_id": row.id,
-            "consistency_token": row.consistency_token,
-            "status": row.status,
-            "reason": row.reason,
-            "ids": row.ids,
-        }
+    return Accepted(
+        operation_id=row.id, consistency_token=row.consistency_token, status="accepted", ids=row.ids
     )
 
 
@@ -154,6 +151,8 @@ async def _await_outcome(accepted: Accepted, session: AsyncSession, timeout: flo
         session.expire_all()
         row = await session.get(OperationRow, accepted.operation_id, populate_existing=True)
         if row is not None and row.status != "accepted":
-            return accepted.model_copy(update={"status": row.status, "reason": row.reason})
+            return accepted.model_copy(
+                update={"status": row.status, "reason": row.reason, "rejection": row.rejection}
+            )
         await asyncio.sleep(POLL_INTERVAL_S)
     return accepted

@@ -55,9 +55,16 @@ class MetadataUpdatedPayload(Payload):
     vector_count: int = Field(description="Vectors in the dataset after the commit")
 
 
+# Why a command was rejected: what it names does not exist, it conflicts with what does, or it is invalid.
+RejectionCause = Literal["not_found", "conflict", "invalid"]
+
+
 class CommandRejectedPayload(Payload):
     command_type: str
     reason: str
+    cause: RejectionCause = Field(
+        default="invalid", description="not_found, conflict or invalid (the HTTP API answers 404, 409 or 422)"
+    )
 
 
 class DatasetCreated(Envelope):

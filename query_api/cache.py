@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from tributary.resilience import CircuitBreaker, Unavailable
+
 log = logging.getLogger(__name__)
 
 LOCAL_ENTRIES = 2048
 TTL_S = 300
-# A cache that answers slower than this is worse than none: give up and search.
-REDIS_TIMEOUT_S = 0.05
+REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 
 
 @dataclass
@@ -40,8 +41,10 @@ class CacheStats:
 
 
 class SearchCache:
-    def __init__(self, redis: Redis | None) -> None:
+    def __init__(self, redis: Redis | None, breaker: CircuitBreaker | None = None) -> None:
         self._redis = redis
+        # While open (Redis failed in a row), searches skip Redis instead of each waiting out the timeout.
+        self._breaker = breaker or CircuitBreaker("Redis")
         self._local: OrderedDict[str, bytes] = OrderedDict()
         self.stats = CacheStats()
 
@@ -58,9 +61,10 @@ class SearchCache:
             return found
         if self._redis is not None:
             try:
-                cached = await self._redis.get(key)
+                with self._breaker.guard(*REDIS_ERRORS):
+                    cached = await self._redis.get(key)
                 found = cached.encode() if isinstance(cached, str) else cached
-            except (RedisError, OSError, TimeoutError) as exc:
+            except (*REDIS_ERRORS, Unavailable) as exc:
                 self.stats.errors += 1
                 log.debug("cache read failed: %s", exc)
             if found is not None:
@@ -74,8 +78,9 @@ class SearchCache:
         self._remember(key, value)
         if self._redis is not None:
             try:
-                await self._redis.set(key, value, ex=TTL_S)
-            except (RedisError, OSError, TimeoutError) as exc:
+                with self._breaker.guard(*REDIS_ERRORS):
+                    await self._redis.set(key, value, ex=TTL_S)
+            except (*REDIS_ERRORS, Unavailable) as exc:
                 self.stats.errors += 1
                 log.debug("cache write failed: %s", exc)
 

@@ -10,8 +10,9 @@ from fastapi import Depends, HTTPException, Query, Request, status
 from query_api.cache import SearchCache
 from query_api.consistency import ConsistencyLevel, ReadBarrier
 from query_api.registry import Projections, Served
-from tributary.bus import ConsistencyToken
+from tributary.bus import TOKEN_PATTERN, ConsistencyToken
 from tributary.deps import SettingsDep, TenantDep
+from tributary.errors import invalid
 
 
 @dataclass(frozen=True)
@@ -30,17 +31,18 @@ async def served_dataset(
         ConsistencyLevel, Query(description="eventual, bounded (default), session (needs `token`) or strong")
     ] = "bounded",
     token: Annotated[
-        str | None, Query(description="For `session`: the consistency_token a write answered")
+        str | None,
+        Query(description="For `session`: the consistency_token a write answered", pattern=TOKEN_PATTERN),
     ] = None,
 ) -> ServedRead:
     parsed = None
     if consistency == "session":
         if token is None:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "session consistency needs a `token`")
+            raise invalid(("query", "token"), "session consistency needs a `token`")
         try:
             parsed = ConsistencyToken.parse(token)
         except ValueError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+            raise invalid(("query", "token"), str(exc)) from None
     barrier: ReadBarrier = request.app.state.barrier
     if not await barrier.reach(consistency, tenant, dataset, parsed, settings.read_timeout_s):
         raise HTTPException(

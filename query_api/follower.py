@@ -14,7 +14,6 @@ the command visible here.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -30,6 +29,7 @@ from query_api.consistency import ConsistencyLevel
 from query_api.registry import Projections, apply_events, load_all
 from tributary.bus import ConsistencyToken
 from tributary.kafka import MAX_MESSAGE_BYTES, topic_partitions
+from tributary.resilience import Supervised
 from tributary.settings import Settings
 from tributary.storage import DatasetStore
 from tributary.threads import in_thread_to_completion
@@ -60,7 +60,8 @@ class EventFollower:
         self._positions: dict[TopicPartition, int] = {}
         self._advanced = asyncio.Condition()
         self._caught_up_at = 0.0
-        self._task: asyncio.Task[None] | None = None
+        self._caught_up_since_start = False
+        self._following = Supervised("event follower", self._run, log)
 
     async def start(self, catalog: Callable[[], Awaitable[Sequence[tuple[str, str]]]]) -> None:
         """Load the datasets the catalog names, once it covers the event log as it ends now, then follow."""
@@ -81,17 +82,28 @@ class EventFollower:
         for tp in self._partitions:
             self._consumer.seek(tp, ends[tp])
         self._positions = dict(ends)
-        self._task = asyncio.create_task(self._run(), name="event-follower")
+        self._following.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._following.stop()
         await self._applied.stop()
         await asyncio.gather(self._consumer.stop(), self._probe.stop(), self._admin.close())
 
+    async def ready(self) -> bool:
+        """Ready once caught up with the event log after start (so a `bounded` read answers at once), and while
+        following runs."""
+        if not self._following.healthy:
+            return False
+        if not self._caught_up_since_start:
+            ends = await self._probe.end_offsets(self._partitions)
+            self._caught_up_since_start = all(self._positions[tp] >= end for tp, end in ends.items())
+        return self._caught_up_since_start
+
     async def _run(self) -> None:
+        # After a crash the consumer may have fetched past what was applied: read again from there (applying
+        # an event twice converges, see query_api/registry.py).
+        for tp, offset in self._positions.items():
+            self._consumer.seek(tp, offset)
         while True:
             fetched = await self._consumer.getmany(timeout_ms=100, max_records=2000)
             events: list[DomainEvent] = []
@@ -106,7 +118,9 @@ class EventFollower:
             async with self._advanced:
                 for tp, records in fetched.items():
                     self._positions[tp] = records[-1].offset + 1
-                if all(self._positions[tp] >= (self._consumer.highwater(tp) or 0) for tp in self._partitions):
+                # Before a partition's first fetch its end is unknown (None): not caught up yet.
+                ends = {tp: self._consumer.highwater(tp) for tp in self._partitions}
+                if all(end is not None and self._positions[tp] >= end for tp, end in ends.items()):
                     self._caught_up_at = time.monotonic()
                 self._advanced.notify_all()
 

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import deeplake
 import numpy as np
 
 from events import (
@@ -27,6 +26,7 @@ from events import (
     VectorsUpserted,
 )
 from query_api.projection import DatasetProjection
+from tributary.deeplake_lib import deeplake
 from tributary.storage import DatasetSpec, DatasetStore
 
 log = logging.getLogger(__name__)

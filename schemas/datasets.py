@@ -8,14 +8,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from events.commands import MAX_DIMENSIONS, EmbedderConfig, FieldName, FieldType, Metric
+from events.domain import RejectionCause
 from events.names import Name
+from schemas.requests import Integer, RequestModel
 
 
-class CreateDatasetRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CreateDatasetRequest(RequestModel):
     name: Name = Field(description="Lowercase letters, digits, '-' and '_'; at most 63 characters")
-    dimensions: int = Field(ge=1, le=MAX_DIMENSIONS)
+    dimensions: Integer = Field(ge=1, le=MAX_DIMENSIONS)
     metric: Metric = "cosine"
     metadata_schema: dict[FieldName, FieldType] = Field(default_factory=dict)
     text_field: FieldName | None = None
@@ -56,6 +56,9 @@ class Accepted(BaseModel):
     consistency_token: str
     status: OperationStatus
     reason: str | None = None
+    rejection: RejectionCause | None = Field(
+        default=None, description="Why it was rejected; the answer's status is then 404, 409 or 422 to match"
+    )
     ids: list[str] | None = Field(default=None, description="For an upsert: the ids, generated where missing")
 
 
@@ -67,6 +70,7 @@ class OperationView(BaseModel):
     command_type: str
     status: OperationStatus
     reason: str | None
+    rejection: RejectionCause | None
     consistency_token: str | None
     created_at: datetime
     updated_at: datetime

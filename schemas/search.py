@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from events.commands import VectorId
 from events.filters import FilterDict
+from schemas.requests import Integer, RequestModel
 from schemas.vectors import MAX_RECORDS, FiniteFloat, PackedVector
 
 Include = Literal["vector", "metadata", "text"]
@@ -21,8 +22,20 @@ def _metadata_only() -> list[Include]:
 MAX_OFFSET = 10_000
 
 
-class SearchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+class SearchRequest(RequestModel):
+    # The rule of `_query_given`, in the document too: text, or a vector in vector mode (the default).
+    model_config = ConfigDict(
+        arbitrary_types_allowed=True,
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["text"], "properties": {"text": {"type": "string"}}},
+                {
+                    "required": ["vector"],
+                    "properties": {"vector": {"not": {"type": "null"}}, "mode": {"const": "vector"}},
+                },
+            ]
+        },
+    )
 
     vector: list[FiniteFloat] | PackedVector | None = Field(
         default=None, description="The query vector (numbers, or packed float32 in base64)"
@@ -34,8 +47,8 @@ class SearchRequest(BaseModel):
         description="Query text: BM25, and embedded when no vector",
     )
     mode: Literal["vector", "text", "hybrid"] = "vector"
-    k: int = Field(default=10, ge=1, le=MAX_K)
-    offset: int = Field(default=0, ge=0, le=MAX_OFFSET, description="Skip this many results (paging)")
+    k: Integer = Field(default=10, ge=1, le=MAX_K)
+    offset: Integer = Field(default=0, ge=0, le=MAX_OFFSET, description="Skip this many results (paging)")
     filter: FilterDict | None = None
     score_threshold: float | None = Field(
         default=None,
@@ -43,7 +56,7 @@ class SearchRequest(BaseModel):
     )
     include: list[Include] = Field(default_factory=_metadata_only)
     fusion: Literal["rrf", "weighted"] = "rrf"
-    rrf_k: int = Field(default=60, ge=1, le=10_000)
+    rrf_k: Integer = Field(default=60, ge=1, le=10_000)
     alpha: float = Field(default=0.5, ge=0.0, le=1.0, description="weighted fusion: the vector side's weight")
 
     @model_validator(mode="after")
@@ -80,9 +93,7 @@ class SearchResponse(ReadState, SearchPage):
     pass
 
 
-class GetVectorsRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class GetVectorsRequest(RequestModel):
     ids: list[VectorId] = Field(min_length=1, max_length=MAX_RECORDS)
     include: list[Include] = Field(default_factory=_metadata_only)
 
@@ -91,22 +102,20 @@ class VectorsResponse(ReadState):
     results: list[VectorView]
 
 
-class ScrollRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ScrollRequest(RequestModel):
     filter: FilterDict | None = None
-    limit: int = Field(default=100, ge=1, le=MAX_RECORDS)
-    cursor: str | None = Field(default=None, description="`next_cursor` of the previous page")
+    limit: Integer = Field(default=100, ge=1, le=MAX_RECORDS)
+    cursor: str | None = Field(
+        default=None, pattern=r"^[0-9]{1,19}$", description="`next_cursor` of the previous page"
+    )
     include: list[Include] = Field(default_factory=_metadata_only)
 
 
 class ScrollResponse(VectorsResponse):
-    next_cursor: str | None
+    next_cursor: str | None = Field(default=None, description="Absent on the last page")
 
 
-class CountRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CountRequest(RequestModel):
     filter: FilterDict | None = None
 
 
@@ -114,9 +123,7 @@ class CountResponse(ReadState):
     count: int
 
 
-class SearchBatchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SearchBatchRequest(RequestModel):
     searches: list[SearchRequest] = Field(min_length=1, max_length=100)
 
 

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 import numpy as np
 import numpy.typing as npt
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     PlainSerializer,
@@ -20,6 +19,7 @@ from pydantic import (
 
 from events.commands import Metadata, VectorId
 from events.filters import FilterDict
+from schemas.requests import RequestModel
 
 MAX_RECORDS = 10_000
 
@@ -57,8 +57,8 @@ PackedVector = Annotated[
 ]
 
 
-class VectorRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+class VectorRecord(RequestModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
 
     id: VectorId | None = Field(default=None, description="Client id; generated and returned when missing")
     vector: list[FiniteFloat] | PackedVector | None = Field(
@@ -68,14 +68,23 @@ class VectorRecord(BaseModel):
     metadata: Metadata | None = None
 
 
-class UpsertVectorsRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class UpsertVectorsRequest(RequestModel):
     vectors: list[VectorRecord] = Field(min_length=1, max_length=MAX_RECORDS)
 
 
-class DeleteVectorsRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class DeleteVectorsRequest(RequestModel):
+    # The rule of `_one_selector`, in the document too.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["ids"], "properties": {"ids": {"type": "array"}, "filter": {"type": "null"}}},
+                {
+                    "required": ["filter"],
+                    "properties": {"filter": {"type": "object", "minProperties": 1}, "ids": {"type": "null"}},
+                },
+            ]
+        }
+    )
 
     ids: list[VectorId] | None = Field(default=None, min_length=1, max_length=MAX_RECORDS)
     filter: FilterDict | None = Field(default=None, description="Delete every vector whose metadata matches")
@@ -90,8 +99,6 @@ class DeleteVectorsRequest(BaseModel):
         return self
 
 
-class MetadataPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class MetadataPatch(RequestModel):
     metadata: Metadata
     merge: bool = Field(default=True, description="Merge into the stored metadata, or replace it")

@@ -15,6 +15,14 @@ from tributary.db.session import engine_for
 from tributary.settings import Settings
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # A test needs Kafka exactly when it uses the broker fixture, directly or through another fixture
+    # (distributed_settings): marked here, `pytest -m "not kafka"` runs the rest without a broker.
+    for item in items:
+        if "kafka_bootstrap" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.kafka)
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("local_model"):
         models.require_local_model()

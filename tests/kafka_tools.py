@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from events import Topics
+from events import CommandRejected, CommandRejectedPayload, Topics, partition_key
+from tributary.kafka import json_headers
 from tributary.settings import Settings
 from tributary.worker import WorkerRole, run_worker
 
@@ -52,3 +54,25 @@ async def command_count(settings: Settings) -> int:
         return sum(ends.values())
     finally:
         await consumer.stop()
+
+
+async def publish_rejection(settings: Settings, dataset: str, reason: str) -> str:
+    """Publish a CommandRejected event of a command nobody sent, as an applier would; its operation id."""
+    event = CommandRejected(
+        tenant=settings.default_tenant,
+        dataset=dataset,
+        causation_id=uuid.uuid4(),
+        payload=CommandRejectedPayload(command_type="UpsertVectors", reason=reason),
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            Topics(settings.topic_prefix).events,
+            event.model_dump_json().encode(),
+            key=partition_key(event.tenant, event.dataset),
+            headers=[(k, v.encode()) for k, v in json_headers(event.type).items()],
+        )
+    finally:
+        await producer.stop()
+    return str(event.operation)

@@ -11,12 +11,16 @@ import subprocess
 from pathlib import Path
 
 import httpx
+from sqlalchemy import select
 
-from tests.helpers import serving
+from events import Topics
+from tests.helpers import eventually, serving
 from tests.kafka_tools import workers
 from tests.processes import serve, tributary_env
 from tests.write_stream import DIMENSIONS, Expected, stream_writes, until_stored
 from tributary.app import create_app
+from tributary.db.models import WriterLeaseRow
+from tributary.db.session import engine_for, make_sessionmaker
 from tributary.settings import Settings
 from tributary.worker import run_worker
 
@@ -37,11 +41,13 @@ async def create_datasets(client: httpx.AsyncClient) -> None:
         assert created.json()["status"] == "applied", created.text
 
 
-def stream_all(client: httpx.AsyncClient, requests: int) -> asyncio.Future[list[Expected]]:
+def stream_all(
+    client: httpx.AsyncClient, requests: int, until: asyncio.Event | None = None
+) -> asyncio.Future[list[Expected]]:
     """Stream batches of 1,000 into every dataset at once."""
     return asyncio.gather(
         *(
-            stream_writes(client, name, requests=requests, batch=1000, seed=i)
+            stream_writes(client, name, requests=requests, batch=1000, seed=i, until=until)
             for i, name in enumerate(DATASETS)
         )
     )
@@ -87,28 +93,69 @@ async def test_sigkilled_appliers_lose_and_duplicate_nothing(
     assert kills >= 3, f"the stream ended after {kills} kills; the test needs more"
 
 
+async def lease_holders(settings: Settings) -> dict[int, str]:
+    """Who holds each command partition: an applier takes a partition's lease whenever it is assigned it."""
+    engine = engine_for(settings)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            rows = await session.execute(
+                select(WriterLeaseRow.partition, WriterLeaseRow.holder).where(
+                    WriterLeaseRow.topic == Topics(settings.topic_prefix).commands
+                )
+            )
+            return {partition: holder for partition, holder in rows}
+    finally:
+        await engine.dispose()
+
+
 async def test_a_rebalance_between_two_appliers_loses_and_duplicates_nothing(
     distributed_settings: Settings,
 ) -> None:
     settings = distributed_settings
+    partitions = set(range(settings.command_partitions))
     first_stop, second_stop = asyncio.Event(), asyncio.Event()
     first = asyncio.create_task(run_worker(settings, "applier", first_stop))
     second: asyncio.Task[None] | None = None
+    rebalanced = asyncio.Event()
     try:
         async with workers(settings, "projector"), serving(create_app(settings, "command-api")) as client:
             await create_datasets(client)
-            streams = stream_all(client, requests=30)
-            await asyncio.sleep(1.0)
+            # The stream goes on until both rebalances have happened, so both fall in the middle of it.
+            streams = stream_all(client, requests=30, until=rebalanced)
+
+            async def one_holder() -> str | None:
+                holders = await lease_holders(settings)
+                return holders[0] if set(holders) == partitions and len(set(holders.values())) == 1 else None
+
+            first_holder = await eventually(one_holder, timeout=60)
+
             # A second applier joins the group: the partitions are split between the two...
             second = asyncio.create_task(run_worker(settings, "applier", second_stop))
-            await asyncio.sleep(3.0)
+
+            async def split() -> dict[int, str] | None:
+                holders = await lease_holders(settings)
+                return holders if len(set(holders.values())) == 2 else None
+
+            shared = await eventually(split, timeout=60)
+            assert first_holder in shared.values()
+            (second_holder,) = set(shared.values()) - {first_holder}
+
             # ...then the first leaves in the middle of the stream, and the second takes everything.
             first_stop.set()
             await first
+
+            async def all_taken() -> bool | None:
+                holders = await lease_holders(settings)
+                return True if set(holders.values()) == {second_holder} else None
+
+            await eventually(all_taken, timeout=60)
+            assert not streams.done()
+            rebalanced.set()
             expected = await streams
             for name, want in zip(DATASETS, expected, strict=True):
                 await until_stored(settings, name, want, timeout=120)
     finally:
+        rebalanced.set()
         first_stop.set()
         second_stop.set()
         await asyncio.gather(first, *([second] if second else []))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import deeplake
 import numpy as np
 import pytest
 
@@ -24,6 +23,7 @@ from events import (
     VectorsDeleted,
     VectorsUpserted,
 )
+from tributary.deeplake_lib import deeplake
 from tributary.storage import LEDGER_PREFIX, DatasetStore, DatasetWriter
 from workers.applier import apply_commands
 from workers.isolation import apply_batch

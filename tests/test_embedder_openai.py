@@ -17,9 +17,10 @@ from tributary.settings import Settings
 KEY = "sk-test-never-shown"
 
 
-def embedder(base_url: str) -> OpenAIEmbedder:
+def embedder(base_url: str, timeout: float = 30.0) -> OpenAIEmbedder:
+    # Generous unless a test is about the timeout: a stalled machine must not turn an answer into a timeout.
     config = OpenAIEmbedderConfig(model="test-embed", base_url=base_url)
-    return OpenAIEmbedder(config, 4, api_key=SecretStr(KEY), timeout=1.0, batch_size=2)
+    return OpenAIEmbedder(config, 4, api_key=SecretStr(KEY), timeout=timeout, batch_size=2)
 
 
 async def test_texts_go_in_batches_and_come_back_in_order() -> None:
@@ -53,17 +54,19 @@ async def test_configured_dimensions_are_asked_for() -> None:
 
 
 @pytest.mark.parametrize(
-    ("server", "reason"),
+    ("server", "timeout", "reason"),
     [
-        (EmbeddingsServer(status=503), "answered 503: the model is overloaded"),
-        (EmbeddingsServer(status=401), "answered 401"),
-        (EmbeddingsServer(delay_s=1.5), "did not answer within 1.0s"),
-        (EmbeddingsServer(width=5), "embeddings of [5] dimensions, the dataset has 4"),
+        (EmbeddingsServer(status=503), 30.0, "answered 503: the model is overloaded"),
+        (EmbeddingsServer(status=401), 30.0, "answered 401"),
+        (EmbeddingsServer(delay_s=1.5), 1.0, "did not answer within 1.0s"),
+        (EmbeddingsServer(width=5), 30.0, "embeddings of [5] dimensions, the dataset has 4"),
     ],
 )
-async def test_failures_say_why_and_never_show_the_key(server: EmbeddingsServer, reason: str) -> None:
+async def test_failures_say_why_and_never_show_the_key(
+    server: EmbeddingsServer, timeout: float, reason: str
+) -> None:
     async with server:
-        client = embedder(server.base_url)
+        client = embedder(server.base_url, timeout)
         with pytest.raises(EmbeddingFailed) as failure:
             await client.embed(["a cat"])
         await client.aclose()

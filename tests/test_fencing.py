@@ -43,7 +43,7 @@ async def test_taking_a_partition_waits_for_the_commit_in_flight(distributed_set
             taking = asyncio.create_task(new.acquire([3]))
             await asyncio.sleep(0.5)
             assert not taking.done(), "the new owner must wait while the old one commits"
-        await asyncio.wait_for(taking, 5)
+        await asyncio.wait_for(taking, 60)
         with pytest.raises(Fenced):
             async with old.holding([3]):
                 pass

@@ -1,4 +1,5 @@
-"""Rate limits against a real Redis: bursts, refill, buckets shared exactly between clients, fail open/closed."""
+"""Rate limits against a real Redis: bursts, refill, buckets shared exactly between clients, fail open/closed.
+The limiters read a FakeClock, so time passes only where a test says so."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
+from tests.clock import FakeClock
 from tributary.auth.principal import Principal
 from tributary.auth.rate_limit import TOKEN_BUCKET_SHA, Bucket, RateDecision, RateLimiter, RateLimits
 
-# Slow enough that nothing refills during a test that is not about refilling.
+# Slow enough that nothing refills even when a test moves its clock.
 FROZEN = 0.001
 
 
@@ -39,14 +41,16 @@ async def clients(redis_url: str, run_id: str) -> AsyncIterator[tuple[Redis, Red
 
 
 async def test_a_burst_is_allowed_then_limited(clients: tuple[Redis, Redis], run_id: str) -> None:
-    limiter = RateLimiter(clients[0], limits(Bucket(rate_per_s=0.5, burst=5)), fail_open=False)
+    limiter = RateLimiter(
+        clients[0], limits(Bucket(rate_per_s=0.5, burst=5)), fail_open=False, clock=FakeClock()
+    )
     answers = [await limiter.hit(who(run_id), "write") for _ in range(6)]
     assert [a.allowed for a in answers] == [True] * 5 + [False]
     assert [a.remaining for a in answers] == [4, 3, 2, 1, 0, 0]
     assert all(a.checked and a.limit == 5 for a in answers)
     refused = answers[-1]
-    assert 1.9 < refused.retry_after_s <= 2.0  # one token at 0.5 tokens/s
-    assert 9.9 < refused.reset_after_s <= 10.0
+    assert refused.retry_after_s == 2.0  # one token at 0.5 tokens/s
+    assert refused.reset_after_s == 10.0
     assert refused.headers() == {
         "X-RateLimit-Limit": "5",
         "X-RateLimit-Remaining": "0",
@@ -61,17 +65,18 @@ async def test_a_burst_is_allowed_then_limited(clients: tuple[Redis, Redis], run
 
 
 async def test_the_bucket_refills_over_time(clients: tuple[Redis, Redis], run_id: str) -> None:
-    limiter = RateLimiter(clients[0], limits(Bucket(rate_per_s=10, burst=2)), fail_open=False)
+    clock = FakeClock()
+    limiter = RateLimiter(clients[0], limits(Bucket(rate_per_s=10, burst=2)), fail_open=False, clock=clock)
     assert [(await limiter.hit(who(run_id), "read")).allowed for _ in range(3)] == [True, True, False]
-    await asyncio.sleep(0.15)  # 1.5 tokens
+    clock.advance(0.15)  # 1.5 tokens
     assert [(await limiter.hit(who(run_id), "read")).allowed for _ in range(2)] == [True, False]
-    await asyncio.sleep(0.5)  # would be 5 tokens, but a bucket holds its burst
+    clock.advance(0.5)  # would be 5 tokens, but a bucket holds its burst
     assert [(await limiter.hit(who(run_id), "read")).allowed for _ in range(3)] == [True, True, False]
 
 
 async def test_two_clients_share_one_bucket_exactly(clients: tuple[Redis, Redis], run_id: str) -> None:
-    bucket = Bucket(rate_per_s=FROZEN, burst=20)
-    replicas = [RateLimiter(client, limits(bucket), fail_open=False) for client in clients]
+    bucket, clock = Bucket(rate_per_s=FROZEN, burst=20), FakeClock()
+    replicas = [RateLimiter(client, limits(bucket), fail_open=False, clock=clock) for client in clients]
 
     answers: list[RateDecision] = await asyncio.gather(
         *(replicas[i % 2].hit(who(run_id), "write") for i in range(50))
@@ -84,7 +89,9 @@ async def test_two_clients_share_one_bucket_exactly(clients: tuple[Redis, Redis]
 
 
 async def test_reads_and_writes_have_separate_buckets(clients: tuple[Redis, Redis], run_id: str) -> None:
-    limiter = RateLimiter(clients[0], limits(Bucket(rate_per_s=FROZEN, burst=1)), fail_open=False)
+    limiter = RateLimiter(
+        clients[0], limits(Bucket(rate_per_s=FROZEN, burst=1)), fail_open=False, clock=FakeClock()
+    )
     assert (await limiter.hit(who(run_id), "write")).allowed
     assert not (await limiter.hit(who(run_id), "write")).allowed
     assert (await limiter.hit(who(run_id), "read")).allowed
@@ -94,7 +101,7 @@ async def test_credentials_have_their_own_buckets_within_the_tenants(
     clients: tuple[Redis, Redis], run_id: str
 ) -> None:
     per_key, per_tenant = Bucket(rate_per_s=FROZEN, burst=2), Bucket(rate_per_s=FROZEN, burst=3)
-    limiter = RateLimiter(clients[0], limits(per_key, per_tenant), fail_open=False)
+    limiter = RateLimiter(clients[0], limits(per_key, per_tenant), fail_open=False, clock=FakeClock())
     alice, bob = who(run_id, "alice"), who(run_id, "bob")
     assert [(await limiter.hit(alice, "read")).allowed for _ in range(3)] == [True, True, False]
     # Bob has his own key bucket, but the tenant's has one token left.
@@ -112,7 +119,7 @@ async def test_credentials_have_their_own_buckets_within_the_tenants(
 
 async def test_a_refusal_takes_no_token(clients: tuple[Redis, Redis], run_id: str) -> None:
     per_key, per_tenant = Bucket(rate_per_s=FROZEN, burst=5), Bucket(rate_per_s=FROZEN, burst=1)
-    limiter = RateLimiter(clients[0], limits(per_key, per_tenant), fail_open=False)
+    limiter = RateLimiter(clients[0], limits(per_key, per_tenant), fail_open=False, clock=FakeClock())
     assert (await limiter.hit(who(run_id), "write")).allowed
     for _ in range(3):
         assert not (await limiter.hit(who(run_id), "write")).allowed
@@ -121,7 +128,9 @@ async def test_a_refusal_takes_no_token(clients: tuple[Redis, Redis], run_id: st
 
 
 async def test_costs(clients: tuple[Redis, Redis], run_id: str) -> None:
-    limiter = RateLimiter(clients[0], limits(Bucket(rate_per_s=FROZEN, burst=10)), fail_open=False)
+    limiter = RateLimiter(
+        clients[0], limits(Bucket(rate_per_s=FROZEN, burst=10)), fail_open=False, clock=FakeClock()
+    )
     assert (await limiter.hit(who(run_id), "read", cost=7)).remaining == 3
     assert not (await limiter.hit(who(run_id), "read", cost=4)).allowed
     assert (await limiter.hit(who(run_id), "read", cost=3)).allowed
@@ -130,10 +139,13 @@ async def test_costs(clients: tuple[Redis, Redis], run_id: str) -> None:
 
 
 async def test_buckets_expire_once_full_again(clients: tuple[Redis, Redis], run_id: str) -> None:
-    limiter = RateLimiter(clients[0], limits(Bucket(rate_per_s=100, burst=10)), fail_open=False)
+    limiter = RateLimiter(
+        clients[0], limits(Bucket(rate_per_s=1, burst=10)), fail_open=False, clock=FakeClock()
+    )
     await limiter.hit(who(run_id), "read")
     key_bucket, tenant_bucket = limiter.keys(who(run_id), "read")
-    assert 0 < await clients[0].pttl(key_bucket) <= 100 + 1000  # 10 tokens at 100/s, and a second
+    # Redis counts the expiry down on its own clock.
+    assert 0 < await clients[0].pttl(key_bucket) <= 10_000 + 1000  # 10 tokens at 1/s, and a second
     assert 0 < await clients[0].pttl(tenant_bucket) <= 1000 / FROZEN * 1000 + 1000
 
 
@@ -159,6 +171,8 @@ async def test_the_script_is_cached_by_redis(clients: tuple[Redis, Redis], run_i
     # unknown SHA raises NoScriptError (what the limiter catches), and after a hit Redis holds the script.
     with pytest.raises(NoScriptError):
         await clients[0].evalsha("0" * 40, 0)
-    limiter = RateLimiter(clients[0], limits(Bucket(rate_per_s=1, burst=1)), fail_open=False)
+    limiter = RateLimiter(
+        clients[0], limits(Bucket(rate_per_s=1, burst=1)), fail_open=False, clock=FakeClock()
+    )
     assert (await limiter.hit(who(run_id), "read")).allowed
     assert await clients[0].script_exists(TOKEN_BUCKET_SHA) == [True]

@@ -8,7 +8,6 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import deeplake
 import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import delete, func, select, update
@@ -20,6 +19,7 @@ from tests.kafka_tools import command_count, workers
 from tributary.app import create_app
 from tributary.db.models import BusCommandRow, OperationRow
 from tributary.db.session import engine_for, make_sessionmaker
+from tributary.deeplake_lib import deeplake
 from tributary.settings import Settings
 
 
@@ -230,4 +230,4 @@ async def test_operations_and_their_idempotency_keys_expire(embedded_settings: S
         retried = await client.post(
             "/api/v1/datasets/exp/vectors", json=first, headers={"Idempotency-Key": "k-2"}
         )
-        assert retried.status_code == 200 and retried.json()["operation_id"] == again.json()["operation_id"]
+        assert retried.status_code == 202 and retried.json()["operation_id"] == again.json()["operation_id"]

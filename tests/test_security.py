@@ -1,5 +1,5 @@
 """Nothing without a credential; one tenant never sees or touches another's data; roles decide in one place;
-a revoked key is refused by a second replica at once."""
+a revoked key is refused by another replica once its key cache ttl passes."""
 
 from __future__ import annotations
 
@@ -14,12 +14,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import select
 
 from events import DeleteDataset, Topics, partition_key
+from tests.clock import FakeClock
 from tests.helpers import ADMIN_KEY, eventually, serving
 from tests.kafka_tools import workers
 from tests.processes import free_port, serve, tributary_env, wait_ready
 from tributary.app import create_app
 from tributary.audit import AuditEvent
 from tributary.auth.authenticate import install_bootstrap_key
+from tributary.auth.key_cache import KeyCache
 from tributary.db.models import AuditRow
 from tributary.db.session import engine_for, make_sessionmaker
 from tributary.settings import Settings
@@ -170,13 +172,16 @@ async def test_tenants_are_isolated_and_roles_decide(distributed_settings: Setti
         ).status_code == 403
 
 
-async def test_a_revoked_key_is_refused_by_another_replica_within_a_second(
+async def test_a_revoked_key_is_refused_by_another_replica_once_its_key_cache_ttl_passes(
     distributed_settings: Settings,
 ) -> None:
+    query_app = create_app(distributed_settings, "query-api")
     async with (
         serving(create_app(distributed_settings, "command-api")) as commands,
-        serving(create_app(distributed_settings, "query-api")) as queries,
+        serving(query_app) as queries,
     ):
+        clock = FakeClock()
+        query_app.state.key_cache = KeyCache(distributed_settings.key_cache_ttl_s, clock=clock)
         created = await commands.post("/api/v1/admin/keys", json={"tenant": "default", "roles": ["reader"]})
         key = as_(commands, created.json()["key"])
         assert (await queries.get("/api/v1/datasets", headers=key)).status_code == 200
@@ -185,13 +190,12 @@ async def test_a_revoked_key_is_refused_by_another_replica_within_a_second(
         listed = (await commands.get("/api/v1/admin/keys")).json()["keys"]
         assert created.json()["id"] in {k["id"] for k in listed} and all("hash" not in k for k in listed)
         assert (await commands.delete(f"/api/v1/admin/keys/{created.json()['id']}")).status_code == 204
-        revoked = time.monotonic()
-        # The replica that revoked the key forgets it at once; another one within its key cache's ttl.
+        # The replica that revoked the key forgets it at once; another one trusts its cache for the ttl...
         assert (await commands.get("/api/v1/admin/keys", headers=key)).status_code == 401
-        while (await queries.get("/api/v1/datasets", headers=key)).status_code != 401:
-            assert time.monotonic() - revoked < 1.0
-            await asyncio.sleep(0.01)
-        assert time.monotonic() - revoked < 1.0
+        assert (await queries.get("/api/v1/datasets", headers=key)).status_code == 200
+        # ...and looks the key up again, and refuses it, as soon as the ttl has passed.
+        clock.advance(distributed_settings.key_cache_ttl_s)
+        assert (await queries.get("/api/v1/datasets", headers=key)).status_code == 401
 
 
 async def test_replicas_starting_together_all_install_the_bootstrap_key(
@@ -246,7 +250,8 @@ async def test_rate_limits_hold_across_two_api_processes_sharing_redis(
 ) -> None:
     env = tributary_env(
         distributed_settings,
-        TRIBUTARY_RATE_LIMIT_KEY_READS_PER_S="0.5",
+        # One token in 1,000 s: however slowly the requests go, the bucket does not refill during the test.
+        TRIBUTARY_RATE_LIMIT_KEY_READS_PER_S="0.001",
         TRIBUTARY_RATE_LIMIT_KEY_READS_BURST="10",
     )
     ports = [free_port(), free_port()]
@@ -266,7 +271,7 @@ async def test_rate_limits_hold_across_two_api_processes_sharing_redis(
             process.wait(timeout=30)
     allowed = [a for a in answers if a.status_code == 200]
     refused = [a for a in answers if a.status_code == 429]
-    assert 10 <= len(allowed) <= 11 and len(allowed) + len(refused) == 30, [a.status_code for a in answers]
+    assert len(allowed) == 10 and len(refused) == 20, [a.status_code for a in answers]
     assert int(refused[0].headers["Retry-After"]) >= 1
     assert refused[0].headers["X-RateLimit-Remaining"] == "0"
     assert allowed[0].headers["X-RateLimit-Limit"] == "10"
@@ -327,10 +332,17 @@ async def test_writes_key_changes_and_denials_are_audited_in_sql_and_on_kafka(
         bootstrap_servers=settings.kafka_bootstrap,
         auto_offset_reset="earliest",
     )
+    wanted, published = {(s, t, o) for s, _, t, o in seen}, set()
+
+    async def all_published() -> bool | None:
+        batches = await consumer.getmany(timeout_ms=1000)
+        for record in (r for records in batches.values() for r in records):
+            event = AuditEvent.model_validate_json(record.value)
+            published.add((event.subject, event.target, event.outcome))
+        return True if published >= wanted else None
+
     await consumer.start()
     try:
-        published = await consumer.getmany(timeout_ms=5000)
-        events = [AuditEvent.model_validate_json(r.value) for records in published.values() for r in records]
+        await eventually(all_published, timeout=60)
     finally:
         await consumer.stop()
-    assert {(e.subject, e.target, e.outcome) for e in events} >= {(s, t, o) for s, _, t, o in seen}

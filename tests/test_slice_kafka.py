@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 
-import deeplake
 import numpy as np
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -22,6 +21,7 @@ from events import (
 from tests.helpers import eventually, serving
 from tests.kafka_tools import command_count, event_reader, workers
 from tributary.app import create_app
+from tributary.deeplake_lib import deeplake
 from tributary.settings import Settings
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import socket
 
-import deeplake
 import httpx
 import numpy as np
 import numpy.typing as npt
@@ -18,6 +17,7 @@ from tests.embedding_server import EmbeddingsServer, vector_of
 from tests.helpers import serving
 from tributary.app import create_app
 from tributary.db.models import BusCommandRow, OperationRow
+from tributary.deeplake_lib import deeplake
 from tributary.embedding.local import LocalEmbedder
 from tributary.settings import Settings
 
@@ -102,7 +102,7 @@ async def test_an_embedder_that_is_down_is_a_503_and_nothing_is_published(
         await create(client, 4, {"kind": "openai", "model": "m", "base_url": base_url})
         answer = await client.post(f"{VECTORS}?wait=true", json={"vectors": [{"text": "hello"}]})
         assert answer.status_code == 503, answer.text
-        assert "embedding failed: cannot reach the embedding endpoint" in answer.json()["detail"]
+        assert "embedding failed: cannot reach the embedding endpoint" in answer.json()["detail"][0]["msg"]
         async with app.state.sessions() as session:
             assert await session.scalar(select(func.count()).select_from(BusCommandRow)) == 1  # the create
             assert await session.scalar(select(func.count()).select_from(OperationRow)) == 1

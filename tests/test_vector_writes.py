@@ -7,7 +7,6 @@ import base64
 import json
 from pathlib import Path
 
-import deeplake
 import httpx
 import numpy as np
 import pytest
@@ -17,6 +16,7 @@ from events import CreateDataset, CreateDatasetPayload, UpsertVectors, UpsertVec
 from tests.helpers import serving
 from tributary.app import create_app
 from tributary.db.models import BusCommandRow
+from tributary.deeplake_lib import deeplake
 from tributary.settings import Settings
 from tributary.storage import DatasetStore
 from workers.applier import apply_commands

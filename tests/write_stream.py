@@ -8,10 +8,10 @@ import asyncio
 import json
 from dataclasses import dataclass, field
 
-import deeplake
 import httpx
 import numpy as np
 
+from tributary.deeplake_lib import deeplake
 from tributary.settings import Settings
 
 DIMENSIONS = 16
@@ -24,12 +24,19 @@ class Expected:
 
 
 async def stream_writes(
-    client: httpx.AsyncClient, dataset: str, requests: int, batch: int, seed: int
+    client: httpx.AsyncClient,
+    dataset: str,
+    requests: int,
+    batch: int,
+    seed: int,
+    until: asyncio.Event | None = None,
 ) -> Expected:
+    """Send `requests` requests, and more until `until` is set, if given."""
     rng = np.random.default_rng(seed)
     expected = Expected()
     fresh = 0
-    for n in range(requests):
+    n = 0
+    while n < requests or (until is not None and not until.is_set()):
         if n % 10 == 9 and expected.rows:
             # Overwrite existing ids with new vectors: an upsert replaces, it never duplicates.
             ids = list(
@@ -54,6 +61,7 @@ async def stream_writes(
             assert answer.status_code == 202, answer.text
             for vid in doomed:
                 del expected.rows[vid]
+        n += 1
     return expected
 
 
@@ -63,23 +71,36 @@ def stored_rows(settings: Settings, dataset: str) -> tuple[list[str], np.ndarray
     return ids, np.asarray(ds["embedding"][:]), list(ds["metadata"][:])
 
 
-async def until_stored(settings: Settings, dataset: str, expected: Expected, timeout: float) -> None:
-    """Wait until DeepLake holds exactly the expected ids, then check every vector and metadata value."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        ids, vectors, metadata = stored_rows(settings, dataset)
-        if sorted(ids) == sorted(expected.rows) or asyncio.get_running_loop().time() > deadline:
-            break
-        await asyncio.sleep(0.5)
-    assert len(ids) == len(set(ids)), "duplicate ids in DeepLake"
+def differences(settings: Settings, dataset: str, expected: Expected) -> list[str]:
+    """How DeepLake differs from the expected content: duplicate, missing and unexpected ids, other vectors or
+    metadata. Empty when it holds exactly what was acknowledged, with the last write of each id."""
+    ids, vectors, metadata = stored_rows(settings, dataset)
+    found: list[str] = []
+    if len(ids) != len(set(ids)):
+        found.append(f"{len(ids) - len(set(ids))} duplicate ids")
     missing, extra = set(expected.rows) - set(ids), set(ids) - set(expected.rows)
-    assert not missing and not extra, (
-        f"{len(missing)} missing ({sorted(missing)[:5]}...), {len(extra)} unexpected ({sorted(extra)[:5]}...)"
-    )
+    if missing or extra:
+        found.append(
+            f"{len(missing)} missing ({sorted(missing)[:5]}...), {len(extra)} unexpected ({sorted(extra)[:5]}...)"
+        )
     wrong = [
         (vid, json.loads(str(metadata[row])), expected.rows[vid][1])
         for row, vid in enumerate(ids)
-        if not np.array_equal(vectors[row], np.asarray(expected.rows[vid][0], dtype=np.float32))
-        or json.loads(str(metadata[row])) != expected.rows[vid][1]
+        if vid in expected.rows
+        and (
+            not np.array_equal(vectors[row], np.asarray(expected.rows[vid][0], dtype=np.float32))
+            or json.loads(str(metadata[row])) != expected.rows[vid][1]
+        )
     ]
-    assert not wrong, f"{len(wrong)} rows differ (id, stored metadata, expected metadata): {wrong[:5]}"
+    if wrong:
+        found.append(f"{len(wrong)} rows differ (id, stored metadata, expected metadata): {wrong[:5]}")
+    return found
+
+
+async def until_stored(settings: Settings, dataset: str, expected: Expected, timeout: float) -> None:
+    """Wait until DeepLake holds exactly the expected content (every id, vector and metadata value): the last
+    acknowledged writes may still be on their way when the ids already match."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while found := await asyncio.to_thread(differences, settings, dataset, expected):
+        assert asyncio.get_running_loop().time() < deadline, "; ".join(found)
+        await asyncio.sleep(0.5)

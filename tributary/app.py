@@ -11,8 +11,8 @@ from typing import Any, Literal
 
 from fastapi import FastAPI
 from redis.asyncio import Redis
-from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from command_api.deps import ReplayedAnswer, replayed_answer
 from command_api.retention import purge_periodically
@@ -20,7 +20,7 @@ from command_api.routes import datasets as command_datasets
 from command_api.routes import keys as command_keys
 from command_api.routes import vectors as command_vectors
 from events import Topics
-from query_api.cache import REDIS_TIMEOUT_S, SearchCache
+from query_api.cache import SearchCache
 from query_api.consistency import EmbeddedBarrier
 from query_api.follower import EventFollower
 from query_api.indexer import Indexer
@@ -45,6 +45,7 @@ from tributary.kafka import (
     ensure_topics,
     make_broker,
 )
+from tributary.resilience import CircuitBreaker
 from tributary.settings import Settings
 from tributary.storage import DatasetStore
 
@@ -67,10 +68,13 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
             app.state.settings = settings
             app.state.sessions = sessions
             app.state.asyncapi = asyncapi_document(settings)
-            app.state.readiness = {"database": lambda: _database_answers(engine)}
-            app.state.optional_readiness = {}
+            database = {"database": lambda: health.database_answers(engine)}
+            # A query replica serves reads from memory through a database outage (keys verified before it
+            # included): degraded, not out of rotation.
+            app.state.readiness = {} if role == "query-api" else database
+            app.state.optional_readiness = database if role == "query-api" else {}
             app.state.jwt_verifier = JwtVerifier.from_settings(settings)
-            app.state.key_cache = KeyCache(settings.key_cache_ttl_s)
+            app.state.key_cache = KeyCache(settings.key_cache_ttl_s, settings.key_grace_s)
             generated = await install_bootstrap_key(sessions, settings)
             if generated is not None:
                 # Printed once, at the first start: only its hash is kept.
@@ -86,6 +90,7 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
                 bus = EmbeddedBus(sessions, store, on_events=partial(apply_events, projections))
                 await bus.start()
                 stack.push_async_callback(bus.stop)
+                app.state.readiness["bus"] = bus.ready
                 app.state.publisher = bus
                 app.state.projections, app.state.barrier = projections, EmbeddedBarrier(bus)
                 _index_in_background(stack, projections)
@@ -105,12 +110,15 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
                 follower = EventFollower(settings, projections, store)
                 await follower.start(lambda: _catalog(sessions))
                 stack.push_async_callback(follower.stop)
+                app.state.readiness["events"] = follower.ready
                 app.state.projections, app.state.barrier = projections, follower
                 _index_in_background(stack, projections)
             redis = None
             if settings.redis_url:
                 redis = Redis.from_url(
-                    settings.redis_url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
+                    settings.redis_url,
+                    socket_timeout=settings.redis_timeout_s,
+                    socket_connect_timeout=settings.redis_timeout_s,
                 )
                 stack.push_async_callback(redis.aclose)
                 app.state.optional_readiness["redis"] = lambda: _redis_answers(redis)
@@ -119,7 +127,8 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
                 await sink.start()
                 stack.push_async_callback(sink.stop)
                 app.state.audit_sink = sink
-            app.state.search_cache = SearchCache(redis)
+            redis_breaker = CircuitBreaker("Redis")
+            app.state.search_cache = SearchCache(redis, redis_breaker)
             app.state.rate_limiter = (
                 RateLimiter(
                     redis,
@@ -127,15 +136,14 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
                     fail_open=settings.rate_limit_fail_open,
                     # Deployments sharing a Redis keep their buckets apart.
                     namespace=settings.topic_prefix,
+                    breaker=redis_breaker,
                 )
                 if redis is not None and settings.rate_limit_enabled
                 else None
             )
             yield
 
-    app = FastAPI(
-        title="Tributary", version=__version__, lifespan=lifespan, max_body_size=settings.max_body_bytes
-    )
+    app = FastAPI(title="Tributary", version=__version__, lifespan=lifespan)
     errors.install(app)
     app.add_middleware(AuditMiddleware)
     http_hygiene.install(app, settings)
@@ -180,12 +188,6 @@ async def _catalog(sessions: async_sessionmaker[AsyncSession]) -> list[tuple[str
     async with sessions() as session:
         rows = await session.execute(select(DatasetRow.tenant, DatasetRow.name))
         return [(tenant, name) for tenant, name in rows]
-
-
-async def _database_answers(engine: AsyncEngine) -> bool:
-    async with engine.connect() as connection:
-        await connection.execute(text("select 1"))
-    return True
 
 
 async def _redis_answers(redis: Redis | None) -> bool:

@@ -17,8 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tributary.db.models import AuditRow
+from tributary.resilience import RepeatedLog
 
 log = logging.getLogger(__name__)
+# An outage fails every record: say so once in a while with a count, not once per request.
+repeated = RepeatedLog(log)
 
 WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 # Reads that are posted (search, get, scroll, count) are reads all the same.
@@ -89,4 +92,10 @@ async def record(scope: Scope, outcome: int) -> None:
             await sink.publish(event)
     except Exception:
         # The answer is already sent; a lost audit record is logged, never turned into a failed request.
-        log.exception("could not record an audit event for %s %s", event.action, event.target)
+        repeated(
+            logging.ERROR,
+            "could not record an audit event for %s %s",
+            event.action,
+            event.target,
+            exc_info=True,
+        )

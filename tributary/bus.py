@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from events import Command
+
+# ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+TOKEN_PATTERN = r"^[0-9]{1,10}:[0-9]{1,19}$"
 
 
 @dataclass(frozen=True)
@@ -22,9 +26,9 @@ class ConsistencyToken:
 
     @classmethod
     def parse(cls, raw: str) -> ConsistencyToken:
-        partition, _, offset = raw.partition(":")
-        if not (partition.isdigit() and offset.isdigit()):
+        if re.fullmatch(TOKEN_PATTERN, raw) is None:
             raise ValueError("a consistency token looks like '<partition>:<offset>'")
+        partition, _, offset = raw.partition(":")
         return cls(int(partition), int(offset))
 
 

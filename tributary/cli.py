@@ -11,10 +11,31 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from tributary.settings import Settings
 
 app = typer.Typer(help="Tributary: vector search for DeepLake over Kafka.", no_args_is_help=True)
+
+
+def load_settings() -> Settings:
+    """The settings, or one line per bad setting (its variable, what is wrong) and exit 2: a traceback of the
+    validator says less, forty lines later."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = (
+                "TRIBUTARY_" + "_".join(str(part) for part in error["loc"]).upper()
+                if error["loc"]
+                else "settings"
+            )
+            reason = error["msg"].removeprefix("Value error, ")
+            typer.echo(f"tributary: {where}: {reason}", err=True)
+    except SettingsError as exc:
+        typer.echo(f"tributary: {exc}", err=True)
+    raise typer.Exit(2)
 
 
 @app.command()
@@ -27,7 +48,12 @@ def serve(
         ),
     ] = "embedded",
     host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
-    port: Annotated[int | None, typer.Option(help="HTTP port (default 8080)")] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            help="HTTP port (default 8080); for the applier and projector, the port of /healthz and /readyz"
+        ),
+    ] = None,
     workers: Annotated[
         int,
         typer.Option(
@@ -43,11 +69,13 @@ def serve(
     if workers > 1 and role not in ("command-api", "query-api"):
         raise typer.BadParameter(f"the {role} role runs as one process", param_hint="--workers")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = Settings()
+    # Alembic logs its plugins and every migration at INFO on each start: only its warnings are news.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    settings = load_settings()
     if role in ("applier", "projector"):
         from tributary.worker import run_worker
 
-        asyncio.run(run_worker(settings, role))  # type: ignore[arg-type]
+        asyncio.run(run_worker(settings, role, port=port))  # type: ignore[arg-type]
         return
     from tributary.app import WORKER_ROLE_VARIABLE, create_app
 
@@ -82,7 +110,7 @@ def migrate() -> None:
     from tributary.db.migrate import upgrade
     from tributary.db.session import engine_for
 
-    settings = Settings()
+    settings = load_settings()
     if settings.database_url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
 
@@ -104,7 +132,7 @@ def rebuild_catalog_command() -> None:
     from tributary.db.session import engine_for, make_sessionmaker
     from workers.catalog_rebuild import embedded_events, kafka_events, rebuild_catalog
 
-    settings = Settings()
+    settings = load_settings()
 
     async def run() -> int:
         engine = engine_for(settings)
@@ -125,7 +153,7 @@ def asyncapi(
     """Print the AsyncAPI document of the command, event and dead-letter topics."""
     from tributary.asyncapi import asyncapi_document
 
-    text = json.dumps(asyncapi_document(Settings()), indent=2, sort_keys=True) + "\n"
+    text = json.dumps(asyncapi_document(load_settings()), indent=2, sort_keys=True) + "\n"
     if output is None:
         typer.echo(text, nl=False)
     else:

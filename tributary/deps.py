@@ -17,6 +17,7 @@ from tributary.auth.key_cache import KeyCache
 from tributary.auth.principal import Action, Principal, authorize
 from tributary.auth.rate_limit import RateLimiter
 from tributary.embedding import Embedders
+from tributary.resilience import Unavailable
 from tributary.settings import Settings
 
 
@@ -65,6 +66,9 @@ def allowed(action: Action) -> Callable[..., Awaitable[Principal]]:
         limiter: RateLimiter | None = request.app.state.rate_limiter
         if limiter is not None:
             rate = await limiter.hit(principal, "read" if action == "read" else "write")
+            if not rate.checked and not rate.allowed:
+                # Failing closed is not the client's fault: not a 429 that says it went too fast.
+                raise Unavailable("Redis", "rate limits cannot be checked", rate.retry_after_s)
             if not rate.allowed:
                 raise HTTPException(
                     status.HTTP_429_TOO_MANY_REQUESTS,

@@ -9,7 +9,6 @@ repeats it); the handlers are idempotent, so the effect is once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
 
@@ -20,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from events import Command, DomainEvent, parse_command, parse_event, partition_key
 from tributary.bus import ConsistencyToken
 from tributary.db.models import BusCommandRow, BusEventRow
+from tributary.resilience import Backoff, RepeatedLog, Supervised
 from tributary.storage import DatasetStore
 from tributary.threads import in_thread_to_completion
 from workers.isolation import MAX_ATTEMPTS, apply_batch
@@ -46,8 +46,11 @@ class EmbeddedBus:
         self._wake = asyncio.Event()
         self._applied = asyncio.Condition()
         self._applied_seq = 0
-        self._task: asyncio.Task[None] | None = None
+        self._applying = Supervised("embedded bus", self._run, log)
+        self._started = False
         self._failures: dict[int, int] = {}
+        self._backoff = Backoff(first_s=0.5, cap_s=10.0)
+        self._repeated = RepeatedLog(log)
 
     async def publish(self, commands: Sequence[Command]) -> ConsistencyToken:
         async with self._sessions.begin() as session:
@@ -66,16 +69,18 @@ class EmbeddedBus:
         return ConsistencyToken(partition=0, offset=seq)
 
     async def start(self) -> None:
-        if self._task is None:
+        if not self._started:
+            self._started = True
             self._applied_seq = await self._processed_prefix()
-            self._task = asyncio.create_task(self._run(), name="embedded-bus")
+            self._applying.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._applying.stop()
+        self._started = False
+
+    async def ready(self) -> bool:
+        """Applying runs (it is restarted after a crash; readiness says 503 meanwhile)."""
+        return self._applying.healthy
 
     @property
     def applied_seq(self) -> int:
@@ -141,10 +146,16 @@ class EmbeddedBus:
         except Exception:
             # The commands stay pending and are retried; a bug must not spin the loop at full speed.
             self._failures[first] = self._failures.get(first, 0) + 1
-            log.exception("embedded bus: applying commands from %s failed; retrying", first)
-            await asyncio.sleep(1.0)
+            self._repeated(
+                logging.ERROR,
+                "embedded bus: applying commands from %s failed; retrying",
+                first,
+                exc_info=True,
+            )
+            await self._backoff.sleep()
             return len(rows)
         self._failures.pop(first, None)
+        self._backoff.reset()
         async with self._applied:
             self._applied_seq = rows[-1].seq
             self._applied.notify_all()

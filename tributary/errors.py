@@ -1,20 +1,111 @@
-"""Error answers: a 422 lists each problem's location and reason, without echoing the input back (it can be
-megabytes of vectors, or NaN, which JSON cannot even carry)."""
+"""Error answers: every error, whatever raised it, is `{"detail": [{"type", "loc", "msg"}]}` with the security
+headers. A 422 lists each problem's location and reason, without echoing the input back (it can be megabytes
+of vectors, or NaN, which JSON cannot even carry); other errors hold one problem, its type named after the
+status (`not_found`, `conflict`, ...)."""
 
 from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
 
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
+
+from tributary.resilience import Unavailable
+
+
+class Problem(BaseModel):
+    type: str = Field(
+        description="What kind of problem: a validation error type, or the status, e.g. not_found"
+    )
+    loc: list[str | int] = Field(description='Where in the request, e.g. ["body", "vectors", 0, "vector"]')
+    msg: str
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error answer."""
+
+    detail: list[Problem]
+
+
+def responses(*codes: int, model: Any = ErrorResponse) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` of routes that answer these error codes (by default with the one error shape)."""
+    return {code: {"model": model, "description": HTTPStatus(code).phrase} for code in codes}
+
+
+# What every route behind a credential may answer: no or a bad credential, not allowed, a bad request, too many
+# requests. Stated on each router.
+AUTHENTICATED = responses(401, 403, 422, 429)
+
+
+def error_response(
+    code: int, problems: Sequence[Mapping[str, Any]], headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    detail = [{"type": p["type"], "loc": list(p.get("loc", ())), "msg": p["msg"]} for p in problems]
+    return JSONResponse({"detail": detail}, status_code=code, headers=headers)
+
+
+def problem(code: int, message: str, loc: Sequence[str | int] = ()) -> dict[str, Any]:
+    return {
+        "type": HTTPStatus(code).phrase.lower().replace(" ", "_").replace("-", "_"),
+        "loc": loc,
+        "msg": message,
+    }
+
+
+def invalid(loc: Sequence[str | int], message: str) -> RequestValidationError:
+    """A 422 that a route finds itself (against the dataset, or the server's state), naming the field."""
+    return RequestValidationError([{"type": "value_error", "loc": tuple(loc), "msg": message}])
 
 
 async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    detail = [
-        {"type": e.get("type"), "loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in exc.errors()
+    return error_response(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.errors())
+
+
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    return error_response(exc.status_code, [problem(exc.status_code, str(exc.detail))], headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods of the routes whose path names this one most closely (the fewest path parameters). Starlette
+    names the first route whose pattern matches, so `/vectors/get` (POST) answered `Allow: PATCH` because
+    `/vectors/{vector_id}` matches it too."""
+    path = request.scope["path"]
+    matching = [
+        context
+        for context in iter_route_contexts(request.app.router.routes)
+        if context.path is not None and compile_path(context.path)[0].match(path)
     ]
-    return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+    closest = min((context.path.count("{") for context in matching if context.path), default=0)
+    methods = {
+        method
+        for context in matching
+        if context.path is not None and context.path.count("{") == closest
+        for method in context.methods or ()
+    }
+    return sorted(methods)
+
+
+async def dependency_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    """A dependency that went away is a 503 that names it, with when to retry; never a 500."""
+    assert isinstance(exc, Unavailable)
+    code = status.HTTP_503_SERVICE_UNAVAILABLE
+    return error_response(code, [problem(code, str(exc))], {"Retry-After": str(math.ceil(exc.retry_after_s))})
 
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Unavailable, dependency_unavailable)

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
-from fastapi import APIRouter, Request, Response, status
+import uvicorn
+from fastapi import APIRouter, FastAPI, Request, Response, status
 from fastapi.responses import PlainTextResponse
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from query_api.registry import Projections
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["operations"])
 
@@ -22,7 +29,7 @@ async def liveness() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses={503: {"description": "A required dependency is failing (same body)"}})
 async def readiness(request: Request, response: Response) -> dict[str, Any]:
     required: dict[str, Check] = request.app.state.readiness
     optional: dict[str, Check] = request.app.state.optional_readiness
@@ -60,3 +67,37 @@ async def metrics(request: Request) -> str:
 async def asyncapi(request: Request) -> dict[str, Any]:
     document: dict[str, Any] = request.app.state.asyncapi
     return document
+
+
+async def database_answers(engine: AsyncEngine) -> bool:
+    async with engine.connect() as connection:
+        await connection.execute(text("select 1"))
+    return True
+
+
+class _HealthServer(uvicorn.Server):
+    # The worker owns SIGTERM and SIGINT (it stops its broker first); uvicorn must not take them over.
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@contextlib.asynccontextmanager
+async def serving_health(readiness: dict[str, Check], host: str, port: int) -> AsyncIterator[None]:
+    """`/healthz` and `/readyz` of a worker role on their own small HTTP server, while the body runs."""
+    app = FastAPI(title="Tributary worker health", openapi_url=None, docs_url=None, redoc_url=None)
+    app.include_router(router)
+    app.state.readiness, app.state.optional_readiness = readiness, {}
+    server = _HealthServer(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+    task = asyncio.create_task(server.serve(), name="health-server")
+    while not server.started:
+        if task.done():
+            task.result()  # the port was taken: say why
+            raise RuntimeError(f"the health server on {host}:{port} did not start")
+        await asyncio.sleep(0.05)
+    log.info("health and readiness on http://%s:%d", host, port)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await task

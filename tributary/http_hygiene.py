@@ -1,11 +1,16 @@
-"""What every HTTP answer carries: security headers, and CORS only for the origins the settings name."""
+"""What every HTTP answer carries: security headers, and CORS only for the origins the settings name; and the
+request body limit."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, status
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tributary.errors import error_response, problem
 from tributary.settings import Settings
 
 # An API that answers JSON: nothing in it is to be framed, sniffed, cached by intermediaries, or run as a page.
@@ -40,8 +45,39 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+class BodyLimit:
+    """Refuses a body above `max_bytes`: at once when its Content-Length says so, else when reading passes the
+    limit (Starlette's limiter, whose 413 then reaches the error handlers). Inside `SecurityHeaders`, so the
+    413 has the error shape and headers of every other answer (FastAPI's own `max_body_size` answers in plain
+    text from outside every middleware)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = RequestBodyLimitMiddleware(app, max_body_size=max_bytes)
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = Headers(scope=scope).get("content-length", "")
+            # ASCII digits only: "²" is a digit to str.isdigit() and not to int().
+            if length.isascii() and length.isdigit() and int(length) > self.max_bytes:
+                message = f"a request body may hold {self.max_bytes} bytes"
+                await error_response(413, [problem(413, message)])(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+async def server_error(_request: Request, _exc: Exception) -> JSONResponse:
+    # Starlette answers an unhandled error outside every middleware, so the headers are added here; it re-raises
+    # the exception afterwards, so the server logs it with its traceback.
+    answer = error_response(500, [problem(500, "internal error; it was logged")])
+    answer.headers.update({name.decode(): value.decode() for name, value in SECURITY_HEADERS})
+    return answer
+
+
 def install(app: FastAPI, settings: Settings) -> None:
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)
+    app.add_exception_handler(status.HTTP_500_INTERNAL_SERVER_ERROR, server_error)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -58,8 +58,21 @@ class Settings(BaseSettings):
         "name): a restarted replica takes its partitions back at once instead of after a rebalance",
     )
     redis_url: str | None = None
+    redis_timeout_s: float = Field(
+        default=0.25,
+        gt=0,
+        description="Longest a Redis call (search cache, rate limits) may take before the request goes on without "
+        "it: uncached, or as `rate_limit_fail_open` says. 50 ms tripped on a healthy but busy Redis",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
+    health_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port of the applier's and projector's /healthz and /readyz (`--port` of `tributary serve`); "
+        "unset: none",
+    )
     access_log: bool = Field(
         default=False,
         description="Log a line per HTTP request. Off by default: at a thousand searches a second it costs a query "
@@ -105,6 +118,12 @@ class Settings(BaseSettings):
         ge=0,
         description="How long a replica trusts an API key it verified; a revoked key is refused by every replica "
         "within this (0: look the key up on every request)",
+    )
+    key_grace_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="While the database does not answer, an API key verified within this long before is still "
+        "accepted (reads served from memory go on); other keys get 503",
     )
     jwt_algorithm: JwtAlgorithm | None = Field(
         default=None,
@@ -159,7 +178,11 @@ class Settings(BaseSettings):
     def _admin_key_is_a_key(cls, value: SecretStr | None) -> SecretStr | None:
         # The format guarantees a 256-bit secret, so the bootstrap key is checked like every other key.
         if value is not None and keys.parse(value.get_secret_value()) is None:
-            raise ValueError("must be an API key in the trb_<prefix>_<secret> format")
+            raise ValueError(
+                "must be an API key in the trb_<prefix>_<secret> format (make one with: python -c "
+                "'from tributary.auth.keys import new_key; print(new_key().key)'; in embedded mode, leave it "
+                "unset to have one generated and printed at the first start)"
+            )
         return value
 
     @model_validator(mode="after")

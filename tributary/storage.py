@@ -9,7 +9,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import deeplake
 import numpy as np
 import numpy.typing as npt
 
@@ -21,6 +20,7 @@ from events.commands import (
     parse_embedder_config,
 )
 from events.filters import FilterNode
+from tributary.deeplake_lib import deeplake
 from tributary.filtering import matches
 
 SPEC_KEY = "tributary_spec"

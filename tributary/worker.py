@@ -1,14 +1,19 @@
-"""Runs a worker role (applier or projector) against Kafka until it is told to stop."""
+"""Runs a worker role (applier or projector) against Kafka until it is told to stop (SIGTERM or SIGINT: the
+broker stops consuming, in-flight work ends, the database pool closes), with `/healthz` and `/readyz` on a small
+HTTP port when one is given (`--port`, `health_port`)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
+from contextlib import AsyncExitStack
+from functools import partial
 from typing import Literal
 
 from events import Topics
 from tributary.db.session import engine_for, make_sessionmaker
+from tributary.health import Check, database_answers, serving_health
 from tributary.kafka import declare_channels, ensure_topics, make_broker
 from tributary.settings import Settings
 from tributary.storage import DatasetStore
@@ -20,26 +25,43 @@ log = logging.getLogger(__name__)
 WorkerRole = Literal["applier", "projector"]
 
 
-async def run_worker(settings: Settings, role: WorkerRole, stop: asyncio.Event | None = None) -> None:
+async def run_worker(
+    settings: Settings, role: WorkerRole, stop: asyncio.Event | None = None, port: int | None = None
+) -> None:
     stop = stop or _stop_on_signals()
     broker = make_broker(settings, client_id=f"tributary-{role}")
     channels = declare_channels(broker, Topics(settings.topic_prefix))
     engine = engine_for(settings)
     sessions = make_sessionmaker(engine)
+    readiness: dict[str, Check] = {
+        "database": lambda: database_answers(engine),
+        "kafka": lambda: broker.ping(timeout=1.0),
+    }
+    fence = None
     if role == "applier":
         fence = PartitionFence(sessions, channels.topics.commands, holder_name())
         store = DatasetStore(settings.resolved_storage_root)
         register_applier(broker, channels, store, fence, settings.instance_id)
+        readiness["leases"] = partial(_leases_held, fence)
     else:
         register_projector(broker, channels, sessions)
-    await ensure_topics(settings)
-    await broker.start()
-    log.info("%s running against %s", role, settings.kafka_bootstrap)
-    try:
+    async with AsyncExitStack() as stack:
+        stack.push_async_callback(engine.dispose)
+        port = port or settings.health_port
+        if port is not None:
+            await stack.enter_async_context(serving_health(readiness, settings.host, port))
+        await ensure_topics(settings)
+        stack.push_async_callback(broker.stop)
+        if fence is not None:
+            stack.push_async_callback(fence.close)
+        await broker.start()
+        log.info("%s running against %s", role, settings.kafka_bootstrap)
         await stop.wait()
-    finally:
-        await broker.stop()
-        await engine.dispose()
+        log.info("%s stopping", role)
+
+
+async def _leases_held(fence: PartitionFence) -> bool:
+    return not fence.leases_wanted
 
 
 def _stop_on_signals() -> asyncio.Event:

@@ -25,6 +25,7 @@ from events import (
     DomainEvent,
     MetadataUpdated,
     MetadataUpdatedPayload,
+    RejectionCause,
     UpdateMetadata,
     UpsertVectors,
     VectorsDeleted,
@@ -42,6 +43,10 @@ VectorWrite = UpsertVectors | DeleteVectors | UpdateMetadata
 class Rejected(Exception):
     """The command is valid but cannot be applied; the reason goes back to the client. Raised before the
     command changed anything, so the batch it is part of goes on without it."""
+
+    def __init__(self, reason: str, cause: RejectionCause = "invalid") -> None:
+        super().__init__(reason)
+        self.cause: RejectionCause = cause
 
 
 @dataclass
@@ -80,7 +85,7 @@ def apply_commands(commands: Sequence[Command], store: DatasetStore) -> list[Dom
             if url not in open_writes:
                 writer = store.writer(command.tenant, command.dataset)
                 if writer is None:
-                    out.append(rejection(command, f"dataset {command.dataset!r} does not exist"))
+                    out.append(rejection(command, f"dataset {command.dataset!r} does not exist", "not_found"))
                     continue
                 open_writes[url] = (writer, [])
             writer, effects = open_writes[url]
@@ -110,7 +115,7 @@ def _lifecycle(command: CreateDataset | DeleteDataset, store: DatasetStore) -> D
             return create_dataset(command, store)
         return delete_dataset(command, store)
     except Rejected as exc:
-        return rejection(command, str(exc))
+        return rejection(command, str(exc), exc.cause)
 
 
 def _vector_write(command: VectorWrite, writer: DatasetWriter) -> Effect | DomainEvent:
@@ -121,14 +126,16 @@ def _vector_write(command: VectorWrite, writer: DatasetWriter) -> Effect | Domai
     try:
         effect = _write(command, writer)
     except Rejected as exc:
-        return rejection(command, str(exc))
+        return rejection(command, str(exc), exc.cause)
     writer.applied(command_id)
     return effect
 
 
-def rejection(command: Command, reason: str) -> CommandRejected:
+def rejection(command: Command, reason: str, cause: RejectionCause = "invalid") -> CommandRejected:
     return event_for(
-        command, CommandRejected, CommandRejectedPayload(command_type=command.type, reason=reason)
+        command,
+        CommandRejected,
+        CommandRejectedPayload(command_type=command.type, reason=reason, cause=cause),
     )
 
 
@@ -148,7 +155,7 @@ def create_dataset(command: CreateDataset, store: DatasetStore) -> DatasetCreate
     elif existing == wanted:
         version = store.version(command.tenant, command.dataset)
     else:
-        raise Rejected(f"dataset {command.dataset!r} already exists with another configuration")
+        raise Rejected(f"dataset {command.dataset!r} already exists with another configuration", "conflict")
     return event_for(
         command,
         DatasetCreated,
@@ -185,7 +192,7 @@ def _write(command: VectorWrite, writer: DatasetWriter) -> Effect:
         case UpdateMetadata(payload=p):
             stored = writer.metadata_of(p.id)
             if stored is None:
-                raise Rejected(f"vector {p.id!r} does not exist")
+                raise Rejected(f"vector {p.id!r} does not exist", "not_found")
             metadata = {**stored, **p.metadata} if p.merge else dict(p.metadata)
             writer.set_metadata(p.id, metadata)
             return Effect(command, ids=[p.id], metadata=metadata)

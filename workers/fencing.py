@@ -7,10 +7,16 @@ the partition's lease row and increases its token; an applier applies and commit
 transaction that holds the lease rows of the batch's partitions locked and finds its own tokens in them.
 The new owner's token increase waits for that lock, so an old owner's in-flight commit finishes first, and
 every commit the old owner tries afterwards is refused (`Fenced`).
+
+A lease that cannot be taken at assignment (the database is down while the worker starts or rebalances) stays
+wanted: a background task retries with exponential backoff and jitter until it is taken, and a batch of such a
+partition takes it first. Until then nothing is applied there.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -24,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tributary.db.models import WriterLeaseRow
+from tributary.resilience import Backoff, RepeatedLog
 from tributary.storage import DatasetStore
 
 log = logging.getLogger(__name__)
@@ -31,6 +38,10 @@ log = logging.getLogger(__name__)
 
 class Fenced(Exception):
     """This worker no longer owns a partition it was about to write for."""
+
+
+class LeasePending(Exception):
+    """A partition of this worker whose lease could not be taken yet (the database does not answer)."""
 
 
 def holder_name() -> str:
@@ -43,15 +54,55 @@ class PartitionFence:
         self._topic = topic
         self.holder = holder
         self._tokens: dict[int, int] = {}
+        # Assigned to this worker, lease not taken yet.
+        self._wanted: set[int] = set()
+        self._taking = asyncio.Lock()
+        self._retry: asyncio.Task[None] | None = None
+        self._repeated = RepeatedLog(log)
+
+    @property
+    def leases_wanted(self) -> frozenset[int]:
+        """Assigned partitions whose lease is not taken yet (nothing is applied there meanwhile)."""
+        return frozenset(self._wanted)
 
     async def acquire(self, partitions: Iterable[int]) -> None:
-        for partition in sorted(partitions):
-            self._tokens[partition] = await self._take(partition)
-            log.info("holding %s[%d] with token %d", self._topic, partition, self._tokens[partition])
+        self._wanted.update(partitions)
+        if not await self._take_wanted() and (self._retry is None or self._retry.done()):
+            self._retry = asyncio.create_task(self._keep_taking(), name="lease-retry")
 
     def release(self, partitions: Iterable[int]) -> None:
         for partition in partitions:
             self._tokens.pop(partition, None)
+            self._wanted.discard(partition)
+
+    async def close(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retry
+
+    async def _take_wanted(self) -> bool:
+        """Take every wanted lease; False (logged) if the database refused."""
+        try:
+            async with self._taking:
+                for partition in sorted(self._wanted):
+                    token = await self._take(partition)
+                    # The partition may have been revoked while its row was locked.
+                    if partition in self._wanted:
+                        self._tokens[partition] = token
+                        self._wanted.discard(partition)
+                        log.info("holding %s[%d] with token %d", self._topic, partition, token)
+        except Exception as exc:
+            self._repeated(logging.WARNING, "cannot take the leases of %s yet: %s", self._topic, exc)
+            return False
+        self._repeated.resolved("cannot take the leases of %s yet: %s", f"took the leases of {self._topic}")
+        return True
+
+    async def _keep_taking(self) -> None:
+        backoff = Backoff(first_s=0.2, cap_s=5.0)
+        while self._wanted:
+            await backoff.sleep()
+            await self._take_wanted()
 
     async def _take(self, partition: int) -> int:
         for _ in range(3):
@@ -75,6 +126,8 @@ class PartitionFence:
     async def holding(self, partitions: Iterable[int]) -> AsyncIterator[None]:
         """Run the body (apply and commit) only while this worker provably owns every partition given."""
         wanted = sorted(set(partitions))
+        if self._wanted.intersection(wanted) and not await self._take_wanted():
+            raise LeasePending(f"the leases of {self._topic}{sorted(self._wanted)} are not taken yet")
         async with self._sessions.begin() as session:
             rows = await session.execute(
                 select(WriterLeaseRow.partition, WriterLeaseRow.token)

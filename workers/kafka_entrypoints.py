@@ -24,9 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from events import Command, CommandRejected, DomainEvent, parse_command, parse_event, partition_key
 from tributary.kafka import Channels, consumer_record, consumer_records, json_headers, publish_dead_letter
+from tributary.resilience import Backoff, RepeatedLog, Unavailable
 from tributary.storage import DatasetStore
 from tributary.threads import in_thread_to_completion
-from workers.fencing import Fenced, FencingListener, PartitionFence
+from workers.fencing import Fenced, FencingListener, LeasePending, PartitionFence
 from workers.isolation import MAX_ATTEMPTS, apply_batch
 from workers.projector import project_event
 
@@ -48,6 +49,9 @@ def register_applier(
 ) -> None:
     topics = channels.topics
     failures: dict[tuple[int, int], int] = {}
+    # Waits for a lease or the database: a pause that grows, so an outage does not spin the worker.
+    backoff = Backoff()
+    repeated = RepeatedLog(log)
 
     @broker.subscriber(
         topics.commands,
@@ -81,9 +85,10 @@ def register_applier(
             tp = TopicPartition(topics.commands, partition)
             try:
                 await apply_partition(records)
-            except Fenced as exc:
-                log.warning("not applying %s: %s", tp, exc)
+            except (Fenced, LeasePending, Unavailable) as exc:
+                repeated(logging.WARNING, "not applying %s yet: %s", tp, exc)
                 _rewind(consumer, tp, records[0].offset)
+                await backoff.sleep()
                 continue
             except Exception:
                 log.exception("applying %s from offset %d failed; it will be retried", tp, records[0].offset)
@@ -91,6 +96,8 @@ def register_applier(
                 # Back off before the partition is read again, so an outage does not spin the worker.
                 await asyncio.sleep(min(2.0 * failures.get((partition, records[0].offset), 1), 10.0))
                 continue
+            backoff.reset()
+            repeated.resolved("not applying %s yet: %s", "applying again")
             try:
                 await consumer.commit({tp: records[-1].offset + 1})
             except KafkaError as exc:
@@ -114,7 +121,8 @@ def register_applier(
                 outcome = await in_thread_to_completion(
                     apply_batch, [c for _, c in readable], store, give_up=attempt >= MAX_ATTEMPTS
                 )
-        except Fenced:
+        except (Fenced, LeasePending, Unavailable):
+            # Not the batch's fault: it is not counted towards giving up on its commands.
             raise
         except Exception:
             failures[first] = attempt
@@ -159,6 +167,8 @@ def register_projector(
     broker: KafkaBroker, channels: Channels, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     topics = channels.topics
+    backoff = Backoff()
+    repeated = RepeatedLog(log)
 
     @broker.subscriber(
         topics.events,
@@ -177,5 +187,22 @@ def register_projector(
             # producer, and must not stop the projection.
             log.error("skipping an unreadable event at offset %s: %s", consumer_record(message).offset, exc)
             return
-        async with sessions.begin() as session:
-            await project_event(event, session)
+        while True:
+            try:
+                async with sessions.begin() as session:
+                    await project_event(event, session)
+            except Unavailable as exc:
+                # Waiting here, instead of failing the message, keeps the event in hand without a redelivery
+                # (and a logged failure) per attempt.
+                repeated(logging.WARNING, "projector waiting for the database: %s", exc)
+                await backoff.sleep()
+                continue
+            except Exception:
+                # FastStream rewinds and redelivers the event; pause first so a bug does not spin the worker.
+                await backoff.sleep()
+                raise
+            backoff.reset()
+            repeated.resolved(
+                "projector waiting for the database: %s", "projector: the database answers again"
+            )
+            return

@@ -63,7 +63,7 @@ async def _operation_outcome(event: DomainEvent, session: AsyncSession) -> None:
         )
         session.add(row)
     if isinstance(event, CommandRejected):
-        row.status, row.reason = "rejected", event.payload.reason
+        row.status, row.reason, row.rejection = "rejected", event.payload.reason, event.payload.cause
     elif row.status != "rejected" and (event.part is None or event.part.last):
         # The parts of a split request are applied in order (one partition), so the last one's event
         # means all are; a rejected part keeps the whole request rejected.

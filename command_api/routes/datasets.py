@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException, Response, status
 
-from command_api.deps import SubmitDep, answer_retries_first
+from command_api.deps import WRITE_RESPONSES, SubmitDep, answer_retries_first
 from command_api.validation import check_embedder
 from events import CreateDataset, CreateDatasetPayload, DeleteDataset
 from schemas.datasets import Accepted, CreateDatasetRequest
@@ -17,6 +17,7 @@ router = APIRouter(
     tags=["datasets"],
     dependencies=[Depends(allowed("write")), Depends(answer_retries_first)],
     route_class=JSONRoute,
+    responses=WRITE_RESPONSES,
 )
 
 

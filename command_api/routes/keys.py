@@ -13,17 +13,23 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from events.names import Name
+from schemas.requests import RequestModel
 from tributary.auth import keys
 from tributary.auth.principal import Principal, Role, authorize
 from tributary.db.models import ApiKeyRow
 from tributary.deps import CurrentPrincipal, KeyCacheDep, SessionDep
+from tributary.errors import AUTHENTICATED, responses
+from tributary.json_route import JSONRoute
 
-router = APIRouter(prefix="/api/v1/admin/keys", tags=["keys"])
+router = APIRouter(
+    prefix="/api/v1/admin/keys",
+    tags=["keys"],
+    route_class=JSONRoute,
+    responses=AUTHENTICATED | responses(413),
+)
 
 
-class CreateKey(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CreateKey(RequestModel):
     tenant: Name
     roles: list[Role] = Field(min_length=1)
     datasets: list[Name] | None = Field(default=None, description="Limit the key to these datasets")
@@ -87,7 +93,7 @@ async def list_keys(
     return KeyList(keys=[KeyView.model_validate(row) for row in rows])
 
 
-@router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(404))
 async def revoke_key(
     key_id: str, principal: CurrentPrincipal, session: SessionDep, key_cache: KeyCacheDep
 ) -> None:

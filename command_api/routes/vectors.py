@@ -7,10 +7,10 @@ from typing import Annotated
 
 import numpy as np
 import numpy.typing as npt
-from fastapi import APIRouter, Depends, Header, HTTPException, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Response, status
 from fastapi.exceptions import RequestValidationError
 
-from command_api.deps import SubmitDep, answer_retries_first
+from command_api.deps import WRITE_RESPONSES, SubmitDep, answer_retries_first
 from command_api.validation import check_records, metadata_problems
 from events import (
     DeleteVectors,
@@ -26,23 +26,15 @@ from schemas.vectors import DeleteVectorsRequest, MetadataPatch, UpsertVectorsRe
 from tributary.db.models import DatasetRow
 from tributary.deps import EmbeddersDep, SessionDep, TenantDep, allowed
 from tributary.embedding import Embedders, EmbeddingFailed
+from tributary.errors import responses
 from tributary.json_route import JSONRoute
-
-MAX_BODY_BYTES = 32 * 1024 * 1024
-
-
-async def body_within_limit(content_length: Annotated[int | None, Header()] = None) -> None:
-    if content_length is not None and content_length > MAX_BODY_BYTES:
-        raise HTTPException(
-            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"a request body may hold {MAX_BODY_BYTES} bytes"
-        )
-
 
 router = APIRouter(
     prefix="/api/v1/datasets/{dataset}/vectors",
     tags=["vectors"],
-    dependencies=[Depends(body_within_limit), Depends(allowed("write")), Depends(answer_retries_first)],
+    dependencies=[Depends(allowed("write")), Depends(answer_retries_first)],
     route_class=JSONRoute,
+    responses=WRITE_RESPONSES,
 )
 
 
@@ -56,7 +48,7 @@ async def existing_dataset(dataset: str, session: SessionDep, tenant: TenantDep)
 DatasetDep = Annotated[DatasetRow, Depends(existing_dataset)]
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted, responses=responses(503))
 async def upsert_vectors(
     body: UpsertVectorsRequest,
     dataset: DatasetDep,

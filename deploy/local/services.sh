@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Kafka (KRaft, single node), Redis and PostgreSQL on loopback, for development and CI, without Docker.
 #
-#   services.sh install   fetch what is missing (Debian packages, Kafka jars from Maven Central)
-#   services.sh up        install, then start whatever is not running yet, and wait until each answers
-#   services.sh down      stop what this script started (found through its pid files), nothing else
-#   services.sh status    say what runs
-#   services.sh env       print the TRIBUTARY_TEST_* variables the test fixtures read
+#   services.sh install            fetch what is missing (Debian packages, Kafka jars from Maven Central)
+#   services.sh up [SERVICE...]    install, then start whatever is not running yet, and wait until each answers
+#   services.sh down [SERVICE...]  stop what this script started (found through its pid files), nothing else
+#   services.sh status             say what runs
+#   services.sh env                print the TRIBUTARY_TEST_* variables the test fixtures read
+#
+# SERVICE is kafka, redis or postgres; without one, `up` and `down` take all three.
+# Ports: TRIBUTARY_KAFKA_PORT (19092), TRIBUTARY_KAFKA_CONTROLLER_PORT (19093), TRIBUTARY_REDIS_PORT (16379),
+# TRIBUTARY_PG_PORT (15432). A service counts as ours only when the process its pid file names is the one
+# listening on its port; `up` refuses a port another program holds, before starting anything, and stops what it
+# started when a service fails to come up.
 #
 # Every step is idempotent: `up` twice starts nothing twice, `down` twice stops nothing twice.
 # State (data, logs, pid files, jars) lives under .services/ in the repository (git-ignored) or
@@ -27,18 +33,72 @@ log() { printf '[services] %s\n' "$*" >&2; }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# The first line of a pid file (PostgreSQL's holds more) names a live process.
+pid_alive() { [ -f "$1" ] && kill -0 "$(head -n 1 "$1")" 2>/dev/null; }
 
-wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
-  local deadline=$((SECONDS + $1)) what=$2
-  shift 2
+# The pid of the process listening on 127.0.0.1:PORT (empty when none, or when it cannot be told).
+listener_pid() {
+  ss -Hltnp "sport = :$1" 2>/dev/null | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -n 1
+}
+
+# ours PIDFILE PORT: the process the pid file names is alive and is the one listening on PORT (without `ss`,
+# that something listens there).
+ours() {
+  pid_alive "$1" || return 1
+  if ! command -v ss >/dev/null; then
+    port_open "$2"
+    return
+  fi
+  [ "$(listener_pid "$2")" = "$(head -n 1 "$1")" ]
+}
+
+# port_free PORT VARIABLE: fails with one line naming the port, its holder and the variable that moves it.
+port_free() {
+  if port_open "$1"; then
+    local pid holder=""
+    pid=$(listener_pid "$1")
+    [ -n "$pid" ] && holder=" (pid $pid, $(ps -o comm= -p "$pid" 2>/dev/null || echo '?'))"
+    log "port $1 is taken by another program$holder: stop it, or set $2 to a free port"
+    return 1
+  fi
+}
+
+# wait_for SECONDS DESCRIPTION PID LOG COMMAND...: until COMMAND succeeds; fails at once, with one line, when
+# the process PID exits first.
+wait_for() {
+  local deadline=$((SECONDS + $1)) what=$2 pid=$3 logfile=$4
+  shift 4
   until "$@"; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      log "$what exited during startup: $(startup_error "$logfile"); see $logfile"
+      return 1
+    fi
     if ((SECONDS >= deadline)); then
-      log "$what did not answer in time"
+      log "$what did not answer within $1 s; see $logfile"
       return 1
     fi
     sleep 0.5
   done
+}
+
+# stop_within SECONDS PID: wait for a process told to stop; kill it when it has not stopped in time.
+stop_within() {
+  local deadline=$((SECONDS + $1))
+  while kill -0 "$2" 2>/dev/null; do
+    if ((SECONDS >= deadline)); then
+      kill -9 "$2" 2>/dev/null || true
+      return 0
+    fi
+    sleep 0.5
+  done
+}
+
+# The first line of a log that says what went wrong, shortened.
+startup_error() {
+  local line
+  line=$(grep -m 1 -E 'FATAL|ERROR|Error|Exception|error' "$1" 2>/dev/null || true)
+  line=${line:-"no error in its log"}
+  echo "${line:0:200}"
 }
 
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
@@ -82,8 +142,14 @@ kafka_version() {
   echo "${jar%.jar}"
 }
 
+kafka_running() { ours "$kafka_home/kafka.pid" "$kafka_port"; }
+
+kafka_ports_free() {
+  port_free "$kafka_port" TRIBUTARY_KAFKA_PORT && port_free "$controller_port" TRIBUTARY_KAFKA_CONTROLLER_PORT
+}
+
 kafka_up() {
-  if pid_alive "$kafka_home/kafka.pid"; then
+  if kafka_running; then
     log "kafka already running (pid $(cat "$kafka_home/kafka.pid"))"
     return 0
   fi
@@ -136,35 +202,47 @@ EOF
     -Dlog4j2.configurationFile="$kafka_home/log4j2.properties" \
     -cp "$cp" kafka.Kafka "$kafka_home/server.properties" >>"$kafka_home/kafka.log" 2>&1 </dev/null &
   echo $! >"$kafka_home/kafka.pid"
-  wait_for 120 kafka kafka_ready || { tail -n 30 "$kafka_home/kafka.log" >&2; return 1; }
+  started+=(kafka)
+  wait_for 120 kafka "$(cat "$kafka_home/kafka.pid")" "$kafka_home/kafka.log" kafka_ready || return 1
   log "kafka $(kafka_version) ready"
 }
 
 kafka_ready() {
-  pid_alive "$kafka_home/kafka.pid" || return 1
-  port_open "$kafka_port" && grep -q "Kafka Server started" "$kafka_home/kafka.log"
+  kafka_running && grep -q "Kafka Server started" "$kafka_home/kafka.log"
 }
 
+redis_running() { ours "$redis_home/redis.pid" "$redis_port"; }
+
+redis_ports_free() { port_free "$redis_port" TRIBUTARY_REDIS_PORT; }
+
 redis_up() {
-  if pid_alive "$redis_home/redis.pid"; then
+  if redis_running; then
     log "redis already running (pid $(cat "$redis_home/redis.pid"))"
     return 0
   fi
   mkdir -p "$redis_home"
   log "starting redis on 127.0.0.1:$redis_port"
-  redis-server --bind 127.0.0.1 --port "$redis_port" --dir "$redis_home" --daemonize yes \
-    --pidfile "$redis_home/redis.pid" --logfile "$redis_home/redis.log" --save "" --appendonly no >/dev/null
-  wait_for 30 redis redis_ready
+  : >"$redis_home/redis.log"
+  # In the foreground of its own session, so that its pid is known at once and its death noticed.
+  setsid nohup redis-server --bind 127.0.0.1 --port "$redis_port" --dir "$redis_home" --daemonize no \
+    --logfile "$redis_home/redis.log" --save "" --appendonly no </dev/null >>"$redis_home/redis.log" 2>&1 &
+  echo $! >"$redis_home/redis.pid"
+  started+=(redis)
+  wait_for 30 redis "$(cat "$redis_home/redis.pid")" "$redis_home/redis.log" redis_ready || return 1
   log "redis $(redis-cli -p "$redis_port" info server | sed -n 's/^redis_version:\(.*\)\r$/\1/p') ready"
 }
 
-redis_ready() { [ "$(redis-cli -h 127.0.0.1 -p "$redis_port" ping 2>/dev/null)" = PONG ]; }
+redis_ready() { redis_running && [ "$(redis-cli -h 127.0.0.1 -p "$redis_port" ping 2>/dev/null)" = PONG ]; }
 
-pg_up() {
+postgres_running() { ours "$pg_home/data/postmaster.pid" "$pg_port"; }
+
+postgres_ports_free() { port_free "$pg_port" TRIBUTARY_PG_PORT; }
+
+postgres_up() {
   local bin
   bin=$(pg_bin)
-  if [ -f "$pg_home/data/postmaster.pid" ] && as_pg "$bin/pg_ctl" -D "$pg_home/data" status >/dev/null 2>&1; then
-    log "postgresql already running"
+  if postgres_running; then
+    log "postgresql already running (pid $(head -n 1 "$pg_home/data/postmaster.pid"))"
     return 0
   fi
   mkdir -p "$pg_home"
@@ -173,40 +251,51 @@ pg_up() {
     as_pg "$bin/initdb" -D "$pg_home/data" -A trust -U postgres --no-sync >"$pg_home/initdb.log"
   fi
   log "starting postgresql on 127.0.0.1:$pg_port"
-  as_pg "$bin/pg_ctl" -D "$pg_home/data" -l "$pg_home/postgres.log" -w -t 60 \
-    -o "-p $pg_port -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null
-  wait_for 60 postgresql pg_ready
+  : >"$pg_home/postgres.log"
+  [ "$(id -u)" = 0 ] && chown postgres:postgres "$pg_home/postgres.log"
+  started+=(postgres)
+  # pg_ctl -w returns as soon as the server is up or has exited.
+  if ! as_pg "$bin/pg_ctl" -D "$pg_home/data" -l "$pg_home/postgres.log" -w -t 60 \
+    -o "-p $pg_port -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null 2>&1; then
+    log "postgresql exited during startup: $(startup_error "$pg_home/postgres.log"); see $pg_home/postgres.log"
+    return 1
+  fi
+  wait_for 60 postgresql "$(head -n 1 "$pg_home/data/postmaster.pid")" "$pg_home/postgres.log" pg_ready || return 1
   if [ "$(psql -h 127.0.0.1 -p "$pg_port" -U postgres -tAc "select 1 from pg_database where datname='tributary'")" != 1 ]; then
     psql -h 127.0.0.1 -p "$pg_port" -U postgres -qc "create database tributary" >/dev/null
   fi
   log "postgresql $(psql -h 127.0.0.1 -p "$pg_port" -U postgres -tAc 'show server_version') ready"
 }
 
-pg_ready() { psql -h 127.0.0.1 -p "$pg_port" -U postgres -tAc "select 1" >/dev/null 2>&1; }
+pg_ready() { postgres_running && psql -h 127.0.0.1 -p "$pg_port" -U postgres -tAc "select 1" >/dev/null 2>&1; }
+
+# is_ours PIDFILE PATTERN: the pid file names a live process whose command line matches PATTERN (not a pid
+# the system has since given to another program).
+is_ours() { pid_alive "$1" && grep -qa -- "$2" "/proc/$(cat "$1")/cmdline" 2>/dev/null; }
 
 kafka_down() {
-  if pid_alive "$kafka_home/kafka.pid"; then
+  if is_ours "$kafka_home/kafka.pid" kafka.Kafka; then
     local pid
     pid=$(cat "$kafka_home/kafka.pid")
     log "stopping kafka (pid $pid)"
     kill "$pid"
-    wait_for 60 "kafka shutdown" bash -c "! kill -0 $pid 2>/dev/null" || kill -9 "$pid" 2>/dev/null || true
+    stop_within 60 "$pid"
   fi
   rm -f "$kafka_home/kafka.pid"
 }
 
 redis_down() {
-  if pid_alive "$redis_home/redis.pid"; then
+  if is_ours "$redis_home/redis.pid" redis-server; then
     local pid
     pid=$(cat "$redis_home/redis.pid")
     log "stopping redis (pid $pid)"
     kill "$pid"
-    wait_for 30 "redis shutdown" bash -c "! kill -0 $pid 2>/dev/null" || kill -9 "$pid" 2>/dev/null || true
+    stop_within 30 "$pid"
   fi
   rm -f "$redis_home/redis.pid"
 }
 
-pg_down() {
+postgres_down() {
   local bin
   bin=$(pg_bin)
   if [ -n "$bin" ] && [ -f "$pg_home/data/postmaster.pid" ]; then
@@ -215,10 +304,23 @@ pg_down() {
   fi
 }
 
+# describe NAME PORT RUNNING_COMMAND: one status line, telling our service from another program on its port.
+describe() {
+  if "$3"; then
+    echo "$1: running on 127.0.0.1:$2"
+  elif port_open "$2"; then
+    echo "$1: stopped (port $2 is taken by another program)"
+  else
+    echo "$1: stopped"
+  fi
+}
+
 status() {
-  if kafka_ready; then echo "kafka $(kafka_version): running on 127.0.0.1:$kafka_port"; else echo "kafka: stopped"; fi
-  if redis_ready; then echo "redis: running on 127.0.0.1:$redis_port"; else echo "redis: stopped"; fi
-  if pg_ready; then echo "postgresql: running on 127.0.0.1:$pg_port"; else echo "postgresql: stopped"; fi
+  local version
+  version=$(kafka_version)
+  describe "kafka${version:+ $version}" "$kafka_port" kafka_running
+  describe redis "$redis_port" redis_running
+  describe postgresql "$pg_port" postgres_running
 }
 
 print_env() {
@@ -227,24 +329,59 @@ print_env() {
   echo "export TRIBUTARY_TEST_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:$pg_port/tributary"
 }
 
-case "${1:-}" in
+# The named services, in start order; all three without a name.
+services() {
+  local name wanted=()
+  (($#)) || set -- redis postgres kafka
+  for name in redis postgres kafka; do
+    for arg; do
+      case "$arg" in
+        redis | postgres | kafka) [ "$arg" = "$name" ] && wanted+=("$name") ;;
+        postgresql) [ "$name" = postgres ] && wanted+=(postgres) ;;
+        *)
+          log "unknown service $arg (kafka, redis or postgres)"
+          return 2
+          ;;
+      esac
+    done
+  done
+  echo "${wanted[@]}"
+}
+
+up() {
+  local names name
+  names=$(services "$@") || exit 2
+  # Every port is checked before anything starts, so a taken one leaves nothing of ours behind.
+  for name in $names; do
+    "${name}_running" || "${name}_ports_free" || exit 1
+  done
+  install_debian
+  [[ " $names " == *" kafka "* ]] && install_kafka
+  started=()
+  for name in $names; do
+    if ! "${name}_up"; then
+      for name in "${started[@]}"; do "${name}_down" >/dev/null 2>&1 || true; done
+      exit 1
+    fi
+  done
+}
+
+down() {
+  local names name
+  names=$(services "$@") || exit 2
+  for name in $(echo "$names" | tr ' ' '\n' | tac); do "${name}_down"; done
+}
+
+command=${1:-}
+(($#)) && shift
+case "$command" in
   install) install_debian && install_kafka ;;
-  up)
-    install_debian
-    install_kafka
-    redis_up
-    pg_up
-    kafka_up
-    ;;
-  down)
-    kafka_down
-    redis_down
-    pg_down
-    ;;
+  up) up "$@" ;;
+  down) down "$@" ;;
   status) status ;;
   env) print_env ;;
   *)
-    echo "usage: $0 install|up|down|status|env" >&2
+    echo "usage: $0 install|up [SERVICE...]|down [SERVICE...]|status|env   (SERVICE: kafka, redis, postgres)" >&2
     exit 2
     ;;
 esac

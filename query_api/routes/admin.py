@@ -10,9 +10,15 @@ from pydantic import BaseModel
 
 from query_api.registry import Projections, rebuild
 from tributary.deps import SettingsDep, TenantDep, allowed
+from tributary.errors import AUTHENTICATED, responses
 from tributary.storage import DatasetStore
 
-router = APIRouter(prefix="/api/v1/admin", tags=["admin"], dependencies=[Depends(allowed("write"))])
+router = APIRouter(
+    prefix="/api/v1/admin",
+    tags=["admin"],
+    dependencies=[Depends(allowed("write"))],
+    responses=AUTHENTICATED | responses(404),
+)
 
 
 class Rebuilt(BaseModel):

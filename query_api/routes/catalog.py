@@ -9,8 +9,11 @@ from schemas.datasets import DatasetList, DatasetView, OperationView
 from tributary.auth.principal import authorize
 from tributary.db.models import DatasetRow, OperationRow
 from tributary.deps import CurrentPrincipal, SessionDep, TenantDep, allowed
+from tributary.errors import AUTHENTICATED, responses
 
-router = APIRouter(prefix="/api/v1", tags=["catalog"], dependencies=[Depends(allowed("read"))])
+router = APIRouter(
+    prefix="/api/v1", tags=["catalog"], dependencies=[Depends(allowed("read"))], responses=AUTHENTICATED
+)
 
 
 @router.get("/datasets", response_model=DatasetList)
@@ -23,7 +26,7 @@ async def list_datasets(session: SessionDep, principal: CurrentPrincipal) -> Dat
     return DatasetList(datasets=[DatasetView.model_validate(row) for row in visible])
 
 
-@router.get("/datasets/{name}", response_model=DatasetView)
+@router.get("/datasets/{name}", response_model=DatasetView, responses=responses(404))
 async def get_dataset(name: str, session: SessionDep, tenant: TenantDep) -> DatasetView:
     row = await session.get(DatasetRow, (tenant, name))
     if row is None:
@@ -31,7 +34,7 @@ async def get_dataset(name: str, session: SessionDep, tenant: TenantDep) -> Data
     return DatasetView.model_validate(row)
 
 
-@router.get("/operations/{operation_id}", response_model=OperationView)
+@router.get("/operations/{operation_id}", response_model=OperationView, responses=responses(404))
 async def get_operation(operation_id: str, session: SessionDep, tenant: TenantDep) -> OperationView:
     row = await session.get(OperationRow, operation_id)
     if row is None or row.tenant != tenant:

@@ -32,6 +32,7 @@ from schemas.search import (
 )
 from tributary.deps import EmbeddersDep, TenantDep, allowed
 from tributary.embedding import Embedders, EmbeddingFailed
+from tributary.errors import AUTHENTICATED, invalid, responses
 from tributary.json_route import JSONRoute
 
 router = APIRouter(
@@ -39,10 +40,14 @@ router = APIRouter(
     tags=["search"],
     route_class=JSONRoute,
     dependencies=[Depends(allowed("read"))],
+    # 404: no such dataset; 504: the replica did not reach the read's consistency in time.
+    responses=AUTHENTICATED | responses(404, 413, 504),
 )
 
 
-@router.post("/search", response_model=SearchResponse, response_model_exclude_none=True)
+@router.post(
+    "/search", response_model=SearchResponse, response_model_exclude_none=True, responses=responses(503)
+)
 async def search(
     dataset: str,
     body: SearchRequest,
@@ -55,7 +60,12 @@ async def search(
     return _answer(read, page[1:-1])
 
 
-@router.post("/search/batch", response_model=SearchBatchResponse, response_model_exclude_none=True)
+@router.post(
+    "/search/batch",
+    response_model=SearchBatchResponse,
+    response_model_exclude_none=True,
+    responses=responses(503),
+)
 async def search_batch(
     dataset: str,
     body: SearchBatchRequest,
@@ -96,17 +106,15 @@ async def _search_page(body: SearchRequest, served: Served, embedders: Embedders
     vector = None if body.vector is None else np.asarray(body.vector, dtype=np.float32)
     if vector is None and body.mode != "text":
         if served.spec.embedder is None:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT, "this dataset has no embedder: give a query vector"
-            )
+            raise invalid(("body", "vector"), "this dataset has no embedder: give a query vector")
         try:
             embedder = embedders.get(served.spec.embedder, served.spec.dimensions)
             vector = (await embedder.embed([body.text or ""]))[0]
         except EmbeddingFailed as exc:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
     if vector is not None and len(vector) != served.spec.dimensions:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
+        raise invalid(
+            ("body", "vector"),
             f"the query vector has {len(vector)} dimensions, the dataset has {served.spec.dimensions}",
         )
     results, more = await asyncio.to_thread(run_search, served, SearchPlan.of(body, vector))
@@ -172,7 +180,7 @@ def _cursor(raw: str | None) -> int:
     if raw is None:
         return 0
     if not raw.isdigit():
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "not a cursor this API gave out")
+        raise invalid(("body", "cursor"), "not a cursor this API gave out")
     return int(raw)
 
 

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
-import time
-
+from tests.clock import FakeClock
 from tributary.auth.key_cache import KeyCache
 from tributary.auth.principal import Principal
 
@@ -11,10 +10,12 @@ def principal(subject: str) -> Principal:
 
 
 def test_a_key_is_trusted_for_its_ttl_and_then_looked_up_again() -> None:
-    cache = KeyCache(ttl_s=0.05)
+    clock = FakeClock()
+    cache = KeyCache(ttl_s=30, clock=clock)
     cache.put("h1", principal("k1"), cache.generation)
+    clock.advance(29.999)
     assert cache.get("h1") == principal("k1")
-    time.sleep(0.06)
+    clock.advance(0.001)
     assert cache.get("h1") is None
 
 
@@ -38,3 +39,25 @@ def test_a_lookup_that_began_before_a_revocation_is_not_kept() -> None:
     cache.forget("k1")  # revoked while the lookup read the row
     cache.put("h1", principal("k1"), began)
     assert cache.get("h1") is None
+
+
+def test_a_key_verified_within_the_grace_is_trusted_only_as_stale() -> None:
+    clock = FakeClock()
+    cache = KeyCache(ttl_s=30, grace_s=60, clock=clock)
+    cache.put("h1", principal("k1"), cache.generation)
+    clock.advance(31)
+    # Past the ttl it is looked up again as usual; only an outage falls back on it.
+    assert cache.get("h1") is None
+    assert cache.stale("h1") == principal("k1")
+    cache.forget("k1")
+    assert cache.stale("h1") is None
+
+
+def test_the_grace_ends() -> None:
+    clock = FakeClock()
+    cache = KeyCache(ttl_s=30, grace_s=60, clock=clock)
+    cache.put("h1", principal("k1"), cache.generation)
+    clock.advance(89.999)
+    assert cache.stale("h1") == principal("k1")
+    clock.advance(0.001)
+    assert cache.stale("h1") is None

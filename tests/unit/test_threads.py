@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 import pytest
 
@@ -13,19 +12,23 @@ from tributary.threads import in_thread_to_completion
 
 
 async def test_cancellation_waits_for_the_thread_to_finish() -> None:
-    started, finished = threading.Event(), threading.Event()
+    started, release, finished = threading.Event(), threading.Event(), threading.Event()
 
     def work() -> None:
         started.set()
-        time.sleep(0.3)
+        release.wait(60)
         finished.set()
 
     caller = asyncio.create_task(in_thread_to_completion(work))
-    await asyncio.to_thread(started.wait, 5)
+    await asyncio.to_thread(started.wait, 60)
     caller.cancel()
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not caller.done(), "the cancellation went on while the thread was still working"
+    release.set()
     with pytest.raises(asyncio.CancelledError):
         await caller
-    assert finished.is_set(), "the cancellation went on while the thread was still working"
+    assert finished.is_set()
 
 
 async def test_results_and_errors_pass_through() -> None:

@@ -1,5 +1,8 @@
 """Who is calling: the bearer credential of a request, an API key (looked up in SQL, then kept for
-`key_cache_ttl_s`: a revoked key is refused by every replica within that) or a JWT; and the bootstrap admin key."""
+`key_cache_ttl_s`: a revoked key is refused by every replica within that) or a JWT; and the bootstrap admin key.
+
+While the database does not answer, a key verified within `key_grace_s` before is still accepted (reads served
+from memory go on); any other key is a 503, not a 401: it may well be valid."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from tributary.auth.jwt import InvalidToken, JwtVerifier
 from tributary.auth.key_cache import KeyCache
 from tributary.auth.principal import Principal
 from tributary.db.models import ApiKeyRow
+from tributary.resilience import Unavailable
 from tributary.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,7 +43,13 @@ async def authenticate(request: Request) -> Principal:
         principal = cache.get(digest)
         if principal is None:
             generation = cache.generation
-            principal = await _look_up(request.app.state.sessions, parsed)
+            try:
+                principal = await _look_up(request.app.state.sessions, parsed)
+            except Unavailable:
+                stale = cache.stale(digest)
+                if stale is None:
+                    raise
+                return stale
             cache.put(digest, principal, generation)
         return principal
     verifier: JwtVerifier | None = request.app.state.jwt_verifier

@@ -1,7 +1,8 @@
 """Rate limits: token buckets in Redis, per credential and per tenant, separately for reads and writes.
 
 One Lua script refills and takes from both buckets of a request atomically, so replicas sharing a Redis count
-together exactly; it reads the clock with Redis TIME, so replicas' clocks do not matter. A request takes
+together exactly; it reads the clock with Redis TIME, so replicas' clocks do not matter (a test may pass a
+clock instead). A request takes
 tokens only when both buckets have them: a refusal costs nothing. When Redis does not answer, the limiter lets
 requests through or refuses them as configured, and logs the change of state (not every request).
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+from collections.abc import Callable
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,6 +20,7 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 
 from tributary.auth.principal import Principal
+from tributary.resilience import CircuitBreaker, Unavailable
 from tributary.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,17 +29,21 @@ Kind = Literal["read", "write"]
 # Retry-After when Redis is down and the limiter fails closed: there is no bucket to compute one from.
 UNAVAILABLE_RETRY_S = 1.0
 
-# KEYS: the buckets. ARGV: the cost, then the rate (tokens/s) and burst of each bucket.
+# KEYS: the buckets. ARGV: the cost, the time in seconds ('' for Redis TIME), then the rate (tokens/s) and burst
+# of each bucket.
 # Answers {1 if allowed else 0, tokens left in each bucket...}; floats travel as strings, since Redis would
 # truncate a Lua number in the reply to an integer.
 TOKEN_BUCKET = """
 local cost = tonumber(ARGV[1])
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local now = tonumber(ARGV[2])
+if not now then
+  local clock = redis.call('TIME')
+  now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+end
 local levels = {}
 local allowed = 1
 for i, key in ipairs(KEYS) do
-  local rate, burst = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+  local rate, burst = tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2])
   local state = redis.call('HMGET', key, 'tokens', 'at')
   local level = burst
   if state[1] then
@@ -47,7 +54,7 @@ for i, key in ipairs(KEYS) do
 end
 local answer = {allowed}
 for i, key in ipairs(KEYS) do
-  local rate, burst = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+  local rate, burst = tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2])
   if allowed == 1 then levels[i] = levels[i] - cost end
   redis.call('HSET', key, 'tokens', string.format('%.6f', levels[i]), 'at', string.format('%.6f', now))
   -- A bucket left alone refills completely: past that it equals no bucket, so let it go.
@@ -129,11 +136,21 @@ class RateDecision(BaseModel):
 
 class RateLimiter:
     def __init__(
-        self, redis: Redis, limits: RateLimits, *, fail_open: bool, namespace: str = "tributary"
+        self,
+        redis: Redis,
+        limits: RateLimits,
+        *,
+        fail_open: bool,
+        namespace: str = "tributary",
+        clock: Callable[[], float] | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
-        """`redis` should have short socket timeouts: a slow limiter slows every request. `namespace` keeps
-        deployments that share a Redis apart (the topic prefix)."""
+        """`redis` should have short socket timeouts: a slow limiter slows every request; while `breaker` (shared
+        with the search cache) is open, Redis is not asked at all. `namespace` keeps deployments that share a
+        Redis apart (the topic prefix). Without a `clock`, Redis's is used."""
+        self._breaker = breaker or CircuitBreaker("Redis")
         self._redis = redis
+        self._clock = clock
         self._namespace = namespace
         self._limits = limits
         self._fail_open = fail_open
@@ -151,10 +168,12 @@ class RateLimiter:
         if not 1 <= cost <= min(bucket.burst for bucket in buckets):
             raise ValueError(f"cost {cost} is outside 1..burst: it could never be allowed")
         keys = self.keys(principal, kind)
-        args = [cost, *(value for bucket in buckets for value in (bucket.rate_per_s, bucket.burst))]
+        now = "" if self._clock is None else repr(self._clock())
+        args = [cost, now, *(value for bucket in buckets for value in (bucket.rate_per_s, bucket.burst))]
         try:
-            answer = await self._run(keys, args)
-        except (RedisError, OSError, TimeoutError) as exc:
+            with self._breaker.guard(RedisError, OSError, TimeoutError):
+                answer = await self._run(keys, args)
+        except (RedisError, OSError, TimeoutError, Unavailable) as exc:
             return self._unavailable(exc)
         if self._redis_down:
             self._redis_down = False
@@ -162,7 +181,7 @@ class RateLimiter:
         allowed = bool(int(answer[0]))
         return _decision(allowed, buckets, [float(level) for level in answer[1:]], cost)
 
-    async def _run(self, keys: tuple[str, ...], args: list[float | int]) -> list[bytes | str | int]:
+    async def _run(self, keys: tuple[str, ...], args: list[float | int | str]) -> list[bytes | str | int]:
         try:
             answer = await self._redis.evalsha(TOKEN_BUCKET_SHA, len(keys), *keys, *args)
         except NoScriptError:

@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, String, Text, func
+from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Index, Integer, String, Text, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 
 class Base(DeclarativeBase):
     pass
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp with time zone, stored and read back in UTC with its offset. SQLite keeps no zone (its
+    CURRENT_TIMESTAMP is UTC), and a zone-less time is not an RFC 3339 `date-time`."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return value.astimezone(UTC) if value is not None and value.tzinfo is not None else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class DatasetRow(Base):
@@ -29,9 +46,9 @@ class DatasetRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     version: Mapped[str] = mapped_column(String(64))
     vector_count: Mapped[int] = mapped_column(BigInteger, default=0)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+        UTCDateTime(), server_default=func.now(), onupdate=func.now()
     )
 
 
@@ -49,6 +66,8 @@ class OperationRow(Base):
     command_type: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # For a rejected operation: events.domain.RejectionCause.
+    rejection: Mapped[str | None] = mapped_column(String(16), nullable=True)
     consistency_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # Set when the request carried an Idempotency-Key (the row's id then derives from the key and the request):
     # a retry with the same key and the same body gets `ids` back with the first answer, a different body is
@@ -56,9 +75,9 @@ class OperationRow(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(256), nullable=True)
     request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     ids: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), index=True
+        UTCDateTime(), server_default=func.now(), onupdate=func.now(), index=True
     )
 
 
@@ -95,7 +114,7 @@ class WriterLeaseRow(Base):
     holder: Mapped[str] = mapped_column(String(255))
     token: Mapped[int] = mapped_column(BigInteger)
     acquired_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+        UTCDateTime(), server_default=func.now(), onupdate=func.now()
     )
 
 
@@ -112,8 +131,8 @@ class ApiKeyRow(Base):
     roles: Mapped[list[str]] = mapped_column(JSON)
     # None: every dataset of the tenant.
     datasets: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class AuditRow(Base):
@@ -122,7 +141,7 @@ class AuditRow(Base):
     __tablename__ = "audit"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     tenant: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     subject: Mapped[str] = mapped_column(String(255))
     action: Mapped[str] = mapped_column(String(16))

@@ -1,7 +1,9 @@
 """An OpenAI-compatible embeddings endpoint: `POST {base_url}/embeddings` with {"model", "input": [...]}.
 
 Texts go in batches of `batch_size`, one request after another. The bearer key comes from the settings; it is
-sent in a header and appears in no message, log line or repr.
+sent in a header and appears in no message, log line or repr. An endpoint that fails (unreachable, timeouts,
+5xx) three times in a row is not asked for a few seconds (a circuit breaker): requests answer 503 at once
+instead of each waiting out `embed_timeout_s`, and then one request probes it again.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from events.commands import OpenAIEmbedderConfig
 from tributary.embedding.base import EmbeddingFailed, checked
+from tributary.resilience import CircuitBreaker
 
 ERROR_EXCERPT = 300
 
@@ -41,6 +44,7 @@ class OpenAIEmbedder:
         self._where = httpx.URL(config.base_url).netloc.decode()
         headers = {"Authorization": f"Bearer {api_key.get_secret_value()}"} if api_key else {}
         self._client = httpx.AsyncClient(headers=headers, timeout=timeout)
+        self._breaker = CircuitBreaker(f"the embedding endpoint {self._where}")
 
     def __repr__(self) -> str:
         return f"OpenAIEmbedder(model={self._config.model!r}, url={self._url!r})"
@@ -63,16 +67,23 @@ class OpenAIEmbedder:
         body: dict[str, object] = {"model": self._config.model, "input": texts}
         if self._config.dimensions is not None:
             body["dimensions"] = self._config.dimensions
+        self._breaker.before()
         try:
             response = await self._client.post(self._url, json=body)
-        except httpx.TimeoutException:
+        except httpx.TimeoutException as exc:
+            self._breaker.failed(exc)
             raise EmbeddingFailed(
                 f"the embedding endpoint {self._where} did not answer within {self._client.timeout.read}s"
             ) from None
         except httpx.HTTPError as exc:
+            self._breaker.failed(exc)
             raise EmbeddingFailed(
                 f"cannot reach the embedding endpoint {self._where} ({type(exc).__name__})"
             ) from None
+        if response.is_server_error:
+            self._breaker.failed(EmbeddingFailed(f"answered {response.status_code}"))
+        else:
+            self._breaker.succeeded()
         if response.status_code != httpx.codes.OK:
             raise EmbeddingFailed(
                 f"the embedding endpoint {self._where} answered {response.status_code}: {_reason(response)}"

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from events.commands import OpenAIEmbedderConfig
+from tests.clock import FakeClock
+from tributary.embedding import EmbeddingFailed
+from tributary.embedding.openai import OpenAIEmbedder
+from tributary.resilience import Backoff, CircuitBreaker, RepeatedLog, Unavailable
+
+
+def test_backoff_doubles_with_jitter_up_to_its_cap() -> None:
+    backoff = Backoff(first_s=0.1, cap_s=1.0)
+    delays = [backoff.next_delay() for _ in range(8)]
+    for step, delay in zip([0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0, 1.0], delays, strict=True):
+        assert step / 2 <= delay <= step
+    backoff.reset()
+    assert backoff.next_delay() <= 0.1
+
+
+def test_a_repeated_message_is_logged_once_then_with_its_count(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("test.repeated")
+    clock = FakeClock()
+    repeated = RepeatedLog(logger, every_s=30, clock=clock)
+    with caplog.at_level(logging.WARNING, logger="test.repeated"):
+        for i in range(100):
+            repeated(logging.WARNING, "down: %s", i)
+        clock.advance(30)
+        repeated(logging.WARNING, "down: %s", "again")
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages[0] == "down: 0"
+    assert messages[1].startswith("down: again (100 more times in")
+    assert len(messages) == 2
+
+
+def test_the_breaker_opens_after_failures_in_a_row_and_a_half_open_probe_closes_it() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker("thing", failures=2, reset_s=5, clock=clock)
+    for _ in range(2):
+        with pytest.raises(OSError), breaker.guard(OSError):
+            raise OSError("refused")
+    assert breaker.state == "open"
+    with pytest.raises(Unavailable, match="thing is unavailable: refused"):
+        breaker.before()
+    clock.advance(5)
+    breaker.before()  # the one probe
+    with pytest.raises(Unavailable):
+        breaker.before()  # no second probe at the same time
+    breaker.succeeded()
+    assert breaker.state == "closed"
+
+
+def test_a_failed_probe_opens_the_breaker_again() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker("thing", failures=1, reset_s=5, clock=clock)
+    breaker.failed(OSError("refused"))
+    clock.advance(5)
+    with pytest.raises(OSError), breaker.guard(OSError):
+        raise OSError("still refused")
+    assert breaker.state == "open"
+
+
+async def test_an_unreachable_embedding_endpoint_is_not_asked_while_the_breaker_is_open() -> None:
+    config = OpenAIEmbedderConfig(model="m", base_url="http://127.0.0.1:1/v1")
+    embedder = OpenAIEmbedder(config, 2, api_key=None, timeout=1.0, batch_size=8)
+    try:
+        for _ in range(3):
+            with pytest.raises(EmbeddingFailed, match="cannot reach"):
+                await embedder.embed(["a"])
+        with pytest.raises(Unavailable, match=r"the embedding endpoint 127\.0\.0\.1:1 is unavailable"):
+            await embedder.embed(["a"])
+    finally:
+        await embedder.aclose()
