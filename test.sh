@@ -10,10 +10,13 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 extras="test,embed-local"
-# Installing is skipped while what it resolves from is unchanged: the stamp holds a hash of pyproject.toml, the
-# extras and the Python build, written after a successful install. (The checkout itself is installed editable.)
+# The Python SDK and its CLI, whose tests run against the server (tests/clients).
+client="./clients/python[cli,parquet,numpy]"
+# Installing is skipped while what it resolves from is unchanged: the stamp holds a hash of both pyproject.toml
+# files, the extras and the Python build, written after a successful install. (Both are installed editable.)
 stamp=.venv/.tributary-install-stamp
-wanted=$({ cat pyproject.toml; echo "$extras"; .venv/bin/python -VV; } | sha256sum | cut -d' ' -f1)
+wanted=$({ cat pyproject.toml clients/python/pyproject.toml; echo "$extras $client"; .venv/bin/python -VV; } |
+  sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" = "$wanted" ]; then
   echo "[test.sh] pyproject.toml and Python unchanged since the last install: not reinstalling" >&2
 else
@@ -26,8 +29,8 @@ else
   wheelhouse="${TRIBUTARY_WHEELHOUSE:-$HOME/.cache/tributary/wheels}"
   mkdir -p "$wheelhouse"
   # hnswlib is published as source only: its build requirements must be in the wheelhouse too.
-  .venv/bin/python -m pip download -q -d "$wheelhouse" "setuptools>=69" wheel "pybind11>=2.10" ".[$extras]"
-  .venv/bin/python -m pip install -q --no-index --find-links "$wheelhouse" -e ".[$extras]"
+  .venv/bin/python -m pip download -q -d "$wheelhouse" "setuptools>=69" wheel "pybind11>=2.10" ".[$extras]" "$client"
+  .venv/bin/python -m pip install -q --no-index --find-links "$wheelhouse" -e ".[$extras]" -e "$client"
   echo "$wanted" >"$stamp"
 fi
 

@@ -23,6 +23,8 @@ def checkout(tmp_path: Path) -> tuple[Path, Path]:
     (tree / "bin").mkdir()
     shutil.copy(ROOT / "test.sh", tree)
     shutil.copy(ROOT / "pyproject.toml", tree)
+    (tree / "clients/python").mkdir(parents=True)
+    shutil.copy(ROOT / "clients/python/pyproject.toml", tree / "clients/python")
     for tool in (
         tree / "deploy/local/services.sh",
         *(tree / ".venv/bin" / n for n in ("python", "ruff", "mypy")),
@@ -54,3 +56,6 @@ def test_the_install_runs_again_only_when_pyproject_changes(tmp_path: Path) -> N
         pyproject.write("\n# a changed requirement\n")
     assert installs(tree, log) == 1
     assert installs(tree, log) == 0
+    with (tree / "clients/python/pyproject.toml").open("a") as client:
+        client.write("\n# the SDK's requirements changed\n")
+    assert installs(tree, log) == 1
