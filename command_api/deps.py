@@ -16,6 +16,7 @@ from command_api.operations import (
     FirstAttemptInFlight,
     IdempotencyKeyReused,
     Keyed,
+    NotPublished,
     Submission,
     replay,
     submit,
@@ -134,6 +135,26 @@ def replayed_answer(_request: Request, exc: Exception) -> JSONResponse:
     answer = cast("ReplayedAnswer", exc).answer
     code = status.HTTP_202_ACCEPTED if answer.status == "accepted" else status.HTTP_200_OK
     return JSONResponse(answer.model_dump(mode="json"), status_code=code)
+
+
+# Kafka is away: by then a replaced producer and the backed-off reconnects have had time to find it again.
+RETRY_AFTER_S = 5
+
+
+def not_published_answer(_request: Request, exc: Exception) -> JSONResponse:
+    """503 with Retry-After. The operation id and its status tell the client what became of the request: with
+    "unconfirmed" it may still be applied (see GET /operations/{id}); a retry with the same Idempotency-Key
+    publishes it again, and is applied once either way."""
+    failure = cast("NotPublished", exc)
+    return JSONResponse(
+        {
+            "detail": f"the command could not be published, retry later ({failure.reason})",
+            "operation_id": failure.operation_id if failure.status is not None else None,
+            "status": failure.status,
+        },
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
 
 
 def _operation_id(tenant: str, keyed: Keyed) -> UUID:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 from pathlib import Path
 from typing import Annotated
@@ -12,6 +11,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from tributary import logs
 from tributary.settings import Settings
 
 app = typer.Typer(help="Tributary: vector search for DeepLake over Kafka.", no_args_is_help=True)
@@ -42,7 +42,7 @@ def serve(
         raise typer.BadParameter(f"unknown role {role!r}", param_hint="--role")
     if workers > 1 and role not in ("command-api", "query-api"):
         raise typer.BadParameter(f"the {role} role runs as one process", param_hint="--workers")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure()
     settings = Settings()
     if role in ("applier", "projector"):
         from tributary.worker import run_worker

@@ -79,6 +79,12 @@ class Settings(BaseSettings):
         default=32 * 1024 * 1024, ge=1024, description="Largest request body any route accepts (413 above)"
     )
     wait_timeout_s: float = Field(default=30.0, gt=0, description="Longest a ?wait=true write waits")
+    kafka_publish_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Longest a publish to Kafka may take; past it a write answers 503 with Retry-After, and the "
+        "applier retries its batch",
+    )
     operation_retention_s: float = Field(
         default=7 * 24 * 3600.0,
         gt=0,

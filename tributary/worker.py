@@ -9,7 +9,8 @@ from typing import Literal
 
 from events import Topics
 from tributary.db.session import engine_for, make_sessionmaker
-from tributary.kafka import declare_channels, ensure_topics, make_broker
+from tributary.kafka import declare_channels, ensure_topics, make_broker, producer_for
+from tributary.producer import ResilientProducer
 from tributary.settings import Settings
 from tributary.storage import DatasetStore
 from workers.fencing import PartitionFence, holder_name
@@ -26,10 +27,16 @@ async def run_worker(settings: Settings, role: WorkerRole, stop: asyncio.Event |
     channels = declare_channels(broker, Topics(settings.topic_prefix))
     engine = engine_for(settings)
     sessions = make_sessionmaker(engine)
+    producer = None
     if role == "applier":
         fence = PartitionFence(sessions, channels.topics.commands, holder_name())
         store = DatasetStore(settings.resolved_storage_root)
-        register_applier(broker, channels, store, fence, settings.instance_id)
+        producer = ResilientProducer(
+            lambda: producer_for(settings, client_id="tributary-applier"),
+            timeout_s=settings.kafka_publish_timeout_s,
+            name="applier",
+        )
+        register_applier(broker, channels, producer, store, fence, settings.instance_id)
     else:
         register_projector(broker, channels, sessions)
     await ensure_topics(settings)
@@ -39,6 +46,8 @@ async def run_worker(settings: Settings, role: WorkerRole, stop: asyncio.Event |
         await stop.wait()
     finally:
         await broker.stop()
+        if producer is not None:
+            await producer.stop()
         await engine.dispose()
 
 

@@ -1,0 +1,178 @@
+"""A Kafka producer that bounds every send and replaces itself when it can no longer deliver.
+
+aiokafka 0.14's idempotent producer numbers each batch per partition when it drains it. A batch that expires
+while its partition has no leader (a broker restart) has used a sequence number the broker never saw, and the
+client never resets the sequence, so every later batch to that partition fails with `OutOfOrderSequenceNumber`
+for as long as the producer lives (upstream aio-libs/aiokafka#1017). The Java client resets the sequence; here
+the producer is replaced instead: any delivery failure marks the producer it came from, and the next send starts
+a fresh one (a new producer id, sequences from 0). For a transactional producer the fresh one keeps the
+transactional id, so starting it fences the old one and the coordinator aborts whatever transaction it left
+open.
+
+A send is bounded by `kafka_publish_timeout_s`: a broker that is away makes it fail with `PublishFailed`, never
+hang for the client's 40 s request timeout or an idempotent producer's endless retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.structs import RecordMetadata
+
+from tributary.bus import PublishFailed
+
+log = logging.getLogger(__name__)
+
+# How long a replaced producer may take to hand over what it still holds before it is closed regardless.
+RETIRE_GRACE_S = 30.0
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    topic: str
+    value: bytes
+    key: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class ResilientProducer:
+    """One aiokafka producer at a time, made by `make`; sends are serialised per call only for transactions."""
+
+    def __init__(self, make: Callable[[], AIOKafkaProducer], *, timeout_s: float, name: str) -> None:
+        self._make, self._timeout_s, self._name = make, timeout_s, name
+        self._producer: AIOKafkaProducer | None = None
+        self._broken: AIOKafkaProducer | None = None
+        self._replacing = asyncio.Lock()
+        # One transaction at a time per producer.
+        self._transaction = asyncio.Lock()
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._last_send_ok = True
+
+    @property
+    def delivering(self) -> bool:
+        """False while the latest send failed: the broker is away or this process cannot publish (readiness)."""
+        return self._last_send_ok
+
+    async def send_all(self, messages: Sequence[Outgoing]) -> list[RecordMetadata]:
+        """Enqueue in order, then wait for every acknowledgement: per-partition order holds without a round trip
+        per message. Raises PublishFailed; `unconfirmed` says whether some of them may still be delivered."""
+        if not messages:
+            return []
+        enqueued = False
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                producer = await self._current()
+                futures = []
+                for message in messages:
+                    futures.append(await self._send(producer, message))
+                    enqueued = True
+                # Shielded: the timeout abandons the wait, not aiokafka's futures.
+                results = await asyncio.shield(asyncio.gather(*futures))
+        except Exception as exc:
+            raise self._failed(exc, unconfirmed=enqueued) from exc
+        self._last_send_ok = True
+        return list(results)
+
+    async def send_transaction(self, messages: Sequence[Outgoing]) -> list[RecordMetadata]:
+        """All of them in one Kafka transaction: a read_committed consumer sees all or none. A transaction that
+        fails is abandoned with its producer: the replacement's start aborts it."""
+        async with self._transaction:
+            committing = False
+            try:
+                async with asyncio.timeout(self._timeout_s):
+                    producer = await self._current()
+                    await producer.begin_transaction()
+                    try:
+                        futures = [await self._send(producer, message) for message in messages]
+                        committing = True
+                        await producer.commit_transaction()
+                    except BaseException:
+                        if not committing:
+                            with contextlib.suppress(Exception):
+                                await producer.abort_transaction()
+                        raise
+                    results = await asyncio.gather(*futures)
+            except Exception as exc:
+                if self._producer is not None:
+                    self._broken = self._producer
+                raise self._failed(exc, unconfirmed=committing) from exc
+        self._last_send_ok = True
+        return list(results)
+
+    async def _send(self, producer: AIOKafkaProducer, message: Outgoing) -> asyncio.Future[RecordMetadata]:
+        try:
+            future: asyncio.Future[RecordMetadata] = await producer.send(
+                message.topic,
+                message.value,
+                key=message.key,
+                headers=[(k, v.encode()) for k, v in message.headers.items()],
+            )
+        except Exception:
+            # The sender task died (it fails every later send the same way) or the batch could not be added.
+            self._broken = producer
+            raise
+        future.add_done_callback(lambda done: self._delivered(producer, done))
+        return future
+
+    def _delivered(self, producer: AIOKafkaProducer, future: asyncio.Future[RecordMetadata]) -> None:
+        if future.cancelled() or future.exception() is None:
+            return
+        # Whatever failed, the partition's sequence may now have a gap the broker will never fill.
+        if self._broken is not producer and producer is self._producer:
+            log.warning("%s producer lost a batch (%r); it will be replaced", self._name, future.exception())
+            self._broken = producer
+
+    def _failed(self, exc: Exception, *, unconfirmed: bool) -> PublishFailed:
+        self._last_send_ok = False
+        reason = "Kafka did not confirm in time" if isinstance(exc, TimeoutError) else f"Kafka: {exc!r}"
+        return PublishFailed(reason, unconfirmed=unconfirmed)
+
+    async def _current(self) -> AIOKafkaProducer:
+        async with self._replacing:
+            if self._producer is not None and self._producer is self._broken:
+                log.warning("replacing the %s producer", self._name)
+                self._retire(self._producer)
+                self._producer = None
+            if self._producer is None:
+                producer = self._make()
+                try:
+                    await producer.start()
+                except BaseException:
+                    self._retire(producer)
+                    raise
+                self._producer = producer
+            return self._producer
+
+    def _retire(self, producer: AIOKafkaProducer) -> None:
+        """Close a replaced producer in the background: it may deliver what it holds if the broker is back."""
+        task = asyncio.create_task(_close(producer))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await _close(self._producer)
+            self._producer = None
+        await asyncio.gather(*self._retiring, return_exceptions=True)
+
+
+async def _close(producer: AIOKafkaProducer) -> None:
+    try:
+        async with asyncio.timeout(RETIRE_GRACE_S):
+            await producer.stop()
+    except Exception:
+        # stop() flushes first, and an idempotent producer retries in-flight batches for ever: give up on them
+        # (a command the applier then receives again from a retry is recognised by its id).
+        log.warning(
+            "a Kafka producer did not close in %.0f s; its unsent batches are dropped", RETIRE_GRACE_S
+        )
+        # aiokafka has no public way to drop what a producer holds.
+        sender = producer._sender
+        if sender is not None:
+            await sender.close()
+        await producer.client.close()
