@@ -18,7 +18,7 @@ from faststream.kafka.publisher import DefaultPublisher
 from events import Command, DeadLetter, DomainEvent, Topics, partition_key
 from tributary import kafka_backoff
 from tributary.audit import AuditEvent
-from tributary.bus import ConsistencyToken
+from tributary.bus import ConsistencyToken, PublishFailed
 from tributary.producer import Outgoing, ResilientProducer
 from tributary.settings import Settings
 
@@ -222,6 +222,10 @@ class KafkaAuditSink:
         await self._producer.stop()
 
     async def publish(self, event: AuditEvent) -> None:
-        await self._producer.send_all(
-            [Outgoing(self._topic, event.model_dump_json().encode(), key=(event.tenant or "").encode())]
-        )
+        try:
+            await self._producer.send_all(
+                [Outgoing(self._topic, event.model_dump_json().encode(), key=(event.tenant or "").encode())]
+            )
+        except PublishFailed as exc:
+            # Kafka is away: the SQL audit row has it; a traceback per request would say nothing more.
+            log.warning("audit event %s %s not published: %s", event.action, event.target, exc.reason)
