@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 from typing import Any, Literal
@@ -100,7 +100,7 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
                 stack.push_async_callback(publisher.close)
                 app.state.publisher = publisher
                 app.state.readiness["kafka"] = lambda: broker.ping(timeout=1.0)
-                app.state.readiness["kafka_publish"] = partial(_is, publisher.delivering)
+                app.state.readiness["kafka_publish"] = publisher.ready
             elif role == "query-api":
                 await ensure_topics(settings)
                 projections = Projections()
@@ -189,10 +189,6 @@ async def _database_answers(engine: AsyncEngine) -> bool:
     async with engine.connect() as connection:
         await connection.execute(text("select 1"))
     return True
-
-
-async def _is(state: Callable[[], bool]) -> bool:
-    return state()
 
 
 async def _redis_answers(redis: Redis | None) -> bool:

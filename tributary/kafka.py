@@ -103,9 +103,9 @@ class KafkaCommandPublisher:
             name="transactional command",
         )
 
-    def delivering(self) -> bool:
-        """False while the latest publish failed (readiness: this process cannot take writes)."""
-        return self._single.delivering and self._transactional.delivering
+    async def ready(self) -> bool:
+        """Readiness: both producers running and neither has lost a batch (tributary/producer.py)."""
+        return await self._single.ready() and await self._transactional.ready()
 
     async def publish(self, commands: Sequence[Command]) -> ConsistencyToken:
         messages = [

@@ -51,12 +51,15 @@ class ResilientProducer:
         # One transaction at a time per producer.
         self._transaction = asyncio.Lock()
         self._retiring: set[asyncio.Task[None]] = set()
-        self._last_send_ok = True
 
-    @property
-    def delivering(self) -> bool:
-        """False while the latest send failed: the broker is away or this process cannot publish (readiness)."""
-        return self._last_send_ok
+    async def ready(self) -> bool:
+        """Readiness: whether a producer that has not lost a batch is running (one that has is replaced here, so
+        a process taken out of rotation does not wait for a write to heal it)."""
+        try:
+            await self._current()
+        except Exception:
+            return False
+        return True
 
     async def send_all(self, messages: Sequence[Outgoing]) -> list[RecordMetadata]:
         """Enqueue in order, then wait for every acknowledgement: per-partition order holds without a round trip
@@ -74,8 +77,7 @@ class ResilientProducer:
                 # Shielded: the timeout abandons the wait, not aiokafka's futures.
                 results = await asyncio.shield(asyncio.gather(*futures))
         except Exception as exc:
-            raise self._failed(exc, unconfirmed=enqueued) from exc
-        self._last_send_ok = True
+            raise _failed(exc, unconfirmed=enqueued) from exc
         return list(results)
 
     async def send_transaction(self, messages: Sequence[Outgoing]) -> list[RecordMetadata]:
@@ -100,8 +102,7 @@ class ResilientProducer:
             except Exception as exc:
                 if self._producer is not None:
                     self._broken = self._producer
-                raise self._failed(exc, unconfirmed=committing) from exc
-        self._last_send_ok = True
+                raise _failed(exc, unconfirmed=committing) from exc
         return list(results)
 
     async def _send(self, producer: AIOKafkaProducer, message: Outgoing) -> asyncio.Future[RecordMetadata]:
@@ -126,11 +127,6 @@ class ResilientProducer:
         if self._broken is not producer and producer is self._producer:
             log.warning("%s producer lost a batch (%r); it will be replaced", self._name, future.exception())
             self._broken = producer
-
-    def _failed(self, exc: Exception, *, unconfirmed: bool) -> PublishFailed:
-        self._last_send_ok = False
-        reason = "Kafka did not confirm in time" if isinstance(exc, TimeoutError) else f"Kafka: {exc!r}"
-        return PublishFailed(reason, unconfirmed=unconfirmed)
 
     async def _current(self) -> AIOKafkaProducer:
         async with self._replacing:
@@ -159,6 +155,11 @@ class ResilientProducer:
             await _close(self._producer)
             self._producer = None
         await asyncio.gather(*self._retiring, return_exceptions=True)
+
+
+def _failed(exc: Exception, *, unconfirmed: bool) -> PublishFailed:
+    reason = "Kafka did not confirm in time" if isinstance(exc, TimeoutError) else f"Kafka: {exc!r}"
+    return PublishFailed(reason, unconfirmed=unconfirmed)
 
 
 async def _close(producer: AIOKafkaProducer) -> None:
