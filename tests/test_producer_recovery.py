@@ -24,18 +24,23 @@ def settings_for(bootstrap: str, prefix: str, tmp_path: Path) -> Settings:
     return Settings(_env_file=None, data_dir=tmp_path, kafka_bootstrap=bootstrap, topic_prefix=prefix)  # type: ignore[call-arg]
 
 
+@pytest.fixture
+async def topic_settings(kafka_bootstrap: str, run_id: str, tmp_path: Path) -> Settings:
+    """Settings of this test's topics, created."""
+    settings = settings_for(kafka_bootstrap, run_id, tmp_path)
+    await ensure_topics(settings)
+    return settings
+
+
 def open_a_sequence_gap(producer: AIOKafkaProducer, tp: TopicPartition) -> None:
     """What aiokafka 0.14 leaves behind when a batch expires while its partition has no leader (a broker
     restart): a sequence number used that the broker never saw (aio-libs/aiokafka#1017)."""
     producer._txn_manager.increment_sequence_number(tp, 1)  # type: ignore[union-attr]
 
 
-async def test_a_partition_is_not_stuck_after_a_sequence_gap(
-    kafka_bootstrap: str, run_id: str, tmp_path: Path
-) -> None:
-    settings = settings_for(kafka_bootstrap, run_id, tmp_path)
-    await ensure_topics(settings)
-    topic = Topics(run_id).commands
+async def test_a_partition_is_not_stuck_after_a_sequence_gap(topic_settings: Settings) -> None:
+    settings = topic_settings
+    topic = Topics(settings.topic_prefix).commands
     message = Outgoing(topic, b"{}", key=b"tenant/dataset")
 
     # The bug: aiokafka's own producer never recovers; every later batch to the partition is refused.
@@ -70,15 +75,12 @@ async def test_a_partition_is_not_stuck_after_a_sequence_gap(
         await resilient.stop()
 
 
-async def test_a_transaction_is_not_stuck_after_a_sequence_gap(
-    kafka_bootstrap: str, run_id: str, tmp_path: Path
-) -> None:
-    settings = settings_for(kafka_bootstrap, run_id, tmp_path)
-    await ensure_topics(settings)
-    topic = Topics(run_id).commands
+async def test_a_transaction_is_not_stuck_after_a_sequence_gap(topic_settings: Settings) -> None:
+    settings = topic_settings
+    topic = Topics(settings.topic_prefix).commands
     messages = [Outgoing(topic, b"{}", key=b"tenant/dataset")] * 3
     resilient = ResilientProducer(
-        lambda: producer_for(settings, client_id="resilient", transactional_id=f"{run_id}-tx"),
+        lambda: producer_for(settings, client_id="resilient", transactional_id=f"{settings.topic_prefix}-tx"),
         timeout_s=30,
         name="test",
     )
