@@ -377,7 +377,11 @@ async def test_kafka_outages_under_writers(deployment: Deployment) -> None:
     for name in roles:
         shares = ", ".join(f"{s:.1%}" for s in cpu_shares[name])
         worst = max(repeats[name])
-        print(f"  {name}: CPU during the outages {shares}; most repeated line {worst[0]}/s: {worst[1][:160]}")
+        replaced = roles[name].log.read_text(errors="replace").count("producer lost a batch")
+        print(
+            f"  {name}: CPU during the outages {shares}; producers that lost a batch {replaced}; "
+            f"most repeated line {worst[0]}/s: {worst[1][:160]}"
+        )
 
     assert stats.other == Counter(), stats.other_bodies[:5]
     assert stats.unavailable > 0 and stats.without_retry_after == 0
