@@ -74,8 +74,11 @@ class ResilientProducer:
                 for message in messages:
                     futures.append(await self._send(producer, message))
                     enqueued = True
-                # Shielded: the timeout abandons the wait, not aiokafka's futures.
-                results = await asyncio.shield(asyncio.gather(*futures))
+                # Shielded: the timeout abandons the wait, not aiokafka's futures (whose failures _delivered
+                # sees; the abandoned gather's is dropped).
+                gathered = asyncio.gather(*futures)
+                gathered.add_done_callback(_ignore_outcome)
+                results = await asyncio.shield(gathered)
         except Exception as exc:
             raise _failed(exc, unconfirmed=enqueued) from exc
         return list(results)
@@ -155,6 +158,11 @@ class ResilientProducer:
             await _close(self._producer)
             self._producer = None
         await asyncio.gather(*self._retiring, return_exceptions=True)
+
+
+def _ignore_outcome(future: asyncio.Future[list[RecordMetadata]]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _failed(exc: Exception, *, unconfirmed: bool) -> PublishFailed:
