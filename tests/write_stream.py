@@ -68,7 +68,10 @@ async def until_stored(settings: Settings, dataset: str, expected: Expected, tim
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         ids, vectors, metadata = stored_rows(settings, dataset)
-        if sorted(ids) == sorted(expected.rows) or asyncio.get_running_loop().time() > deadline:
+        # The ids match before a last overwrite of existing ids is applied: wait for the contents too.
+        if (sorted(ids) == sorted(expected.rows) and not _differing(ids, vectors, metadata, expected)) or (
+            asyncio.get_running_loop().time() > deadline
+        ):
             break
         await asyncio.sleep(0.5)
     assert len(ids) == len(set(ids)), "duplicate ids in DeepLake"
@@ -76,10 +79,20 @@ async def until_stored(settings: Settings, dataset: str, expected: Expected, tim
     assert not missing and not extra, (
         f"{len(missing)} missing ({sorted(missing)[:5]}...), {len(extra)} unexpected ({sorted(extra)[:5]}...)"
     )
-    wrong = [
+    wrong = _differing(ids, vectors, metadata, expected)
+    assert not wrong, f"{len(wrong)} rows differ (id, stored metadata, expected metadata): {wrong[:5]}"
+
+
+def _differing(
+    ids: list[str], vectors: np.ndarray, metadata: list[object], expected: Expected
+) -> list[tuple[str, object, dict[str, int]]]:
+    """(id, stored metadata, expected metadata) of the expected rows stored with other contents."""
+    return [
         (vid, json.loads(str(metadata[row])), expected.rows[vid][1])
         for row, vid in enumerate(ids)
-        if not np.array_equal(vectors[row], np.asarray(expected.rows[vid][0], dtype=np.float32))
-        or json.loads(str(metadata[row])) != expected.rows[vid][1]
+        if vid in expected.rows
+        and (
+            not np.array_equal(vectors[row], np.asarray(expected.rows[vid][0], dtype=np.float32))
+            or json.loads(str(metadata[row])) != expected.rows[vid][1]
+        )
     ]
-    assert not wrong, f"{len(wrong)} rows differ (id, stored metadata, expected metadata): {wrong[:5]}"

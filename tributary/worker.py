@@ -41,6 +41,9 @@ async def run_worker(settings: Settings, role: WorkerRole, stop: asyncio.Event |
         register_projector(broker, channels, sessions)
     await ensure_topics(settings)
     await broker.start()
+    if producer is not None:
+        # Started now rather than by the first batch's events (a failure here is retried by that batch).
+        await producer.ready()
     log.info("%s running against %s", role, settings.kafka_bootstrap)
     try:
         await stop.wait()
