@@ -7,7 +7,7 @@ for as long as the producer lives (upstream aio-libs/aiokafka#1017). The Java cl
 the producer is replaced instead: any delivery failure marks the producer it came from, and the next send starts
 a fresh one (a new producer id, sequences from 0). For a transactional producer the fresh one keeps the
 transactional id, so starting it fences the old one and the coordinator aborts whatever transaction it left
-open.
+open. What the replaced producer still holds is dropped, not delivered behind its replacement's batches.
 
 A send is bounded by `kafka_publish_timeout_s`: a broker that is away makes it fail with `PublishFailed`, never
 hang for the client's 40 s request timeout or an idempotent producer's endless retries.
@@ -22,14 +22,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from aiokafka.structs import RecordMetadata
 
 from tributary.bus import PublishFailed
 
 log = logging.getLogger(__name__)
 
-# How long a replaced producer may take to hand over what it still holds before it is closed regardless.
-RETIRE_GRACE_S = 30.0
+# How long a producer that is shut down may take to deliver what it still holds.
+CLOSE_GRACE_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -148,14 +149,21 @@ class ResilientProducer:
             return self._producer
 
     def _retire(self, producer: AIOKafkaProducer) -> None:
-        """Close a replaced producer in the background: it may deliver what it holds if the broker is back."""
-        task = asyncio.create_task(_close(producer))
+        task = asyncio.create_task(_abandon(producer))
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
 
     async def stop(self) -> None:
+        """Deliver what the producer holds (for at most CLOSE_GRACE_S) and close it."""
         if self._producer is not None:
-            await _close(self._producer)
+            try:
+                async with asyncio.timeout(CLOSE_GRACE_S):
+                    await self._producer.stop()
+            except TimeoutError:
+                log.warning(
+                    "the %s producer did not deliver in %.0f s; closing it", self._name, CLOSE_GRACE_S
+                )
+                await _abandon(self._producer)
             self._producer = None
         await asyncio.gather(*self._retiring, return_exceptions=True)
 
@@ -170,18 +178,11 @@ def _failed(exc: Exception, *, unconfirmed: bool) -> PublishFailed:
     return PublishFailed(reason, unconfirmed=unconfirmed)
 
 
-async def _close(producer: AIOKafkaProducer) -> None:
-    try:
-        async with asyncio.timeout(RETIRE_GRACE_S):
-            await producer.stop()
-    except Exception:
-        # stop() flushes first, and an idempotent producer retries in-flight batches for ever: give up on them
-        # (a command the applier then receives again from a retry is recognised by its id).
-        log.warning(
-            "a Kafka producer did not close in %.0f s; its unsent batches are dropped", RETIRE_GRACE_S
-        )
-        # aiokafka has no public way to drop what a producer holds.
-        sender = producer._sender
-        if sender is not None:
-            await sender.close()
-        await producer.client.close()
+async def _abandon(producer: AIOKafkaProducer) -> None:
+    """Close a producer and fail what it still holds, without delivering it: a batch delivered after its
+    replacement's would put commands out of order. (Its requests answered 503 as unconfirmed; a retry with the
+    Idempotency-Key publishes them again.) aiokafka has no public way to drop what a producer holds."""
+    producer._message_accumulator.fail_all(KafkaError("the producer was replaced"))
+    if producer._sender is not None:
+        await producer._sender.close()
+    await producer.client.close()
