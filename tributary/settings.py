@@ -82,8 +82,7 @@ class Settings(BaseSettings):
     kafka_publish_timeout_s: float = Field(
         default=5.0,
         gt=0,
-        description="Longest a publish to Kafka may take; past it a write answers 503 with Retry-After, and the "
-        "applier retries its batch",
+        description="Longest a write's publish to Kafka may take; past it the write answers 503 with Retry-After",
     )
     operation_retention_s: float = Field(
         default=7 * 24 * 3600.0,

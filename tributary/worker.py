@@ -20,6 +20,11 @@ log = logging.getLogger(__name__)
 
 WorkerRole = Literal["applier", "projector"]
 
+# Longer than a client's write (kafka_publish_timeout_s): a batch's events can be tens of MB (VectorsUpserted
+# carries the vectors), and a batch whose publish times out is read and published again, so too short a bound
+# would repeat work on a busy but healthy broker instead of only bounding an outage.
+APPLIER_PUBLISH_TIMEOUT_S = 60.0
+
 
 async def run_worker(settings: Settings, role: WorkerRole, stop: asyncio.Event | None = None) -> None:
     stop = stop or _stop_on_signals()
@@ -33,7 +38,7 @@ async def run_worker(settings: Settings, role: WorkerRole, stop: asyncio.Event |
         store = DatasetStore(settings.resolved_storage_root)
         producer = ResilientProducer(
             lambda: producer_for(settings, client_id="tributary-applier"),
-            timeout_s=settings.kafka_publish_timeout_s,
+            timeout_s=APPLIER_PUBLISH_TIMEOUT_S,
             name="applier",
         )
         register_applier(broker, channels, producer, store, fence, settings.instance_id)
