@@ -40,8 +40,8 @@ class RepeatFilter(logging.Filter):
 
 
 def configure() -> None:
-    """Log INFO and above to stderr, every handler behind one RepeatFilter (so the count is per process)."""
+    """Log INFO and above to stderr, each handler behind a RepeatFilter of its own (a filter counts the records
+    it sees, and one shared by two handlers would see each record twice)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    repeats = RepeatFilter()
     for handler in logging.getLogger().handlers:
-        handler.addFilter(repeats)
+        handler.addFilter(RepeatFilter())
