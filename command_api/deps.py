@@ -16,6 +16,7 @@ from command_api.operations import (
     FirstAttemptInFlight,
     IdempotencyKeyReused,
     Keyed,
+    NotPublished,
     Submission,
     replay,
     submit,
@@ -24,7 +25,7 @@ from events import Command, RejectionCause
 from schemas.datasets import Accepted
 from tributary.bus import CommandPublisher
 from tributary.deps import SessionDep, SettingsDep, TenantDep
-from tributary.errors import AUTHENTICATED, ErrorResponse, invalid, responses
+from tributary.errors import AUTHENTICATED, ErrorResponse, invalid, problem, responses
 from tributary.settings import Settings
 
 
@@ -159,6 +160,27 @@ async def answer_retries_first(submit: SubmitDep) -> None:
 def replayed_answer(_request: Request, exc: Exception) -> JSONResponse:
     answer = cast("ReplayedAnswer", exc).answer
     return JSONResponse(answer.model_dump(mode="json"), status_code=status_of(answer))
+
+
+# Kafka is away: by then a replaced producer and the backed-off reconnects have had time to find it again.
+RETRY_AFTER_S = 5
+
+
+def not_published_answer(_request: Request, exc: Exception) -> JSONResponse:
+    """503 with Retry-After. The operation id and its status tell the client what became of the request: with
+    "unconfirmed" it may still be applied (see GET /operations/{id}); a retry with the same Idempotency-Key
+    publishes it again, and is applied once either way."""
+    failure = cast("NotPublished", exc)
+    code = status.HTTP_503_SERVICE_UNAVAILABLE
+    return JSONResponse(
+        {
+            "detail": [problem(code, f"the command could not be published, retry later ({failure.reason})")],
+            "operation_id": failure.operation_id if failure.status is not None else None,
+            "status": failure.status,
+        },
+        status_code=code,
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
 
 
 def _operation_id(tenant: str, keyed: Keyed) -> UUID:

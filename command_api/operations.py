@@ -1,6 +1,7 @@
 """Submitting a request's command: record the operation, publish (split into parts when it is large), and
 optionally wait for its outcome. A request with an Idempotency-Key is recorded once: a retry gets the first
-answer and publishes nothing."""
+answer and publishes nothing, unless the first attempt's publish was never confirmed (Kafka away): then the
+retry publishes the same command again, which the applier recognises if the first one did arrive."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from command_api.splitting import split_command
 from events import Command
 from schemas.datasets import Accepted
-from tributary.bus import CommandPublisher
+from tributary.bus import CommandPublisher, PublishFailed
 from tributary.db.models import OperationRow
 
 POLL_INTERVAL_S = 0.02
@@ -27,6 +28,15 @@ class IdempotencyKeyReused(Exception):
 
 class FirstAttemptInFlight(Exception):
     """The first request with this key is still being published."""
+
+
+class NotPublished(Exception):
+    """Publishing failed. `status` is what the operation's row now says: "unconfirmed" when the command may still
+    arrive, None when nothing was sent (the row is gone, a retry starts over)."""
+
+    def __init__(self, operation_id: str, status: str | None, failure: PublishFailed) -> None:
+        super().__init__(failure.reason)
+        self.operation_id, self.status, self.reason = operation_id, status, failure.reason
 
 
 @dataclass(frozen=True)
@@ -82,9 +92,16 @@ async def submit(
         )
         if row is None:
             raise
-        accepted = _first_answer(row, submission.keyed.request_hash)
+        first = _first_answer(row, submission.keyed.request_hash)
+        if first is None:
+            ids = row.ids
+            if not await _claim(op_id, session):
+                raise FirstAttemptInFlight(op_id) from None
+            first = await _publish(command, op_id, session, publisher, part_bytes, retried=True)
+            first = first.model_copy(update={"ids": ids})
+        accepted = first
     else:
-        accepted = await _publish(command, op_id, session, publisher, part_bytes)
+        accepted = await _publish(command, op_id, session, publisher, part_bytes, retried=False)
         accepted = accepted.model_copy(update={"ids": submission.ids})
     if not wait or accepted.status != "accepted":
         return accepted
@@ -94,31 +111,72 @@ async def submit(
 async def replay(
     tenant: str, keyed: Keyed, session: AsyncSession, *, wait: bool, timeout: float
 ) -> Accepted | None:
-    """The first answer to a request retried with the same Idempotency-Key, or None if it is new."""
+    """The first answer to a request retried with the same Idempotency-Key, or None if it is new (or its first
+    attempt was never confirmed, and is to be published again)."""
     row = await _keyed_row(tenant, keyed.key, session)
     if row is None:
         return None
     accepted = _first_answer(row, keyed.request_hash)
+    if accepted is None:
+        return None
     if not wait:
         return accepted
     return await _await_outcome(accepted, session, timeout)
 
 
 async def _publish(
-    command: Command, op_id: str, session: AsyncSession, publisher: CommandPublisher, part_bytes: int
+    command: Command,
+    op_id: str,
+    session: AsyncSession,
+    publisher: CommandPublisher,
+    part_bytes: int,
+    *,
+    retried: bool,
 ) -> Accepted:
     try:
         token = await publisher.publish(split_command(command, part_bytes))
+    except PublishFailed as exc:
+        if exc.unconfirmed or retried:
+            # It may still arrive (or an earlier attempt's did): keep the row, so the status says so and a retry
+            # with the key publishes again. The projector may have seen it applied meanwhile: that stands.
+            await session.execute(
+                update(OperationRow)
+                .where(OperationRow.id == op_id, OperationRow.status == "accepted")
+                .values(status="unconfirmed", reason=f"publishing was not confirmed: {exc.reason}")
+            )
+            await session.commit()
+            raise NotPublished(op_id, "unconfirmed", exc) from exc
+        await _forget(op_id, session)
+        raise NotPublished(op_id, None, exc) from exc
     except Exception:
-        # Nothing was published (a transaction aborts whole): forget the operation, so a retry starts over.
-        await session.delete(await session.get_one(OperationRow, op_id))
-        await session.commit()
+        await _forget(op_id, session)
         raise
     await session.execute(
         update(OperationRow).where(OperationRow.id == op_id).values(consistency_token=str(token))
     )
     await session.commit()
     return Accepted(operation_id=op_id, consistency_token=str(token), status="accepted")
+
+
+async def _forget(op_id: str, session: AsyncSession) -> None:
+    # Nothing was published (a transaction aborts whole): forget the operation, so a retry starts over.
+    await session.delete(await session.get_one(OperationRow, op_id))
+    await session.commit()
+
+
+async def _claim(op_id: str, session: AsyncSession) -> bool:
+    """Take an operation whose publish was never confirmed for publishing again; False if another retry did."""
+    claimed = await session.execute(
+        update(OperationRow)
+        .where(
+            OperationRow.id == op_id,
+            OperationRow.consistency_token.is_(None),
+            OperationRow.status != "accepted",
+        )
+        .values(status="accepted", reason=None)
+    )
+    await session.commit()
+    return bool(claimed.rowcount)  # type: ignore[attr-defined]
 
 
 async def _keyed_row(tenant: str, key: str, session: AsyncSession) -> OperationRow | None:
@@ -130,16 +188,19 @@ async def _keyed_row(tenant: str, key: str, session: AsyncSession) -> OperationR
     return found.scalar_one_or_none()
 
 
-def _first_answer(row: OperationRow, request_hash: str) -> Accepted:
+def _first_answer(row: OperationRow, request_hash: str) -> Accepted | None:
     """What the first attempt answered (without `?wait=true`): accepted, whatever became of the operation since,
-    so a retry gets the same answer before and after the outcome, and across restarts. `?wait=true` waits for
-    the outcome again."""
+    so a retry gets the same answer before and after the outcome, and across restarts (`?wait=true` waits for
+    the outcome again). None when the first attempt has no answer to give: its publish was never confirmed (the
+    retry publishes the same command again)."""
     # A row without a hash, found by the id that derives from this very request, is its own operation that the
     # projector recreated (an outcome event read again after the operation expired).
     if row.request_hash is not None and row.request_hash != request_hash:
         raise IdempotencyKeyReused(row.id)
     if row.consistency_token is None:
-        raise FirstAttemptInFlight(row.id)
+        if row.status == "accepted":
+            raise FirstAttemptInFlight(row.id)
+        return None
     return Accepted(
         operation_id=row.id, consistency_token=row.consistency_token, status="accepted", ids=row.ids
     )

@@ -46,7 +46,9 @@ class DatasetList(BaseModel):
     datasets: list[DatasetView]
 
 
-OperationStatus = Literal["accepted", "applied", "rejected"]
+# "unconfirmed": Kafka did not confirm the publish in time (the write answered 503); the command may still arrive
+# and be applied (the status then changes), and a retry with the same Idempotency-Key publishes it again.
+OperationStatus = Literal["accepted", "unconfirmed", "applied", "rejected"]
 
 
 class Accepted(BaseModel):

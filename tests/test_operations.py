@@ -17,7 +17,10 @@ async def test_readiness_checks_database_kafka_and_redis(distributed_settings: S
     async with serving(create_app(distributed_settings, "command-api")) as client:
         ready = await client.get("/readyz")
         assert ready.status_code == 200, ready.text
-        assert ready.json() == {"status": "ready", "checks": {"database": "ok", "kafka": "ok", "redis": "ok"}}
+        assert ready.json() == {
+            "status": "ready",
+            "checks": {"database": "ok", "kafka": "ok", "kafka_publish": "ok", "redis": "ok"},
+        }
 
 
 async def test_redis_gone_degrades_but_stays_ready(distributed_settings: Settings) -> None:

@@ -14,7 +14,8 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from command_api.deps import ReplayedAnswer, replayed_answer
+from command_api.deps import ReplayedAnswer, not_published_answer, replayed_answer
+from command_api.operations import NotPublished
 from command_api.retention import purge_periodically
 from command_api.routes import datasets as command_datasets
 from command_api.routes import keys as command_keys
@@ -26,7 +27,7 @@ from query_api.follower import EventFollower
 from query_api.indexer import Indexer
 from query_api.registry import Projections, apply_events, load_all
 from query_api.routes import admin, catalog, search
-from tributary import __version__, errors, health, http_hygiene
+from tributary import __version__, errors, health, http_hygiene, logs
 from tributary.asyncapi import asyncapi_document
 from tributary.audit import AuditMiddleware
 from tributary.auth.authenticate import install_bootstrap_key
@@ -100,10 +101,11 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
                 await ensure_topics(settings)
                 await broker.connect()
                 stack.push_async_callback(broker.stop)
-                publisher = KafkaCommandPublisher(channels, settings)
+                publisher = KafkaCommandPublisher(channels.topics, settings)
                 stack.push_async_callback(publisher.close)
                 app.state.publisher = publisher
                 app.state.readiness["kafka"] = lambda: broker.ping(timeout=1.0)
+                app.state.readiness["kafka_publish"] = publisher.ready
             elif role == "query-api":
                 await ensure_topics(settings)
                 projections = Projections()
@@ -124,7 +126,6 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
                 app.state.optional_readiness["redis"] = lambda: _redis_answers(redis)
             if role != "embedded":
                 sink = KafkaAuditSink(settings)
-                await sink.start()
                 stack.push_async_callback(sink.stop)
                 app.state.audit_sink = sink
             redis_breaker = CircuitBreaker("Redis")
@@ -150,6 +151,7 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
     app.include_router(health.router)
     if role in ("embedded", "command-api"):
         app.add_exception_handler(ReplayedAnswer, replayed_answer)
+        app.add_exception_handler(NotPublished, not_published_answer)
         app.include_router(command_datasets.router)
         app.include_router(command_vectors.router)
         app.include_router(command_keys.router)
@@ -178,6 +180,7 @@ def _index_in_background(stack: AsyncExitStack, projections: Projections) -> Non
 
 def app_for_worker() -> FastAPI:
     """The app of one `tributary serve --workers N` process, for the role the parent put in the environment."""
+    logs.configure()
     role = os.environ[WORKER_ROLE_VARIABLE]
     if role not in ("command-api", "query-api"):
         raise RuntimeError(f"no worker processes for role {role!r}")

@@ -11,7 +11,8 @@ from faststream.specification import AsyncAPI
 from events import Topics
 from tributary import __version__
 from tributary.db.session import engine_for, make_sessionmaker
-from tributary.kafka import declare_channels, make_broker
+from tributary.kafka import declare_channels, make_broker, producer_for
+from tributary.producer import ResilientProducer
 from tributary.settings import Settings
 from tributary.storage import DatasetStore
 from workers.fencing import PartitionFence
@@ -24,7 +25,13 @@ def documented_broker(settings: Settings) -> KafkaBroker:
     channels = declare_channels(broker, Topics(settings.topic_prefix))
     sessions = make_sessionmaker(engine_for(settings))
     store = DatasetStore(settings.resolved_storage_root)
-    register_applier(broker, channels, store, PartitionFence(sessions, channels.topics.commands, "docs"))
+    register_applier(
+        broker,
+        channels,
+        ResilientProducer(lambda: producer_for(settings, client_id="docs"), timeout_s=1.0, name="docs"),
+        store,
+        PartitionFence(sessions, channels.topics.commands, "docs"),
+    )
     register_projector(broker, channels, sessions)
     return broker
 

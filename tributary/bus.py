@@ -32,8 +32,17 @@ class ConsistencyToken:
         return cls(int(partition), int(offset))
 
 
+class PublishFailed(Exception):
+    """The bus did not take the commands in time (its broker is away). `unconfirmed`: some may still arrive, so
+    the request's outcome is unknown until they do or a retry with the same Idempotency-Key publishes again."""
+
+    def __init__(self, reason: str, *, unconfirmed: bool) -> None:
+        super().__init__(reason)
+        self.reason, self.unconfirmed = reason, unconfirmed
+
+
 class CommandPublisher(Protocol):
     async def publish(self, commands: Sequence[Command]) -> ConsistencyToken:
         """Durably hand over the commands of one request, all or none (in order, on one partition: they share
-        a dataset); returns the token of the last one, only once none can be lost."""
+        a dataset); returns the token of the last one, only once none can be lost. Raises PublishFailed."""
         ...

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 from pathlib import Path
 from typing import Annotated
@@ -14,6 +13,7 @@ import uvicorn
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
+from tributary import logs
 from tributary.settings import Settings
 
 app = typer.Typer(help="Tributary: vector search for DeepLake over Kafka.", no_args_is_help=True)
@@ -68,9 +68,7 @@ def serve(
         raise typer.BadParameter(f"unknown role {role!r}", param_hint="--role")
     if workers > 1 and role not in ("command-api", "query-api"):
         raise typer.BadParameter(f"the {role} role runs as one process", param_hint="--workers")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # Alembic logs its plugins and every migration at INFO on each start: only its warnings are news.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logs.configure()
     settings = load_settings()
     if role in ("applier", "projector"):
         from tributary.worker import run_worker

@@ -16,19 +16,23 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.publisher import DefaultPublisher
 
 from events import Command, DeadLetter, DomainEvent, Topics, partition_key
+from tributary import kafka_backoff
 from tributary.audit import AuditEvent
-from tributary.bus import ConsistencyToken
+from tributary.bus import ConsistencyToken, PublishFailed
+from tributary.producer import Outgoing, ResilientProducer
 from tributary.settings import Settings
 
 log = logging.getLogger(__name__)
+
+kafka_backoff.install()
 
 # Large enough for a full upsert command of packed vectors; topics are created with the same limit.
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 
 
 def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
-    # An idempotent producer with acks=all: a retried send never duplicates, and an acknowledged send is
-    # on every in-sync replica.
+    # The broker runs the subscribers and documents the channels; messages are published by ResilientProducers
+    # (tributary/producer.py), which FastStream's producer is not.
     return KafkaBroker(
         settings.kafka_bootstrap,
         client_id=client_id,
@@ -81,55 +85,62 @@ class KafkaCommandPublisher:
     """Publishes a request's commands: one through the idempotent producer, several (a split request) in one
     Kafka transaction, so read_committed consumers see all of them or none."""
 
-    def __init__(self, channels: Channels, settings: Settings) -> None:
-        self._channels = channels
-        self._settings = settings
-        self._transactional: AIOKafkaProducer | None = None
-        # One transaction at a time per producer; split requests are the large, rare ones.
-        self._lock = asyncio.Lock()
+    def __init__(self, topics: Topics, settings: Settings) -> None:
+        self._topics = topics
+        self._single = ResilientProducer(
+            lambda: producer_for(settings, client_id="tributary-command-api"),
+            timeout_s=settings.kafka_publish_timeout_s,
+            name="command",
+        )
+        # Unique per process: each API replica is its own transactional producer (and its replacements keep the
+        # id, so a replacement fences the producer it replaces).
+        transactional_id = f"tributary-command-api-{uuid.uuid4().hex}"
+        self._transactional = ResilientProducer(
+            lambda: producer_for(
+                settings, client_id="tributary-command-api", transactional_id=transactional_id
+            ),
+            timeout_s=settings.kafka_publish_timeout_s,
+            name="transactional command",
+        )
+
+    async def ready(self) -> bool:
+        """Readiness: both producers running and neither has lost a batch (tributary/producer.py)."""
+        return await self._single.ready() and await self._transactional.ready()
 
     async def publish(self, commands: Sequence[Command]) -> ConsistencyToken:
-        if len(commands) == 1:
-            metadata = await self._channels.commands.publish(
-                commands[0].model_dump_json().encode(),
-                key=partition_key(commands[0].tenant, commands[0].dataset),
-                headers=json_headers(commands[0].type),
+        messages = [
+            Outgoing(
+                self._topics.commands,
+                command.model_dump_json().encode(),
+                key=partition_key(command.tenant, command.dataset),
+                headers=json_headers(command.type),
             )
-            return ConsistencyToken(partition=metadata.partition, offset=metadata.offset)
-        async with self._lock:
-            producer = await self._producer()
-            async with producer.transaction():
-                pending = [
-                    await producer.send(
-                        self._channels.topics.commands,
-                        command.model_dump_json().encode(),
-                        key=partition_key(command.tenant, command.dataset),
-                        headers=[(k, v.encode()) for k, v in json_headers(command.type).items()],
-                    )
-                    for command in commands
-                ]
-            last = await pending[-1]
+            for command in commands
+        ]
+        if len(messages) == 1:
+            (last,) = await self._single.send_all(messages)
+        else:
+            last = (await self._transactional.send_transaction(messages))[-1]
         return ConsistencyToken(partition=last.partition, offset=last.offset)
 
-    async def _producer(self) -> AIOKafkaProducer:
-        if self._transactional is None:
-            producer = AIOKafkaProducer(
-                bootstrap_servers=self._settings.kafka_bootstrap,
-                client_id="tributary-command-api",
-                # Unique per process: each API replica is its own transactional producer.
-                transactional_id=f"tributary-command-api-{uuid.uuid4().hex}",
-                enable_idempotence=True,
-                acks="all",
-                max_request_size=MAX_MESSAGE_BYTES,
-            )
-            await producer.start()
-            self._transactional = producer
-        return self._transactional
-
     async def close(self) -> None:
-        if self._transactional is not None:
-            await self._transactional.stop()
-            self._transactional = None
+        await self._single.stop()
+        await self._transactional.stop()
+
+
+def producer_for(
+    settings: Settings, *, client_id: str, transactional_id: str | None = None
+) -> AIOKafkaProducer:
+    # Idempotent with acks=all: a retried send never duplicates, and an acknowledged send is on every in-sync
+    # replica.
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id=client_id,
+        transactional_id=transactional_id,
+        enable_idempotence=True,
+        acks="all",
+        max_request_size=MAX_MESSAGE_BYTES,
+    )
 
 
 async def ensure_topics(settings: Settings) -> None:
@@ -182,7 +193,7 @@ def consumer_records(message: KafkaMessage) -> tuple[ConsumerRecord[bytes, bytes
     return raw if isinstance(raw, tuple) else (raw,)
 
 
-async def publish_dead_letter(channels: Channels, reason: str, record: ConsumerRecord[bytes, bytes]) -> None:
+def dead_letter(topics: Topics, reason: str, record: ConsumerRecord[bytes, bytes]) -> Outgoing:
     letter = DeadLetter(
         reason=reason,
         source_topic=record.topic,
@@ -191,7 +202,9 @@ async def publish_dead_letter(channels: Channels, reason: str, record: ConsumerR
         key=record.key.decode(errors="replace") if record.key else None,
         message=(record.value or b"").decode(errors="replace"),
     )
-    await channels.dead_letters.publish(letter.model_dump_json().encode(), headers=json_headers("DeadLetter"))
+    return Outgoing(
+        topics.dead_letters, letter.model_dump_json().encode(), headers=json_headers("DeadLetter")
+    )
 
 
 class KafkaAuditSink:
@@ -199,17 +212,20 @@ class KafkaAuditSink:
 
     def __init__(self, settings: Settings) -> None:
         self._topic = Topics(settings.topic_prefix).audit
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True, acks="all"
+        self._producer = ResilientProducer(
+            lambda: producer_for(settings, client_id="tributary-audit"),
+            timeout_s=settings.kafka_publish_timeout_s,
+            name="audit",
         )
-
-    async def start(self) -> None:
-        await self._producer.start()
 
     async def stop(self) -> None:
         await self._producer.stop()
 
     async def publish(self, event: AuditEvent) -> None:
-        await self._producer.send_and_wait(
-            self._topic, event.model_dump_json().encode(), key=(event.tenant or "").encode()
-        )
+        try:
+            await self._producer.send_all(
+                [Outgoing(self._topic, event.model_dump_json().encode(), key=(event.tenant or "").encode())]
+            )
+        except PublishFailed as exc:
+            # Kafka is away: the SQL audit row has it; a traceback per request would say nothing more.
+            log.warning("audit event %s %s not published: %s", event.action, event.target, exc.reason)

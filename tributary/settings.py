@@ -92,6 +92,11 @@ class Settings(BaseSettings):
         default=32 * 1024 * 1024, ge=1024, description="Largest request body any route accepts (413 above)"
     )
     wait_timeout_s: float = Field(default=30.0, gt=0, description="Longest a ?wait=true write waits")
+    kafka_publish_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Longest a write's publish to Kafka may take; past it the write answers 503 with Retry-After",
+    )
     operation_retention_s: float = Field(
         default=7 * 24 * 3600.0,
         gt=0,

@@ -14,7 +14,8 @@ from typing import Literal
 from events import Topics
 from tributary.db.session import engine_for, make_sessionmaker
 from tributary.health import Check, database_answers, serving_health
-from tributary.kafka import declare_channels, ensure_topics, make_broker
+from tributary.kafka import declare_channels, ensure_topics, make_broker, producer_for
+from tributary.producer import ResilientProducer
 from tributary.settings import Settings
 from tributary.storage import DatasetStore
 from workers.fencing import PartitionFence, holder_name
@@ -23,6 +24,11 @@ from workers.kafka_entrypoints import register_applier, register_projector
 log = logging.getLogger(__name__)
 
 WorkerRole = Literal["applier", "projector"]
+
+# Longer than a client's write (kafka_publish_timeout_s): a batch's events can be tens of MB (VectorsUpserted
+# carries the vectors), and a batch whose publish times out is read and published again, so too short a bound
+# would repeat work on a busy but healthy broker instead of only bounding an outage.
+APPLIER_PUBLISH_TIMEOUT_S = 60.0
 
 
 async def run_worker(
@@ -37,12 +43,18 @@ async def run_worker(
         "database": lambda: database_answers(engine),
         "kafka": lambda: broker.ping(timeout=1.0),
     }
-    fence = None
+    fence = producer = None
     if role == "applier":
         fence = PartitionFence(sessions, channels.topics.commands, holder_name())
         store = DatasetStore(settings.resolved_storage_root)
-        register_applier(broker, channels, store, fence, settings.instance_id)
+        producer = ResilientProducer(
+            lambda: producer_for(settings, client_id="tributary-applier"),
+            timeout_s=APPLIER_PUBLISH_TIMEOUT_S,
+            name="applier",
+        )
+        register_applier(broker, channels, producer, store, fence, settings.instance_id)
         readiness["leases"] = partial(_leases_held, fence)
+        readiness["kafka_publish"] = producer.ready
     else:
         register_projector(broker, channels, sessions)
     async with AsyncExitStack() as stack:
@@ -51,10 +63,15 @@ async def run_worker(
         if port is not None:
             await stack.enter_async_context(serving_health(readiness, settings.host, port))
         await ensure_topics(settings)
-        stack.push_async_callback(broker.stop)
         if fence is not None:
             stack.push_async_callback(fence.close)
+        if producer is not None:
+            stack.push_async_callback(producer.stop)
+        stack.push_async_callback(broker.stop)
         await broker.start()
+        if producer is not None:
+            # Started now rather than by the first batch's events (a failure here is retried by that batch).
+            await producer.ready()
         log.info("%s running against %s", role, settings.kafka_bootstrap)
         await stop.wait()
         log.info("%s stopping", role)

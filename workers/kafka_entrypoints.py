@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
 from typing import TypeAlias, cast
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -23,7 +22,8 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from events import Command, CommandRejected, DomainEvent, parse_command, parse_event, partition_key
-from tributary.kafka import Channels, consumer_record, consumer_records, json_headers, publish_dead_letter
+from tributary.kafka import Channels, consumer_record, consumer_records, dead_letter, json_headers
+from tributary.producer import Outgoing, ResilientProducer
 from tributary.resilience import Backoff, RepeatedLog, Unavailable
 from tributary.storage import DatasetStore
 from tributary.threads import in_thread_to_completion
@@ -43,6 +43,7 @@ BATCH_RECORDS = 500
 def register_applier(
     broker: KafkaBroker,
     channels: Channels,
+    producer: ResilientProducer,
     store: DatasetStore,
     fence: PartitionFence,
     instance_id: str | None = None,
@@ -128,7 +129,9 @@ def register_applier(
             failures[first] = attempt
             raise
         failures.pop(first, None)
-        await _publish_events(channels, outcome.events)
+        # If publishing fails, the partition is rewound: the batch comes again, the ledger recognises its
+        # commands (DeepLake has them), and their events are published then, before anything later.
+        await producer.send_all([_outgoing(channels, event) for event in outcome.events])
         by_command = {str(command.id): record for record, command in readable}
         letters = [
             (by_command[str(event.causation_id)], event.payload.reason)
@@ -139,7 +142,9 @@ def register_applier(
             log.warning(
                 "dead-lettering offset %s of partition %s: %s", record.offset, record.partition, reason
             )
-            await publish_dead_letter(channels, reason, record)
+        await producer.send_all(
+            [dead_letter(channels.topics, reason, record) for record, reason in [*unreadable, *letters]]
+        )
 
 
 def _rewind(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
@@ -148,19 +153,13 @@ def _rewind(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None
         consumer.seek(tp, offset)
 
 
-async def _publish_events(channels: Channels, events: Sequence[DomainEvent]) -> None:
-    # Enqueue in order, then wait for all acknowledgements: per-dataset order is kept (one partition, an
-    # idempotent producer) without a round trip per event.
-    pending = [
-        await channels.events.publish(
-            event.model_dump_json().encode(),
-            key=partition_key(event.tenant, event.dataset),
-            headers=json_headers(event.type),
-            no_confirm=True,
-        )
-        for event in events
-    ]
-    await asyncio.gather(*pending)
+def _outgoing(channels: Channels, event: DomainEvent) -> Outgoing:
+    return Outgoing(
+        channels.topics.events,
+        event.model_dump_json().encode(),
+        key=partition_key(event.tenant, event.dataset),
+        headers=json_headers(event.type),
+    )
 
 
 def register_projector(
