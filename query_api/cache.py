@@ -8,10 +8,12 @@ it fails the cache counts the error and the search is answered uncached.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -39,6 +41,15 @@ class CacheStats:
         }
 
 
+def canonical(request: BaseModel) -> bytes:
+    """The validated request as JSON that two different requests never share: every field, keys sorted, floats
+    in their shortest round-trip form, and no NaN or infinity (JSON has none; a dump would write them as `null`,
+    the form of "not given")."""
+    return json.dumps(
+        request.model_dump(mode="json"), sort_keys=True, allow_nan=False, separators=(",", ":")
+    ).encode()
+
+
 class SearchCache:
     def __init__(self, redis: Redis | None) -> None:
         self._redis = redis
@@ -46,8 +57,8 @@ class SearchCache:
         self.stats = CacheStats()
 
     @staticmethod
-    def key(tenant: str, dataset: str, version: str, applied: int, request: bytes) -> str:
-        digest = hashlib.sha256(request).hexdigest()
+    def key(tenant: str, dataset: str, version: str, applied: int, request: BaseModel) -> str:
+        digest = hashlib.sha256(canonical(request)).hexdigest()
         return f"tributary:search:{tenant}:{dataset}:{version}:{applied}:{digest}"
 
     async def get(self, key: str) -> bytes | None:

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from events.commands import VectorId
 from events.filters import FilterDict
-from schemas.vectors import MAX_RECORDS, FiniteFloat, PackedVector
+from schemas.vectors import MAX_RECORDS, FiniteFloat, Float32List, PackedVector
 
 Include = Literal["vector", "metadata", "text"]
 MAX_K = 1000
@@ -24,7 +24,7 @@ MAX_OFFSET = 10_000
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
-    vector: list[FiniteFloat] | PackedVector | None = Field(
+    vector: Float32List | PackedVector | None = Field(
         default=None, description="The query vector (numbers, or packed float32 in base64)"
     )
     text: str | None = Field(
@@ -37,7 +37,7 @@ class SearchRequest(BaseModel):
     k: int = Field(default=10, ge=1, le=MAX_K)
     offset: int = Field(default=0, ge=0, le=MAX_OFFSET, description="Skip this many results (paging)")
     filter: FilterDict | None = None
-    score_threshold: float | None = Field(
+    score_threshold: FiniteFloat | None = Field(
         default=None,
         description="cosine/dot: keep scores >= this; l2: keep distances <= this (vector mode only)",
     )

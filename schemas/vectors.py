@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import numpy as np
 import numpy.typing as npt
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -24,6 +25,21 @@ from events.filters import FilterDict
 MAX_RECORDS = 10_000
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _fits_float32(vector: list[float]) -> list[float]:
+    # Vectors are stored and searched as float32: 1e39 is a finite double but an infinite float32.
+    for index, value in enumerate(vector):
+        if abs(value) > FLOAT32_MAX:
+            raise ValueError(
+                f"value {index} is outside the float32 range (at most {FLOAT32_MAX:.6g} in size)"
+            )
+    return vector
+
+
+# A vector as a list of JSON numbers, each a finite float32.
+Float32List = Annotated[list[FiniteFloat], AfterValidator(_fits_float32)]
 
 
 def _unpack_vector(value: Any) -> npt.NDArray[np.float32]:
@@ -61,7 +77,7 @@ class VectorRecord(BaseModel):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     id: VectorId | None = Field(default=None, description="Client id; generated and returned when missing")
-    vector: list[FiniteFloat] | PackedVector | None = Field(
+    vector: Float32List | PackedVector | None = Field(
         default=None, description="The vector: a list of numbers, or packed float32 bytes in base64"
     )
     text: str | None = None

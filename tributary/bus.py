@@ -23,7 +23,8 @@ class ConsistencyToken:
     @classmethod
     def parse(cls, raw: str) -> ConsistencyToken:
         partition, _, offset = raw.partition(":")
-        if not (partition.isdigit() and offset.isdigit()):
+        # ASCII digits only (str.isdigit takes "²"), and no more than an int64 offset has.
+        if not all(part.isascii() and part.isdigit() and len(part) <= 18 for part in (partition, offset)):
             raise ValueError("a consistency token looks like '<partition>:<offset>'")
         return cls(int(partition), int(offset))
 

@@ -8,6 +8,8 @@ FastAPI way to give routes a custom Request; validation still runs through the d
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -15,17 +17,38 @@ import pydantic_core
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
+# A number literal that may overflow a double: an exponent of three digits or more, or 309 digits in a row.
+_MAYBE_HUGE = re.compile(rb"[eE][+-]?[0-9]{3}|[0-9]{309}")
+
 
 class _Request(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
             body = await self.body()
             try:
-                self._json = pydantic_core.from_json(body)
+                # NaN and Infinity are not JSON: refused by the parser.
+                self._json = pydantic_core.from_json(body, allow_inf_nan=False)
+                # A literal like 1e400 parses as infinity. Walking the whole body costs about as much as parsing
+                # it, so it is walked only when the bytes hold such a literal (or a string that looks like one).
+                if _MAYBE_HUGE.search(body) and not _finite(self._json):
+                    raise ValueError("numbers must be finite: a value overflows a double")
             except ValueError as exc:
-                # FastAPI turns this exception type into its usual 422 "JSON decode error".
+                # FastAPI turns this exception type into its usual 422 "JSON decode error", with the reason.
                 raise json.JSONDecodeError(str(exc), body.decode(errors="replace"), 0) from exc
         return self._json
+
+
+def _finite(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return False
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
 
 
 class JSONRoute(APIRoute):

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import numpy as np
 import numpy.typing as npt
-from fastapi import APIRouter, Depends, Header, HTTPException, Response, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Response, status
 from fastapi.exceptions import RequestValidationError
 
 from command_api.deps import SubmitDep, answer_retries_first
@@ -21,6 +21,7 @@ from events import (
     UpsertVectorsPayload,
     parse_embedder_config,
 )
+from events.commands import VectorId
 from schemas.datasets import Accepted
 from schemas.vectors import DeleteVectorsRequest, MetadataPatch, UpsertVectorsRequest, VectorRecord
 from tributary.db.models import DatasetRow
@@ -120,7 +121,7 @@ async def delete_vectors(
 
 @router.patch("/{vector_id}", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
 async def update_metadata(
-    vector_id: str,
+    vector_id: Annotated[VectorId, Path()],
     body: MetadataPatch,
     dataset: DatasetDep,
     response: Response,

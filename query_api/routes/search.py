@@ -34,6 +34,8 @@ from tributary.deps import EmbeddersDep, TenantDep, allowed
 from tributary.embedding import Embedders, EmbeddingFailed
 from tributary.json_route import JSONRoute
 
+MAX_CURSOR_DIGITS = 18
+
 router = APIRouter(
     prefix="/api/v1/datasets/{dataset}",
     tags=["search"],
@@ -82,9 +84,7 @@ async def _cached_page(
     dataset: str, body: SearchRequest, served: Served, embedders: Embedders, cache: SearchCache, tenant: str
 ) -> bytes:
     projection = served.projection
-    key = SearchCache.key(
-        tenant, dataset, projection.version, projection.applied_at_version, body.model_dump_json().encode()
-    )
+    key = SearchCache.key(tenant, dataset, projection.version, projection.applied_at_version, body)
     page = await cache.get(key)
     if page is None:
         page = await _search_page(body, served, embedders)
@@ -171,7 +171,8 @@ def _filter(raw: dict[str, Any] | None) -> FilterNode | None:
 def _cursor(raw: str | None) -> int:
     if raw is None:
         return 0
-    if not raw.isdigit():
+    # A cursor is a slot number: ASCII digits (str.isdigit also takes "²", which int() refuses), and short.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= MAX_CURSOR_DIGITS):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "not a cursor this API gave out")
     return int(raw)
 
