@@ -9,7 +9,7 @@ from command_api.validation import check_embedder
 from events import CreateDataset, CreateDatasetPayload, DeleteDataset
 from schemas.datasets import Accepted, CreateDatasetRequest
 from tributary.db.models import DatasetRow
-from tributary.deps import SessionDep, TenantDep, allowed
+from tributary.deps import EmbeddersDep, SessionDep, TenantDep, allowed
 from tributary.json_route import JSONRoute
 
 router = APIRouter(
@@ -22,9 +22,14 @@ router = APIRouter(
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
 async def create_dataset(
-    body: CreateDatasetRequest, response: Response, session: SessionDep, tenant: TenantDep, submit: SubmitDep
+    body: CreateDatasetRequest,
+    response: Response,
+    session: SessionDep,
+    tenant: TenantDep,
+    submit: SubmitDep,
+    embedders: EmbeddersDep,
 ) -> Accepted:
-    check_embedder(body.embedder, body.dimensions)
+    check_embedder(body.embedder, body.dimensions, embedders)
     if await session.get(DatasetRow, (tenant, body.name)) is not None:
         raise HTTPException(status.HTTP_409_CONFLICT, f"dataset {body.name!r} already exists")
     payload = CreateDatasetPayload(
