@@ -11,7 +11,7 @@ from query_api.cache import SearchCache
 from query_api.consistency import ConsistencyLevel, ReadBarrier
 from query_api.registry import Projections, Served
 from tributary.bus import ConsistencyToken
-from tributary.deps import SettingsDep, TenantDep
+from tributary.deps import ReadableDataset, SettingsDep, TenantDep
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class ServedRead:
 
 
 async def served_dataset(
-    dataset: str,
+    dataset: ReadableDataset,
     request: Request,
     tenant: TenantDep,
     settings: SettingsDep,

@@ -7,17 +7,19 @@ and the hops cost about 1 ms a request on this machine (measured on a cached sea
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, TypeVar
 
-from fastapi import Depends, HTTPException, Request, Response, status
+from fastapi import Depends, HTTPException, Path, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tributary.auth.authenticate import authenticate
 from tributary.auth.key_cache import KeyCache
-from tributary.auth.principal import Action, Principal, authorize
+from tributary.auth.principal import Action, Decision, Principal, authorize, authorize_role
 from tributary.auth.rate_limit import RateLimiter
 from tributary.embedding import Embedders
 from tributary.settings import Settings
+
+T = TypeVar("T")
 
 
 async def get_settings(request: Request) -> Settings:
@@ -46,20 +48,23 @@ async def get_principal(request: Request) -> Principal:
     return principal
 
 
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
 async def get_tenant(principal: Annotated[Principal, Depends(get_principal)]) -> str:
     # Every name a request uses is resolved within its credential's tenant: another tenant's dataset is not found.
     return principal.tenant
 
 
 def allowed(action: Action) -> Callable[..., Awaitable[Principal]]:
-    """A router dependency: the request's principal may do `action` on the path's dataset (the one place routes
-    ask; `tributary.auth.principal.authorize` decides)."""
+    """A router dependency: the request's principal may do `action` in its tenant, and its rate limit lets it.
+    Which dataset it may touch is each route's own declaration (`on_dataset`, `tenant_wide`): the routes' test
+    (tests/test_security.py) checks that every route declares one."""
 
     async def check(
         request: Request, response: Response, principal: Annotated[Principal, Depends(get_principal)]
     ) -> Principal:
-        dataset = request.path_params.get("dataset") or request.path_params.get("name")
-        decision = authorize(principal, action, principal.tenant, dataset)
+        decision = authorize_role(principal, action, principal.tenant)
         if not decision:
             raise HTTPException(status.HTTP_403_FORBIDDEN, decision.reason)
         limiter: RateLimiter | None = request.app.state.rate_limiter
@@ -77,9 +82,50 @@ def allowed(action: Action) -> Callable[..., Awaitable[Principal]]:
     return check
 
 
+# The dependencies by which a route declares the datasets it touches.
+SCOPE_CHECKS: set[Callable[..., Awaitable[object]]] = set()
+
+
+def _forbid_unless(decision: Decision) -> None:
+    if not decision:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, decision.reason)
+
+
+def on_dataset(action: Action) -> Callable[..., Awaitable[str]]:
+    """A route that acts on the dataset of its `{dataset}` path parameter: the principal may do `action` on it
+    (a credential limited to some datasets). Gives the dataset's name."""
+
+    async def check(dataset: Annotated[str, Path()], principal: CurrentPrincipal) -> str:
+        _forbid_unless(authorize(principal, action, principal.tenant, dataset))
+        return dataset
+
+    SCOPE_CHECKS.add(check)
+    return check
+
+
+def tenant_wide(action: Action) -> Callable[..., Awaitable[Principal]]:
+    """A route that acts on the tenant as a whole (creating a dataset, listing them): a credential limited to
+    some datasets may read (and sees only its datasets) but not write."""
+
+    async def check(principal: CurrentPrincipal) -> Principal:
+        _forbid_unless(authorize(principal, action, principal.tenant))
+        return principal
+
+    SCOPE_CHECKS.add(check)
+    return check
+
+
+def scope_check(check: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Declares `check` a dependency that decides, per route, which datasets the request touches (one that
+    finds the dataset elsewhere than in the path, e.g. in the row it reads)."""
+    SCOPE_CHECKS.add(check)
+    return check
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+ReadableDataset = Annotated[str, Depends(on_dataset("read"))]
+WritableDataset = Annotated[str, Depends(on_dataset("write"))]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 TenantDep = Annotated[str, Depends(get_tenant)]
-CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 KeyCacheDep = Annotated[KeyCache, Depends(get_key_cache)]
 EmbeddersDep = Annotated[Embedders, Depends(get_embedders)]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
@@ -15,9 +15,15 @@ from events.names import Name
 from tributary.auth.authenticate import BOOTSTRAP_ID, issue_key
 from tributary.auth.principal import Principal, Role, authorize
 from tributary.db.models import ApiKeyRow
-from tributary.deps import CurrentPrincipal, KeyCacheDep, SessionDep
+from tributary.deps import CurrentPrincipal, KeyCacheDep, SessionDep, allowed, tenant_wide
 
-router = APIRouter(prefix="/api/v1/admin/keys", tags=["keys"])
+router = APIRouter(
+    prefix="/api/v1/admin/keys",
+    tags=["keys"],
+    # Key management is rate-limited like any write, and always tenant-wide: a credential limited to some
+    # datasets manages no keys. Each route then checks the tenant of the keys it touches.
+    dependencies=[Depends(allowed("manage_keys")), Depends(tenant_wide("manage_keys"))],
+)
 
 
 class CreateKey(BaseModel):

@@ -25,7 +25,7 @@ from events.commands import VectorId
 from schemas.datasets import Accepted
 from schemas.vectors import DeleteVectorsRequest, MetadataPatch, UpsertVectorsRequest, VectorRecord
 from tributary.db.models import DatasetRow
-from tributary.deps import EmbeddersDep, SessionDep, TenantDep, allowed
+from tributary.deps import EmbeddersDep, SessionDep, TenantDep, WritableDataset, allowed
 from tributary.embedding import Embedders, EmbeddingFailed
 from tributary.json_route import JSONRoute
 
@@ -47,7 +47,7 @@ router = APIRouter(
 )
 
 
-async def existing_dataset(dataset: str, session: SessionDep, tenant: TenantDep) -> DatasetRow:
+async def existing_dataset(dataset: WritableDataset, session: SessionDep, tenant: TenantDep) -> DatasetRow:
     row = await session.get(DatasetRow, (tenant, dataset))
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"dataset {dataset!r} not found")

@@ -30,7 +30,7 @@ from schemas.search import (
     VectorsResponse,
     VectorView,
 )
-from tributary.deps import EmbeddersDep, TenantDep, allowed
+from tributary.deps import EmbeddersDep, ReadableDataset, TenantDep, allowed
 from tributary.embedding import Embedders, EmbeddingFailed
 from tributary.json_route import JSONRoute
 
@@ -46,7 +46,7 @@ router = APIRouter(
 
 @router.post("/search", response_model=SearchResponse, response_model_exclude_none=True)
 async def search(
-    dataset: str,
+    dataset: ReadableDataset,
     body: SearchRequest,
     read: ServedDep,
     embedders: EmbeddersDep,
@@ -59,7 +59,7 @@ async def search(
 
 @router.post("/search/batch", response_model=SearchBatchResponse, response_model_exclude_none=True)
 async def search_batch(
-    dataset: str,
+    dataset: ReadableDataset,
     body: SearchBatchRequest,
     read: ServedDep,
     embedders: EmbeddersDep,
