@@ -43,9 +43,27 @@ async def get_key_cache(request: Request) -> KeyCache:
 
 
 async def get_principal(request: Request) -> Principal:
-    principal = await authenticate(request)
+    try:
+        principal = await authenticate(request)
+    except HTTPException:
+        await _limit_unauthenticated(request)
+        raise
     request.state.principal = principal  # for the audit record of this request
     return principal
+
+
+async def _limit_unauthenticated(request: Request) -> None:
+    """A request that failed authentication counts against its client address: past the limit, a 429."""
+    limiter: RateLimiter | None = request.app.state.rate_limiter
+    if limiter is None:
+        return
+    rate = await limiter.hit_unauthenticated(request.client.host if request.client else "unknown")
+    if not rate.allowed:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "too many requests without a valid credential; retry later",
+            headers=rate.headers(),
+        )
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

@@ -7,6 +7,7 @@ FastAPI way to give routes a custom Request; validation still runs through the d
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
@@ -21,21 +22,34 @@ from fastapi.routing import APIRoute
 _MAYBE_HUGE = re.compile(rb"[eE][+-]?[0-9]{3}|[0-9]{309}")
 
 
+# Larger bodies are parsed on a worker thread: 30 MiB of JSON takes the parser long enough to stall every other
+# request of the process meanwhile. Smaller ones are not worth the hop.
+THREAD_ABOVE_BYTES = 256 * 1024
+
+
 class _Request(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
             body = await self.body()
             try:
-                # NaN and Infinity are not JSON: refused by the parser.
-                self._json = pydantic_core.from_json(body, allow_inf_nan=False)
-                # A literal like 1e400 parses as infinity. Walking the whole body costs about as much as parsing
-                # it, so it is walked only when the bytes hold such a literal (or a string that looks like one).
-                if _MAYBE_HUGE.search(body) and not _finite(self._json):
-                    raise ValueError("numbers must be finite: a value overflows a double")
+                if len(body) > THREAD_ABOVE_BYTES:
+                    self._json = await asyncio.to_thread(_parse, body)
+                else:
+                    self._json = _parse(body)
             except ValueError as exc:
                 # FastAPI turns this exception type into its usual 422 "JSON decode error", with the reason.
                 raise json.JSONDecodeError(str(exc), body.decode(errors="replace"), 0) from exc
         return self._json
+
+
+def _parse(body: bytes) -> Any:
+    # NaN and Infinity are not JSON: refused by the parser.
+    parsed = pydantic_core.from_json(body, allow_inf_nan=False)
+    # A literal like 1e400 parses as infinity. Walking the whole body costs about as much as parsing it, so it is
+    # walked only when the bytes hold such a literal (or a string that looks like one).
+    if _MAYBE_HUGE.search(body) and not _finite(parsed):
+        raise ValueError("numbers must be finite: a value overflows a double")
+    return parsed
 
 
 def _finite(value: Any) -> bool:

@@ -176,6 +176,13 @@ class Settings(BaseSettings):
         default=200.0, gt=0, description="Write requests a second per tenant"
     )
     rate_limit_tenant_writes_burst: int = Field(default=400, ge=1)
+    rate_limit_unauthenticated_per_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Requests a second, per client address, that fail authentication (401) before the address "
+        "gets 429s instead",
+    )
+    rate_limit_unauthenticated_burst: int = Field(default=50, ge=1)
     rate_limit_fail_open: bool = Field(
         default=True,
         description="When Redis does not answer: let requests through (true) or refuse them (false); "
