@@ -76,8 +76,8 @@ async def get_tenant(principal: Annotated[Principal, Depends(get_principal)]) ->
 
 def allowed(action: Action) -> Callable[..., Awaitable[Principal]]:
     """A router dependency: the request's principal may do `action` in its tenant, and its rate limit lets it.
-    Which dataset it may touch is each route's own declaration (`on_dataset`, `tenant_wide`): the routes' test
-    (tests/test_security.py) checks that every route declares one."""
+    Which datasets it may touch is each route's own declaration (`on_dataset`, `tenant_wide`, `scope_check`):
+    tests/test_dataset_scope.py checks that every route declares one."""
 
     async def check(
         request: Request, response: Response, principal: Annotated[Principal, Depends(get_principal)]
@@ -104,6 +104,13 @@ def allowed(action: Action) -> Callable[..., Awaitable[Principal]]:
 SCOPE_CHECKS: set[Callable[..., Awaitable[object]]] = set()
 
 
+def scope_check(check: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Declares `check` a dependency that decides which datasets a route touches (`on_dataset` and
+    `tenant_wide` are two; a route that finds its dataset elsewhere, e.g. in the row it reads, makes its own)."""
+    SCOPE_CHECKS.add(check)
+    return check
+
+
 def _forbid_unless(decision: Decision) -> None:
     if not decision:
         raise HTTPException(status.HTTP_403_FORBIDDEN, decision.reason)
@@ -113,11 +120,11 @@ def on_dataset(action: Action) -> Callable[..., Awaitable[str]]:
     """A route that acts on the dataset of its `{dataset}` path parameter: the principal may do `action` on it
     (a credential limited to some datasets). Gives the dataset's name."""
 
+    @scope_check
     async def check(dataset: Annotated[str, Path()], principal: CurrentPrincipal) -> str:
         _forbid_unless(authorize(principal, action, principal.tenant, dataset))
         return dataset
 
-    SCOPE_CHECKS.add(check)
     return check
 
 
@@ -125,18 +132,11 @@ def tenant_wide(action: Action) -> Callable[..., Awaitable[Principal]]:
     """A route that acts on the tenant as a whole (creating a dataset, listing them): a credential limited to
     some datasets may read (and sees only its datasets) but not write."""
 
+    @scope_check
     async def check(principal: CurrentPrincipal) -> Principal:
         _forbid_unless(authorize(principal, action, principal.tenant))
         return principal
 
-    SCOPE_CHECKS.add(check)
-    return check
-
-
-def scope_check(check: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
-    """Declares `check` a dependency that decides, per route, which datasets the request touches (one that
-    finds the dataset elsewhere than in the path, e.g. in the row it reads)."""
-    SCOPE_CHECKS.add(check)
     return check
 
 
