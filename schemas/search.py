@@ -44,7 +44,9 @@ class SearchRequest(BaseModel):
     include: list[Include] = Field(default_factory=_metadata_only)
     fusion: Literal["rrf", "weighted"] = "rrf"
     rrf_k: int = Field(default=60, ge=1, le=10_000)
-    alpha: float = Field(default=0.5, ge=0.0, le=1.0, description="weighted fusion: the vector side's weight")
+    alpha: FiniteFloat = Field(
+        default=0.5, ge=0.0, le=1.0, description="weighted fusion: the vector side's weight"
+    )
 
     @model_validator(mode="after")
     def _query_given(self) -> SearchRequest:

@@ -36,22 +36,33 @@ async def test_non_finite_numbers_are_refused_and_never_share_a_cache_key(
         for threshold in ("NaN", "Infinity", "-Infinity", "1e400", "-1e400"):
             body = '{"vector": [1, 0], "score_threshold": ' + threshold + "}"
             answer = await client.post(SEARCH, content=body, headers={"content-type": "application/json"})
-            _refused(answer, "must be finite")
-            assert answer.json()["detail"][0]["loc"] == ["body", "score_threshold"]
+            _refused(answer, "finite")
+            assert answer.json()["detail"][0]["loc"][:2] == ["body", "score_threshold"]
+        for body in (
+            '{"vector": [1, 0], "mode": "hybrid", "text": "a", "fusion": "weighted", "alpha": NaN}',
+            '{"vector": [1, 0], "filter": {"x": {"$gt": 1e400}}}',
+            '{"vector": [1, 0], "k": 1e400}',
+        ):
+            answer = await client.post(SEARCH, content=body, headers={"content-type": "application/json"})
+            assert answer.status_code == 422, (body, answer.text)
         plain = await client.post(SEARCH, json={"vector": [1, 0]})
         assert [r["id"] for r in plain.json()["results"]] == ["a", "b"]
         for body, loc in (
             (
                 '{"vectors": [{"id": "c", "vector": [1, 0], "metadata": {"x": 1e400}}]}',
-                ["body", "vectors", 0, "metadata", "x"],
+                ["body", "vectors", 0, "metadata"],
             ),
-            ('{"vectors": [{"id": "c", "vector": [1, NaN]}]}', ["body", "vectors", 0, "vector", 1]),
+            ('{"vectors": [{"id": "c", "vector": [1, NaN]}]}', ["body", "vectors", 0, "vector"]),
+            (
+                '{"vectors": [{"id": "c", "vector": [1, 0], "metadata": {"x": [NaN]}}]}',
+                ["body", "vectors", 0],
+            ),
         ):
             answer = await client.post(
                 "/api/v1/datasets/h/vectors", content=body, headers={"content-type": "application/json"}
             )
-            _refused(answer, "must be finite")
-            assert answer.json()["detail"][0]["loc"] == loc
+            _refused(answer, "finite")
+            assert answer.json()["detail"][0]["loc"][: len(loc)] == loc
         # A string that merely looks like a huge number is a string.
         text = await client.post(
             "/api/v1/datasets/h/vectors?wait=true",

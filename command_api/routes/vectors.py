@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Path, Response, s
 from fastapi.exceptions import RequestValidationError
 
 from command_api.deps import SubmitDep, answer_retries_first
-from command_api.validation import check_records, metadata_problems
+from command_api.validation import check_records, metadata_problems, problem
 from events import (
     DeleteVectors,
     DeleteVectorsPayload,
@@ -23,7 +23,13 @@ from events import (
 )
 from events.commands import VectorId
 from schemas.datasets import Accepted
-from schemas.vectors import DeleteVectorsRequest, MetadataPatch, UpsertVectorsRequest, VectorRecord
+from schemas.vectors import (
+    OUTSIDE_FLOAT32,
+    DeleteVectorsRequest,
+    MetadataPatch,
+    UpsertVectorsRequest,
+    VectorRecord,
+)
 from tributary.db.models import DatasetRow
 from tributary.deps import EmbeddersDep, SessionDep, TenantDep, WritableDataset, allowed
 from tributary.embedding import Embedders, EmbeddingFailed
@@ -93,7 +99,12 @@ async def record_vectors(
     matrix = np.empty((len(records), dataset.dimensions), dtype=np.float32)
     given = [i for i, record in enumerate(records) if record.vector is not None]
     if given:
-        matrix[given] = np.asarray([records[i].vector for i in given], dtype=np.float32)
+        with np.errstate(over="ignore"):  # a double beyond float32 becomes infinity: refused just below
+            matrix[given] = np.asarray([records[i].vector for i in given], dtype=np.float32)
+        finite = np.isfinite(matrix[given]).all(axis=1)
+        if not finite.all():
+            bad = [given[row] for row in np.flatnonzero(~finite)]
+            raise RequestValidationError([problem(("vectors", i, "vector"), OUTSIDE_FLOAT32) for i in bad])
     texts = [(i, record.text) for i, record in enumerate(records) if record.vector is None]
     if texts:
         try:
