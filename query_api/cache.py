@@ -8,7 +8,6 @@ it fails the cache counts the error and the search is answered uncached.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -42,12 +41,12 @@ class CacheStats:
 
 
 def canonical(request: BaseModel) -> bytes:
-    """The validated request as JSON that two different requests never share: every field, keys sorted, floats
-    in their shortest round-trip form, and no NaN or infinity (JSON has none; a dump would write them as `null`,
-    the form of "not given")."""
-    return json.dumps(
-        request.model_dump(mode="json"), sort_keys=True, allow_nan=False, separators=(",", ":")
-    ).encode()
+    """The validated request as JSON that two different requests never share: its fields in their fixed order,
+    floats in their shortest round-trip form. A float that is not finite is refused by validation; were one ever
+    built around it, the model writes it as the constant NaN or Infinity (`ser_json_inf_nan="constants"`), never
+    as `null`, the form of "not given". (The Rust serializer: a JSON dump with sorted keys cost five times as
+    much, 0.7 ms a search.)"""
+    return request.model_dump_json().encode()
 
 
 class SearchCache:

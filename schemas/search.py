@@ -22,7 +22,8 @@ MAX_OFFSET = 10_000
 
 
 class SearchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    # Its JSON is its search cache key (query_api/cache.py): no float may be written as `null`.
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, ser_json_inf_nan="constants")
 
     vector: Float32List | PackedVector | None = Field(
         default=None, description="The query vector (numbers, or packed float32 in base64)"
