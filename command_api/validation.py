@@ -7,9 +7,10 @@ from typing import Any
 
 from fastapi.exceptions import RequestValidationError
 
-from events.commands import EmbedderConfig, embedder_mismatch
+from events.commands import EmbedderConfig, OpenAIEmbedderConfig, embedder_mismatch
 from schemas.vectors import VectorRecord
 from tributary.db.models import DatasetRow
+from tributary.embedding import Embedders
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
@@ -41,8 +42,16 @@ def metadata_problems(
     return problems
 
 
-def check_embedder(embedder: EmbedderConfig | None, dimensions: int) -> None:
-    if embedder is not None and (reason := embedder_mismatch(embedder, dimensions)):
+def check_embedder(embedder: EmbedderConfig | None, dimensions: int, embedders: Embedders) -> None:
+    """A new dataset's embedder fits its width and this server can run it (its extra is installed, its
+    endpoint configured). A URL of one's own is not accepted: the server calls only the operator's endpoints."""
+    if embedder is None:
+        return
+    if isinstance(embedder, OpenAIEmbedderConfig) and embedder.base_url is not None:
+        reason: str | None = "name an `endpoint` the operator configured; a `base_url` is not accepted"
+    else:
+        reason = embedder_mismatch(embedder, dimensions) or embedders.unavailable(embedder)
+    if reason:
         raise RequestValidationError([problem(("embedder",), reason)])
 
 

@@ -17,6 +17,7 @@ from pydantic import (
 
 from events.envelope import Envelope
 from events.filters import FilterDict
+from events.names import Name
 from events.vectors import Float32Matrix
 
 Metric = Literal["cosine", "dot", "l2"]
@@ -65,13 +66,19 @@ class LocalEmbedderConfig(Payload):
 
 
 class OpenAIEmbedderConfig(Payload):
-    """An OpenAI-compatible `POST {base_url}/embeddings` endpoint. Its API key is a server setting
-    (TRIBUTARY_OPENAI_API_KEY), never part of a dataset's configuration."""
+    """An OpenAI-compatible `POST {url}/embeddings` endpoint that the operator configured under `endpoint`
+    (the server setting TRIBUTARY_EMBEDDING_ENDPOINTS holds its URL and key). A dataset never carries a URL or a
+    key of its own."""
 
     kind: Literal["openai"] = "openai"
     model: Annotated[str, StringConstraints(min_length=1, max_length=256)]
-    base_url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$", max_length=2048)] = Field(
-        description="For example https://api.openai.com/v1"
+    endpoint: Name | None = Field(
+        default=None, description="The name of an embedding endpoint the operator configured"
+    )
+    base_url: Annotated[str, StringConstraints(max_length=2048)] | None = Field(
+        default=None,
+        description="Datasets created before named endpoints kept a URL here. It is still read: such a dataset "
+        "embeds only through the configured endpoint of the same URL. New datasets name an `endpoint`",
     )
     dimensions: int | None = Field(
         default=None,
@@ -80,6 +87,12 @@ class OpenAIEmbedderConfig(Payload):
         description="Sent as the request's `dimensions` (models that can shorten their embeddings); "
         "without it the model's own width must equal the dataset's",
     )
+
+    @model_validator(mode="after")
+    def _names_an_endpoint(self) -> OpenAIEmbedderConfig:
+        if (self.endpoint is None) == (self.base_url is None):
+            raise ValueError("give the `endpoint` the operator configured")
+        return self
 
 
 EmbedderConfig = Annotated[LocalEmbedderConfig | OpenAIEmbedderConfig, Field(discriminator="kind")]

@@ -41,7 +41,8 @@ Operators.
   `"python"`. A query without words is refused.
 
 Limits, since a filter is user input: 32 nested `$and`/`$or`/`$not`, 1,000 clauses (each operator and each bare
-value is one), 10,000 values over all the `$in`/`$nin` lists, 32 parts in a field path.
+value is one), 10,000 values over all the `$in`/`$nin` lists, 32 parts in a field path, 65,536 characters of
+field names and strings in all, 44,000 items (objects, lists, keys and values) in all.
 
 `parse_filter` turns a filter into a tree of frozen dataclasses (`$ne` becomes `Not(Eq)`, `$nin` `Not(In)`, numbers
 become floats, several clauses an `And`) or raises `FilterError`, which names the path of the bad clause. The tree
@@ -62,6 +63,10 @@ MAX_DEPTH = 32
 MAX_CLAUSES = 1_000
 MAX_VALUES = 10_000
 MAX_FIELD_PARTS = 32
+MAX_CHARS = 65_536
+# Items (objects, lists, keys, values) a filter within the other limits can hold, and some: a measure of size
+# that stops early on a huge filter.
+MAX_ITEMS = 4 * (MAX_CLAUSES + MAX_VALUES)
 
 Scalar: TypeAlias = str | float | bool | None
 ErrorPath: TypeAlias = tuple[str | int, ...]
@@ -167,7 +172,29 @@ FilterNode: TypeAlias = Eq | In | Range | Exists | Contains | Match | And | Or |
 
 def parse_filter(raw: Any) -> FilterNode:
     """Validate a filter given as JSON-like data and return its tree; raise FilterError."""
+    _check_size(raw)
     return _Parser().filter(raw, (), 0)
+
+
+def _check_size(raw: Any) -> None:
+    """Refuse a filter too large to parse cheaply, before parsing it (one 30 MiB `$match` string took seconds of
+    the event loop). Stops as soon as the filter is known to be too large."""
+    items, chars, stack = 0, 0, [raw]
+    while stack:
+        item = stack.pop()
+        items += 1
+        if isinstance(item, str):
+            chars += len(item)
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        if items > MAX_ITEMS or chars > MAX_CHARS:
+            raise FilterError(
+                (),
+                f"a filter holds at most {MAX_CHARS:,} characters of names and strings and {MAX_ITEMS:,} items",
+            )
 
 
 class _Parser:

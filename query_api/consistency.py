@@ -19,6 +19,16 @@ from tributary.embedded_bus import EmbeddedBus
 ConsistencyLevel = Literal["eventual", "bounded", "session", "strong"]
 
 
+class TokenBeyondLog(ValueError):
+    """A `session` token that names a partition or offset the command log does not have (yet): no write of this
+    deployment answered it, so waiting for it would only time out."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this consistency token is beyond the end of the command log: not one this deployment gave"
+        )
+
+
 class ReadBarrier(Protocol):
     async def reach(
         self,
@@ -28,7 +38,8 @@ class ReadBarrier(Protocol):
         token: ConsistencyToken | None,
         timeout: float,
     ) -> bool:
-        """Wait until the replica's projections satisfy `level`; False when `timeout` passed first."""
+        """Wait until the replica's projections satisfy `level`; False when `timeout` passed first. A `session`
+        token beyond the end of the command log raises TokenBeyondLog at once."""
         ...
 
     def reflected(self) -> dict[str, int]:
@@ -52,6 +63,8 @@ class EmbeddedBarrier:
         timeout: float,
     ) -> bool:
         if level == "session" and token is not None:
+            if token.partition != 0 or token.offset > await self._bus.last_seq():
+                raise TokenBeyondLog
             return await self._bus.wait_applied(token, timeout)
         if level == "strong":
             return await self._bus.wait_applied(ConsistencyToken(0, await self._bus.last_seq()), timeout)

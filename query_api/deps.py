@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Query, Request, status
 
 from query_api.cache import SearchCache
-from query_api.consistency import ConsistencyLevel, ReadBarrier
+from query_api.consistency import ConsistencyLevel, ReadBarrier, TokenBeyondLog
 from query_api.registry import Projections, Served
 from tributary.bus import TOKEN_PATTERN, ConsistencyToken
-from tributary.deps import SettingsDep, TenantDep
+from tributary.deps import ReadableDataset, SettingsDep, TenantDep
 from tributary.errors import invalid
 
 
@@ -23,7 +23,7 @@ class ServedRead:
 
 
 async def served_dataset(
-    dataset: str,
+    dataset: ReadableDataset,
     request: Request,
     tenant: TenantDep,
     settings: SettingsDep,
@@ -44,7 +44,11 @@ async def served_dataset(
         except ValueError as exc:
             raise invalid(("query", "token"), str(exc)) from None
     barrier: ReadBarrier = request.app.state.barrier
-    if not await barrier.reach(consistency, tenant, dataset, parsed, settings.read_timeout_s):
+    try:
+        reached = await barrier.reach(consistency, tenant, dataset, parsed, settings.read_timeout_s)
+    except TokenBeyondLog as exc:
+        raise invalid(("query", "token"), str(exc)) from None
+    if not reached:
         raise HTTPException(
             status.HTTP_504_GATEWAY_TIMEOUT,
             f"this replica did not reach {consistency} consistency within {settings.read_timeout_s} s; retry, "

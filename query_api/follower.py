@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from events import DomainEvent, Topics, parse_event, partition_key
 from query_api.applied_offsets import AppliedOffsets
-from query_api.consistency import ConsistencyLevel
+from query_api.consistency import ConsistencyLevel, TokenBeyondLog
 from query_api.registry import Projections, apply_events, load_all
 from tributary.bus import ConsistencyToken
 from tributary.kafka import MAX_MESSAGE_BYTES, topic_partitions
@@ -140,18 +140,23 @@ class EventFollower:
             return True
         if level == "bounded" and time.monotonic() - self._caught_up_at <= self._settings.bounded_staleness_s:
             return True
-        if (
-            level == "session"
-            and token is not None
-            and not await self._applied.passed(token.partition, token.offset, deadline)
-        ):
-            return False
+        if level == "session" and token is not None:
+            await self._check_in_log(token)
+            if not await self._applied.passed(token.partition, token.offset, deadline):
+                return False
         if level == "strong":
             partition = self._command_partition(tenant, dataset)
             end = (await self._probe.end_offsets([partition]))[partition]
             if not await self._applied.passed(partition.partition, end - 1, deadline):
                 return False
         return await self._caught_up_with(await self._probe.end_offsets(self._partitions), deadline)
+
+    async def _check_in_log(self, token: ConsistencyToken) -> None:
+        if token.partition not in self._command_partitions:
+            raise TokenBeyondLog
+        partition = TopicPartition(self._topics.commands, token.partition)
+        if token.offset >= (await self._probe.end_offsets([partition]))[partition]:
+            raise TokenBeyondLog
 
     async def _projector_reached(self, ends: dict[TopicPartition, int], deadline: float) -> bool:
         """The SQL catalog comes from the projector: wait until it has read the event log up to `ends`."""

@@ -22,7 +22,7 @@ class CreateDatasetRequest(RequestModel):
     embedder: EmbedderConfig | None = Field(
         default=None,
         description='Embeds the text of records sent without a vector, e.g. {"kind": "local", "model": '
-        '"all-minilm-l6-v2"} (384 dimensions) or {"kind": "openai", "model": ..., "base_url": ...}',
+        '"all-minilm-l6-v2"} (384 dimensions) or {"kind": "openai", "model": ..., "endpoint": <a name in TRIBUTARY_EMBEDDING_ENDPOINTS>}',
     )
 
 

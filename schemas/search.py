@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from events.commands import VectorId
 from events.filters import FilterDict
 from schemas.requests import Integer, RequestModel
-from schemas.vectors import MAX_RECORDS, FiniteFloat, PackedVector
+from schemas.vectors import MAX_RECORDS, FiniteFloat, Float32List, PackedVector
 
 Include = Literal["vector", "metadata", "text"]
 MAX_K = 1000
@@ -23,9 +23,11 @@ MAX_OFFSET = 10_000
 
 
 class SearchRequest(RequestModel):
-    # The rule of `_query_given`, in the document too: text, or a vector in vector mode (the default).
+    # The rule of `_query_given`, in the document too: text, or a vector in vector mode (the default). Its JSON
+    # is its search cache key (query_api/cache.py): no float may be written as `null`.
     model_config = ConfigDict(
         arbitrary_types_allowed=True,
+        ser_json_inf_nan="constants",
         json_schema_extra={
             "anyOf": [
                 {"required": ["text"], "properties": {"text": {"type": "string"}}},
@@ -37,7 +39,7 @@ class SearchRequest(RequestModel):
         },
     )
 
-    vector: list[FiniteFloat] | PackedVector | None = Field(
+    vector: Float32List | PackedVector | None = Field(
         default=None, description="The query vector (numbers, or packed float32 in base64)"
     )
     text: str | None = Field(
@@ -50,14 +52,16 @@ class SearchRequest(RequestModel):
     k: Integer = Field(default=10, ge=1, le=MAX_K)
     offset: Integer = Field(default=0, ge=0, le=MAX_OFFSET, description="Skip this many results (paging)")
     filter: FilterDict | None = None
-    score_threshold: float | None = Field(
+    score_threshold: FiniteFloat | None = Field(
         default=None,
         description="cosine/dot: keep scores >= this; l2: keep distances <= this (vector mode only)",
     )
     include: list[Include] = Field(default_factory=_metadata_only)
     fusion: Literal["rrf", "weighted"] = "rrf"
     rrf_k: Integer = Field(default=60, ge=1, le=10_000)
-    alpha: float = Field(default=0.5, ge=0.0, le=1.0, description="weighted fusion: the vector side's weight")
+    alpha: FiniteFloat = Field(
+        default=0.5, ge=0.0, le=1.0, description="weighted fusion: the vector side's weight"
+    )
 
     @model_validator(mode="after")
     def _query_given(self) -> SearchRequest:

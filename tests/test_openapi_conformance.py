@@ -9,8 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.helpers import ADMIN_KEY
 from tests.processes import free_port, serve, wait_ready
 from tributary.settings import Settings
@@ -27,11 +25,6 @@ EXAMPLES_PER_OPERATION = 40
 SEED = 20261127
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a `session` token beyond the command log's end waits read_timeout_s and answers 504; the fix (a "
-    "422 at once, issue 9, Limits) is on the h1-security branch: remove this mark when it is merged",
-)
 async def test_schemathesis_finds_no_server_error_and_no_conformance_failure(
     embedded_settings: Settings, tmp_path: Path
 ) -> None:

@@ -21,7 +21,9 @@ FROZEN = 0.001
 
 def limits(key: Bucket, tenant: Bucket | None = None) -> RateLimits:
     tenant = tenant or Bucket(rate_per_s=FROZEN, burst=1000)
-    return RateLimits(key_reads=key, key_writes=key, tenant_reads=tenant, tenant_writes=tenant)
+    return RateLimits(
+        key_reads=key, key_writes=key, tenant_reads=tenant, tenant_writes=tenant, unauthenticated=key
+    )
 
 
 def who(tenant: str, subject: str = "key-1") -> Principal:

@@ -18,8 +18,9 @@ from tests.helpers import serving
 from tributary.app import create_app
 from tributary.db.models import BusCommandRow, OperationRow
 from tributary.deeplake_lib import deeplake
+from tributary.embedding import local
 from tributary.embedding.local import LocalEmbedder
-from tributary.settings import Settings
+from tributary.settings import EmbeddingEndpoint, Settings
 
 VECTORS = "/api/v1/datasets/docs/vectors"
 
@@ -30,6 +31,12 @@ def stored(settings: Settings) -> dict[str, tuple[npt.NDArray[np.float32], str]]
         str(ds["id"][i]): (np.asarray(ds["embedding"][i], dtype=np.float32), str(ds["text"][i]))
         for i in range(len(ds))
     }
+
+
+def with_endpoint(settings: Settings, url: str, key: str = "sk-test") -> Settings:
+    """`settings` with the embedding endpoint "test" at `url` (a loopback test server: allowed explicitly)."""
+    endpoint = EmbeddingEndpoint(url=url, api_key=SecretStr(key), allow_private=True)
+    return settings.model_copy(update={"embedding_endpoints": {"test": endpoint}})
 
 
 async def create(client: httpx.AsyncClient, dimensions: int, embedder: dict[str, object] | None) -> None:
@@ -74,16 +81,17 @@ async def test_text_records_are_embedded_by_the_local_model(embedded_settings: S
 async def test_text_records_are_embedded_by_an_openai_compatible_endpoint(
     embedded_settings: Settings,
 ) -> None:
-    settings = embedded_settings.model_copy(update={"openai_api_key": SecretStr("sk-test")})
-    async with EmbeddingsServer(width=4) as server, serving(create_app(settings)) as client:
-        await create(client, 4, {"kind": "openai", "model": "test-embed", "base_url": server.base_url})
-        records = [
-            {"id": "a", "text": "first"},
-            {"id": "b", "vector": [1, 0, 0, 0]},
-            {"id": "c", "text": "x"},
-        ]
-        answer = await client.post(f"{VECTORS}?wait=true", json={"vectors": records})
-        assert answer.json()["status"] == "applied", answer.text
+    async with EmbeddingsServer(width=4) as server:
+        settings = with_endpoint(embedded_settings, server.base_url)
+        async with serving(create_app(settings)) as client:
+            await create(client, 4, {"kind": "openai", "model": "test-embed", "endpoint": "test"})
+            records = [
+                {"id": "a", "text": "first"},
+                {"id": "b", "vector": [1, 0, 0, 0]},
+                {"id": "c", "text": "x"},
+            ]
+            answer = await client.post(f"{VECTORS}?wait=true", json={"vectors": records})
+            assert answer.json()["status"] == "applied", answer.text
     # One call for the whole request, with the key from the settings.
     assert [seen.body["input"] for seen in server.requests] == [["first", "x"]]
     assert server.requests[0].headers["authorization"] == "Bearer sk-test"
@@ -96,10 +104,9 @@ async def test_text_records_are_embedded_by_an_openai_compatible_endpoint(
 async def test_an_embedder_that_is_down_is_a_503_and_nothing_is_published(
     embedded_settings: Settings,
 ) -> None:
-    app = create_app(embedded_settings)
+    app = create_app(with_endpoint(embedded_settings, f"http://127.0.0.1:{closed_port()}/v1"))
     async with serving(app) as client:
-        base_url = f"http://127.0.0.1:{closed_port()}/v1"
-        await create(client, 4, {"kind": "openai", "model": "m", "base_url": base_url})
+        await create(client, 4, {"kind": "openai", "model": "m", "endpoint": "test"})
         answer = await client.post(f"{VECTORS}?wait=true", json={"vectors": [{"text": "hello"}]})
         assert answer.status_code == 503, answer.text
         assert "embedding failed: cannot reach the embedding endpoint" in answer.json()["detail"][0]["msg"]
@@ -112,13 +119,24 @@ async def test_an_embedder_that_is_down_is_a_503_and_nothing_is_published(
     ("dimensions", "embedder", "message"),
     [
         (3, {"kind": "local"}, "384-dimensional embeddings, the dataset has 3 dimensions"),
-        (4, {"kind": "openai", "model": "m", "base_url": "http://h/v1", "dimensions": 8}, "8-dimensional"),
+        (4, {"kind": "openai", "model": "m", "endpoint": "test", "dimensions": 8}, "8-dimensional"),
+        (
+            4,
+            {"kind": "openai", "model": "m", "endpoint": "nope"},
+            "no embedding endpoint 'nope' is configured",
+        ),
+        # A URL of the client's choosing: the server would call it with the deployment's key.
+        (
+            4,
+            {"kind": "openai", "model": "m", "base_url": "http://127.0.0.1:8080/api/v1/admin/keys#"},
+            "endpoint",
+        ),
     ],
 )
-async def test_an_embedder_of_another_width_is_refused_at_creation(
+async def test_an_embedder_this_server_cannot_run_is_refused_at_creation(
     embedded_settings: Settings, dimensions: int, embedder: dict[str, object], message: str
 ) -> None:
-    async with serving(create_app(embedded_settings)) as client:
+    async with serving(create_app(with_endpoint(embedded_settings, "https://example.test/v1"))) as client:
         answer = await client.post(
             "/api/v1/datasets", json={"name": "docs", "dimensions": dimensions, "embedder": embedder}
         )
@@ -142,9 +160,23 @@ async def test_records_without_a_vector_need_a_text_and_an_embedder(
     loc: list[object],
     message: str,
 ) -> None:
-    config = {"kind": "openai", "model": "m", "base_url": "http://127.0.0.1:9/v1"} if embedder else None
-    async with serving(create_app(embedded_settings)) as client:
+    config = {"kind": "openai", "model": "m", "endpoint": "test"} if embedder else None
+    async with serving(create_app(with_endpoint(embedded_settings, "http://127.0.0.1:9/v1"))) as client:
         await create(client, 4, config)
         answer = await client.post(VECTORS, json={"vectors": [{"vector": [0, 0, 0, 1]}, record]})
     assert answer.status_code == 422, answer.text
     assert [(p["loc"], message in p["msg"]) for p in answer.json()["detail"]] == [(loc, True)]
+
+
+async def test_a_local_embedder_without_the_extra_is_refused_at_creation(
+    embedded_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As on a server installed without embed-local: the model's package cannot be found.
+    monkeypatch.setitem(local.MODEL_PACKAGES, "all-minilm-l6-v2", "tributary_no_such_model_package")
+    async with serving(create_app(embedded_settings)) as client:
+        answer = await client.post(
+            "/api/v1/datasets", json={"name": "docs", "dimensions": 384, "embedder": {"kind": "local"}}
+        )
+        assert answer.status_code == 422, answer.text
+        assert "pip install -e '.[embed-local]'" in answer.text
+        assert (await client.get("/api/v1/datasets/docs")).status_code == 404

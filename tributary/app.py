@@ -29,7 +29,12 @@ from query_api.registry import Projections, apply_events, load_all
 from query_api.routes import admin, catalog, search
 from tributary import __version__, errors, health, http_hygiene, logs
 from tributary.asyncapi import asyncapi_document
-from tributary.audit import AuditMiddleware
+from tributary.audit import (
+    AuditMiddleware,
+    RefusalTally,
+    flush_refusals,
+    flush_refusals_periodically,
+)
 from tributary.auth.authenticate import install_bootstrap_key
 from tributary.auth.jwt import JwtVerifier
 from tributary.auth.key_cache import KeyCache
@@ -142,6 +147,10 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
                 if redis is not None and settings.rate_limit_enabled
                 else None
             )
+            # Registered after the database and the audit sink, so the last count is written before they close.
+            app.state.refusals = RefusalTally()
+            stack.push_async_callback(flush_refusals, app)
+            _in_background(stack, flush_refusals_periodically(app))
             yield
 
     app = FastAPI(title="Tributary", version=__version__, lifespan=lifespan)

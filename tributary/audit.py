@@ -2,15 +2,20 @@
 where Kafka is configured, on the `<prefix>.audit` topic.
 
 A middleware sees each answer; the principal is known from authentication (`request.state.principal`), or the
-request was anonymous. Reads that were allowed are not audited (they would drown the rest).
+request was anonymous. Reads that were allowed are not audited (they would drown the rest). Nor does each
+anonymous refusal (a 401, or the 429 of a client that keeps failing authentication) write a record: anyone can
+send a flood of them. They are counted per method, path and status, and written as one record per kind every
+`REFUSALS_EVERY_S` with the count.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -26,6 +31,10 @@ repeated = RepeatedLog(log)
 WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 # Reads that are posted (search, get, scroll, count) are reads all the same.
 READ_SUFFIXES = ("/search", "/search/batch", "/vectors/get", "/scroll", "/count")
+REFUSALS_EVERY_S = 10.0
+# Distinct paths counted apart in one period; the rest share one record (path "*").
+REFUSAL_TARGETS = 100
+MAX_TARGET = 512
 
 
 class AuditEvent(BaseModel):
@@ -36,6 +45,48 @@ class AuditEvent(BaseModel):
     action: str
     target: str
     outcome: int
+    count: int = 1
+
+
+class RefusalTally:
+    """Anonymous refusals since the last flush, counted per (method, path, status)."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[tuple[str, str, int]] = Counter()
+
+    def add(self, method: str, path: str, status: int) -> None:
+        key = (method, path[:MAX_TARGET], status)
+        if key not in self._counts and len(self._counts) >= REFUSAL_TARGETS:
+            key = ("*", "*", status)
+        self._counts[key] += 1
+
+    def take(self) -> list[AuditEvent]:
+        counts, self._counts = self._counts, Counter()
+        now = datetime.now(UTC)
+        return [
+            AuditEvent(
+                id=str(uuid.uuid4()),
+                at=now,
+                tenant=None,
+                subject="anonymous",
+                action=method,
+                target=target,
+                outcome=status,
+                count=count,
+            )
+            for (method, target, status), count in counts.items()
+        ]
+
+
+async def flush_refusals(app: Any) -> None:
+    for event in app.state.refusals.take():
+        await store(app, event)
+
+
+async def flush_refusals_periodically(app: Any) -> None:
+    while True:
+        await asyncio.sleep(REFUSALS_EVERY_S)
+        await flush_refusals(app)
 
 
 class AuditSink(Protocol):
@@ -66,23 +117,27 @@ class AuditMiddleware:
             await send(message)
 
         await self.app(scope, receive, watch)
-        if status and audited(scope["method"], scope["path"], status[0]):
-            await record(scope, status[0])
+        if not (status and audited(scope["method"], scope["path"], status[0])):
+            return
+        principal = getattr(scope.get("state", {}).get("principal"), "model_dump", None)
+        tally: RefusalTally | None = getattr(scope["app"].state, "refusals", None)
+        if principal is None and status[0] in (401, 429) and tally is not None:
+            tally.add(scope["method"], scope["path"], status[0])
+            return
+        who = principal() if principal else None
+        event = AuditEvent(
+            id=str(uuid.uuid4()),
+            at=datetime.now(UTC),
+            tenant=who["tenant"] if who else None,
+            subject=who["subject"] if who else "anonymous",
+            action=scope["method"],
+            target=scope["path"][:MAX_TARGET],
+            outcome=status[0],
+        )
+        await store(scope["app"], event)
 
 
-async def record(scope: Scope, outcome: int) -> None:
-    app = scope["app"]
-    principal = getattr(scope.get("state", {}).get("principal"), "model_dump", None)
-    who = principal() if principal else None
-    event = AuditEvent(
-        id=str(uuid.uuid4()),
-        at=datetime.now(UTC),
-        tenant=who["tenant"] if who else None,
-        subject=who["subject"] if who else "anonymous",
-        action=scope["method"],
-        target=scope["path"][:512],
-        outcome=outcome,
-    )
+async def store(app: Any, event: AuditEvent) -> None:
     try:
         sessions: async_sessionmaker[AsyncSession] = app.state.sessions
         async with sessions.begin() as session:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +14,7 @@ import uvicorn
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
+from events.names import NAME_PATTERN
 from tributary import logs
 from tributary.settings import Settings
 
@@ -142,6 +144,56 @@ def rebuild_catalog_command() -> None:
             await engine.dispose()
 
     typer.echo(f"catalog rebuilt from {asyncio.run(run())} events")
+
+
+keys_app = typer.Typer(help="API keys, on the server's machine: the way back in when no admin key is left.")
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def create_key(
+    admin: Annotated[bool, typer.Option("--admin", help="An admin key (manages the tenant's keys)")] = False,
+    role: Annotated[
+        list[str] | None, typer.Option(help="A role of the key (admin, writer, reader); may be repeated")
+    ] = None,
+    tenant: Annotated[str | None, typer.Option(help="The key's tenant (default: the default tenant)")] = None,
+) -> None:
+    """Make an API key straight in the configured database and print it (shown once). Whoever can run this can
+    read the server's settings, so it needs no credential: it is how an operator gets back in after the last
+    admin key is revoked or lost."""
+    from tributary.auth.authenticate import issue_key
+    from tributary.auth.principal import ROLES
+    from tributary.db.migrate import upgrade
+    from tributary.db.session import engine_for, make_sessionmaker
+
+    settings = load_settings()
+    roles = set(role or []) | ({"admin"} if admin else set())
+    if not roles:
+        raise typer.BadParameter("give --admin or at least one --role", param_hint="--role")
+    if unknown := roles - ROLES:
+        raise typer.BadParameter(f"unknown roles {sorted(unknown)}", param_hint="--role")
+    tenant = tenant or settings.default_tenant
+    if re.fullmatch(NAME_PATTERN, tenant) is None:
+        raise typer.BadParameter(f"not a tenant name: {tenant!r}", param_hint="--tenant")
+
+    async def run() -> tuple[str, str]:
+        if settings.database_url is None:
+            # Embedded mode's own SQLite file, perhaps before its first start.
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = engine_for(settings)
+        try:
+            if settings.database_url is None:
+                await upgrade(engine)
+            async with make_sessionmaker(engine)() as session:
+                return await issue_key(session, tenant, roles)
+        finally:
+            await engine.dispose()
+
+    key_id, key = asyncio.run(run())
+    typer.echo(
+        f"key {key_id} for tenant {tenant!r}, roles {', '.join(sorted(roles))} (shown once):", err=True
+    )
+    typer.echo(key)
 
 
 @app.command()

@@ -4,12 +4,38 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from events.names import Name
 from tributary.auth import keys
+
+
+class EmbeddingEndpoint(BaseModel):
+    """An OpenAI-compatible endpoint (`POST {url}/embeddings`) that the operator lets datasets use. Datasets name
+    it; they never give a URL, so the server only ever calls, with a key, the places listed here."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # No query, fragment or user info: the path is the operator's, and "/embeddings" is appended to it.
+    url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s/?#@]+(/[^\s?#]*)?$", max_length=2048)]
+    api_key: SecretStr = Field(description="Sent as the bearer key to this endpoint only")
+    allow_private: bool = Field(
+        default=False,
+        description="The endpoint may resolve to a loopback, link-local or private address (a model server on "
+        "the operator's own network); without it such an address is refused at every call",
+    )
+
 
 Role = Literal["embedded", "command-api", "query-api", "applier", "projector"]
 JwtAlgorithm = Literal["HS256", "RS256", "ES256"]
@@ -103,8 +129,10 @@ class Settings(BaseSettings):
         description="How long an operation's status, and the Idempotency-Key that made it, are kept after its last "
         "change; a request with that key afterwards is not matched to the first answer",
     )
-    openai_api_key: SecretStr | None = Field(
-        default=None, description="Bearer key for the OpenAI-compatible embedding endpoints of datasets"
+    embedding_endpoints: dict[Name, EmbeddingEndpoint] = Field(
+        default_factory=dict,
+        description="The OpenAI-compatible embedding endpoints a dataset may name, by name, each with its URL and "
+        'key; as JSON: {"openai": {"url": "https://api.openai.com/v1", "api_key": "sk-..."}}',
     )
     embed_timeout_s: float = Field(
         default=30.0, gt=0, description="Longest one request to an embedding endpoint may take"
@@ -172,6 +200,13 @@ class Settings(BaseSettings):
         default=200.0, gt=0, description="Write requests a second per tenant"
     )
     rate_limit_tenant_writes_burst: int = Field(default=400, ge=1)
+    rate_limit_unauthenticated_per_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Requests a second, per client address, that fail authentication (401) before the address "
+        "gets 429s instead",
+    )
+    rate_limit_unauthenticated_burst: int = Field(default=50, ge=1)
     rate_limit_fail_open: bool = Field(
         default=True,
         description="When Redis does not answer: let requests through (true) or refuse them (false); "

@@ -9,7 +9,7 @@ from command_api.validation import check_embedder
 from events import CreateDataset, CreateDatasetPayload, DeleteDataset
 from schemas.datasets import Accepted, CreateDatasetRequest
 from tributary.db.models import DatasetRow
-from tributary.deps import SessionDep, TenantDep, allowed
+from tributary.deps import EmbeddersDep, SessionDep, TenantDep, WritableDataset, allowed, tenant_wide
 from tributary.json_route import JSONRoute
 
 router = APIRouter(
@@ -21,11 +21,21 @@ router = APIRouter(
 )
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
+    dependencies=[Depends(tenant_wide("write"))],
+)
 async def create_dataset(
-    body: CreateDatasetRequest, response: Response, session: SessionDep, tenant: TenantDep, submit: SubmitDep
+    body: CreateDatasetRequest,
+    response: Response,
+    session: SessionDep,
+    tenant: TenantDep,
+    submit: SubmitDep,
+    embedders: EmbeddersDep,
 ) -> Accepted:
-    check_embedder(body.embedder, body.dimensions)
+    check_embedder(body.embedder, body.dimensions, embedders)
     if await session.get(DatasetRow, (tenant, body.name)) is not None:
         raise HTTPException(status.HTTP_409_CONFLICT, f"dataset {body.name!r} already exists")
     payload = CreateDatasetPayload(
@@ -38,10 +48,10 @@ async def create_dataset(
     return await submit(CreateDataset(tenant=tenant, dataset=body.name, payload=payload), response)
 
 
-@router.delete("/{name}", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
+@router.delete("/{dataset}", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
 async def delete_dataset(
-    name: str, response: Response, session: SessionDep, tenant: TenantDep, submit: SubmitDep
+    dataset: WritableDataset, response: Response, session: SessionDep, tenant: TenantDep, submit: SubmitDep
 ) -> Accepted:
-    if await session.get(DatasetRow, (tenant, name)) is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"dataset {name!r} not found")
-    return await submit(DeleteDataset(tenant=tenant, dataset=name), response)
+    if await session.get(DatasetRow, (tenant, dataset)) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"dataset {dataset!r} not found")
+    return await submit(DeleteDataset(tenant=tenant, dataset=dataset), response)

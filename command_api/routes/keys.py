@@ -4,20 +4,19 @@ secret; a revoked key is refused at once by the process that revoked it, and by 
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from events.names import Name
 from schemas.requests import RequestModel
-from tributary.auth import keys
+from tributary.auth.authenticate import BOOTSTRAP_ID, issue_key
 from tributary.auth.principal import Principal, Role, authorize
 from tributary.db.models import ApiKeyRow
-from tributary.deps import CurrentPrincipal, KeyCacheDep, SessionDep
+from tributary.deps import CurrentPrincipal, KeyCacheDep, SessionDep, allowed, tenant_wide
 from tributary.errors import AUTHENTICATED, responses
 from tributary.json_route import JSONRoute
 
@@ -26,6 +25,9 @@ router = APIRouter(
     tags=["keys"],
     route_class=JSONRoute,
     responses=AUTHENTICATED | responses(413),
+    # Key management is rate-limited like any write, and always tenant-wide: a credential limited to some
+    # datasets manages no keys. Each route then checks the tenant of the keys it touches.
+    dependencies=[Depends(allowed("manage_keys")), Depends(tenant_wide("manage_keys"))],
 )
 
 
@@ -65,18 +67,8 @@ def _may_manage(principal: Principal, tenant: str) -> None:
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=CreatedKey)
 async def create_key(body: CreateKey, principal: CurrentPrincipal, session: SessionDep) -> CreatedKey:
     _may_manage(principal, body.tenant)
-    made = keys.new_key()
-    row = ApiKeyRow(
-        id=str(uuid.uuid4()),
-        prefix=made.prefix,
-        hash=made.hash,
-        tenant=body.tenant,
-        roles=sorted(set(body.roles)),
-        datasets=sorted(set(body.datasets)) if body.datasets is not None else None,
-    )
-    session.add(row)
-    await session.commit()
-    return CreatedKey(id=row.id, key=made.key)
+    key_id, key = await issue_key(session, body.tenant, body.roles, body.datasets)
+    return CreatedKey(id=key_id, key=key)
 
 
 @router.get("", response_model=KeyList)
@@ -101,6 +93,11 @@ async def revoke_key(
     # Another tenant's key is "not found", as if it did not exist.
     if row is None or not authorize(principal, "manage_keys", row.tenant):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"key {key_id!r} not found")
+    if row.id == BOOTSTRAP_ID and not principal.operator:
+        # Revoking it would lock the deployment out of managing other tenants' keys.
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, "only the operator key itself may revoke the operator key"
+        )
     if row.revoked_at is None:
         row.revoked_at = datetime.now(UTC)
         await session.commit()

@@ -7,11 +7,11 @@ from typing import Annotated
 
 import numpy as np
 import numpy.typing as npt
-from fastapi import APIRouter, Depends, HTTPException, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Response, status
 from fastapi.exceptions import RequestValidationError
 
 from command_api.deps import WRITE_RESPONSES, SubmitDep, answer_retries_first
-from command_api.validation import check_records, metadata_problems
+from command_api.validation import check_records, metadata_problems, problem
 from events import (
     DeleteVectors,
     DeleteVectorsPayload,
@@ -21,10 +21,17 @@ from events import (
     UpsertVectorsPayload,
     parse_embedder_config,
 )
+from events.commands import VectorId
 from schemas.datasets import Accepted
-from schemas.vectors import DeleteVectorsRequest, MetadataPatch, UpsertVectorsRequest, VectorRecord
+from schemas.vectors import (
+    OUTSIDE_FLOAT32,
+    DeleteVectorsRequest,
+    MetadataPatch,
+    UpsertVectorsRequest,
+    VectorRecord,
+)
 from tributary.db.models import DatasetRow
-from tributary.deps import EmbeddersDep, SessionDep, TenantDep, allowed
+from tributary.deps import EmbeddersDep, SessionDep, TenantDep, WritableDataset, allowed
 from tributary.embedding import Embedders, EmbeddingFailed
 from tributary.errors import responses
 from tributary.json_route import JSONRoute
@@ -38,7 +45,7 @@ router = APIRouter(
 )
 
 
-async def existing_dataset(dataset: str, session: SessionDep, tenant: TenantDep) -> DatasetRow:
+async def existing_dataset(dataset: WritableDataset, session: SessionDep, tenant: TenantDep) -> DatasetRow:
     row = await session.get(DatasetRow, (tenant, dataset))
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"dataset {dataset!r} not found")
@@ -84,7 +91,12 @@ async def record_vectors(
     matrix = np.empty((len(records), dataset.dimensions), dtype=np.float32)
     given = [i for i, record in enumerate(records) if record.vector is not None]
     if given:
-        matrix[given] = np.asarray([records[i].vector for i in given], dtype=np.float32)
+        with np.errstate(over="ignore"):  # a double beyond float32 becomes infinity: refused just below
+            matrix[given] = np.asarray([records[i].vector for i in given], dtype=np.float32)
+        finite = np.isfinite(matrix[given]).all(axis=1)
+        if not finite.all():
+            bad = [given[row] for row in np.flatnonzero(~finite)]
+            raise RequestValidationError([problem(("vectors", i, "vector"), OUTSIDE_FLOAT32) for i in bad])
     texts = [(i, record.text) for i, record in enumerate(records) if record.vector is None]
     if texts:
         try:
@@ -112,7 +124,7 @@ async def delete_vectors(
 
 @router.patch("/{vector_id}", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
 async def update_metadata(
-    vector_id: str,
+    vector_id: Annotated[VectorId, Path()],
     body: MetadataPatch,
     dataset: DatasetDep,
     response: Response,

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel
 
 from query_api.registry import Projections, rebuild
-from tributary.deps import SettingsDep, TenantDep, allowed
+from tributary.deps import SettingsDep, TenantDep, WritableDataset, allowed
 from tributary.errors import AUTHENTICATED, responses
 from tributary.storage import DatasetStore
 
@@ -30,7 +30,7 @@ class Rebuilt(BaseModel):
 
 @router.post("/datasets/{dataset}/rebuild", response_model=Rebuilt)
 async def rebuild_projection(
-    dataset: str, request: Request, tenant: TenantDep, settings: SettingsDep
+    dataset: WritableDataset, request: Request, tenant: TenantDep, settings: SettingsDep
 ) -> Rebuilt:
     """Rebuild this replica's search projection of a dataset from DeepLake's latest version."""
     projections: Projections = request.app.state.projections

@@ -16,7 +16,7 @@ from tributary.storage import DatasetSpec
 
 
 def test_a_create_with_an_embedder_round_trips_and_the_spec_keeps_it() -> None:
-    config = OpenAIEmbedderConfig(model="m", base_url="https://example.test/v1", dimensions=8)
+    config = OpenAIEmbedderConfig(model="m", endpoint="openai", dimensions=8)
     command = CreateDataset(
         tenant="acme", dataset="docs", payload=CreateDatasetPayload(dimensions=8, embedder=config)
     )
@@ -31,9 +31,11 @@ def test_a_create_with_an_embedder_round_trips_and_the_spec_keeps_it() -> None:
     [
         ({"kind": "local"}, "makes 384-dimensional embeddings, the dataset has 8"),
         ({"kind": "local", "model": "other"}, "all-minilm-l6-v2"),
-        ({"kind": "openai", "model": "m", "base_url": "https://h/v1", "dimensions": 4}, "4-dimensional"),
-        ({"kind": "openai", "model": "m", "base_url": "ftp://h"}, "base_url"),
-        ({"kind": "openai", "model": "m", "base_url": "https://h", "api_key": "sk"}, "api_key"),
+        ({"kind": "openai", "model": "m", "endpoint": "e", "dimensions": 4}, "4-dimensional"),
+        ({"kind": "openai", "model": "m"}, "endpoint"),
+        ({"kind": "openai", "model": "m", "endpoint": "e", "base_url": "https://h"}, "endpoint"),
+        ({"kind": "openai", "model": "m", "endpoint": "E/x"}, "endpoint"),
+        ({"kind": "openai", "model": "m", "endpoint": "e", "api_key": "sk"}, "api_key"),
     ],
 )
 def test_a_create_whose_embedder_cannot_fill_the_dataset_is_invalid(
@@ -47,3 +49,10 @@ def test_the_local_model_is_the_default() -> None:
     assert CreateDatasetPayload.model_validate(
         {"dimensions": 384, "embedder": {"kind": "local"}}
     ).embedder == LocalEmbedderConfig(model="all-minilm-l6-v2")
+
+
+def test_a_dataset_stored_with_a_url_before_named_endpoints_still_reads() -> None:
+    old = {"kind": "openai", "model": "m", "base_url": "https://api.openai.com/v1", "dimensions": 8}
+    payload = CreateDatasetPayload.model_validate({"dimensions": 8, "embedder": old})
+    assert isinstance(payload.embedder, OpenAIEmbedderConfig)
+    assert payload.embedder.base_url == "https://api.openai.com/v1" and payload.embedder.endpoint is None

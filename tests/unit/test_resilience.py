@@ -3,12 +3,14 @@ from __future__ import annotations
 import logging
 
 import pytest
+from pydantic import SecretStr
 
 from events.commands import OpenAIEmbedderConfig
 from tests.clock import FakeClock
 from tributary.embedding import EmbeddingFailed
 from tributary.embedding.openai import OpenAIEmbedder
 from tributary.resilience import Backoff, CircuitBreaker, RepeatedLog, Unavailable
+from tributary.settings import EmbeddingEndpoint
 
 
 def test_backoff_doubles_with_jitter_up_to_its_cap() -> None:
@@ -63,13 +65,14 @@ def test_a_failed_probe_opens_the_breaker_again() -> None:
 
 
 async def test_an_unreachable_embedding_endpoint_is_not_asked_while_the_breaker_is_open() -> None:
-    config = OpenAIEmbedderConfig(model="m", base_url="http://127.0.0.1:1/v1")
-    embedder = OpenAIEmbedder(config, 2, api_key=None, timeout=1.0, batch_size=8)
+    config = OpenAIEmbedderConfig(model="m", endpoint="local")
+    endpoint = EmbeddingEndpoint(url="http://127.0.0.1:1/v1", api_key=SecretStr("k"), allow_private=True)
+    embedder = OpenAIEmbedder(config, 2, name="local", endpoint=endpoint, timeout=1.0, batch_size=8)
     try:
         for _ in range(3):
             with pytest.raises(EmbeddingFailed, match="cannot reach"):
                 await embedder.embed(["a"])
-        with pytest.raises(Unavailable, match=r"the embedding endpoint 127\.0\.0\.1:1 is unavailable"):
+        with pytest.raises(Unavailable, match=r"the embedding endpoint 'local' is unavailable"):
             await embedder.embed(["a"])
     finally:
         await embedder.aclose()

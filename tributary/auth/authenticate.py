@@ -7,6 +7,8 @@ from memory go on); any other key is a 503, not a 401: it may well be valid."""
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Iterable
 
 from fastapi import HTTPException, Request, status
 from sqlalchemy import select
@@ -76,6 +78,25 @@ async def _look_up(sessions: async_sessionmaker[AsyncSession], parsed: keys.Pars
         via="key",
         operator=row.id == BOOTSTRAP_ID,
     )
+
+
+async def issue_key(
+    session: AsyncSession, tenant: str, roles: Iterable[str], datasets: Iterable[str] | None = None
+) -> tuple[str, str]:
+    """Store a new API key and return its id and the key itself, which is shown this once (only its hash is
+    kept). Used by the key routes and by `tributary keys create` on the server's machine."""
+    made = keys.new_key()
+    row = ApiKeyRow(
+        id=str(uuid.uuid4()),
+        prefix=made.prefix,
+        hash=made.hash,
+        tenant=tenant,
+        roles=sorted(set(roles)),
+        datasets=sorted(set(datasets)) if datasets is not None else None,
+    )
+    session.add(row)
+    await session.commit()
+    return row.id, made.key
 
 
 async def install_bootstrap_key(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> str | None:

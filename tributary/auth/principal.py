@@ -54,8 +54,9 @@ class Decision(BaseModel):
         return self.allowed
 
 
-def authorize(principal: Principal, action: Action, tenant: str, dataset: str | None = None) -> Decision:
-    """May `principal` do `action` in `tenant`, on `dataset` (None: tenant-wide, e.g. listing datasets)?"""
+def authorize_role(principal: Principal, action: Action, tenant: str) -> Decision:
+    """The first two rules: may `principal` do `action` in `tenant` at all (whatever the dataset)? Routers ask this;
+    each route then asks `authorize` about the dataset it touches."""
     if action == "manage_keys" and principal.operator:
         return Decision(allowed=True, reason="allowed")
     if principal.tenant != tenant:
@@ -63,6 +64,14 @@ def authorize(principal: Principal, action: Action, tenant: str, dataset: str | 
     needed = ROLES_FOR[action]
     if not principal.roles & needed:
         return Decision(allowed=False, reason=f"{action} needs one of the roles: {', '.join(sorted(needed))}")
+    return Decision(allowed=True, reason="allowed")
+
+
+def authorize(principal: Principal, action: Action, tenant: str, dataset: str | None = None) -> Decision:
+    """May `principal` do `action` in `tenant`, on `dataset` (None: tenant-wide, e.g. listing datasets)?"""
+    decision = authorize_role(principal, action, tenant)
+    if not decision:
+        return decision
     if principal.datasets is not None:
         tenant_wide = dataset is None or action == "manage_keys"
         if tenant_wide and action != "read":

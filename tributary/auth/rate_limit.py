@@ -80,6 +80,7 @@ class RateLimits(BaseModel):
     key_writes: Bucket
     tenant_reads: Bucket
     tenant_writes: Bucket
+    unauthenticated: Bucket
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RateLimits:
@@ -97,6 +98,10 @@ class RateLimits(BaseModel):
             tenant_writes=Bucket(
                 rate_per_s=settings.rate_limit_tenant_writes_per_s,
                 burst=settings.rate_limit_tenant_writes_burst,
+            ),
+            unauthenticated=Bucket(
+                rate_per_s=settings.rate_limit_unauthenticated_per_s,
+                burst=settings.rate_limit_unauthenticated_burst,
             ),
         )
 
@@ -164,10 +169,16 @@ class RateLimiter:
 
     async def hit(self, principal: Principal, kind: Kind, cost: int = 1) -> RateDecision:
         """Takes `cost` tokens from the principal's bucket and its tenant's for `kind`, if both have them."""
-        buckets = self._limits.buckets(kind)
+        return await self._take(self.keys(principal, kind), self._limits.buckets(kind), cost)
+
+    async def hit_unauthenticated(self, address: str) -> RateDecision:
+        """Takes a token from the bucket of a client address whose request failed authentication."""
+        key = f"{self._namespace}:ratelimit:unauthenticated:{address}"
+        return await self._take((key,), (self._limits.unauthenticated,), 1)
+
+    async def _take(self, keys: tuple[str, ...], buckets: tuple[Bucket, ...], cost: int) -> RateDecision:
         if not 1 <= cost <= min(bucket.burst for bucket in buckets):
             raise ValueError(f"cost {cost} is outside 1..burst: it could never be allowed")
-        keys = self.keys(principal, kind)
         now = "" if self._clock is None else repr(self._clock())
         args = [cost, now, *(value for bucket in buckets for value in (bucket.rate_per_s, bucket.burst))]
         try:

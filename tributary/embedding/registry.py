@@ -4,16 +4,26 @@ request (the command API embeds record text with it, the query side query text).
 from __future__ import annotations
 
 from events.commands import LocalEmbedderConfig, OpenAIEmbedderConfig, embedder_mismatch
+from tributary.embedding import local
 from tributary.embedding.base import Embedder, EmbeddingFailed
-from tributary.embedding.local import LocalEmbedder
 from tributary.embedding.openai import OpenAIEmbedder
-from tributary.settings import Settings
+from tributary.settings import EmbeddingEndpoint, Settings
 
 
 class Embedders:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._embedders: dict[tuple[LocalEmbedderConfig | OpenAIEmbedderConfig, int], Embedder] = {}
+
+    def unavailable(self, config: LocalEmbedderConfig | OpenAIEmbedderConfig) -> str | None:
+        """Why this server cannot embed with `config` (a missing extra, an endpoint the operator did not
+        configure), or None when it can."""
+        match config:
+            case LocalEmbedderConfig():
+                return local.missing(config.model)
+            case OpenAIEmbedderConfig():
+                found = self._endpoint(config)
+                return found if isinstance(found, str) else None
 
     def get(self, config: LocalEmbedderConfig | OpenAIEmbedderConfig, dimensions: int) -> Embedder:
         """The embedder of a dataset with this configuration and `dimensions`."""
@@ -27,15 +37,41 @@ class Embedders:
     def _create(self, config: LocalEmbedderConfig | OpenAIEmbedderConfig, dimensions: int) -> Embedder:
         match config:
             case LocalEmbedderConfig():
-                return LocalEmbedder(config)
+                return local.LocalEmbedder(config)
             case OpenAIEmbedderConfig():
+                found = self._endpoint(config)
+                if isinstance(found, str):
+                    raise EmbeddingFailed(found)
+                name, endpoint = found
                 return OpenAIEmbedder(
                     config,
                     dimensions,
-                    api_key=self._settings.openai_api_key,
+                    name=name,
+                    endpoint=endpoint,
                     timeout=self._settings.embed_timeout_s,
                     batch_size=self._settings.embed_batch_size,
                 )
+
+    def _endpoint(self, config: OpenAIEmbedderConfig) -> tuple[str, EmbeddingEndpoint] | str:
+        """The name and configuration of the endpoint a dataset names (a dataset from before named endpoints:
+        the one with its URL), or why there is none."""
+        endpoints = self._settings.embedding_endpoints
+        known = ", ".join(sorted(endpoints)) or "none"
+        if config.endpoint is not None:
+            if config.endpoint in endpoints:
+                return config.endpoint, endpoints[config.endpoint]
+            return (
+                f"no embedding endpoint {config.endpoint!r} is configured on this server "
+                f"(TRIBUTARY_EMBEDDING_ENDPOINTS; configured: {known})"
+            )
+        url = (config.base_url or "").rstrip("/")
+        for name, endpoint in endpoints.items():
+            if endpoint.url.rstrip("/") == url:
+                return name, endpoint
+        return (
+            "this dataset gives a URL instead of naming an embedding endpoint, and no configured endpoint "
+            f"has that URL (TRIBUTARY_EMBEDDING_ENDPOINTS; configured: {known})"
+        )
 
     async def aclose(self) -> None:
         embedders, self._embedders = list(self._embedders.values()), {}
