@@ -11,6 +11,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from events.analysis import Analyzer
 from events.filters import FilterNode, parse_filter
 from query_api.fusion import rrf, weighted
 from query_api.projection import DatasetProjection, Hit
@@ -36,14 +37,17 @@ class SearchPlan:
     include: tuple[Include, ...]
 
     @classmethod
-    def of(cls, body: SearchRequest, vector: npt.NDArray[np.float32] | None) -> SearchPlan:
+    def of(
+        cls, body: SearchRequest, vector: npt.NDArray[np.float32] | None, analyzer: Analyzer
+    ) -> SearchPlan:
+        """The plan of a request; `analyzer` is the dataset's, for `$match`."""
         return cls(
             mode=body.mode,
             vector=vector,
             text=body.text,
             k=body.k,
             offset=body.offset,
-            filter=None if body.filter is None else parse_filter(body.filter),
+            filter=None if body.filter is None else parse_filter(body.filter, analyzer),
             score_threshold=body.score_threshold,
             fusion=body.fusion,
             rrf_k=body.rrf_k,
