@@ -11,6 +11,11 @@ from events.filters import FilterDict
 from schemas.vectors import MAX_RECORDS, FiniteFloat, PackedVector
 
 Include = Literal["vector", "metadata", "text"]
+# Hybrid search's fusions (query_api/fusion.py); "weighted" is the earlier name of "min_max".
+Fusion = Literal["rrf", "min_max", "dbsf", "weighted"]
+# Chosen by bench/relevance.py on the tuning halves of its labelled sets (docs/benchmarks.md has the figures).
+DEFAULT_FUSION: Fusion = "rrf"
+DEFAULT_ALPHA = 0.5
 MAX_K = 1000
 
 
@@ -42,9 +47,18 @@ class SearchRequest(BaseModel):
         description="cosine/dot: keep scores >= this; l2: keep distances <= this (vector mode only)",
     )
     include: list[Include] = Field(default_factory=_metadata_only)
-    fusion: Literal["rrf", "weighted"] = "rrf"
+    fusion: Fusion = Field(
+        default=DEFAULT_FUSION,
+        description="hybrid: rrf (reciprocal ranks), min_max (relative scores, alias weighted) or dbsf "
+        "(scores normalised by mean and 3 standard deviations)",
+    )
     rrf_k: int = Field(default=60, ge=1, le=10_000)
-    alpha: float = Field(default=0.5, ge=0.0, le=1.0, description="weighted fusion: the vector side's weight")
+    alpha: float = Field(
+        default=DEFAULT_ALPHA,
+        ge=0.0,
+        le=1.0,
+        description="hybrid: the vector side's weight in every fusion, the text side's being 1 - alpha",
+    )
 
     @model_validator(mode="after")
     def _query_given(self) -> SearchRequest:
