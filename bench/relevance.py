@@ -34,7 +34,7 @@ from tests.retrieval_corpus import Query, mrr, recall_at
 
 K = 10
 RRF_K = 60
-ALPHAS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+ALPHAS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8)
 ANALYSES: dict[str, TextAnalysis] = {
     "plain words (before)": PLAIN_WORDS,
     "identifiers, folding": TextAnalysis(language=None, stop_words=False),

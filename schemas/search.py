@@ -14,8 +14,8 @@ Include = Literal["vector", "metadata", "text"]
 # Hybrid search's fusions (query_api/fusion.py); "weighted" is the earlier name of "min_max".
 Fusion = Literal["rrf", "min_max", "dbsf", "weighted"]
 # Chosen by bench/relevance.py on the tuning halves of its labelled sets (docs/benchmarks.md has the figures).
-DEFAULT_FUSION: Fusion = "rrf"
-DEFAULT_ALPHA = 0.5
+DEFAULT_FUSION: Fusion = "min_max"
+DEFAULT_ALPHA = 0.55
 MAX_K = 1000
 
 
