@@ -14,7 +14,7 @@ ranking in `rrf`.
 - `dbsf`, Qdrant's distribution-based score fusion: the same weighted sum, each side normalised by its own
   distribution instead of its extremes: mean - 3 sample standard deviations maps to 0 and mean + 3 to 1, so one
   outlier does not squeeze the others together. Not clipped, as in Qdrant: clipping ties the outliers at 1, which
-  cost 0.04 MRR on bench/relevance.py's man pages. Equal scores (a single candidate) get 0.5.
+  cost up to 0.09 MRR on bench/relevance.py's man pages. Equal scores (a single candidate) get 0.5.
 
 The score-based fusions want "higher is better" on both sides: similarities, or BM25 scores; a distance must be
 negated first. Their normalisation depends on the candidates, so fetch the same number from each side.
