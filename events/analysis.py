@@ -25,6 +25,7 @@ A text's terms are the analysed tokens in order with their repeats (BM25 counts 
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from functools import lru_cache
 from typing import Literal, get_args
@@ -132,7 +133,9 @@ class Analyzer:
 
     def __init__(self, analysis: TextAnalysis) -> None:
         self.analysis = analysis
-        self._stemmer = Stemmer.Stemmer(analysis.language) if analysis.language else None
+        # PyStemmer's stemmers are not thread-safe (their buffers and cache change on each call), and searches
+        # analyse their queries on several threads: one stemmer per thread.
+        self._per_thread = threading.local()
         stop_words: frozenset[str] | tuple[str, ...] = (
             STOP_WORDS[analysis.language or ""] if analysis.stop_words is True else analysis.stop_words or ()
         )
@@ -152,14 +155,20 @@ class Analyzer:
                     tokens.extend(_PART.findall(token))
         if self._stop_words:
             tokens = [token for token in tokens if token not in self._stop_words]
-        if self._stemmer is not None:
-            stem = self._stemmer.stemWord
+        if self.analysis.language is not None:
+            stem = self._stemmer(self.analysis.language).stemWord
             tokens = [token if not token.isalpha() else stem(token) for token in tokens]
         return tokens
 
     def term_set(self, text: str) -> frozenset[str]:
         """The text's distinct terms, which `$match` compares."""
         return frozenset(self.terms(text))
+
+    def _stemmer(self, language: str) -> Stemmer.Stemmer:
+        stemmer = getattr(self._per_thread, "stemmer", None)
+        if stemmer is None:
+            stemmer = self._per_thread.stemmer = Stemmer.Stemmer(language)
+        return stemmer
 
     def _fold(self, text: str) -> str:
         folded = (unicodedata.normalize("NFKC", text) if self.analysis.unicode_folding else text).casefold()

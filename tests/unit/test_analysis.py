@@ -4,6 +4,7 @@ analyse alike."""
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -161,3 +162,15 @@ def test_a_bad_analysis_is_refused() -> None:
         CreateDatasetRequest.model_validate(
             {"name": "d", "dimensions": 3, "text_analysis": {"stemming": True}}
         )
+
+
+def test_threads_stem_alike() -> None:
+    words = [
+        f"{stem}{ending}"
+        for stem in ("connect", "run", "librar", "walk")
+        for ending in ("ing", "s", "ed", "y")
+    ]
+    expected = [ENGLISH.terms(word) for word in words]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(20):
+            assert list(pool.map(ENGLISH.terms, words * 50)) == expected * 50
