@@ -56,6 +56,8 @@ _ESCAPE = re.compile(
     r"|\\(?:\((?P<special>..)|\[(?P<named>[^\]]*)\])"
     r"|\\(?P<char>.)"
 )
+_ALTERNATING_FONTS = frozenset({"BR", "RB", "IR", "RI", "BI", "IB"})
+_FONT_MACROS = frozenset({"B", "I", "SM", "SB", *_ALTERNATING_FONTS})
 _MACRO_ARG = re.compile(r'"([^"]*)"|(\S+)')
 # mdoc's callable macros, which may appear among the arguments of another: dropped, their arguments kept.
 _MDOC_CALLABLE = frozenset(
@@ -216,16 +218,11 @@ def _sections(source: str) -> dict[str, str]:
             macro, _, rest = line[1:].strip().partition(" ")
             if macro == "Nd":
                 current.append(" - " + _text(rest))
-            elif (
-                macro in ("B", "I", "BR", "RB", "IR", "RI", "BI", "IB", "SM", "SB") or macro in _MDOC_CALLABLE
-            ):
-                current.append(
-                    _text(
-                        "".join(_args(rest))
-                        if len(macro) == 2 and macro.isupper()
-                        else " ".join(arg for arg in _args(rest) if arg not in _MDOC_CALLABLE)
-                    )
-                )
+            elif macro in _FONT_MACROS:
+                # Alternating fonts (.BR ls (1) is "ls(1)") join their arguments without a space.
+                current.append(_text(("" if macro in _ALTERNATING_FONTS else " ").join(_args(rest))))
+            elif macro in _MDOC_CALLABLE:
+                current.append(_text(" ".join(arg for arg in _args(rest) if arg not in _MDOC_CALLABLE)))
             elif macro in ("IP", "TP", "SS", "Ss", "It", "Dl"):
                 current.append(_text(" ".join(arg for arg in _args(rest)[:1] if arg not in _MDOC_CALLABLE)))
             continue
