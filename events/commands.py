@@ -15,6 +15,7 @@ from pydantic import (
     model_validator,
 )
 
+from events.analysis import PLAIN_WORDS, TextAnalysis
 from events.envelope import Envelope
 from events.filters import FilterDict
 from events.names import Name
@@ -127,6 +128,10 @@ class CreateDatasetPayload(Payload):
     )
     embedder: EmbedderConfig | None = Field(
         default=None, description="Embeds the text of records sent without a vector; none: vectors required"
+    )
+    # Absent from the commands of datasets created before it was configurable: they keep their plain words.
+    text_analysis: TextAnalysis = Field(
+        default=PLAIN_WORDS, description="How BM25 and $match analyse texts (events/analysis.py)"
     )
 
     @model_validator(mode="after")

@@ -7,6 +7,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from events.analysis import PLAIN_WORDS, TextAnalysis
 from events.commands import EmbedderConfig, FieldName, FieldType, Metric, VectorId
 from events.envelope import Envelope
 from events.vectors import Float32Matrix
@@ -22,6 +23,7 @@ class DatasetCreatedPayload(Payload):
     metadata_schema: dict[FieldName, FieldType] = Field(default_factory=dict)
     text_field: FieldName | None = None
     embedder: EmbedderConfig | None = None
+    text_analysis: TextAnalysis = PLAIN_WORDS
     version: str = Field(description="DeepLake version id after the commit")
 
 

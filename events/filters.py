@@ -35,17 +35,20 @@ Operators.
 - `$gt`, `$gte`, `$lt`, `$lte`: a number or a string; values of any other kind do not match.
 - `$exists`: true or false, whether the field is present.
 - `$contains`: a scalar; the field is an array with an element equal to it.
-- `$match`: a string of words. Words are the maximal runs of Unicode word characters (letters, digits and the
-  underscore: the regex `\\w+`) of the case-folded text (`str.casefold`). A string matches when every word of the
-  query is one of its words, in any order: `"Python 3"` matches `"python 3.11 notes"`, `"py"` does not match
-  `"python"`. A query without words is refused.
+- `$match`: a string of words. Query and value are analysed into terms by the dataset's text analysis
+  (`events.analysis`, the one BM25 uses: folding, tokenization, stop words, stemming), and a string matches when
+  every term of the query is one of its terms, in any order: `"Python 3"` matches `"python 3.11 notes"`, `"py"`
+  does not match `"python"`, and with English stemming `"running"` matches `"runs"`. A query without a word
+  character is refused; one whose words are all stop words matches nothing. Datasets created before analysis was
+  configurable compare the case-folded runs of word characters (`PLAIN_WORDS`).
 
 Limits, since a filter is user input: 32 nested `$and`/`$or`/`$not`, 1,000 clauses (each operator and each bare
 value is one), 10,000 values over all the `$in`/`$nin` lists, 32 parts in a field path, 65,536 characters of
 field names and strings in all, 44,000 items (objects, lists, keys and values) in all.
 
 `parse_filter` turns a filter into a tree of frozen dataclasses (`$ne` becomes `Not(Eq)`, `$nin` `Not(In)`, numbers
-become floats, several clauses an `And`) or raises `FilterError`, which names the path of the bad clause. The tree
+become floats, several clauses an `And`, a `$match` the terms of its query and the analyzer that made them) or
+raises `FilterError`, which names the path of the bad clause. The tree
 is an in-process form: messages and HTTP bodies carry the plain JSON object, validated by `FilterDict`.
 """
 
@@ -58,6 +61,8 @@ from typing import Annotated, Any, Literal, TypeAlias, cast, get_args
 
 from pydantic import AfterValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
+
+from events.analysis import PLAIN_WORDS, Analyzer, analyzer_for
 
 MAX_DEPTH = 32
 MAX_CLAUSES = 1_000
@@ -74,12 +79,7 @@ RangeOp = Literal["$gt", "$gte", "$lt", "$lte"]
 
 _RANGE_OPS: frozenset[str] = frozenset(get_args(RangeOp))
 _FIELD_OPS = frozenset({"$eq", "$ne", "$in", "$nin", "$exists", "$contains", "$match", *_RANGE_OPS})
-_WORD = re.compile(r"\w+")
-
-
-def words(text: str) -> frozenset[str]:
-    """The words `$match` compares: case-folded runs of word characters."""
-    return frozenset(_WORD.findall(text.casefold()))
+_WORD = re.compile(r"\w")
 
 
 def is_field_part(key: object) -> bool:
@@ -146,8 +146,11 @@ class Contains:
 
 @dataclass(frozen=True, slots=True)
 class Match:
+    """`terms` are the query's, by `analyzer`, which analyses the values they are compared with."""
+
     field: tuple[str, ...]
     terms: frozenset[str]
+    analyzer: Analyzer
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,10 +173,13 @@ class Not:
 FilterNode: TypeAlias = Eq | In | Range | Exists | Contains | Match | And | Or | Not
 
 
-def parse_filter(raw: Any) -> FilterNode:
-    """Validate a filter given as JSON-like data and return its tree; raise FilterError."""
+def parse_filter(raw: Any, analyzer: Analyzer | None = None) -> FilterNode:
+    """Validate a filter given as JSON-like data and return its tree; raise FilterError.
+
+    `analyzer` is the dataset's (for `$match`); by default the analysis of datasets that predate the choice.
+    """
     _check_size(raw)
-    return _Parser().filter(raw, (), 0)
+    return _Parser(analyzer or analyzer_for(PLAIN_WORDS)).filter(raw, (), 0)
 
 
 def _check_size(raw: Any) -> None:
@@ -198,7 +204,8 @@ def _check_size(raw: Any) -> None:
 
 
 class _Parser:
-    def __init__(self) -> None:
+    def __init__(self, analyzer: Analyzer) -> None:
+        self.analyzer = analyzer
         self.clauses = 0
         self.values = 0
 
@@ -269,10 +276,9 @@ class _Parser:
         if op == "$contains":
             return Contains(field, self.scalar(operand, path))
         if op == "$match":
-            terms = words(operand) if isinstance(operand, str) else frozenset()
-            if not terms:
+            if not isinstance(operand, str) or not _WORD.search(operand):
                 raise FilterError(path, "$match takes a string with at least one word")
-            return Match(field, terms)
+            return Match(field, self.analyzer.term_set(operand), self.analyzer)
         if op in ("$and", "$or", "$not"):
             raise FilterError(path, f"{op} combines whole filters: put it outside the field")
         raise FilterError(path, f"unknown operator {op}")

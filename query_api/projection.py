@@ -31,6 +31,7 @@ import hnswlib
 import numpy as np
 import numpy.typing as npt
 
+from events.analysis import PLAIN_WORDS, TextAnalysis, analyzer_for
 from events.commands import Metric
 from events.filters import FilterNode
 from query_api.text_index import TextIndex
@@ -95,12 +96,19 @@ class Hit:
 
 class DatasetProjection:
     def __init__(
-        self, dimensions: int, metric: Metric, version: str = "", text_field: str | None = None
+        self,
+        dimensions: int,
+        metric: Metric,
+        version: str = "",
+        text_field: str | None = None,
+        text_analysis: TextAnalysis = PLAIN_WORDS,
     ) -> None:
         self.dimensions = dimensions
         self.metric = metric
         # BM25 indexes a record's text, and also the metadata field the dataset names for full-text search.
         self.text_field = text_field
+        # BM25 and the filter operator $match analyse texts alike.
+        self.analyzer = analyzer_for(text_analysis)
         self.version = version
         # Events applied at `version` (the events of one commit share it): part of the cache key.
         self.applied_at_version = 0
@@ -118,7 +126,7 @@ class DatasetProjection:
         self._texts: list[str | None] = []
         self._metadata: list[dict[str, Any] | None] = []
         self.columns = MetadataColumns()
-        self._text_index = TextIndex()
+        self._text_index = TextIndex(analyzer=self.analyzer)
 
     # -- writes (callers hold `lock.writing()`) -------------------------------------------------------------
 

@@ -97,8 +97,11 @@ def _apply_all(projections: Projections, events: Sequence[DomainEvent]) -> None:
                         metadata_schema=dict(p.metadata_schema),
                         text_field=p.text_field,
                         embedder=p.embedder,
+                        text_analysis=p.text_analysis,
                     )
-                    projection = DatasetProjection(p.dimensions, p.metric, p.version, p.text_field)
+                    projection = DatasetProjection(
+                        p.dimensions, p.metric, p.version, p.text_field, p.text_analysis
+                    )
                     projections.put(event.tenant, event.dataset, Served(spec, projection))
             case DatasetDeleted():
                 projections.drop(event.tenant, event.dataset)
@@ -131,7 +134,9 @@ def load_dataset(store: DatasetStore, tenant: str, dataset: str) -> Served | Non
     if spec is None:
         return None
     ds = deeplake.open_read_only(store.url(tenant, dataset))
-    projection = DatasetProjection(spec.dimensions, spec.metric, str(ds.version), spec.text_field)
+    projection = DatasetProjection(
+        spec.dimensions, spec.metric, str(ds.version), spec.text_field, spec.text_analysis
+    )
     with projection.lock.writing():
         for start in range(0, len(ds), LOAD_CHUNK):
             stop = min(start + LOAD_CHUNK, len(ds))

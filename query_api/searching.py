@@ -11,11 +11,12 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from events.analysis import Analyzer
 from events.filters import FilterNode, parse_filter
-from query_api.fusion import rrf, weighted
+from query_api.fusion import dbsf, min_max, rrf
 from query_api.projection import DatasetProjection, Hit
 from query_api.registry import Served
-from schemas.search import Include, SearchRequest, VectorView
+from schemas.search import Fusion, Include, SearchRequest, VectorView
 
 # Hybrid search fuses at least this many candidates from each side, so fusion sees beyond the page.
 HYBRID_CANDIDATES = 100
@@ -30,20 +31,23 @@ class SearchPlan:
     offset: int
     filter: FilterNode | None
     score_threshold: float | None
-    fusion: Literal["rrf", "weighted"]
+    fusion: Fusion
     rrf_k: int
     alpha: float
     include: tuple[Include, ...]
 
     @classmethod
-    def of(cls, body: SearchRequest, vector: npt.NDArray[np.float32] | None) -> SearchPlan:
+    def of(
+        cls, body: SearchRequest, vector: npt.NDArray[np.float32] | None, analyzer: Analyzer
+    ) -> SearchPlan:
+        """The plan of a request; `analyzer` is the dataset's, for `$match`."""
         return cls(
             mode=body.mode,
             vector=vector,
             text=body.text,
             k=body.k,
             offset=body.offset,
-            filter=None if body.filter is None else parse_filter(body.filter),
+            filter=None if body.filter is None else parse_filter(body.filter, analyzer),
             score_threshold=body.score_threshold,
             fusion=body.fusion,
             rrf_k=body.rrf_k,
@@ -89,9 +93,13 @@ def _hybrid(
     )
     text_side = (np.array([h.slot for h in by_text], dtype=np.int64), np.array([h.score for h in by_text]))
     if plan.fusion == "rrf":
-        slots, scores = rrf([vector_side[0], text_side[0]], k=plan.rrf_k)
+        slots, scores = rrf(
+            [vector_side[0], text_side[0]], k=plan.rrf_k, weights=[plan.alpha, 1 - plan.alpha]
+        )
+    elif plan.fusion == "dbsf":
+        slots, scores = dbsf(vector_side, text_side, plan.alpha)
     else:
-        slots, scores = weighted(vector_side, text_side, plan.alpha)
+        slots, scores = min_max(vector_side, text_side, plan.alpha)
     return [Hit(int(slot), float(score)) for slot, score in zip(slots, scores, strict=True)]
 
 

@@ -3,11 +3,10 @@
 Documents are addressed by *slot*, the projection's row slot (also the ANN label), a non-negative integer that is
 reused once its row is deleted. Memory grows with the largest slot, so slots are expected to be dense.
 
-Words. A text's words are the maximal runs of Unicode word characters (the regex `\\w+`) of its case-folded form
-(`str.casefold`): the words of the filter operator `$match` (`events.filters.words`), here with their repeats. No
-stemming and no stop words: "Runs" matches "runs" but not "run". A query is the *set* of its words, so repeating
-a word in a query does not weigh it more; a query with no indexed word finds nothing. A text without words is not
-a document, like an absent one: it is not counted in N nor in the average length.
+Words. A text's words are its terms by the dataset's analyzer (`events.analysis`: folding, tokenization, stop
+words, stemming), with their repeats; the filter operator `$match` compares the same terms. A query is the *set*
+of its terms, so repeating a word in a query does not weigh it more; a query with no indexed term finds nothing. A
+text without terms is not a document, like an absent one: it is not counted in N nor in the average length.
 
 Scoring. Okapi BM25, summed over the query's words w that document d contains:
 
@@ -34,7 +33,6 @@ reads, so concurrent searches are safe under a readers-writer lock.
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any, cast
@@ -42,13 +40,12 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 
-from events.filters import words
+from events.analysis import PLAIN_WORDS, Analyzer, analyzer_for
 
 Slots = npt.NDArray[np.int64]
 Scores = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
 
-_WORD = re.compile(r"\w+")
 # Postings are compacted when their stale entries reach a quarter of the live ones, and at least 16: compacting
 # a rare word costs a dozen numpy calls, more than searching a few stale entries.
 _STALE_FRACTION = 4
@@ -57,11 +54,6 @@ _MIN_STALE = 16
 _GROUP = 64
 _NO_SLOTS: Slots = np.empty(0, np.int64)
 _NO_SCORES: Scores = np.empty(0, np.float64)
-
-
-def tokens(text: str) -> list[str]:
-    """A text's words in order, with their repeats: the case-folded runs of word characters."""
-    return _WORD.findall(text.casefold())
 
 
 class _Postings:
@@ -109,12 +101,13 @@ class _Postings:
 class TextIndex:
     """BM25 over texts addressed by slot; see the module docstring for words, scoring and thread safety."""
 
-    def __init__(self, k1: float = 1.2, b: float = 0.75) -> None:
+    def __init__(self, k1: float = 1.2, b: float = 0.75, analyzer: Analyzer | None = None) -> None:
         # k1 = 0 would give stale entries (tf 0) the weight 0/0, and b outside [0, 1] can make the length
         # normalisation negative.
         if not k1 > 0 or not 0 <= b <= 1:
             raise ValueError("BM25 needs k1 > 0 and 0 <= b <= 1")
         self.k1, self.b = float(k1), float(b)
+        self.analyzer = analyzer or analyzer_for(PLAIN_WORDS)
         self._term_of: dict[str, int] = {}
         self._words: list[str] = []
         self._postings: list[_Postings] = []
@@ -140,7 +133,7 @@ class TextIndex:
         """Index `text` at `slot`, replacing what was there; None or a text without words removes it."""
         self._check_slot(slot)
         self._remove(slot)
-        counts = Counter(tokens(text)) if text else None
+        counts = Counter(self.analyzer.terms(text)) if text else None
         if not counts:
             return
         self._reserve_slots(slot + 1)
@@ -182,13 +175,13 @@ class TextIndex:
             self._remove(slot)
         # Word ids go into one flat list as each text is read: the texts' word strings would take ten times the
         # memory, and fewer objects alive make the garbage collector's passes cheaper.
-        term_of = self._term_of
+        term_of, terms_of = self._term_of, self.analyzer.terms
         batch_slots: list[int] = []
         lengths_list: list[int] = []
         flat: list[int] = []
         for slot in sorted(latest):
             text = latest[slot]
-            found = tokens(text) if text else None
+            found = terms_of(text) if text else None
             if not found:
                 continue
             known = list(map(term_of.get, found))
@@ -233,7 +226,11 @@ class TextIndex:
         """
         if k < 0:
             raise ValueError("k must be >= 0")
-        postings = [self._postings[t] for w in words(query) if (t := self._term_of.get(w)) is not None]
+        postings = [
+            self._postings[t]
+            for w in self.analyzer.term_set(query)
+            if (t := self._term_of.get(w)) is not None
+        ]
         if k == 0 or not postings:
             return _NO_SLOTS, _NO_SCORES
         extent = self._extent

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from events.analysis import DEFAULT_ANALYSIS, TextAnalysis
 from events.commands import MAX_DIMENSIONS, EmbedderConfig, FieldName, FieldType, Metric
 from events.domain import RejectionCause
 from events.names import Name
@@ -23,6 +24,11 @@ class CreateDatasetRequest(RequestModel):
         default=None,
         description='Embeds the text of records sent without a vector, e.g. {"kind": "local", "model": '
         '"all-minilm-l6-v2"} (384 dimensions) or {"kind": "openai", "model": ..., "endpoint": <a name in TRIBUTARY_EMBEDDING_ENDPOINTS>}',
+    )
+    text_analysis: TextAnalysis = Field(
+        default=DEFAULT_ANALYSIS,
+        description="How full-text search and $match analyse texts: tokenizer, language (Snowball stemming), "
+        "stop_words, unicode_folding, ascii_folding",
     )
 
 

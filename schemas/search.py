@@ -12,6 +12,11 @@ from schemas.requests import Integer, RequestModel
 from schemas.vectors import MAX_RECORDS, FiniteFloat, Float32List, PackedVector
 
 Include = Literal["vector", "metadata", "text"]
+# Hybrid search's fusions (query_api/fusion.py); "weighted" is the earlier name of "min_max".
+Fusion = Literal["rrf", "min_max", "dbsf", "weighted"]
+# Chosen by bench/relevance.py on the tuning halves of its labelled sets (docs/benchmarks.md has the figures).
+DEFAULT_FUSION: Fusion = "min_max"
+DEFAULT_ALPHA = 0.55
 MAX_K = 1000
 
 
@@ -57,10 +62,17 @@ class SearchRequest(RequestModel):
         description="cosine/dot: keep scores >= this; l2: keep distances <= this (vector mode only)",
     )
     include: list[Include] = Field(default_factory=_metadata_only)
-    fusion: Literal["rrf", "weighted"] = "rrf"
+    fusion: Fusion = Field(
+        default=DEFAULT_FUSION,
+        description="hybrid: rrf (reciprocal ranks), min_max (relative scores, alias weighted) or dbsf "
+        "(scores normalised by mean and 3 standard deviations)",
+    )
     rrf_k: Integer = Field(default=60, ge=1, le=10_000)
     alpha: FiniteFloat = Field(
-        default=0.5, ge=0.0, le=1.0, description="weighted fusion: the vector side's weight"
+        default=DEFAULT_ALPHA,
+        ge=0.0,
+        le=1.0,
+        description="hybrid: the vector side's weight in every fusion, the text side's being 1 - alpha",
     )
 
     @model_validator(mode="after")

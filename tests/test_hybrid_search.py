@@ -2,9 +2,9 @@
 summaries of Python standard-library docstrings as queries, their bodies as the documents, embedded by the
 server with the packaged all-MiniLM-L6-v2 (tests/retrieval_corpus.py builds the set).
 
-On Python 3.11 (736 docstrings, every summary a query) the vector side is the stronger retriever, and weighted
-fusion with most of the weight on it beats both sides; reciprocal rank fusion with k=60 lands level with
-vector-only (see the figures printed with -s), so the assertion holds weighted fusion to it and reports RRF.
+On Python 3.11 (736 docstrings, every summary a query) the vector side is the stronger retriever; hybrid search
+with the default settings (the dataset's default text analysis, min-max fusion with alpha 0.55, chosen by
+bench/relevance.py) beats both sides. The other fusions are reported (the figures print with -s).
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ MODES: dict[str, dict[str, object]] = {
     "text": {"mode": "text"},
     "hybrid rrf k=60": {"mode": "hybrid", "fusion": "rrf", "rrf_k": 60},
     "hybrid weighted alpha=0.7": {"mode": "hybrid", "fusion": "weighted", "alpha": 0.7},
+    "hybrid dbsf alpha=0.7": {"mode": "hybrid", "fusion": "dbsf", "alpha": 0.7},
+    "hybrid defaults": {"mode": "hybrid"},
 }
 
 
@@ -74,5 +76,6 @@ async def test_hybrid_search_beats_vector_only_and_text_only(embedded_settings: 
             figures[name] = (recall_at(10, rankings, relevant), mrr(rankings, relevant))
     for name, (recall, reciprocal) in figures.items():
         print(f"{name:27s} recall@10 {recall:.3f}  MRR {reciprocal:.3f}")
-    hybrid = figures["hybrid weighted alpha=0.7"][1]
-    assert hybrid > figures["vector"][1] and hybrid > figures["text"][1], figures
+    for measure in (0, 1):
+        hybrid = figures["hybrid defaults"][measure]
+        assert hybrid > figures["vector"][measure] and hybrid > figures["text"][measure], figures

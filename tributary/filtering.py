@@ -27,7 +27,6 @@ from events.filters import (
     RangeOp,
     Scalar,
     ValueSet,
-    words,
 )
 
 MISSING: Final = object()
@@ -120,9 +119,11 @@ def matches(node: FilterNode, metadata: dict[str, Any]) -> bool:
         case Contains(field, operand):
             found = resolve(metadata, field)
             return isinstance(found, list) and any(_equals(item, operand) for item in found)
-        case Match(field, terms):
-            return _some(
-                resolve(metadata, field), lambda value: isinstance(value, str) and terms <= words(value)
+        case Match(field, terms, analyzer):
+            # No terms (only stop words) match nothing, as in Elasticsearch: the empty set is a subset of all.
+            return bool(terms) and _some(
+                resolve(metadata, field),
+                lambda value: isinstance(value, str) and terms <= analyzer.term_set(value),
             )
 
 

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from events.analysis import Analyzer
 from events.filters import (
     MAX_FIELD_PARTS,
     And,
@@ -47,7 +48,6 @@ from events.filters import (
     Scalar,
     ValueSet,
     is_field_part,
-    words,
 )
 from tributary.filtering import ORDER, Kind, as_number, kind_of, matches
 
@@ -76,8 +76,8 @@ class _Strings:
         self.codes: dict[str, int] = {}
         self.values: list[str] = []
         self._array: npt.NDArray[np.object_] = np.empty(0, dtype=object)
-        self._words: dict[str, list[int]] = {}
-        self._indexed = 0
+        # Per analyzer (a dataset uses one), each term's codes, and how many codes that index has read.
+        self._terms: dict[Analyzer, tuple[dict[str, list[int]], int]] = {}
 
     def code(self, text: str) -> int:
         code = self.codes.get(text)
@@ -102,16 +102,18 @@ class _Strings:
         table[:-1] = ORDER[op](self._array, bound)
         return table
 
-    def matching(self, terms: frozenset[str]) -> Bools:
-        for code in range(self._indexed, len(self.values)):
-            for word in words(self.values[code]):
-                self._words.setdefault(word, []).append(code)
-        self._indexed = len(self.values)
+    def matching(self, terms: frozenset[str], analyzer: Analyzer) -> Bools:
+        index, indexed = self._terms.get(analyzer, ({}, 0))
+        for code in range(indexed, len(self.values)):
+            for term in analyzer.term_set(self.values[code]):
+                index.setdefault(term, []).append(code)
+        self._terms[analyzer] = index, len(self.values)
         table = self.table()
-        table[:-1] = True
+        # No terms (only stop words) match nothing, as in `tributary.filtering.matches`.
+        table[:-1] = bool(terms)
         for term in terms:
             has_term = self.table()
-            has_term[self._words.get(term, [])] = True
+            has_term[index.get(term, [])] = True
             table &= has_term
         return table
 
@@ -122,8 +124,7 @@ class _Strings:
         self.values = [self.values[code] for code in used.tolist()]
         self.codes = {text: code for code, text in enumerate(self.values)}
         self._array = np.empty(0, dtype=object)
-        self._words = {}
-        self._indexed = 0
+        self._terms = {}
         return renumber
 
 
@@ -229,10 +230,10 @@ class _Values:
             return np.zeros(size, dtype=bool)
         return self.strings.ordered(op, bound)[self.code[:size]]
 
-    def matching(self, terms: frozenset[str], size: int) -> Bools:
+    def matching(self, terms: frozenset[str], analyzer: Analyzer, size: int) -> Bools:
         if self.code is None:
             return np.zeros(size, dtype=bool)
-        return self.strings.matching(terms)[self.code[:size]]
+        return self.strings.matching(terms, analyzer)[self.code[:size]]
 
 
 class _Column:
@@ -291,8 +292,8 @@ class _Column:
                 return self._some(size, lambda values, n: values.ordered(op, bound, n))
             case Contains(_, operand):
                 return self._scatter(np.zeros(size, dtype=bool), self.items.equal(operand, self.item_count))
-            case Match(_, terms):
-                return self._some(size, lambda values, n: values.matching(terms, n))
+            case Match(_, terms, analyzer):
+                return self._some(size, lambda values, n: values.matching(terms, analyzer, n))
 
     def _missing(self, size: int) -> Bools:
         return _equal(self.rows.kind[:size], Kind.MISSING)

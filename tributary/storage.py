@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from events.analysis import PLAIN_WORDS, TextAnalysis
 from events.commands import (
     FieldType,
     LocalEmbedderConfig,
@@ -44,6 +45,7 @@ class DatasetSpec:
     metadata_schema: dict[str, FieldType] = field(default_factory=dict)
     text_field: str | None = None
     embedder: LocalEmbedderConfig | OpenAIEmbedderConfig | None = None
+    text_analysis: TextAnalysis = PLAIN_WORDS
 
     def to_json(self) -> str:
         return json.dumps(
@@ -53,6 +55,7 @@ class DatasetSpec:
                 "metadata_schema": self.metadata_schema,
                 "text_field": self.text_field,
                 "embedder": self.embedder.model_dump(mode="json") if self.embedder else None,
+                "text_analysis": self.text_analysis.model_dump(mode="json"),
             },
             sort_keys=True,
         )
@@ -66,6 +69,8 @@ class DatasetSpec:
             metadata_schema=dict(data.get("metadata_schema") or {}),
             text_field=data.get("text_field"),
             embedder=parse_embedder_config(data["embedder"]) if data.get("embedder") else None,
+            # Specs written before analysis was configurable have none: their datasets keep plain words.
+            text_analysis=TextAnalysis.model_validate(data.get("text_analysis") or PLAIN_WORDS),
         )
 
 

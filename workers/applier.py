@@ -34,6 +34,7 @@ from events import (
     VectorsUpsertedPayload,
     event_for,
 )
+from events.analysis import analyzer_for
 from events.filters import parse_filter
 from tributary.storage import DatasetSpec, DatasetStore, DatasetWriter
 
@@ -146,6 +147,7 @@ def create_dataset(command: CreateDataset, store: DatasetStore) -> DatasetCreate
         metadata_schema=dict(command.payload.metadata_schema),
         text_field=command.payload.text_field,
         embedder=command.payload.embedder,
+        text_analysis=command.payload.text_analysis,
     )
     existing = store.spec(command.tenant, command.dataset)
     if existing is None:
@@ -165,6 +167,7 @@ def create_dataset(command: CreateDataset, store: DatasetStore) -> DatasetCreate
             metadata_schema=wanted.metadata_schema,
             text_field=wanted.text_field,
             embedder=wanted.embedder,
+            text_analysis=wanted.text_analysis,
             version=version,
         ),
     )
@@ -186,8 +189,10 @@ def _write(command: VectorWrite, writer: DatasetWriter) -> Effect:
             return Effect(command, ids=p.ids)
         case DeleteVectors(payload=p):
             if p.filter is not None:
-                # Validated when the command was read; evaluated against the metadata as of this command.
-                return Effect(command, ids=writer.delete(writer.ids_matching(parse_filter(p.filter))))
+                # Validated when the command was read; evaluated against the metadata as of this command, with
+                # the dataset's analysis for $match, as a search with this filter would.
+                node = parse_filter(p.filter, analyzer_for(writer.spec.text_analysis))
+                return Effect(command, ids=writer.delete(writer.ids_matching(node)))
             return Effect(command, ids=writer.delete(p.ids or []))
         case UpdateMetadata(payload=p):
             stored = writer.metadata_of(p.id)

@@ -44,6 +44,7 @@ async def create_dataset(
         metadata_schema=body.metadata_schema,
         text_field=body.text_field,
         embedder=body.embedder,
+        text_analysis=body.text_analysis,
     )
     return await submit(CreateDataset(tenant=tenant, dataset=body.name, payload=payload), response)
 

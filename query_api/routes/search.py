@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Response, status
 from events.filters import FilterNode, parse_filter
 from query_api.cache import SearchCache
 from query_api.deps import SearchCacheDep, ServedDep, ServedRead
+from query_api.projection import DatasetProjection
 from query_api.registry import Served
 from query_api.searching import SearchPlan, run_search, views
 from schemas.search import (
@@ -115,7 +116,9 @@ async def _search_page(body: SearchRequest, served: Served, embedders: Embedders
             ("body", "vector"),
             f"the query vector has {len(vector)} dimensions, the dataset has {served.spec.dimensions}",
         )
-    results, more = await asyncio.to_thread(run_search, served, SearchPlan.of(body, vector))
+    results, more = await asyncio.to_thread(
+        run_search, served, SearchPlan.of(body, vector, served.projection.analyzer)
+    )
     page = SearchPage(results=results, next_offset=body.offset + len(results) if more else None)
     return page.model_dump_json(exclude_none=True).encode()
 
@@ -141,7 +144,7 @@ async def scroll(body: ScrollRequest, read: ServedDep) -> ScrollResponse:
     def page() -> tuple[list[VectorView], str | None]:
         projection = read.served.projection
         with projection.lock.reading():
-            slots = projection.live_slots(projection.allowed(_filter(body.filter)))
+            slots = projection.live_slots(projection.allowed(_filter(body.filter, projection)))
             after = slots[slots >= start]
             chosen = [int(s) for s in after[: body.limit]]
             more = len(after) > body.limit
@@ -157,7 +160,7 @@ async def count(body: CountRequest, read: ServedDep) -> CountResponse:
     def counted() -> int:
         projection = read.served.projection
         with projection.lock.reading():
-            return len(projection.live_slots(projection.allowed(_filter(body.filter))))
+            return len(projection.live_slots(projection.allowed(_filter(body.filter, projection))))
 
     return CountResponse(count=await asyncio.to_thread(counted), **_state(read))
 
@@ -170,8 +173,8 @@ def _state(read: ServedRead) -> dict[str, object]:
     }
 
 
-def _filter(raw: dict[str, Any] | None) -> FilterNode | None:
-    return None if raw is None else parse_filter(raw)
+def _filter(raw: dict[str, Any] | None, projection: DatasetProjection) -> FilterNode | None:
+    return None if raw is None else parse_filter(raw, projection.analyzer)
 
 
 def _cursor(raw: str | None) -> int:
