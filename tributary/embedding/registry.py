@@ -27,7 +27,7 @@ class Embedders:
     def _create(self, config: LocalEmbedderConfig | OpenAIEmbedderConfig, dimensions: int) -> Embedder:
         match config:
             case LocalEmbedderConfig():
-                return LocalEmbedder(config)
+                return LocalEmbedder(config, self._settings.local_embedder_runtime)
             case OpenAIEmbedderConfig():
                 return OpenAIEmbedder(
                     config,
