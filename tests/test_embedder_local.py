@@ -6,6 +6,8 @@ import asyncio
 import base64
 import importlib.util
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable
 from pathlib import Path
@@ -124,3 +126,17 @@ async def test_the_sentence_transformers_runtime_stays_an_option() -> None:
     texts, expected = reference()
     vectors = await LocalEmbedder(LocalEmbedderConfig(), runtime="sentence-transformers").embed(texts[:16])
     np.testing.assert_allclose(vectors, expected[:16], atol=1e-4)
+
+
+def test_the_default_runtime_embeds_without_importing_torch() -> None:
+    script = (
+        "import asyncio, sys\n"
+        "from events import LocalEmbedderConfig\n"
+        "from tributary.embedding.local import LocalEmbedder\n"
+        "vectors = asyncio.run(LocalEmbedder(LocalEmbedderConfig()).embed(['a cat']))\n"
+        "print(vectors.shape, sorted(m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert done.stdout.strip() == "(1, 384) []", done.stderr

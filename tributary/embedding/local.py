@@ -137,11 +137,7 @@ def _load_onnx(name: str) -> Callable[[list[str]], npt.NDArray[np.float32]]:
         heads=shape["heads"],
         layer_norm_eps=shape["layer_norm_eps"],
     )
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3
-    session = onnxruntime.InferenceSession(
-        graph.SerializeToString(), options, providers=["CPUExecutionProvider"]
-    )
+    session = onnxruntime.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
     del graph
     tokenizer = Tokenizer.from_file(str(files.path("tokenizer.json")))
     # As the model's sentence-transformers configuration says: longer texts are cut to their first tokens.
