@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # Tributary's image: one image for every role (`tributary serve --role ...`, `tributary migrate`).
 #   docker build -t tributary .                                          # about 1 GB installed
-#   docker build -t tributary --build-arg INSTALL_EXTRAS=embed-local .   # with the local embedding model (torch: +6 GB)
+#   docker build -t tributary --build-arg INSTALL_EXTRAS=embed-local .   # with the local embedding model (ONNX Runtime: +125 MB)
 # Checked offline by tests/test_deploy_docker.py (no Docker engine runs in CI).
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
@@ -21,7 +21,7 @@ RUN apt-get update \
 RUN python -m venv /opt/tributary
 ENV PATH=/opt/tributary/bin:$PATH
 WORKDIR /src
-# Dependencies first, from the project metadata alone, so a code change does not rebuild hnswlib or torch.
+# Dependencies first, from the project metadata alone, so a code change does not rebuild hnswlib.
 COPY pyproject.toml README.md ./
 RUN python -c 'import os, tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
 extras = [e for e in os.environ["INSTALL_EXTRAS"].split(",") if e]; \

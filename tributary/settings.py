@@ -37,6 +37,8 @@ class EmbeddingEndpoint(BaseModel):
     )
 
 
+# What runs the local embedding model (tributary/embedding/local.py).
+LocalRuntime = Literal["onnx", "sentence-transformers"]
 Role = Literal["embedded", "command-api", "query-api", "applier", "projector"]
 JwtAlgorithm = Literal["HS256", "RS256", "ES256"]
 # RFC 7518 3.2: an HMAC key at least as long as the hash output.
@@ -139,6 +141,11 @@ class Settings(BaseSettings):
     )
     embed_batch_size: int = Field(
         default=256, ge=1, le=2048, description="Texts per request to an embedding endpoint"
+    )
+    local_embedder_runtime: LocalRuntime = Field(
+        default="onnx",
+        description="What runs the local model: ONNX Runtime (the embed-local extra) or sentence-transformers "
+        "(the embed-st extra, which brings torch); their vectors agree to a cosine of 0.999",
     )
 
     admin_key: SecretStr | None = Field(

@@ -20,7 +20,7 @@ class Embedders:
         configure), or None when it can."""
         match config:
             case LocalEmbedderConfig():
-                return local.missing(config.model)
+                return local.missing(config.model, self._settings.local_embedder_runtime)
             case OpenAIEmbedderConfig():
                 found = self._endpoint(config)
                 return found if isinstance(found, str) else None
@@ -37,7 +37,7 @@ class Embedders:
     def _create(self, config: LocalEmbedderConfig | OpenAIEmbedderConfig, dimensions: int) -> Embedder:
         match config:
             case LocalEmbedderConfig():
-                return local.LocalEmbedder(config)
+                return local.LocalEmbedder(config, self._settings.local_embedder_runtime)
             case OpenAIEmbedderConfig():
                 found = self._endpoint(config)
                 if isinstance(found, str):
