@@ -154,12 +154,19 @@ class AsyncTributary:
         report = IngestReport()
         pending: list[tuple[int, int, asyncio.Task[models.Accepted]]] = []
 
+        refused = False  # a batch failed: none after it counts as acknowledged
+
         async def acknowledge() -> None:
+            nonlocal refused
             first, size, task = pending.pop(0)
             try:
                 answer = await task
             except ApiError as exc:
+                refused = True
                 raise BatchFailed(first, exc) from exc
+            except BaseException:
+                refused = True
+                raise
             report.batches.append(answer)
             if on_batch is not None:
                 on_batch(size, answer)
@@ -183,11 +190,13 @@ class AsyncTributary:
             while pending:
                 await acknowledge()
         except Exception:
-            # The batches already sent finish, and those before the failure count as acknowledged: what the
-            # report (and `on_batch`) says was written, was.
-            with contextlib.suppress(Exception):
-                while pending:
-                    await acknowledge()
+            # The batches already sent finish. When the records failed (not a batch), they all come before the
+            # failure and count as acknowledged; after a refused batch none does, so what the report and
+            # `on_batch` say was written is an unbroken run from the start of the stream.
+            if not refused:
+                with contextlib.suppress(Exception):
+                    while pending:
+                        await acknowledge()
             await asyncio.gather(*(task for _, _, task in pending), return_exceptions=True)
             raise
         except BaseException:
