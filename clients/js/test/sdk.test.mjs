@@ -1,0 +1,166 @@
+// The TypeScript SDK against a real embedded server, started here.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+
+import { InvalidRequest, NotFound, TransportError, Tributary, Unauthorized } from "../dist/index.js";
+import { lossyProxy } from "./proxy.mjs";
+import { startServer } from "./server.mjs";
+
+const DIMENSIONS = 8;
+let server;
+let client;
+
+before(async () => {
+  server = await startServer();
+  client = new Tributary({ url: server.url, apiKey: server.key });
+});
+
+after(async () => {
+  await server?.stop();
+});
+
+// Deterministic vectors, distinct per record (so searches have no ties): a small PRNG seeded with the index.
+function vectorOf(i) {
+  let state = (i + 1) * 2654435761;
+  return Float32Array.from({ length: DIMENSIONS }, () => {
+    state = (Math.imul(state ^ (state >>> 15), 2246822507) + 0x6d2b79f5) >>> 0;
+    return state / 2 ** 32;
+  });
+}
+
+function* records(count, start = 0) {
+  for (let i = start; i < start + count; i++) {
+    const vector = vectorOf(i);
+    yield { id: `r${i}`, vector, metadata: { n: i } };
+  }
+}
+
+test("batches stream in packed and a session read sees them", async () => {
+  await client.createDataset("batches", DIMENSIONS, { metadata_schema: { n: "integer" } });
+  const acknowledged = [];
+  const report = await client.upsertMany("batches", records(3_500), {
+    batchSize: 1_000,
+    inFlight: 2,
+    onBatch: (size) => acknowledged.push(size),
+  });
+  assert.equal(report.records, 3_500);
+  assert.equal(report.batches.length, 4);
+  assert.deepEqual(acknowledged, [1_000, 1_000, 1_000, 500]);
+  // No wait: the client carries the last write's token and reads at session consistency.
+  // Batches in flight together may be applied in either order: the client keeps the latest position.
+  const offsets = report.batches.map((answer) => Number(answer.consistency_token.split(":")[1]));
+  assert.equal(Number(client.lastToken("batches").split(":")[1]), Math.max(...offsets));
+  assert.equal(await client.count("batches"), 3_500);
+  assert.equal(await client.count("batches", { filter: { n: { $lt: 100 } } }), 100);
+  const found = await client.get("batches", ["r7", "missing"]);
+  assert.deepEqual(
+    found.map((view) => view.id),
+    ["r7"],
+  );
+  assert.deepEqual(Float32Array.from(found[0].vector), vectorOf(7));
+});
+
+test("a session read sees the previous write of each kind", async () => {
+  await client.createDataset("session", DIMENSIONS, { metadata_schema: { n: "integer", tag: "string" } });
+  await client.upsert("session", [...records(20)]);
+  assert.equal(await client.count("session"), 20);
+  await client.delete("session", { ids: ["r0", "r1"] });
+  assert.equal(await client.count("session"), 18);
+  await client.updateMetadata("session", "r5", { tag: "seen" });
+  const [view] = await client.get("session", ["r5"]);
+  assert.deepEqual(view.metadata, { n: 5, tag: "seen" });
+  await client.delete("session", { filter: { n: { $gte: 10 } } });
+  assert.equal(await client.count("session"), 8);
+  const names = (await client.listDatasets()).map((dataset) => dataset.name);
+  assert.ok(names.includes("session"));
+  assert.equal((await client.getDataset("session")).dimensions, DIMENSIONS);
+});
+
+test("paging to the end: scroll, and search offsets", async () => {
+  await client.createDataset("paging", DIMENSIONS, { metadata_schema: { n: "integer" } });
+  await client.upsertMany("paging", records(1_234), { batchSize: 500, wait: true });
+  const seen = [];
+  for await (const view of client.scroll("paging", { pageSize: 100 })) seen.push(view.id);
+  assert.equal(seen.length, 1_234);
+  assert.equal(new Set(seen).size, 1_234);
+  const query = new Float32Array(DIMENSIONS).fill(1);
+  const pages = [];
+  let offset = 0;
+  for (;;) {
+    const page = await client.search("paging", { vector: query, k: 50, offset });
+    pages.push(...page.results.map((view) => view.id));
+    if (page.next_offset == null || pages.length >= 300) break;
+    offset = page.next_offset;
+  }
+  assert.equal(pages.length, 300);
+  assert.equal(new Set(pages).size, 300);
+  const searches = [
+    { vector: [...query], k: 3 },
+    { vector: query, k: 3, offset: 3, filter: { n: { $gte: 0 } } },
+  ];
+  const batch = await client.searchBatch("paging", searches);
+  assert.equal(batch.answers.length, 2);
+  for (const [i, search] of searches.entries()) {
+    const alone = await client.search("paging", search);
+    assert.deepEqual(
+      batch.answers[i].results.map((view) => view.id),
+      alone.results.map((view) => view.id),
+    );
+  }
+});
+
+test("a batch whose answer was lost is retried and applied once", async () => {
+  await client.createDataset("retried", DIMENSIONS);
+  const proxy = await lossyProxy(server.url, (request) => request.method === "POST" && request.url.includes("/vectors"));
+  try {
+    const network = new Tributary({ url: proxy.url, apiKey: server.key, retries: { baseMs: 10 } });
+    const report = await network.upsertMany("retried", records(30), { batchSize: 10, inFlight: 1, wait: true });
+    assert.equal(proxy.lost.length, 1);
+    // The retry carried the first attempt's Idempotency-Key: the server answered it with the first operation.
+    assert.equal(report.batches[0].operation_id, proxy.lost[0].body.operation_id);
+    assert.equal(new Set(report.batches.map((answer) => answer.operation_id)).size, 3);
+    assert.equal(await network.count("retried"), 30);
+    const operation = await network.waitFor(report.batches[0]);
+    assert.equal(operation.status, "applied");
+  } finally {
+    await proxy.close();
+  }
+});
+
+test("creating a key is not retried once sent", async () => {
+  const proxy = await lossyProxy(server.url, (request) => request.method === "POST" && request.url.endsWith("/admin/keys"));
+  try {
+    const network = new Tributary({ url: proxy.url, apiKey: server.key, retries: { baseMs: 10 } });
+    await assert.rejects(network.createKey("lost", ["reader"]), TransportError);
+    const keys = await client.listKeys({ tenant: "lost" });
+    assert.deepEqual(
+      keys.map((key) => key.id),
+      [proxy.lost[0].body.id],
+    );
+    const made = await client.createKey("lost", ["reader"]);
+    const reader = new Tributary({ url: server.url, apiKey: made.key });
+    assert.deepEqual(await reader.listDatasets(), []);
+    await client.revokeKey(made.id);
+    // The process that revoked the key refuses it at once.
+    await assert.rejects(reader.listDatasets(), Unauthorized);
+  } finally {
+    await proxy.close();
+  }
+});
+
+test("errors are typed with the record at fault", async () => {
+  await client.createDataset("errors", DIMENSIONS);
+  const bad = [...records(2), { id: "short", vector: [0.5, 0.5] }];
+  const refused = await client.upsert("errors", bad).then(
+    () => assert.fail("a short vector was taken"),
+    (error) => error,
+  );
+  assert.ok(refused instanceof InvalidRequest);
+  assert.equal(refused.status, 422);
+  assert.equal(refused.index, 2);
+  assert.equal(refused.field, "vector");
+  assert.ok(refused.problems.length >= 1);
+  await assert.rejects(client.search("nothing-here", { vector: new Float32Array(DIMENSIONS) }), NotFound);
+  const stranger = new Tributary({ url: server.url, apiKey: "trb_wrong_key" });
+  await assert.rejects(stranger.listDatasets(), (error) => error instanceof Unauthorized && error.status === 401);
+});
