@@ -1,18 +1,30 @@
-// A network between the client and the server that loses answers: the server gets and acts on the request, the
-// client sees the connection drop.
+// A network between the client and the server that misbehaves once per fault, then forwards as usual.
 import { createServer, request } from "node:http";
 
 /**
- * Forwards everything to `target`; for the first request `lose(request)` picks, reads the server's whole answer,
- * keeps it in `lost`, and destroys the client's socket instead of answering.
+ * Forwards everything to `target`. Each fault `{ match(request), fault }` applies once, to the first request it
+ * matches: "lose-answer" forwards the request, reads the server's whole answer into `lost` and destroys the
+ * client's socket instead of answering (the server acted, the client sees the connection drop); "hang" never
+ * answers; `{ status, headers }` answers that itself without forwarding.
  */
-export async function lossyProxy(target, lose) {
+export async function faultyProxy(target, faults) {
   const upstream = new URL(target);
+  const waiting = [...faults];
   const lost = [];
+  const answered = [];
   const server = createServer((incoming, outgoing) => {
     const chunks = [];
     incoming.on("data", (chunk) => chunks.push(chunk));
     incoming.on("end", () => {
+      const at = waiting.findIndex((fault) => fault.match(incoming));
+      const fault = at < 0 ? undefined : waiting.splice(at, 1)[0].fault;
+      if (fault === "hang") return;
+      if (typeof fault === "object") {
+        answered.push(fault.status);
+        outgoing.writeHead(fault.status, { "content-type": "application/json", ...fault.headers });
+        outgoing.end(JSON.stringify({ detail: [{ type: "injected", loc: [], msg: "injected by the test" }] }));
+        return;
+      }
       const forward = request(
         {
           host: upstream.hostname,
@@ -26,7 +38,7 @@ export async function lossyProxy(target, lose) {
           answer.on("data", (chunk) => body.push(chunk));
           answer.on("end", () => {
             const text = Buffer.concat(body).toString("utf8");
-            if (lost.length === 0 && lose(incoming)) {
+            if (fault === "lose-answer") {
               lost.push({ status: answer.statusCode, body: JSON.parse(text) });
               incoming.socket.destroy();
               return;
@@ -44,6 +56,11 @@ export async function lossyProxy(target, lose) {
   return {
     url: `http://127.0.0.1:${server.address().port}`,
     lost,
-    close: () => new Promise((done) => server.close(done)),
+    answered,
+    unused: () => waiting.length,
+    close: () => {
+      server.closeAllConnections();
+      return new Promise((done) => server.close(done));
+    },
   };
 }

@@ -2,8 +2,17 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { InvalidRequest, NotFound, TransportError, Tributary, Unauthorized } from "../dist/index.js";
-import { lossyProxy } from "./proxy.mjs";
+import {
+  InvalidRequest,
+  NotFound,
+  RateLimited,
+  RequestTimeout,
+  TransportError,
+  Tributary,
+  Unauthorized,
+  Unavailable,
+} from "../dist/index.js";
+import { faultyProxy } from "./proxy.mjs";
 import { startServer } from "./server.mjs";
 
 const DIMENSIONS = 8;
@@ -111,7 +120,8 @@ test("paging to the end: scroll, and search offsets", async () => {
 
 test("a batch whose answer was lost is retried and applied once", async () => {
   await client.createDataset("retried", DIMENSIONS);
-  const proxy = await lossyProxy(server.url, (request) => request.method === "POST" && request.url.includes("/vectors"));
+  const upsert = (request) => request.method === "POST" && request.url.endsWith("/vectors?wait=true");
+  const proxy = await faultyProxy(server.url, [{ match: upsert, fault: "lose-answer" }]);
   try {
     const network = new Tributary({ url: proxy.url, apiKey: server.key, retries: { baseMs: 10 } });
     const report = await network.upsertMany("retried", records(30), { batchSize: 10, inFlight: 1, wait: true });
@@ -128,7 +138,8 @@ test("a batch whose answer was lost is retried and applied once", async () => {
 });
 
 test("creating a key is not retried once sent", async () => {
-  const proxy = await lossyProxy(server.url, (request) => request.method === "POST" && request.url.endsWith("/admin/keys"));
+  const createKey = (request) => request.method === "POST" && request.url.endsWith("/admin/keys");
+  const proxy = await faultyProxy(server.url, [{ match: createKey, fault: "lose-answer" }]);
   try {
     const network = new Tributary({ url: proxy.url, apiKey: server.key, retries: { baseMs: 10 } });
     await assert.rejects(network.createKey("lost", ["reader"]), TransportError);
@@ -143,6 +154,64 @@ test("creating a key is not retried once sent", async () => {
     await client.revokeKey(made.id);
     // The process that revoked the key refuses it at once.
     await assert.rejects(reader.listDatasets(), Unauthorized);
+  } finally {
+    await proxy.close();
+  }
+});
+
+test("429 and 503 are retried after their Retry-After, and spent retries throw the typed error", async () => {
+  await client.createDataset("busy", DIMENSIONS);
+  const count = (request) => request.url.includes("/busy/count");
+  const createKey = (request) => request.method === "POST" && request.url.endsWith("/admin/keys");
+  const proxy = await faultyProxy(server.url, [
+    { match: count, fault: { status: 503, headers: { "retry-after": "0" } } },
+    { match: count, fault: { status: 429, headers: { "retry-after": "0" } } },
+    // A rate limit is checked before anything: even a call that is not safe to repeat is retried after a 429.
+    { match: createKey, fault: { status: 429, headers: { "retry-after": "0" } } },
+  ]);
+  try {
+    const network = new Tributary({ url: proxy.url, apiKey: server.key, retries: { baseMs: 1 } });
+    assert.equal(await network.count("busy"), 0);
+    const made = await network.createKey("busy", ["reader"]);
+    assert.deepEqual(proxy.answered, [503, 429, 429]);
+    assert.deepEqual(
+      (await client.listKeys({ tenant: "busy" })).map((key) => key.id),
+      [made.id],
+    );
+  } finally {
+    await proxy.close();
+  }
+  const unavailable = await faultyProxy(server.url, [
+    { match: count, fault: { status: 503, headers: { "retry-after": "0" } } },
+    { match: count, fault: { status: 503, headers: { "retry-after": "0" } } },
+  ]);
+  try {
+    const network = new Tributary({ url: unavailable.url, apiKey: server.key, retries: { attempts: 2, baseMs: 1 } });
+    await assert.rejects(network.count("busy"), (error) => error instanceof Unavailable && error.retryAfter === 0);
+  } finally {
+    await unavailable.close();
+  }
+  const limited = await faultyProxy(server.url, [{ match: count, fault: { status: 429, headers: { "retry-after": "7" } } }]);
+  try {
+    const network = new Tributary({ url: limited.url, apiKey: server.key, retries: { attempts: 1 } });
+    await assert.rejects(network.count("busy"), (error) => error instanceof RateLimited && error.retryAfter === 7);
+  } finally {
+    await limited.close();
+  }
+});
+
+test("an attempt without an answer within timeoutMs is retried, then a RequestTimeout", async () => {
+  await client.createDataset("slow", DIMENSIONS);
+  const count = (request) => request.url.includes("/slow/count");
+  const proxy = await faultyProxy(server.url, [
+    { match: count, fault: "hang" },
+    { match: count, fault: "hang" },
+    { match: count, fault: "hang" },
+  ]);
+  try {
+    const network = new Tributary({ url: proxy.url, apiKey: server.key, timeoutMs: 300, retries: { attempts: 2, baseMs: 1 } });
+    await assert.rejects(network.count("slow"), RequestTimeout);
+    assert.equal(proxy.unused(), 1, "two attempts, each given up after its timeoutMs");
   } finally {
     await proxy.close();
   }
