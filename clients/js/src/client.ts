@@ -238,10 +238,12 @@ export class Tributary {
     // unhandled rejection.
     const pending: { first: number; size: number; outcome: Promise<Settled<Accepted>> }[] = [];
 
+    let failedBatch = false;
     const acknowledge = async (): Promise<void> => {
       const { first, size, outcome } = pending.shift()!;
       const settled = await outcome;
       if (!settled.ok) {
+        failedBatch = true;
         throw settled.error instanceof ApiError ? new BatchFailed(first, settled.error) : settled.error;
       }
       report.batches.push(settled.value);
@@ -261,13 +263,15 @@ export class Tributary {
       }
       while (pending.length > 0) await acknowledge();
     } catch (error) {
-      // The batches already sent finish, and those before the failure count as acknowledged: what the report
-      // (and `onBatch`) says was written, was.
+      // The batches already sent finish. When the stream failed (a bad record, a throwing iterator), they all
+      // come before the failure and count as acknowledged, in order; when a batch failed, those still pending
+      // come after it and do not: what the report (and `onBatch`) says was written is a prefix of the stream.
       try {
-        while (pending.length > 0) await acknowledge();
+        while (pending.length > 0 && !failedBatch) await acknowledge();
       } catch {
         // the first failure is the one thrown
       }
+      await Promise.all(pending.map(({ outcome }) => outcome));
       throw error;
     }
     return report;

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
 import {
+  BatchFailed,
   InvalidRequest,
   NotFound,
   RateLimited,
@@ -83,6 +84,45 @@ test("a session read sees the previous write of each kind", async () => {
   const names = (await client.listDatasets()).map((dataset) => dataset.name);
   assert.ok(names.includes("session"));
   assert.equal((await client.getDataset("session")).dimensions, DIMENSIONS);
+});
+
+test("a refused batch of upsertMany names the record at fault; the batches before it were acknowledged", async () => {
+  await client.createDataset("refused", DIMENSIONS);
+  function* stream() {
+    yield* records(250);
+    yield { id: "short", vector: [0.5] }; // record 250: the third batch's first
+    yield* records(100, 251);
+  }
+  const acknowledged = [];
+  const failure = await client
+    .upsertMany("refused", stream(), { batchSize: 100, inFlight: 2, wait: true, onBatch: (size) => acknowledged.push(size) })
+    .then(
+      () => assert.fail("a short vector was taken"),
+      (error) => error,
+    );
+  assert.ok(failure instanceof BatchFailed);
+  assert.equal(failure.status, 422);
+  assert.equal(failure.firstRecord, 200);
+  assert.equal(failure.record, 250);
+  assert.equal(failure.error.field, "vector");
+  // The last batch was in flight with the refused one: it may be stored, but it is not acknowledged, so what
+  // onBatch saw is a prefix of the stream (a resumed ingest starts from record 200 and resends it with its key).
+  assert.deepEqual(acknowledged, [100, 100]);
+  const stored = await client.count("refused", { consistency: "strong" });
+  assert.ok(stored === 200 || stored === 251, `${stored} records stored`);
+});
+
+test("a bad record in the stream stops upsertMany after acknowledging the batches sent before it", async () => {
+  await client.createDataset("stopped", DIMENSIONS);
+  function* stream() {
+    yield* records(250);
+    yield { id: "odd", vectors: [0.5] }; // not a record: refused by the client, before it is sent
+  }
+  const acknowledged = [];
+  const options = { batchSize: 100, inFlight: 3, wait: true, onBatch: (size) => acknowledged.push(size) };
+  await assert.rejects(client.upsertMany("stopped", stream(), options), TypeError);
+  assert.deepEqual(acknowledged, [100, 100]);
+  assert.equal(await client.count("stopped"), 200);
 });
 
 test("paging to the end: scroll, and search offsets", async () => {
