@@ -57,40 +57,30 @@ def run(tree: Path, log: Path, **extra: str) -> tuple[int, list[str]]:
     return done.returncode, log.read_text().splitlines()
 
 
-def installs(tree: Path, log: Path) -> int:
-    rc, calls = run(tree, log)
-    assert rc == 0
-    return sum(line.startswith("python -m pip install") and " -e " in line for line in calls)
-
-
-def test_the_install_runs_again_only_when_pyproject_changes(tmp_path: Path) -> None:
-    tree, log = checkout(tmp_path)
-    assert installs(tree, log) == 1
-    assert installs(tree, log) == 0
-    with (tree / "pyproject.toml").open("a") as pyproject:
-        pyproject.write("\n# a changed requirement\n")
-    assert installs(tree, log) == 1
-    assert installs(tree, log) == 0
-    with (tree / "clients/python/pyproject.toml").open("a") as client:
-        client.write("\n# the SDK's requirements changed\n")
-    assert installs(tree, log) == 1
-
-
-def npm_installs(tree: Path, log: Path) -> int:
+def installs(tree: Path, log: Path) -> tuple[int, int]:
+    """How many times one run of test.sh installed the Python packages, and the TypeScript SDK's."""
     rc, calls = run(tree, log)
     assert rc == 0
     assert calls[-1] == "npm test"
-    return calls.count("npm ci --no-audit --no-fund")
+    pip = sum(line.startswith("python -m pip install") and " -e " in line for line in calls)
+    return pip, calls.count("npm ci --no-audit --no-fund")
 
 
-def test_npm_ci_runs_again_only_when_the_lockfile_changes(tmp_path: Path) -> None:
+def test_an_install_runs_again_only_when_what_it_resolves_from_changes(tmp_path: Path) -> None:
     tree, log = checkout(tmp_path)
-    assert npm_installs(tree, log) == 1
-    assert npm_installs(tree, log) == 0
+    assert installs(tree, log) == (1, 1)
+    assert installs(tree, log) == (0, 0)
+    with (tree / "pyproject.toml").open("a") as pyproject:
+        pyproject.write("\n# a changed requirement\n")
+    assert installs(tree, log) == (1, 0)
+    assert installs(tree, log) == (0, 0)
+    with (tree / "clients/python/pyproject.toml").open("a") as client:
+        client.write("\n# the SDK's requirements changed\n")
+    assert installs(tree, log) == (1, 0)
     with (tree / "clients/js/package-lock.json").open("a") as lockfile:
         lockfile.write("\n")
-    assert npm_installs(tree, log) == 1
-    assert npm_installs(tree, log) == 0
+    assert installs(tree, log) == (0, 1)
+    assert installs(tree, log) == (0, 0)
 
 
 def test_the_typescript_suite_runs_after_pytest_and_its_failure_fails_the_script(tmp_path: Path) -> None:
