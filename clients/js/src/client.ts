@@ -1,11 +1,4 @@
-import {
-  ApiError,
-  BatchFailed,
-  RequestTimeout,
-  TransportError,
-  WaitTimedOut,
-  apiError,
-} from "./errors.js";
+import { ApiError, BatchFailed, RequestTimeout, TransportError, WaitTimedOut, apiError } from "./errors.js";
 import type {
   Accepted,
   Consistency,
@@ -302,7 +295,11 @@ export class Tributary {
   }
 
   /** Several searches at one consistency wait. */
-  searchBatch(dataset: string, searches: readonly SearchQuery[], options: ReadOptions = {}): Promise<SearchBatchResponse> {
+  searchBatch(
+    dataset: string,
+    searches: readonly SearchQuery[],
+    options: ReadOptions = {},
+  ): Promise<SearchBatchResponse> {
     const body = { searches: searches.map(searchBody) };
     const params = this.#consistency(dataset, options);
     return this.#read("POST", `/api/v1/datasets/${enc(dataset)}/search/batch`, body, params);
@@ -312,7 +309,12 @@ export class Tributary {
   async get(dataset: string, ids: readonly string[], options: GetOptions = {}): Promise<VectorView[]> {
     const body = { ids: [...ids], include: options.include ?? ["vector", "metadata", "text"] };
     const params = this.#consistency(dataset, options);
-    const answer = await this.#read<VectorsResponse>("POST", `/api/v1/datasets/${enc(dataset)}/vectors/get`, body, params);
+    const answer = await this.#read<VectorsResponse>(
+      "POST",
+      `/api/v1/datasets/${enc(dataset)}/vectors/get`,
+      body,
+      params,
+    );
     return answer.results;
   }
 
@@ -351,7 +353,8 @@ export class Tributary {
     for (;;) {
       const view = await this.operation(id);
       if (view.status !== "accepted") return view;
-      if (Date.now() >= deadline) throw new WaitTimedOut(`operation ${id} still accepted after ${options.timeoutMs ?? 120_000} ms`);
+      if (Date.now() >= deadline)
+        throw new WaitTimedOut(`operation ${id} still accepted after ${options.timeoutMs ?? 120_000} ms`);
       await sleep(options.everyMs ?? 100);
     }
   }
@@ -400,7 +403,11 @@ export class Tributary {
   ): Promise<Accepted> {
     const headers = { "Idempotency-Key": options.key ?? `sdk-${crypto.randomUUID().replaceAll("-", "")}` };
     const params = options.wait ? { wait: "true" } : undefined;
-    const accepted = await this.#send<Accepted>(method, this.#writeUrl + path, body, { repeatable: true, params, headers });
+    const accepted = await this.#send<Accepted>(method, this.#writeUrl + path, body, {
+      repeatable: true,
+      params,
+      headers,
+    });
     this.#remember(dataset, accepted.consistency_token);
     return accepted;
   }
@@ -490,7 +497,14 @@ function position(token: string): [number, number] {
 }
 
 // Connection errors that mean the request never reached the server (fetch wraps them in a TypeError's cause).
-const NOT_CONNECTED = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "UND_ERR_CONNECT_TIMEOUT"]);
+const NOT_CONNECTED = new Set([
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "UND_ERR_CONNECT_TIMEOUT",
+]);
 
 function neverConnected(error: unknown): boolean {
   const cause = error instanceof Error ? (error.cause as { code?: unknown } | undefined) : undefined;

@@ -136,14 +136,18 @@ export function apiError(status: number, body: unknown, retryAfter?: number): Ap
   let problems: Problem[] = [];
   let reason: string;
   if (Array.isArray(detail)) {
-    problems = detail.filter(isObject).map(
-      (p) =>
-        new Problem(
-          String(p["type"] ?? ""),
-          Array.isArray(p["loc"]) ? p["loc"].filter((part) => typeof part === "string" || typeof part === "number") : [],
-          String(p["msg"] ?? ""),
-        ),
-    );
+    problems = detail
+      .filter(isObject)
+      .map(
+        (p) =>
+          new Problem(
+            String(p["type"] ?? ""),
+            Array.isArray(p["loc"])
+              ? p["loc"].filter((part) => typeof part === "string" || typeof part === "number")
+              : [],
+            String(p["msg"] ?? ""),
+          ),
+      );
     reason = problems
       .map((p) => {
         const where = p.loc.filter((part) => part !== "body").join("/");

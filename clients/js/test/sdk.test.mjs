@@ -95,7 +95,12 @@ test("a refused batch of upsertMany names the record at fault; the batches befor
   }
   const acknowledged = [];
   const failure = await client
-    .upsertMany("refused", stream(), { batchSize: 100, inFlight: 2, wait: true, onBatch: (size) => acknowledged.push(size) })
+    .upsertMany("refused", stream(), {
+      batchSize: 100,
+      inFlight: 2,
+      wait: true,
+      onBatch: (size) => acknowledged.push(size),
+    })
     .then(
       () => assert.fail("a short vector was taken"),
       (error) => error,
@@ -231,7 +236,9 @@ test("429 and 503 are retried after their Retry-After, and spent retries throw t
   } finally {
     await unavailable.close();
   }
-  const limited = await faultyProxy(server.url, [{ match: count, fault: { status: 429, headers: { "retry-after": "7" } } }]);
+  const limited = await faultyProxy(server.url, [
+    { match: count, fault: { status: 429, headers: { "retry-after": "7" } } },
+  ]);
   try {
     const network = new Tributary({ url: limited.url, apiKey: server.key, retries: { attempts: 1 } });
     await assert.rejects(network.count("busy"), (error) => error instanceof RateLimited && error.retryAfter === 7);
@@ -249,7 +256,12 @@ test("an attempt without an answer within timeoutMs is retried, then a RequestTi
     { match: count, fault: "hang" },
   ]);
   try {
-    const network = new Tributary({ url: proxy.url, apiKey: server.key, timeoutMs: 300, retries: { attempts: 2, baseMs: 1 } });
+    const network = new Tributary({
+      url: proxy.url,
+      apiKey: server.key,
+      timeoutMs: 300,
+      retries: { attempts: 2, baseMs: 1 },
+    });
     await assert.rejects(network.count("slow"), RequestTimeout);
     assert.equal(proxy.unused(), 1, "two attempts, each given up after its timeoutMs");
   } finally {

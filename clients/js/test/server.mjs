@@ -10,7 +10,9 @@ const REPOSITORY = resolve(import.meta.dirname, "../../..");
 function python() {
   const chosen = process.env.TRIBUTARY_PYTHON || join(REPOSITORY, ".venv/bin/python");
   if (!existsSync(chosen)) {
-    throw new Error(`no Python for the server at ${chosen}: set TRIBUTARY_PYTHON (the tests never skip for want of one)`);
+    throw new Error(
+      `no Python for the server at ${chosen}: set TRIBUTARY_PYTHON (the tests never skip for want of one)`,
+    );
   }
   return chosen;
 }
