@@ -11,7 +11,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 extras="test,embed-local"
 # The Python SDK and its CLI, whose tests run against the server (tests/clients).
-client="./clients/python[cli,parquet,numpy]"
+client="./clients/python[cli,parquet,numpy,pandas]"
 # Installing is skipped while what it resolves from is unchanged: the stamp holds a hash of both pyproject.toml
 # files, the extras and the Python build, written after a successful install. (Both are installed editable.)
 stamp=.venv/.tributary-install-stamp

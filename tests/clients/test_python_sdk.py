@@ -144,3 +144,28 @@ async def test_after_a_refused_batch_no_later_batch_counts_as_acknowledged(embed
     # The batches behind the refused one finished, but a resume must start at the refused batch: only the run
     # from the start of the stream is reported.
     assert batches == [100, 100]
+
+
+async def test_numpy_matrices_arrow_tables_and_dataframes_stream_in(embedded_url: str) -> None:
+    import pandas as pd
+    import pyarrow as pa
+
+    rng = np.random.default_rng(3)
+    async with AsyncTributary(embedded_url, ADMIN_KEY) as client:
+        await client.create_dataset("docs", DIMENSIONS, metadata_schema={"lang": "string"})
+        await client.upsert_many("docs", rng.random((250, DIMENSIONS), dtype=np.float32), batch_size=100)
+        vectors = rng.random((120, DIMENSIONS), dtype=np.float32)
+        table = pa.table(
+            {
+                "id": [f"a{i}" for i in range(120)],
+                "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), DIMENSIONS),
+                "lang": ["en"] * 120,
+            }
+        )
+        await client.upsert_many("docs", table, batch_size=50)
+        frame = pd.DataFrame({"id": [f"p{i}" for i in range(30)], "vector": list(vectors[:30]), "lang": "fr"})
+        await client.upsert_many("docs", frame)
+        assert await client.count("docs") == 400
+        assert await client.count("docs", filter={"lang": "en"}) == 120
+        [stored] = await client.get("docs", ["a7"])
+        assert np.allclose(stored.vector or [], vectors[7]) and stored.metadata == {"lang": "en"}

@@ -22,6 +22,7 @@ from tributary_client._wire import (
     batches,
     pack,
     record_body,
+    records_of,
     retry_after,
 )
 from tributary_client.errors import ApiError, BatchFailed, RequestTimeout, TransportError, api_error
@@ -135,7 +136,7 @@ class AsyncTributary:
         self,
         /,
         dataset: str,
-        records: Iterable[Mapping[str, Any]],
+        records: Iterable[Mapping[str, Any]] | Any,
         *,
         batch_size: int = 1000,
         in_flight: int = 4,
@@ -144,7 +145,8 @@ class AsyncTributary:
         on_batch: Callable[[int, models.Accepted], None] | None = None,
         wait: bool = False,
     ) -> IngestReport:
-        """Stream any iterable of records in batches, at most `in_flight` requests at a time. Each batch's
+        """Stream records in batches, at most `in_flight` requests at a time: any iterable of mappings, a numpy
+        matrix of vectors, a pandas DataFrame or an Arrow table (see `records_of`). Each batch's
         Idempotency-Key derives from `key_prefix`, its index and its content: give the same prefix to resume an
         interrupted ingest (with `first_batch`, the index of the first batch `records` starts at) and the
         batches already applied are answered, not applied again. Without a prefix the call makes a random one
@@ -172,7 +174,7 @@ class AsyncTributary:
                 on_batch(size, answer)
 
         try:
-            for index, batch in enumerate(batches(records, batch_size), start=first_batch):
+            for index, batch in enumerate(batches(records_of(records), batch_size), start=first_batch):
                 bodies = [record_body(record) for record in batch]
                 path = f"/api/v1/datasets/{dataset}/vectors"
                 write = self._write(
