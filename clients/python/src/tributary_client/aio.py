@@ -258,13 +258,7 @@ class AsyncTributary:
         """Vector, text or hybrid search; `options` are the request's other fields (`score_threshold`,
         `fusion`, `rrf_k`, `alpha`, ...)."""
         body = _search_body(vector, text, mode, k, offset, filter, include, options)
-        return await self._read(
-            models.SearchResponse,
-            "POST",
-            f"/api/v1/datasets/{dataset}/search",
-            body,
-            params=self._consistency(dataset, consistency, token),
-        )
+        return await self._query(models.SearchResponse, dataset, "search", body, consistency, token)
 
     async def search_batch(
         self,
@@ -291,12 +285,8 @@ class AsyncTributary:
                 for s in searches
             ]
         }
-        return await self._read(
-            models.SearchBatchResponse,
-            "POST",
-            f"/api/v1/datasets/{dataset}/search/batch",
-            body,
-            params=self._consistency(dataset, consistency, token),
+        return await self._query(
+            models.SearchBatchResponse, dataset, "search/batch", body, consistency, token
         )
 
     async def get(
@@ -311,13 +301,7 @@ class AsyncTributary:
     ) -> list[models.VectorView]:
         """The vectors of these ids that exist, in the order asked."""
         body = {"ids": list(ids), "include": list(include or ["vector", "metadata", "text"])}
-        answer = await self._read(
-            models.VectorsResponse,
-            "POST",
-            f"/api/v1/datasets/{dataset}/vectors/get",
-            body,
-            params=self._consistency(dataset, consistency, token),
-        )
+        answer = await self._query(models.VectorsResponse, dataset, "vectors/get", body, consistency, token)
         return answer.results
 
     async def scroll(
@@ -361,13 +345,7 @@ class AsyncTributary:
         token: str | None = None,
     ) -> int:
         body = {"filter": dict(filter)} if filter is not None else {}
-        answer = await self._read(
-            models.CountResponse,
-            "POST",
-            f"/api/v1/datasets/{dataset}/count",
-            body,
-            params=self._consistency(dataset, consistency, token),
-        )
+        answer = await self._query(models.CountResponse, dataset, "count", body, consistency, token)
         return answer.count
 
     # Operations and keys
@@ -447,6 +425,24 @@ class AsyncTributary:
         known = self._tokens.get(dataset)
         if known is None or _position(token) >= _position(known):
             self._tokens[dataset] = token
+
+    async def _query(
+        self,
+        model: type[M],
+        dataset: str,
+        route: str,
+        body: Any,
+        consistency: Consistency | None,
+        token: str | None,
+    ) -> M:
+        """A read of a dataset's vectors at the consistency asked (by default, session with the last token)."""
+        return await self._read(
+            model,
+            "POST",
+            f"/api/v1/datasets/{dataset}/{route}",
+            body,
+            params=self._consistency(dataset, consistency, token),
+        )
 
     async def _read(
         self,
