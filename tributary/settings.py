@@ -39,7 +39,10 @@ class EmbeddingEndpoint(BaseModel):
 
 # What runs the local embedding model (tributary/embedding/local.py).
 LocalRuntime = Literal["onnx", "sentence-transformers"]
-Role = Literal["embedded", "command-api", "query-api", "applier", "projector"]
+# The roles a process runs as (`tributary serve --role`): the HTTP ones, which serve the API, and the Kafka workers.
+ApiRole = Literal["embedded", "command-api", "query-api"]
+WorkerRole = Literal["applier", "projector"]
+Role = Literal[ApiRole, WorkerRole]
 JwtAlgorithm = Literal["HS256", "RS256", "ES256"]
 # RFC 7518 3.2: an HMAC key at least as long as the hash output.
 JWT_SECRET_MIN_BYTES = 32
