@@ -29,6 +29,7 @@ print("\n".join(p["dependencies"] + [d for e in extras for d in p["optional-depe
     > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt
 COPY tributary/ tributary/
+COPY entrypoints/ entrypoints/
 COPY command_api/ command_api/
 COPY query_api/ query_api/
 COPY workers/ workers/

@@ -24,14 +24,15 @@ from command_api.operations import (
 from events import Command, RejectionCause
 from schemas.datasets import Accepted
 from tributary.bus import CommandPublisher
-from tributary.deps import SessionDep, SettingsDep, TenantDep
+from tributary.deps import ServicesDep, SessionDep, SettingsDep, TenantDep
 from tributary.errors import AUTHENTICATED, ErrorResponse, invalid, problem, responses
 from tributary.settings import Settings
 
 
-async def get_publisher(request: Request) -> CommandPublisher:
-    publisher: CommandPublisher = request.app.state.publisher
-    return publisher
+async def get_publisher(services: ServicesDep) -> CommandPublisher:
+    if services.publisher is None:
+        raise RuntimeError("this role takes no writes")
+    return services.publisher
 
 
 PublisherDep = Annotated[CommandPublisher, Depends(get_publisher)]

@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Literal, Protocol
 
 from tributary.bus import ConsistencyToken
-from tributary.embedded_bus import EmbeddedBus
 
 ConsistencyLevel = Literal["eventual", "bounded", "session", "strong"]
 
@@ -47,11 +46,22 @@ class ReadBarrier(Protocol):
         ...
 
 
+class AppliedLog(Protocol):
+    """The embedded bus (entrypoints/embedded_bus.py) as a read waits on it."""
+
+    @property
+    def applied_seq(self) -> int: ...
+
+    async def last_seq(self) -> int: ...
+
+    async def wait_applied(self, token: ConsistencyToken, timeout: float) -> bool: ...
+
+
 class EmbeddedBarrier:
     """Embedded mode: the bus updates the projections before it counts a command applied, so waiting for the
     bus is waiting for the projections."""
 
-    def __init__(self, bus: EmbeddedBus) -> None:
+    def __init__(self, bus: AppliedLog) -> None:
         self._bus = bus
 
     async def reach(

@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Query, Request, status
+from fastapi import Depends, HTTPException, Query, status
 
 from query_api.cache import SearchCache
-from query_api.consistency import ConsistencyLevel, ReadBarrier, TokenBeyondLog
-from query_api.registry import Projections, Served
+from query_api.consistency import ConsistencyLevel, TokenBeyondLog
+from query_api.registry import Served
+from query_api.services import ReadServices
 from tributary.bus import TOKEN_PATTERN, ConsistencyToken
-from tributary.deps import ReadableDataset, SettingsDep, TenantDep
+from tributary.deps import ReadableDataset, ServicesDep, SettingsDep, TenantDep
 from tributary.errors import invalid
 
 
@@ -22,9 +23,18 @@ class ServedRead:
     reflects: dict[str, int]
 
 
+async def get_read_services(services: ServicesDep) -> ReadServices:
+    if not isinstance(services, ReadServices):
+        raise RuntimeError("this role serves no reads")
+    return services
+
+
+ReadServicesDep = Annotated[ReadServices, Depends(get_read_services)]
+
+
 async def served_dataset(
     dataset: ReadableDataset,
-    request: Request,
+    services: ReadServicesDep,
     tenant: TenantDep,
     settings: SettingsDep,
     consistency: Annotated[
@@ -43,7 +53,7 @@ async def served_dataset(
             parsed = ConsistencyToken.parse(token)
         except ValueError as exc:
             raise invalid(("query", "token"), str(exc)) from None
-    barrier: ReadBarrier = request.app.state.barrier
+    barrier = services.barrier
     try:
         reached = await barrier.reach(consistency, tenant, dataset, parsed, settings.read_timeout_s)
     except TokenBeyondLog as exc:
@@ -54,8 +64,7 @@ async def served_dataset(
             f"this replica did not reach {consistency} consistency within {settings.read_timeout_s} s; retry, "
             "or read with a weaker level",
         )
-    projections: Projections = request.app.state.projections
-    served = projections.get(tenant, dataset)
+    served = services.projections.get(tenant, dataset)
     if served is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"dataset {dataset!r} not found")
     return ServedRead(served, consistency, barrier.reflected())
@@ -64,9 +73,8 @@ async def served_dataset(
 ServedDep = Annotated[ServedRead, Depends(served_dataset)]
 
 
-async def get_search_cache(request: Request) -> SearchCache:
-    cache: SearchCache = request.app.state.search_cache
-    return cache
+async def get_search_cache(services: ReadServicesDep) -> SearchCache:
+    return services.search_cache
 
 
 SearchCacheDep = Annotated[SearchCache, Depends(get_search_cache)]

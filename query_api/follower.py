@@ -28,7 +28,8 @@ from query_api.applied_offsets import AppliedOffsets
 from query_api.consistency import ConsistencyLevel, TokenBeyondLog
 from query_api.registry import Projections, apply_events, load_all
 from tributary.bus import ConsistencyToken
-from tributary.kafka import MAX_MESSAGE_BYTES, topic_partitions
+from tributary.kafka import topic_partitions
+from tributary.limits import MAX_MESSAGE_BYTES
 from tributary.resilience import Supervised
 from tributary.settings import Settings
 from tributary.storage import DatasetStore

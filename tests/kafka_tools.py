@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from entrypoints.worker import run_worker
 from events import CommandRejected, CommandRejectedPayload, Topics, partition_key
 from tributary.kafka import json_headers
-from tributary.settings import Settings
-from tributary.worker import WorkerRole, run_worker
+from tributary.settings import Settings, WorkerRole
 
 
 @contextlib.asynccontextmanager

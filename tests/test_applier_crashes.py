@@ -13,16 +13,16 @@ from pathlib import Path
 import httpx
 from sqlalchemy import select
 
+from entrypoints.http_app import create_app
+from entrypoints.worker import run_worker
 from events import Topics
 from tests.helpers import eventually, serving
 from tests.kafka_tools import workers
 from tests.processes import serve, tributary_env
 from tests.write_stream import DIMENSIONS, Expected, stream_writes, until_stored
-from tributary.app import create_app
 from tributary.db.models import WriterLeaseRow
 from tributary.db.session import engine_for, make_sessionmaker
 from tributary.settings import Settings
-from tributary.worker import run_worker
 
 DATASETS = ("crash-a", "crash-b")
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import httpx
 from sqlalchemy import delete, update
 
+from entrypoints.http_app import create_app
 from tests.helpers import serving
 from tests.kafka_tools import workers
-from tributary.app import create_app
 from tributary.db.models import DatasetRow
 from tributary.db.session import engine_for, make_sessionmaker
 from tributary.settings import Settings

@@ -9,8 +9,8 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
+from entrypoints.http_app import create_app
 from tests.helpers import serving
-from tributary.app import create_app
 from tributary.deps import SCOPE_CHECKS
 from tributary.settings import Settings
 

@@ -10,10 +10,10 @@ from typing import Generic, TypeVar
 import httpx
 import pytest
 
+from entrypoints.http_app import create_app
 from query_api.follower import EventFollower
 from tests.helpers import eventually, serving
 from tests.kafka_tools import publish_rejection
-from tributary.app import create_app
 from tributary.settings import Settings
 
 
@@ -64,7 +64,7 @@ async def test_a_crashed_embedded_bus_task_flips_readiness_and_is_restarted(
     app = create_app(embedded_settings)
     async with serving(app) as client:
         await until_ready_is(client, 200)
-        bus = app.state.publisher
+        bus = app.state.services.publisher
         crash = Breakable(bus._apply_pending)
         bus._apply_pending = crash
         created = await client.post("/api/v1/datasets", json={"name": "kept", "dimensions": 2})
@@ -89,7 +89,7 @@ async def test_a_crashed_event_follower_flips_readiness_and_is_restarted(
     app = create_app(distributed_settings, "query-api")
     async with serving(app) as client:
         await until_ready_is(client, 200)
-        follower = app.state.barrier
+        follower = app.state.services.barrier
         crash = Breakable(follower._consumer.getmany)
         follower._consumer.getmany = crash
         answer = await until_ready_is(client, 503)

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import httpx
 
+from entrypoints.embedded_bus import EmbeddedBus
+from entrypoints.http_app import create_app
 from events import CreateDataset, CreateDatasetPayload, DatasetCreated
 from tests.helpers import serving
 from tests.processes import free_port
-from tributary.app import create_app
 from tributary.db.migrate import upgrade
 from tributary.db.session import engine_for, make_sessionmaker
 from tributary.deeplake_lib import deeplake
-from tributary.embedded_bus import EmbeddedBus
 from tributary.settings import Settings
 from tributary.storage import DatasetStore
 
@@ -35,7 +35,7 @@ async def test_create_dataset_in_embedded_mode(embedded_settings: Settings) -> N
         assert (dataset["dimensions"], dataset["metric"]) == (4, "cosine")
         listed = (await client.get("/api/v1/datasets")).json()["datasets"]
         assert [d["name"] for d in listed] == ["docs"]
-        events = await app.state.publisher.events()
+        events = await app.state.services.publisher.events()
         assert [type(e) for _, e in events] == [DatasetCreated]
         bad = await client.post("/api/v1/datasets", json={"name": "x", "dimensions": 70000})
         assert bad.status_code == 422 and "dimensions" in bad.text
@@ -56,7 +56,7 @@ async def test_acknowledged_command_is_applied_after_a_crash_before_applying(
 
     app = create_app(embedded_settings)
     async with serving(app) as client:
-        assert await app.state.publisher.wait_applied(token, timeout=20)
+        assert await app.state.services.publisher.wait_applied(token, timeout=20)
         assert (await client.get("/api/v1/datasets/kept")).status_code == 200
         operation = await client.get(f"/api/v1/operations/{command.id}")
         assert operation.json()["status"] == "applied"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from entrypoints.http_app import create_app
 from tests.helpers import serving
-from tributary.app import create_app
 from tributary.settings import Settings
 
 SEARCH = "/api/v1/datasets/h/search"

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 import httpx
 import pytest
 
+from entrypoints.http_app import create_app
 from tests.helpers import ADMIN_KEY, serving
-from tributary.app import create_app
 from tributary.http_hygiene import SECURITY_HEADERS
 from tributary.settings import Settings
 

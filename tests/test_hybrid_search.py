@@ -12,11 +12,11 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from entrypoints.http_app import create_app
 from events import LocalEmbedderConfig
 from events.vectors import pack
 from tests.helpers import serving
 from tests.retrieval_corpus import mrr, recall_at, stdlib_corpus, title_queries
-from tributary.app import create_app
 from tributary.embedding.local import LocalEmbedder
 from tributary.settings import Settings
 

@@ -10,9 +10,9 @@ import threading
 import pytest
 from sqlalchemy import select
 
+from entrypoints.http_app import create_app
 from tests.helpers import ADMIN_KEY, serving
 from tributary import json_route
-from tributary.app import create_app
 from tributary.db.models import AuditRow
 from tributary.settings import Settings
 
@@ -36,7 +36,7 @@ def limited(embedded_settings: Settings, redis_url: str, run_id: str) -> Setting
 
 async def _audit(app_settings: Settings) -> list[AuditRow]:
     app = create_app(app_settings)
-    async with serving(app), app.state.sessions() as session:
+    async with serving(app), app.state.services.sessions() as session:
         return list((await session.scalars(select(AuditRow))).all())
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from entrypoints.asyncapi import asyncapi_document
+from entrypoints.http_app import create_app
 from tests.helpers import serving
-from tributary.app import create_app
-from tributary.asyncapi import asyncapi_document
 from tributary.settings import Settings
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"

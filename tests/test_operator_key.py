@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
+from entrypoints.http_app import create_app
 from tests.helpers import serving
-from tributary.app import create_app
 from tributary.settings import Settings
 
 

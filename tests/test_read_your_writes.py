@@ -14,10 +14,10 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from entrypoints.http_app import create_app
 from tests.helpers import ADMIN_KEY, serving
 from tests.kafka_tools import workers
 from tests.processes import free_port, serve, tributary_env, wait_ready
-from tributary.app import create_app
 from tributary.settings import Settings
 
 DIMS = 4

@@ -13,10 +13,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import delete, func, select, update
 
 from command_api.retention import purge_expired
+from entrypoints.http_app import create_app
 from events import DeadLetter, Topics, UpsertVectors, UpsertVectorsPayload, partition_key
 from tests.helpers import serving
 from tests.kafka_tools import command_count, workers
-from tributary.app import create_app
 from tributary.db.models import BusCommandRow, OperationRow
 from tributary.db.session import engine_for, make_sessionmaker
 from tributary.deeplake_lib import deeplake

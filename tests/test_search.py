@@ -6,9 +6,9 @@ from __future__ import annotations
 import httpx
 import numpy as np
 
+from entrypoints.http_app import create_app
 from tests.helpers import eventually, serving
 from tests.kafka_tools import workers
-from tributary.app import create_app
 from tributary.settings import Settings
 
 DIMS = 8

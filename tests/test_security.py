@@ -13,12 +13,12 @@ import jwt
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import select
 
+from entrypoints.http_app import create_app
 from events import DeleteDataset, Topics, partition_key
 from tests.clock import FakeClock
 from tests.helpers import ADMIN_KEY, eventually, serving
 from tests.kafka_tools import workers
 from tests.processes import free_port, serve, tributary_env, wait_ready
-from tributary.app import create_app
 from tributary.audit import AuditEvent
 from tributary.auth.authenticate import install_bootstrap_key
 from tributary.auth.key_cache import KeyCache
@@ -181,7 +181,7 @@ async def test_a_revoked_key_is_refused_by_another_replica_once_its_key_cache_tt
         serving(query_app) as queries,
     ):
         clock = FakeClock()
-        query_app.state.key_cache = KeyCache(distributed_settings.key_cache_ttl_s, clock=clock)
+        query_app.state.services.key_cache = KeyCache(distributed_settings.key_cache_ttl_s, clock=clock)
         created = await commands.post("/api/v1/admin/keys", json={"tenant": "default", "roles": ["reader"]})
         key = as_(commands, created.json()["key"])
         assert (await queries.get("/api/v1/datasets", headers=key)).status_code == 200

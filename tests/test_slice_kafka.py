@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from entrypoints.http_app import create_app
 from events import (
     CreateDataset,
     CreateDatasetPayload,
@@ -20,7 +21,6 @@ from events import (
 )
 from tests.helpers import eventually, serving
 from tests.kafka_tools import command_count, event_reader, workers
-from tributary.app import create_app
 from tributary.deeplake_lib import deeplake
 from tributary.settings import Settings
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import httpx
 
+from entrypoints.http_app import create_app
 from tests.helpers import serving
-from tributary.app import create_app
 from tributary.settings import Settings
 
 RECORDS = [

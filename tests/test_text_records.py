@@ -12,10 +12,10 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
+from entrypoints.http_app import create_app
 from events import LocalEmbedderConfig
 from tests.embedding_server import EmbeddingsServer, vector_of
 from tests.helpers import serving
-from tributary.app import create_app
 from tributary.db.models import BusCommandRow, OperationRow
 from tributary.deeplake_lib import deeplake
 from tributary.embedding import local
@@ -110,7 +110,7 @@ async def test_an_embedder_that_is_down_is_a_503_and_nothing_is_published(
         answer = await client.post(f"{VECTORS}?wait=true", json={"vectors": [{"text": "hello"}]})
         assert answer.status_code == 503, answer.text
         assert "embedding failed: cannot reach the embedding endpoint" in answer.json()["detail"][0]["msg"]
-        async with app.state.sessions() as session:
+        async with app.state.services.sessions() as session:
             assert await session.scalar(select(func.count()).select_from(BusCommandRow)) == 1  # the create
             assert await session.scalar(select(func.count()).select_from(OperationRow)) == 1
 

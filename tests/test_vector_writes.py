@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
+from entrypoints.http_app import create_app
 from events import CreateDataset, CreateDatasetPayload, UpsertVectors, UpsertVectorsPayload, VectorsUpserted
 from tests.helpers import serving
-from tributary.app import create_app
 from tributary.db.models import BusCommandRow
 from tributary.deeplake_lib import deeplake
 from tributary.settings import Settings
@@ -102,7 +102,7 @@ async def test_bad_records_get_422_naming_index_and_field_and_publish_nothing(
         assert answer.status_code == 422, answer.text
         problems = answer.json()["detail"]
         assert any(p["loc"][: len(loc)] == loc and message in p["msg"] for p in problems), problems
-        async with app.state.sessions() as session:
+        async with app.state.services.sessions() as session:
             assert (
                 await session.scalar(select(func.count()).select_from(BusCommandRow)) == 1
             )  # the create only

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, update
 
+from entrypoints.http_app import create_app
 from tests.helpers import eventually, serving
-from tributary.app import create_app
 from tributary.db.models import DatasetRow
 from tributary.db.session import engine_for, make_sessionmaker
 from tributary.settings import Settings

@@ -15,14 +15,14 @@ import logging
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tributary.db.models import AuditRow
 from tributary.resilience import RepeatedLog
+from tributary.services import Services, services_of
 
 log = logging.getLogger(__name__)
 # An outage fails every record: say so once in a while with a count, not once per request.
@@ -78,15 +78,15 @@ class RefusalTally:
         ]
 
 
-async def flush_refusals(app: Any) -> None:
-    for event in app.state.refusals.take():
-        await store(app, event)
+async def flush_refusals(services: Services) -> None:
+    for event in services.refusals.take():
+        await store(services, event)
 
 
-async def flush_refusals_periodically(app: Any) -> None:
+async def flush_refusals_periodically(services: Services) -> None:
     while True:
         await asyncio.sleep(REFUSALS_EVERY_S)
-        await flush_refusals(app)
+        await flush_refusals(services)
 
 
 class AuditSink(Protocol):
@@ -119,10 +119,12 @@ class AuditMiddleware:
         await self.app(scope, receive, watch)
         if not (status and audited(scope["method"], scope["path"], status[0])):
             return
+        services = services_of(scope["app"])
+        if services is None:
+            return
         principal = getattr(scope.get("state", {}).get("principal"), "model_dump", None)
-        tally: RefusalTally | None = getattr(scope["app"].state, "refusals", None)
-        if principal is None and status[0] in (401, 429) and tally is not None:
-            tally.add(scope["method"], scope["path"], status[0])
+        if principal is None and status[0] in (401, 429):
+            services.refusals.add(scope["method"], scope["path"], status[0])
             return
         who = principal() if principal else None
         event = AuditEvent(
@@ -134,17 +136,15 @@ class AuditMiddleware:
             target=scope["path"][:MAX_TARGET],
             outcome=status[0],
         )
-        await store(scope["app"], event)
+        await store(services, event)
 
 
-async def store(app: Any, event: AuditEvent) -> None:
+async def store(services: Services, event: AuditEvent) -> None:
     try:
-        sessions: async_sessionmaker[AsyncSession] = app.state.sessions
-        async with sessions.begin() as session:
+        async with services.sessions.begin() as session:
             session.add(AuditRow(**event.model_dump()))
-        sink: AuditSink | None = getattr(app.state, "audit_sink", None)
-        if sink is not None:
-            await sink.publish(event)
+        if services.audit_sink is not None:
+            await services.audit_sink.publish(event)
     except Exception:
         # The answer is already sent; a lost audit record is logged, never turned into a failed request.
         repeated(

@@ -1,4 +1,5 @@
-"""FastAPI dependencies shared by the command and query APIs, as typed aliases.
+"""FastAPI dependencies shared by the command and query APIs, as typed aliases. They find the process's typed
+`Services` (tributary/services.py) on the app; nothing else reads `app.state` (tests/unit/test_import_graph.py).
 
 They are `async def` even where they do not await: FastAPI runs a plain `def` dependency in its thread pool,
 and the hops cost about 1 ms a request on this machine (measured on a cached search).
@@ -17,45 +18,58 @@ from tributary.auth.key_cache import KeyCache
 from tributary.auth.principal import Action, Decision, Principal, authorize, authorize_role
 from tributary.auth.rate_limit import RateLimiter
 from tributary.embedding import Embedders
+from tributary.health import Readiness
 from tributary.resilience import Unavailable
+from tributary.services import Services, services_of
 from tributary.settings import Settings
 
 T = TypeVar("T")
 
 
-async def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+async def get_services(request: Request) -> Services:
+    services = services_of(request.app)
+    if services is None:
+        raise RuntimeError("the app's services are not started (its lifespan has not run)")
+    return services
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.sessions() as session:
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+async def get_settings(services: ServicesDep) -> Settings:
+    return services.settings
+
+
+async def get_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:
+    async with services.sessions() as session:
         yield session
 
 
-async def get_embedders(request: Request) -> Embedders:
-    embedders: Embedders = request.app.state.embedders
-    return embedders
+async def get_embedders(services: ServicesDep) -> Embedders:
+    return services.embedders
 
 
-async def get_key_cache(request: Request) -> KeyCache:
-    key_cache: KeyCache = request.app.state.key_cache
-    return key_cache
+async def get_key_cache(services: ServicesDep) -> KeyCache:
+    return services.key_cache
 
 
-async def get_principal(request: Request) -> Principal:
+async def get_readiness(services: ServicesDep) -> Readiness:
+    """A worker's health app, which has no `Services`, overrides this with its own checks."""
+    return services.readiness
+
+
+async def get_principal(request: Request, services: ServicesDep) -> Principal:
     try:
-        principal = await authenticate(request)
+        principal = await authenticate(request.headers.get("authorization", ""), services)
     except HTTPException:
-        await _limit_unauthenticated(request)
+        await _limit_unauthenticated(request, services.rate_limiter)
         raise
     request.state.principal = principal  # for the audit record of this request
     return principal
 
 
-async def _limit_unauthenticated(request: Request) -> None:
+async def _limit_unauthenticated(request: Request, limiter: RateLimiter | None) -> None:
     """A request that failed authentication counts against its client address: past the limit, a 429."""
-    limiter: RateLimiter | None = request.app.state.rate_limiter
     if limiter is None:
         return
     rate = await limiter.hit_unauthenticated(request.client.host if request.client else "unknown")
@@ -82,12 +96,12 @@ def allowed(action: Action) -> Callable[..., Awaitable[Principal]]:
     tests/test_dataset_scope.py checks that every route declares one."""
 
     async def check(
-        request: Request, response: Response, principal: Annotated[Principal, Depends(get_principal)]
+        response: Response, services: ServicesDep, principal: Annotated[Principal, Depends(get_principal)]
     ) -> Principal:
         decision = authorize_role(principal, action, principal.tenant)
         if not decision:
             raise HTTPException(status.HTTP_403_FORBIDDEN, decision.reason)
-        limiter: RateLimiter | None = request.app.state.rate_limiter
+        limiter = services.rate_limiter
         if limiter is not None:
             rate = await limiter.hit(principal, "read" if action == "read" else "write")
             if not rate.checked and not rate.allowed:
@@ -152,3 +166,4 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 TenantDep = Annotated[str, Depends(get_tenant)]
 KeyCacheDep = Annotated[KeyCache, Depends(get_key_cache)]
 EmbeddersDep = Annotated[Embedders, Depends(get_embedders)]
+ReadinessDep = Annotated[Readiness, Depends(get_readiness)]

@@ -19,15 +19,13 @@ from events import Command, DeadLetter, DomainEvent, Topics, partition_key
 from tributary import kafka_backoff
 from tributary.audit import AuditEvent
 from tributary.bus import ConsistencyToken, PublishFailed
+from tributary.limits import MAX_MESSAGE_BYTES
 from tributary.producer import Outgoing, ResilientProducer
 from tributary.settings import Settings
 
 log = logging.getLogger(__name__)
 
 kafka_backoff.install()
-
-# Large enough for a full upsert command of packed vectors; topics are created with the same limit.
-MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 
 
 def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:

@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from events.names import Name
 from tributary.auth import keys
+from tributary.limits import MAX_MESSAGE_BYTES
 
 
 class EmbeddingEndpoint(BaseModel):
@@ -39,7 +40,10 @@ class EmbeddingEndpoint(BaseModel):
 
 # What runs the local embedding model (tributary/embedding/local.py).
 LocalRuntime = Literal["onnx", "sentence-transformers"]
-Role = Literal["embedded", "command-api", "query-api", "applier", "projector"]
+# The roles a process runs as (`tributary serve --role`): the HTTP ones, which serve the API, and the Kafka workers.
+ApiRole = Literal["embedded", "command-api", "query-api"]
+WorkerRole = Literal["applier", "projector"]
+Role = Literal[ApiRole, WorkerRole]
 JwtAlgorithm = Literal["HS256", "RS256", "ES256"]
 # RFC 7518 3.2: an HMAC key at least as long as the hash output.
 JWT_SECRET_MIN_BYTES = 32
@@ -74,9 +78,9 @@ class Settings(BaseSettings):
     command_part_bytes: int = Field(
         default=8 * 1024 * 1024,
         ge=64 * 1024,
-        le=32 * 1024 * 1024,
+        le=MAX_MESSAGE_BYTES,
         description="Larger upserts are split into commands of at most this size, published in one "
-        "transaction; keep it under the command topic's max.message.bytes",
+        "transaction; at most the command topic's max.message.bytes",
     )
     topic_replication: int = Field(default=1, ge=1, description="Replication factor of topics we create")
     instance_id: str | None = Field(
@@ -117,7 +121,11 @@ class Settings(BaseSettings):
         default_factory=list, description="Browser origins allowed to call the API (CORS); none by default"
     )
     max_body_bytes: int = Field(
-        default=32 * 1024 * 1024, ge=1024, description="Largest request body any route accepts (413 above)"
+        # As large as the largest command: a body is split into commands anyway, so this bounds the memory a
+        # request takes, not what Kafka accepts.
+        default=MAX_MESSAGE_BYTES,
+        ge=1024,
+        description="Largest request body any route accepts (413 above)",
     )
     wait_timeout_s: float = Field(default=30.0, gt=0, description="Longest a ?wait=true write waits")
     kafka_publish_timeout_s: float = Field(

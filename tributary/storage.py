@@ -23,11 +23,11 @@ from events.commands import (
 from events.filters import FilterNode
 from tributary.deeplake_lib import deeplake
 from tributary.filtering import matches
+from tributary.limits import LEDGER_SIZE
 
 SPEC_KEY = "tributary_spec"
 # Redelivery only repeats the newest commands of a partition (those whose offsets were not committed yet, at
-# most one applier batch), so a ledger of the last two thousand commands per dataset recognises every one.
-LEDGER_SIZE = 2000
+# most one applier batch), so a ledger of the last LEDGER_SIZE commands per dataset recognises every one.
 # Every apply commit's message is this prefix and the JSON list of the last LEDGER_SIZE command ids applied.
 # Measured here (tests/test_ledger_atomicity.py): SIGKILL during a commit can persist dataset metadata without
 # the commit's rows, but a commit message never runs ahead of its data. Older versions lose their messages

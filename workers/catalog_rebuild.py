@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from events import DomainEvent, Topics, parse_event
 from tributary.db.models import BusEventRow, DatasetRow
-from tributary.kafka import MAX_MESSAGE_BYTES, topic_partitions
+from tributary.kafka import topic_partitions
+from tributary.limits import MAX_MESSAGE_BYTES
 from tributary.settings import Settings
 from workers.projector import project_event
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, status
 from pydantic import BaseModel
 
-from query_api.registry import Projections, rebuild
+from query_api.deps import ReadServicesDep
+from query_api.registry import rebuild
 from tributary.deps import SettingsDep, TenantDep, WritableDataset, allowed
 from tributary.errors import AUTHENTICATED, responses
 from tributary.storage import DatasetStore
@@ -30,10 +31,10 @@ class Rebuilt(BaseModel):
 
 @router.post("/datasets/{dataset}/rebuild", response_model=Rebuilt)
 async def rebuild_projection(
-    dataset: WritableDataset, request: Request, tenant: TenantDep, settings: SettingsDep
+    dataset: WritableDataset, services: ReadServicesDep, tenant: TenantDep, settings: SettingsDep
 ) -> Rebuilt:
     """Rebuild this replica's search projection of a dataset from DeepLake's latest version."""
-    projections: Projections = request.app.state.projections
+    projections = services.projections
     started = time.perf_counter()
     store = DatasetStore(settings.resolved_storage_root)
     served = await asyncio.to_thread(rebuild, projections, store, tenant, dataset)

@@ -8,7 +8,7 @@ import re
 import tomllib
 from pathlib import Path
 
-from tributary.app import create_app
+from entrypoints.http_app import create_app
 from tributary.settings import Settings
 
 SDK = Path(__file__).resolve().parents[2] / "clients" / "python"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from tributary.cli import app
+from entrypoints.cli import app
 
 
 def test_only_the_api_roles_take_several_worker_processes() -> None:

@@ -10,17 +10,17 @@ import logging
 import uuid
 from collections.abc import Iterable
 
-from fastapi import HTTPException, Request, status
+from fastapi import HTTPException, status
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tributary.auth import keys
-from tributary.auth.jwt import InvalidToken, JwtVerifier
-from tributary.auth.key_cache import KeyCache
+from tributary.auth.jwt import InvalidToken
 from tributary.auth.principal import Principal
 from tributary.db.models import ApiKeyRow
 from tributary.resilience import Unavailable
+from tributary.services import Services
 from tributary.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -32,21 +32,21 @@ def unauthorized(reason: str) -> HTTPException:
     return HTTPException(status.HTTP_401_UNAUTHORIZED, reason, headers={"WWW-Authenticate": "Bearer"})
 
 
-async def authenticate(request: Request) -> Principal:
-    header = request.headers.get("authorization", "")
+async def authenticate(header: str, services: Services) -> Principal:
+    """The principal of an `Authorization` header's value."""
     scheme, _, credential = header.partition(" ")
     if scheme.lower() != "bearer" or not credential.strip():
         raise unauthorized("send `Authorization: Bearer <API key or token>`")
     credential = credential.strip()
     parsed = keys.parse(credential)
     if parsed is not None:
-        cache: KeyCache = request.app.state.key_cache
+        cache = services.key_cache
         digest = keys.hash_secret(credential)
         principal = cache.get(digest)
         if principal is None:
             generation = cache.generation
             try:
-                principal = await _look_up(request.app.state.sessions, parsed)
+                principal = await _look_up(services.sessions, parsed)
             except Unavailable:
                 stale = cache.stale(digest)
                 if stale is None:
@@ -54,7 +54,7 @@ async def authenticate(request: Request) -> Principal:
                 return stale
             cache.put(digest, principal, generation)
         return principal
-    verifier: JwtVerifier | None = request.app.state.jwt_verifier
+    verifier = services.jwt_verifier
     if verifier is None:
         raise unauthorized("not an API key, and this deployment accepts no tokens")
     try:

@@ -7,7 +7,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 python=${PYTHON:-$here/../../.venv/bin/python}
 "$python" - >"$here/openapi.json" <<'PY'
 import json
-from tributary.app import create_app
+from entrypoints.http_app import create_app
 from tributary.settings import Settings
 print(json.dumps(create_app(Settings(_env_file=None)).openapi(), indent=2, sort_keys=True))
 PY

@@ -9,21 +9,19 @@ import logging
 import signal
 from contextlib import AsyncExitStack
 from functools import partial
-from typing import Literal
 
+from entrypoints.health import serving_health
+from entrypoints.kafka_workers import register_applier, register_projector
 from events import Topics
 from tributary.db.session import engine_for, make_sessionmaker
-from tributary.health import Check, database_answers, serving_health
+from tributary.health import Readiness, database_answers
 from tributary.kafka import declare_channels, ensure_topics, make_broker, producer_for
 from tributary.producer import ResilientProducer
-from tributary.settings import Settings
+from tributary.settings import Settings, WorkerRole
 from tributary.storage import DatasetStore
 from workers.fencing import PartitionFence, holder_name
-from workers.kafka_entrypoints import register_applier, register_projector
 
 log = logging.getLogger(__name__)
-
-WorkerRole = Literal["applier", "projector"]
 
 # Longer than a client's write (kafka_publish_timeout_s): a batch's events can be tens of MB (VectorsUpserted
 # carries the vectors), and a batch whose publish times out is read and published again, so too short a bound
@@ -39,10 +37,9 @@ async def run_worker(
     channels = declare_channels(broker, Topics(settings.topic_prefix))
     engine = engine_for(settings)
     sessions = make_sessionmaker(engine)
-    readiness: dict[str, Check] = {
-        "database": lambda: database_answers(engine),
-        "kafka": lambda: broker.ping(timeout=1.0),
-    }
+    readiness = Readiness(
+        required={"database": lambda: database_answers(engine), "kafka": lambda: broker.ping(timeout=1.0)}
+    )
     fence = producer = None
     if role == "applier":
         fence = PartitionFence(sessions, channels.topics.commands, holder_name())
@@ -53,8 +50,8 @@ async def run_worker(
             name="applier",
         )
         register_applier(broker, channels, producer, store, fence, settings.instance_id)
-        readiness["leases"] = partial(_leases_held, fence)
-        readiness["kafka_publish"] = producer.ready
+        readiness.required["leases"] = partial(_leases_held, fence)
+        readiness.required["kafka_publish"] = producer.ready
     else:
         register_projector(broker, channels, sessions)
     async with AsyncExitStack() as stack:

@@ -8,6 +8,7 @@ from typing import Any
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
+from entrypoints.kafka_workers import register_applier, register_projector
 from events import Topics
 from tributary import __version__
 from tributary.db.session import engine_for, make_sessionmaker
@@ -16,7 +17,6 @@ from tributary.producer import ResilientProducer
 from tributary.settings import Settings
 from tributary.storage import DatasetStore
 from workers.fencing import PartitionFence
-from workers.kafka_entrypoints import register_applier, register_projector
 
 
 def documented_broker(settings: Settings) -> KafkaBroker:

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from events import Command, DomainEvent, parse_command, parse_event, partition_key
 from tributary.bus import ConsistencyToken
 from tributary.db.models import BusCommandRow, BusEventRow
+from tributary.limits import COMMAND_BATCH
 from tributary.resilience import Backoff, RepeatedLog, Supervised
 from tributary.storage import DatasetStore
 from tributary.threads import in_thread_to_completion
@@ -28,7 +29,6 @@ from workers.projector import project_event
 log = logging.getLogger(__name__)
 
 PENDING, DONE, DEAD = "pending", "done", "dead"
-BATCH = 500
 
 
 class EmbeddedBus:
@@ -135,7 +135,7 @@ class EmbeddedBus:
                     select(BusCommandRow.seq, BusCommandRow.body)
                     .where(BusCommandRow.status == PENDING)
                     .order_by(BusCommandRow.seq)
-                    .limit(BATCH)
+                    .limit(COMMAND_BATCH)
                 )
             ).all()
         if not rows:

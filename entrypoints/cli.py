@@ -7,7 +7,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast, get_args
 
 import typer
 import uvicorn
@@ -16,7 +16,7 @@ from pydantic_settings import SettingsError
 
 from events.names import NAME_PATTERN
 from tributary import logs
-from tributary.settings import Settings
+from tributary.settings import ApiRole, Role, Settings, WorkerRole
 
 app = typer.Typer(help="Tributary: vector search for DeepLake over Kafka.", no_args_is_help=True)
 
@@ -66,25 +66,25 @@ def serve(
     ] = 1,
 ) -> None:
     """Run Tributary."""
-    if role not in ("embedded", "command-api", "query-api", "applier", "projector"):
+    if role not in get_args(Role):
         raise typer.BadParameter(f"unknown role {role!r}", param_hint="--role")
     if workers > 1 and role not in ("command-api", "query-api"):
         raise typer.BadParameter(f"the {role} role runs as one process", param_hint="--workers")
     logs.configure()
     settings = load_settings()
-    if role in ("applier", "projector"):
-        from tributary.worker import run_worker
+    if role in get_args(WorkerRole):
+        from entrypoints.worker import run_worker
 
-        asyncio.run(run_worker(settings, role, port=port))  # type: ignore[arg-type]
+        asyncio.run(run_worker(settings, cast(WorkerRole, role), port=port))
         return
-    from tributary.app import WORKER_ROLE_VARIABLE, create_app
+    from entrypoints.http_app import WORKER_ROLE_VARIABLE, create_app
 
     if role == "embedded":
         typer.echo(f"Tributary embedded: data in {settings.data_dir.resolve()}")
     host, port = host or settings.host, port or settings.port
     if workers == 1:
         uvicorn.run(
-            create_app(settings, role),  # type: ignore[arg-type]
+            create_app(settings, cast(ApiRole, role)),
             host=host,
             port=port,
             log_level="info",
@@ -94,7 +94,7 @@ def serve(
     # Worker processes import the app by name; they read the role from the environment they inherit.
     os.environ[WORKER_ROLE_VARIABLE] = role
     uvicorn.run(
-        "tributary.app:app_for_worker",
+        "entrypoints.http_app:app_for_worker",
         factory=True,
         host=host,
         port=port,
@@ -201,7 +201,7 @@ def asyncapi(
     output: Annotated[Path | None, typer.Option(help="Write the document here instead of stdout")] = None,
 ) -> None:
     """Print the AsyncAPI document of the command, event and dead-letter topics."""
-    from tributary.asyncapi import asyncapi_document
+    from entrypoints.asyncapi import asyncapi_document
 
     text = json.dumps(asyncapi_document(load_settings()), indent=2, sort_keys=True) + "\n"
     if output is None:

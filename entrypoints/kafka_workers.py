@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from events import Command, CommandRejected, DomainEvent, parse_command, parse_event, partition_key
 from tributary.kafka import Channels, consumer_record, consumer_records, dead_letter, json_headers
+from tributary.limits import COMMAND_BATCH, MAX_MESSAGE_BYTES
 from tributary.producer import Outgoing, ResilientProducer
 from tributary.resilience import Backoff, RepeatedLog, Unavailable
 from tributary.storage import DatasetStore
@@ -34,10 +35,6 @@ from workers.projector import project_event
 log = logging.getLogger(__name__)
 
 Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
-
-# Commands per batch: one DeepLake commit per dataset per batch. The ledger of applied command ids
-# (storage.LEDGER_SIZE) must hold more than a batch, since a crash redelivers at most one.
-BATCH_RECORDS = 500
 
 
 def register_applier(
@@ -57,7 +54,7 @@ def register_applier(
     @broker.subscriber(
         topics.commands,
         batch=True,
-        max_records=BATCH_RECORDS,
+        max_records=COMMAND_BATCH,
         batch_timeout_ms=50,
         # The default 500 ms left the applier idle between batches while writes trickled in (read_committed
         # fetches waited out their maximum); at 100 ms, re-writing 2,000 vectors/s went from p99 1.4 s to 0.85 s
@@ -69,7 +66,7 @@ def register_applier(
         isolation_level="read_committed",
         # Offsets are committed by the handler, per partition, after the DeepLake commit and the events.
         ack_policy=AckPolicy.MANUAL,
-        max_partition_fetch_bytes=32 * 1024 * 1024,
+        max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
         listener=FencingListener(fence, store),
         title=f"{topics.commands}:applier",
         description="Applies commands to DeepLake in batches, one writer per dataset (fenced), then "
@@ -174,7 +171,7 @@ def register_projector(
         group_id=f"{topics.prefix}.projector",
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        max_partition_fetch_bytes=32 * 1024 * 1024,
+        max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
         title=f"{topics.events}:projector",
         description="Folds domain events into the SQL projections (catalog, counts, operation status).",
     )

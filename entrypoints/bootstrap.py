@@ -1,0 +1,184 @@
+"""The composition root: builds the `Services` of one role from the settings, starts what runs in the
+background, and registers every close on the caller's exit stack (in reverse order of opening)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from contextlib import AsyncExitStack
+from functools import partial
+from typing import Any
+
+from redis.asyncio import Redis
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from command_api.retention import purge_periodically
+from entrypoints.asyncapi import asyncapi_document
+from entrypoints.embedded_bus import EmbeddedBus
+from events import Topics
+from query_api.cache import SearchCache
+from query_api.consistency import EmbeddedBarrier, ReadBarrier
+from query_api.follower import EventFollower
+from query_api.indexer import Indexer
+from query_api.registry import Projections, apply_events, load_all
+from query_api.services import ReadServices
+from tributary.audit import RefusalTally, flush_refusals, flush_refusals_periodically
+from tributary.auth.authenticate import install_bootstrap_key
+from tributary.auth.jwt import JwtVerifier
+from tributary.auth.key_cache import KeyCache
+from tributary.auth.rate_limit import RateLimiter, RateLimits
+from tributary.bus import CommandPublisher
+from tributary.db.migrate import upgrade
+from tributary.db.models import DatasetRow
+from tributary.db.session import engine_for, make_sessionmaker
+from tributary.embedding import Embedders
+from tributary.health import Check, Readiness, database_answers
+from tributary.kafka import (
+    KafkaAuditSink,
+    KafkaCommandPublisher,
+    declare_channels,
+    ensure_topics,
+    make_broker,
+)
+from tributary.resilience import CircuitBreaker
+from tributary.services import Services
+from tributary.settings import ApiRole, Settings
+from tributary.storage import DatasetStore
+
+
+async def start_services(settings: Settings, role: ApiRole, stack: AsyncExitStack) -> Services:
+    """The services of an HTTP role (embedded, command-api, query-api): `ReadServices` where it serves reads."""
+    if role == "embedded":
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = engine_for(settings)
+    stack.push_async_callback(engine.dispose)
+    if role == "embedded":
+        # One process owns its SQLite file, so it keeps the schema current itself.
+        await upgrade(engine)
+    sessions = make_sessionmaker(engine)
+    database: dict[str, Check] = {"database": partial(database_answers, engine)}
+    # A query replica serves reads from memory through a database outage (keys verified before it included):
+    # degraded, not out of rotation.
+    readiness = Readiness(optional=database) if role == "query-api" else Readiness(required=database)
+    generated = await install_bootstrap_key(sessions, settings)
+    if generated is not None:
+        # Printed once, at the first start: only its hash is kept.
+        print(f"Tributary admin key (shown once, keep it): {generated}", flush=True)
+    embedders = Embedders(settings)
+    stack.push_async_callback(embedders.aclose)
+    store = DatasetStore(settings.resolved_storage_root)
+    if role in ("embedded", "command-api"):
+        _in_background(stack, purge_periodically(sessions, settings.operation_retention_s))
+    publisher: CommandPublisher | None = None
+    read_side: tuple[Projections, ReadBarrier] | None = None
+    if role == "embedded":
+        projections = Projections()
+        await asyncio.to_thread(load_all, projections, store, await _catalog(sessions))
+        bus = EmbeddedBus(sessions, store, on_events=partial(apply_events, projections))
+        await bus.start()
+        stack.push_async_callback(bus.stop)
+        readiness.required["bus"] = bus.ready
+        publisher, read_side = bus, (projections, EmbeddedBarrier(bus))
+        _index_in_background(stack, projections)
+    elif role == "command-api":
+        broker = make_broker(settings, client_id="tributary-command-api")
+        channels = declare_channels(broker, Topics(settings.topic_prefix))
+        await ensure_topics(settings)
+        await broker.connect()
+        stack.push_async_callback(broker.stop)
+        kafka_publisher = KafkaCommandPublisher(channels.topics, settings)
+        stack.push_async_callback(kafka_publisher.close)
+        publisher = kafka_publisher
+        readiness.required["kafka"] = lambda: broker.ping(timeout=1.0)
+        readiness.required["kafka_publish"] = kafka_publisher.ready
+    else:
+        await ensure_topics(settings)
+        projections = Projections()
+        follower = EventFollower(settings, projections, store)
+        await follower.start(lambda: _catalog(sessions))
+        stack.push_async_callback(follower.stop)
+        readiness.required["events"] = follower.ready
+        read_side = projections, follower
+        _index_in_background(stack, projections)
+    redis = None
+    if settings.redis_url:
+        redis = Redis.from_url(
+            settings.redis_url,
+            socket_timeout=settings.redis_timeout_s,
+            socket_connect_timeout=settings.redis_timeout_s,
+        )
+        stack.push_async_callback(redis.aclose)
+        readiness.optional["redis"] = partial(_redis_answers, redis)
+    audit_sink = None
+    if role != "embedded":
+        audit_sink = KafkaAuditSink(settings)
+        stack.push_async_callback(audit_sink.stop)
+    redis_breaker = CircuitBreaker("Redis")
+    common: dict[str, Any] = dict(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        readiness=readiness,
+        jwt_verifier=JwtVerifier.from_settings(settings),
+        key_cache=KeyCache(settings.key_cache_ttl_s, settings.key_grace_s),
+        embedders=embedders,
+        rate_limiter=(
+            RateLimiter(
+                redis,
+                RateLimits.from_settings(settings),
+                fail_open=settings.rate_limit_fail_open,
+                # Deployments sharing a Redis keep their buckets apart.
+                namespace=settings.topic_prefix,
+                breaker=redis_breaker,
+            )
+            if redis is not None and settings.rate_limit_enabled
+            else None
+        ),
+        refusals=RefusalTally(),
+        audit_sink=audit_sink,
+        asyncapi=asyncapi_document(settings),
+        publisher=publisher,
+    )
+    services = (
+        Services(**common)
+        if read_side is None
+        else ReadServices(
+            **common,
+            projections=read_side[0],
+            barrier=read_side[1],
+            search_cache=SearchCache(redis, redis_breaker),
+        )
+    )
+    # Registered after the database and the audit sink, so the last count is written before they close.
+    stack.push_async_callback(flush_refusals, services)
+    _in_background(stack, flush_refusals_periodically(services))
+    return services
+
+
+def _in_background(stack: AsyncExitStack, work: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.create_task(work)
+
+    async def cancel() -> None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    stack.push_async_callback(cancel)
+
+
+def _index_in_background(stack: AsyncExitStack, projections: Projections) -> None:
+    indexer = Indexer(projections)
+    indexer.start()
+    stack.callback(indexer.stop)
+
+
+async def _catalog(sessions: async_sessionmaker[AsyncSession]) -> list[tuple[str, str]]:
+    async with sessions() as session:
+        rows = await session.execute(select(DatasetRow.tenant, DatasetRow.name))
+        return [(tenant, name) for tenant, name in rows]
+
+
+async def _redis_answers(redis: Redis | None) -> bool:
+    if redis is None:
+        return False
+    return bool(await redis.ping())

@@ -1,0 +1,59 @@
+"""The HTTP application for embedded mode and for the command-api and query-api roles."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import cast
+
+from fastapi import FastAPI
+
+from command_api.deps import ReplayedAnswer, not_published_answer, replayed_answer
+from command_api.operations import NotPublished
+from command_api.routes import datasets as command_datasets
+from command_api.routes import keys as command_keys
+from command_api.routes import vectors as command_vectors
+from entrypoints import health
+from entrypoints.bootstrap import start_services
+from query_api.routes import admin, catalog, search
+from tributary import __version__, errors, http_hygiene, logs
+from tributary.audit import AuditMiddleware
+from tributary.settings import ApiRole, Settings
+
+WORKER_ROLE_VARIABLE = "TRIBUTARY_SERVE_ROLE"
+
+
+def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            # The one thing on app.state: tributary/deps.py gives the routes its parts as typed dependencies.
+            app.state.services = await start_services(settings, role, stack)
+            yield
+
+    app = FastAPI(title="Tributary", version=__version__, lifespan=lifespan)
+    errors.install(app)
+    app.add_middleware(AuditMiddleware)
+    http_hygiene.install(app, settings)
+    app.include_router(health.router)
+    if role in ("embedded", "command-api"):
+        app.add_exception_handler(ReplayedAnswer, replayed_answer)
+        app.add_exception_handler(NotPublished, not_published_answer)
+        app.include_router(command_datasets.router)
+        app.include_router(command_vectors.router)
+        app.include_router(command_keys.router)
+    if role in ("embedded", "query-api"):
+        app.include_router(catalog.router)
+        app.include_router(search.router)
+        app.include_router(admin.router)
+    return app
+
+
+def app_for_worker() -> FastAPI:
+    """The app of one `tributary serve --workers N` process, for the role the parent put in the environment."""
+    logs.configure()
+    role = os.environ[WORKER_ROLE_VARIABLE]
+    if role not in ("command-api", "query-api"):
+        raise RuntimeError(f"no worker processes for role {role!r}")
+    return create_app(Settings(), cast(ApiRole, role))

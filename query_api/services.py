@@ -1,0 +1,17 @@
+"""The services of the roles that serve reads (embedded, query-api): the kernel's, and the read side's."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from query_api.cache import SearchCache
+from query_api.consistency import ReadBarrier
+from query_api.registry import Projections
+from tributary.services import Services
+
+
+@dataclass(kw_only=True)
+class ReadServices(Services):
+    projections: Projections
+    barrier: ReadBarrier
+    search_cache: SearchCache

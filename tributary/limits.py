@@ -1,0 +1,19 @@
+"""The size limits that several parts of the system must agree on, stated once.
+
+A limit a deployment may tune is a setting (tributary/settings.py); these are the fixed ones the settings,
+the Kafka clients, the topics and the handlers are tied to.
+"""
+
+from __future__ import annotations
+
+# The largest Kafka message: topics are created with it (max.message.bytes), producers may send it and consumers
+# fetch it. Large enough for a full upsert command of packed vectors. A broker's own limit must be at least this
+# (deploy/compose/docker-compose.yml, deploy/local/services.sh).
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+
+# Commands applied together (one DeepLake commit per dataset), by the Kafka applier and by the embedded bus.
+COMMAND_BATCH = 500
+
+# Command ids remembered in each dataset's commit messages, so a command applied again after a crash is known.
+# A crash redelivers at most one batch, so the ledger holds several.
+LEDGER_SIZE = 4 * COMMAND_BATCH
