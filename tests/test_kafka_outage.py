@@ -193,6 +193,8 @@ class Stats:
     other_bodies: list[str] = field(default_factory=list)
     # Operations a 503 left unconfirmed, and retried with their key.
     unconfirmed_operations: set[str] = field(default_factory=set)
+    # How long the slowest 503 took to come (printed: the issue asks for at most 10 s).
+    slowest_503_s: float = 0.0
 
 
 async def write_until_stopped(
@@ -208,6 +210,7 @@ async def write_until_stopped(
         request += 1
         # The same request again with its key until it is acknowledged, pausing as Retry-After says.
         while True:
+            sent = time.monotonic()
             try:
                 answer = await client.post(
                     f"/api/v1/datasets/{dataset}/vectors", json=body, headers={"Idempotency-Key": key}
@@ -224,6 +227,7 @@ async def write_until_stopped(
                 break
             if answer.status_code == 503:
                 stats.unavailable += 1
+                stats.slowest_503_s = max(stats.slowest_503_s, time.monotonic() - sent)
                 retry_after = answer.headers.get("Retry-After")
                 if retry_after is None:
                     stats.without_retry_after += 1
@@ -265,10 +269,11 @@ def most_repeated_line(log: Path, start: datetime, end: datetime) -> tuple[int, 
     return count, text
 
 
-async def accepts_writes(commands: httpx.AsyncClient, dataset: str, probe: str) -> bool:
-    """Whether a write to `dataset` (so to its partition) is acknowledged, retried with its key until the
-    deadline."""
-    deadline = time.monotonic() + RECOVERY_S
+async def accepts_writes(commands: httpx.AsyncClient, dataset: str, probe: str) -> float | None:
+    """How long until a write to `dataset` (so to its partition) is acknowledged, retried with its key; None when
+    not before the deadline."""
+    began = time.monotonic()
+    deadline = began + RECOVERY_S
     while time.monotonic() < deadline:
         with contextlib.suppress(httpx.TransportError):
             answer = await commands.post(
@@ -277,9 +282,9 @@ async def accepts_writes(commands: httpx.AsyncClient, dataset: str, probe: str) 
                 headers={"Idempotency-Key": probe},
             )
             if answer.status_code in (200, 202):
-                return True
+                return time.monotonic() - began
         await asyncio.sleep(1)
-    return False
+    return None
 
 
 async def stored_ids(queries: httpx.AsyncClient, dataset: str) -> list[str]:
@@ -319,7 +324,8 @@ async def test_kafka_outages_under_writers(deployment: Deployment) -> None:
     stats = Stats()
     cpu_shares: dict[str, list[float]] = defaultdict(list)
     repeats: dict[str, list[tuple[int, str]]] = defaultdict(list)
-    partitions_back: list[bool] = []
+    # Per outage, seconds from the broker's return until the slowest partition took a write (None: never).
+    partitions_back: list[float | None] = []
     async with deployment.client("command-api") as commands, writers(deployment, stats):
         await asyncio.sleep(5)
         for outage in range(OUTAGES):
@@ -338,7 +344,8 @@ async def test_kafka_outages_under_writers(deployment: Deployment) -> None:
             back = await asyncio.gather(
                 *(accepts_writes(commands, d, f"probe-{outage}-{d}") for d in deployment.datasets)
             )
-            partitions_back.append(all(back))
+            partitions_back.append(None if None in back else max(t for t in back if t is not None))
+            returned = time.monotonic()
             await asyncio.sleep(5)
 
     async with deployment.client("query-api") as queries:
@@ -349,6 +356,7 @@ async def test_kafka_outages_under_writers(deployment: Deployment) -> None:
             if not any(missing.values()) or time.monotonic() > deadline:
                 break
             await asyncio.sleep(1)
+        visible_after_s = time.monotonic() - returned
         # What an unconfirmed first attempt became, once its retry was acknowledged: applied, once.
         deadline = time.monotonic() + RECOVERY_S
         while True:
@@ -372,7 +380,9 @@ async def test_kafka_outages_under_writers(deployment: Deployment) -> None:
         f"503 answers {stats.unavailable} (without Retry-After {stats.without_retry_after}, unconfirmed "
         f"{stats.unconfirmed}, of {len(stats.unconfirmed_operations)} operations now {dict(operations)}), 409 in flight {stats.in_flight}, other codes {dict(stats.other)}, "
         f"hung past {CLIENT_TIMEOUT_S:.0f} s {stats.hung}, refused connections {stats.refused_connections}; "
-        f"every partition accepting writes after each outage {partitions_back}; roles exited {restarted}"
+        f"slowest 503 {stats.slowest_503_s:.1f} s; seconds after each return until every partition took a write "
+        f"{[None if t is None else round(t, 1) for t in partitions_back]}; every acknowledged id visible "
+        f"{visible_after_s:.1f} s after the last return; roles exited {restarted}"
     )
     for name in roles:
         shares = ", ".join(f"{s:.1%}" for s in cpu_shares[name])
@@ -387,7 +397,7 @@ async def test_kafka_outages_under_writers(deployment: Deployment) -> None:
     assert stats.unavailable > 0 and stats.without_retry_after == 0
     assert stats.hung == 0
     assert set(operations) <= {"applied"}
-    assert all(partitions_back)
+    assert None not in partitions_back
     assert lost == 0 and duplicated == 0
     assert not restarted
     assert all(share <= CPU_SHARE_LIMIT for shares in cpu_shares.values() for share in shares), cpu_shares
