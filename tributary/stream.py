@@ -88,10 +88,13 @@ class EventStream:
                     yield event
 
     async def commit(self) -> None:
-        """Record every event yielded so far as done for the group."""
-        if self._done:
-            await self._consumer.commit(dict(self._done))
-            self._done.clear()
+        """Record every event yielded so far as done for the group. Partitions the group has meanwhile given to
+        another member are left out: that member reads their uncommitted events again (at least once)."""
+        assigned = self._consumer.assignment()
+        done = {partition: offset for partition, offset in self._done.items() if partition in assigned}
+        self._done.clear()
+        if done:
+            await self._consumer.commit(done)
 
     async def run(self, handler: Callable[[DomainEvent], Awaitable[None]]) -> None:
         """Call `handler` on each event and commit once it returned: an event whose handler raised (and the
