@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs Tributary with its test and embed-local extras into
 # .venv, starts Kafka, Redis and PostgreSQL on loopback (deploy/local/services.sh), lints, type-checks, and runs
-# pytest.
+# pytest, then the TypeScript SDK's tests (clients/js, `npm test`: Node's test runner against a server it starts).
 # Extra arguments go to pytest. The services stay up for the next run; `deploy/local/services.sh down` stops them.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -11,7 +11,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 extras="test,embed-local"
 # The Python SDK, its CLI and its LangChain store, whose tests run against the server (tests/clients).
-client="./clients/python[cli,parquet,numpy,langchain,test]"
+client="./clients/python[cli,parquet,numpy,pandas,langchain,test]"
 # Installing is skipped while what it resolves from is unchanged: the stamp holds a hash of both pyproject.toml
 # files, the extras and the Python build, written after a successful install. (Both are installed editable.)
 stamp=.venv/.tributary-install-stamp
@@ -61,6 +61,28 @@ rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then
   echo "pytest collected no tests: that is a failure, not a pass" >&2
-  exit 1
+  rc=1
+fi
+
+# The TypeScript SDK (clients/js): `npm ci` only while package-lock.json or Node changed since its last success
+# (a stamp in node_modules, which `npm ci` empties), then `npm test`, whose runner prints `# pass N` / `# fail N`.
+# Its tests start `python -m tributary serve` with this .venv's Python. Either suite failing fails the script.
+js_rc=0
+if ! command -v npm >/dev/null; then
+  echo "npm not found: install Node.js 20 or later for the TypeScript SDK's tests" >&2
+  js_rc=1
+else
+  js_stamp=clients/js/node_modules/.tributary-install-stamp
+  js_wanted=$({ cat clients/js/package-lock.json; node --version; } | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$js_stamp" 2>/dev/null)" != "$js_wanted" ]; then
+    (cd clients/js && npm ci --no-audit --no-fund) && echo "$js_wanted" >"$js_stamp" || js_rc=$?
+  fi
+  if [ "$js_rc" -eq 0 ]; then
+    venv_python="$PWD/.venv/bin/python"
+    (cd clients/js && TRIBUTARY_PYTHON="$venv_python" npm test) || js_rc=$?
+  fi
+fi
+if [ "$rc" -eq 0 ] && [ "$js_rc" -ne 0 ]; then
+  rc=$js_rc
 fi
 exit "$rc"

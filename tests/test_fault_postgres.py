@@ -3,14 +3,14 @@ restarted during the outage: reads with keys verified before go on, everything t
 unknown key too), nothing answers 500, no process spins or floods its log, and all recovers without a restart
 once PostgreSQL is back.
 
-The outage lasts OUTAGE_S (25 s, not the 60 s of issue 10: the behaviour is steady after a few seconds, since
-breakers and backoffs cap at 5 s, and the suite must stay short).
+The outage lasts OUTAGE_S: 60 s, as issue 10 asks (TRIBUTARY_FAULT_OUTAGE_S shortens it for a quick local run).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import signal
 import time
 from pathlib import Path
@@ -29,7 +29,7 @@ from tributary.settings import Settings
 
 pytestmark = pytest.mark.kafka
 
-OUTAGE_S = 25.0
+OUTAGE_S = float(os.environ.get("TRIBUTARY_FAULT_OUTAGE_S", "60"))
 APPLIER_RESTART_AT_S = 3.0
 DIMS = 8
 MAX_CPU_SHARE = 0.2

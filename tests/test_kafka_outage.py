@@ -1,11 +1,11 @@
 """Fault suite, Kafka and Redis side: real role processes (applier, projector, command API, query API) against a
 private Kafka, Redis and PostgreSQL (tests/faults.py), and the broker or the cache taken away under load.
 
-Kafka is stopped OUTAGES times for OUTAGE_S seconds under WRITERS concurrent writers. The issue asks for 4 x 60 s;
-2 x 20 s keeps the suite bounded (TRIBUTARY_FAULT_OUTAGES and TRIBUTARY_FAULT_OUTAGE_S run the long version). A
-batch left without a partition leader for 40 s (aiokafka's request timeout) is what opened the sequence gap that
-stuck partitions (D1); tests/test_producer_recovery.py opens that gap directly, so the short outages need not. Each writer retries a refused request with its Idempotency-Key until it is acknowledged, as a
-client should. The test prints its counts.
+Kafka is stopped OUTAGES times for OUTAGE_S seconds under WRITERS concurrent writers: 4 x 60 s, as issue 10 asks
+(TRIBUTARY_FAULT_OUTAGES and TRIBUTARY_FAULT_OUTAGE_S shorten it for a quick local run). An outage that long leaves
+batches without a partition leader past aiokafka's 40 s request timeout, which is what opened the sequence gap that
+stuck partitions (D1); tests/test_producer_recovery.py also opens that gap directly. Each writer retries a refused
+request with its Idempotency-Key until it is acknowledged, as a client should. The test prints its counts.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ from tributary.settings import Settings
 pytestmark = pytest.mark.kafka
 
 WRITERS = 6
-OUTAGES = int(os.environ.get("TRIBUTARY_FAULT_OUTAGES", "2"))
-OUTAGE_S = float(os.environ.get("TRIBUTARY_FAULT_OUTAGE_S", "20"))
+OUTAGES = int(os.environ.get("TRIBUTARY_FAULT_OUTAGES", "4"))
+OUTAGE_S = float(os.environ.get("TRIBUTARY_FAULT_OUTAGE_S", "60"))
 PARTITIONS = 4
 DIMS = 4
 # Far above the publish bound (kafka_publish_timeout_s, 5 s): a request still unanswered by then hangs.

@@ -9,6 +9,7 @@ import httpx
 import numpy as np
 import pytest
 from tributary_client import AsyncTributary, InvalidRequest, NotFound, Tributary, Unauthorized
+from tributary_client.errors import BatchFailed
 
 from tests.helpers import ADMIN_KEY
 
@@ -127,3 +128,44 @@ async def test_through_kafka_a_session_read_sees_the_previous_write(kafka_url: s
         report = await client.upsert_many("docs", records(1_000, start=300), batch_size=250)
         assert len(report.batches) == 4
         assert await client.count("docs") == 1_300
+
+
+async def test_after_a_refused_batch_no_later_batch_counts_as_acknowledged(embedded_url: str) -> None:
+    batches: list[int] = []
+    stream = list(records(500))
+    stream[250] = {"id": "short", "vector": [0.5]}  # in the third batch of 100
+    async with AsyncTributary(embedded_url, ADMIN_KEY) as client:
+        await client.create_dataset("docs", DIMENSIONS)
+        with pytest.raises(BatchFailed) as refused:
+            await client.upsert_many(
+                "docs", stream, batch_size=100, in_flight=3, on_batch=lambda n, _: batches.append(n)
+            )
+    assert refused.value.record == 250
+    # The batches behind the refused one finished, but a resume must start at the refused batch: only the run
+    # from the start of the stream is reported.
+    assert batches == [100, 100]
+
+
+async def test_numpy_matrices_arrow_tables_and_dataframes_stream_in(embedded_url: str) -> None:
+    import pandas as pd
+    import pyarrow as pa
+
+    rng = np.random.default_rng(3)
+    async with AsyncTributary(embedded_url, ADMIN_KEY) as client:
+        await client.create_dataset("docs", DIMENSIONS, metadata_schema={"lang": "string"})
+        await client.upsert_many("docs", rng.random((250, DIMENSIONS), dtype=np.float32), batch_size=100)
+        vectors = rng.random((120, DIMENSIONS), dtype=np.float32)
+        table = pa.table(
+            {
+                "id": [f"a{i}" for i in range(120)],
+                "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), DIMENSIONS),
+                "lang": ["en"] * 120,
+            }
+        )
+        await client.upsert_many("docs", table, batch_size=50)
+        frame = pd.DataFrame({"id": [f"p{i}" for i in range(30)], "vector": list(vectors[:30]), "lang": "fr"})
+        await client.upsert_many("docs", frame)
+        assert await client.count("docs") == 400
+        assert await client.count("docs", filter={"lang": "en"}) == 120
+        [stored] = await client.get("docs", ["a7"])
+        assert np.allclose(stored.vector or [], vectors[7]) and stored.metadata == {"lang": "en"}

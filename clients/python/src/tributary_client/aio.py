@@ -22,6 +22,7 @@ from tributary_client._wire import (
     batches,
     pack,
     record_body,
+    records_of,
     retry_after,
 )
 from tributary_client.errors import ApiError, BatchFailed, RequestTimeout, TransportError, api_error
@@ -135,7 +136,7 @@ class AsyncTributary:
         self,
         /,
         dataset: str,
-        records: Iterable[Mapping[str, Any]],
+        records: Iterable[Mapping[str, Any]] | Any,
         *,
         batch_size: int = 1000,
         in_flight: int = 4,
@@ -144,7 +145,8 @@ class AsyncTributary:
         on_batch: Callable[[int, models.Accepted], None] | None = None,
         wait: bool = False,
     ) -> IngestReport:
-        """Stream any iterable of records in batches, at most `in_flight` requests at a time. Each batch's
+        """Stream records in batches, at most `in_flight` requests at a time: any iterable of mappings, a numpy
+        matrix of vectors, a pandas DataFrame or an Arrow table (see `records_of`). Each batch's
         Idempotency-Key derives from `key_prefix`, its index and its content: give the same prefix to resume an
         interrupted ingest (with `first_batch`, the index of the first batch `records` starts at) and the
         batches already applied are answered, not applied again. Without a prefix the call makes a random one
@@ -154,18 +156,25 @@ class AsyncTributary:
         report = IngestReport()
         pending: list[tuple[int, int, asyncio.Task[models.Accepted]]] = []
 
+        refused = False  # a batch failed: none after it counts as acknowledged
+
         async def acknowledge() -> None:
+            nonlocal refused
             first, size, task = pending.pop(0)
             try:
                 answer = await task
             except ApiError as exc:
+                refused = True
                 raise BatchFailed(first, exc) from exc
+            except BaseException:
+                refused = True
+                raise
             report.batches.append(answer)
             if on_batch is not None:
                 on_batch(size, answer)
 
         try:
-            for index, batch in enumerate(batches(records, batch_size), start=first_batch):
+            for index, batch in enumerate(batches(records_of(records), batch_size), start=first_batch):
                 bodies = [record_body(record) for record in batch]
                 path = f"/api/v1/datasets/{dataset}/vectors"
                 write = self._write(
@@ -183,11 +192,13 @@ class AsyncTributary:
             while pending:
                 await acknowledge()
         except Exception:
-            # The batches already sent finish, and those before the failure count as acknowledged: what the
-            # report (and `on_batch`) says was written, was.
-            with contextlib.suppress(Exception):
-                while pending:
-                    await acknowledge()
+            # The batches already sent finish. When the records failed (not a batch), they all come before the
+            # failure and count as acknowledged; after a refused batch none does, so what the report and
+            # `on_batch` say was written is an unbroken run from the start of the stream.
+            if not refused:
+                with contextlib.suppress(Exception):
+                    while pending:
+                        await acknowledge()
             await asyncio.gather(*(task for _, _, task in pending), return_exceptions=True)
             raise
         except BaseException:
@@ -247,13 +258,7 @@ class AsyncTributary:
         """Vector, text or hybrid search; `options` are the request's other fields (`score_threshold`,
         `fusion`, `rrf_k`, `alpha`, ...)."""
         body = _search_body(vector, text, mode, k, offset, filter, include, options)
-        return await self._read(
-            models.SearchResponse,
-            "POST",
-            f"/api/v1/datasets/{dataset}/search",
-            body,
-            params=self._consistency(dataset, consistency, token),
-        )
+        return await self._query(models.SearchResponse, dataset, "search", body, consistency, token)
 
     async def search_batch(
         self,
@@ -280,12 +285,8 @@ class AsyncTributary:
                 for s in searches
             ]
         }
-        return await self._read(
-            models.SearchBatchResponse,
-            "POST",
-            f"/api/v1/datasets/{dataset}/search/batch",
-            body,
-            params=self._consistency(dataset, consistency, token),
+        return await self._query(
+            models.SearchBatchResponse, dataset, "search/batch", body, consistency, token
         )
 
     async def get(
@@ -300,13 +301,7 @@ class AsyncTributary:
     ) -> list[models.VectorView]:
         """The vectors of these ids that exist, in the order asked."""
         body = {"ids": list(ids), "include": list(include or ["vector", "metadata", "text"])}
-        answer = await self._read(
-            models.VectorsResponse,
-            "POST",
-            f"/api/v1/datasets/{dataset}/vectors/get",
-            body,
-            params=self._consistency(dataset, consistency, token),
-        )
+        answer = await self._query(models.VectorsResponse, dataset, "vectors/get", body, consistency, token)
         return answer.results
 
     async def scroll(
@@ -350,13 +345,7 @@ class AsyncTributary:
         token: str | None = None,
     ) -> int:
         body = {"filter": dict(filter)} if filter is not None else {}
-        answer = await self._read(
-            models.CountResponse,
-            "POST",
-            f"/api/v1/datasets/{dataset}/count",
-            body,
-            params=self._consistency(dataset, consistency, token),
-        )
+        answer = await self._query(models.CountResponse, dataset, "count", body, consistency, token)
         return answer.count
 
     # Operations and keys
@@ -436,6 +425,24 @@ class AsyncTributary:
         known = self._tokens.get(dataset)
         if known is None or _position(token) >= _position(known):
             self._tokens[dataset] = token
+
+    async def _query(
+        self,
+        model: type[M],
+        dataset: str,
+        route: str,
+        body: Any,
+        consistency: Consistency | None,
+        token: str | None,
+    ) -> M:
+        """A read of a dataset's vectors at the consistency asked (by default, session with the last token)."""
+        return await self._read(
+            model,
+            "POST",
+            f"/api/v1/datasets/{dataset}/{route}",
+            body,
+            params=self._consistency(dataset, consistency, token),
+        )
 
     async def _read(
         self,

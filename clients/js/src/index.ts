@@ -1,0 +1,5 @@
+/** The TypeScript client of Tributary. */
+export * from "./client.js";
+export * from "./errors.js";
+export type * from "./models.js";
+export { pack, unpack, type Retries, type UpsertRecord, type Vector } from "./wire.js";

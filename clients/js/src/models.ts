@@ -1,0 +1,105 @@
+/**
+ * The server's answers, as its OpenAPI document (`clients/python/openapi.json`) describes them. Fields keep the
+ * server's names.
+ */
+
+export type Consistency = "eventual" | "bounded" | "session" | "strong";
+export type Metric = "cosine" | "dot" | "l2";
+export type FieldType = "string" | "integer" | "number" | "boolean" | "string_list";
+export type Include = "vector" | "metadata" | "text";
+export type Filter = Record<string, unknown>;
+
+/** A write was taken: its operation, and the token a `session` read waits for. */
+export interface Accepted {
+  operation_id: string;
+  consistency_token: string;
+  status: string;
+  ids?: string[] | null;
+  reason?: string | null;
+  rejection?: "not_found" | "conflict" | "invalid" | null;
+}
+
+export interface DatasetView {
+  name: string;
+  dimensions: number;
+  metric: string;
+  metadata_schema: Record<string, string>;
+  text_field: string | null;
+  embedder: Record<string, unknown> | null;
+  status: string;
+  version: string;
+  vector_count: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface VectorView {
+  id: string;
+  score?: number | null;
+  vector?: number[] | null;
+  metadata?: Record<string, unknown> | null;
+  text?: string | null;
+}
+
+/** What every read says of the replica that answered it. */
+export interface ReadAnswer {
+  consistency: string;
+  version: string;
+  /** Event-log positions applied by this replica. */
+  reflects: Record<string, number>;
+}
+
+export interface SearchPage {
+  results: VectorView[];
+  /** The `offset` of the next page, or null at the end. */
+  next_offset?: number | null;
+}
+
+export interface SearchResponse extends ReadAnswer, SearchPage {}
+
+export interface SearchBatchResponse extends ReadAnswer {
+  /** One page per search, in the order asked. */
+  answers: SearchPage[];
+}
+
+export interface VectorsResponse extends ReadAnswer {
+  results: VectorView[];
+}
+
+export interface ScrollResponse extends ReadAnswer {
+  results: VectorView[];
+  next_cursor?: string | null;
+}
+
+export interface CountResponse extends ReadAnswer {
+  count: number;
+}
+
+export interface OperationView {
+  id: string;
+  dataset: string;
+  command_type: string;
+  /** `accepted` until applied; then `applied` or `rejected`. */
+  status: string;
+  reason: string | null;
+  rejection: "not_found" | "conflict" | "invalid" | null;
+  consistency_token: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** A new API key: `key` is shown this once. */
+export interface CreatedKey {
+  id: string;
+  key: string;
+}
+
+export interface KeyView {
+  id: string;
+  prefix: string;
+  tenant: string;
+  roles: string[];
+  datasets: string[] | null;
+  created_at: string;
+  revoked_at: string | null;
+}

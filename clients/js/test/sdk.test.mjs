@@ -1,0 +1,287 @@
+// The TypeScript SDK against a real embedded server, started here.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+
+import {
+  BatchFailed,
+  InvalidRequest,
+  NotFound,
+  RateLimited,
+  RequestTimeout,
+  TransportError,
+  Tributary,
+  Unauthorized,
+  Unavailable,
+} from "../dist/index.js";
+import { faultyProxy } from "./proxy.mjs";
+import { startServer } from "./server.mjs";
+
+const DIMENSIONS = 8;
+let server;
+let client;
+
+before(async () => {
+  server = await startServer();
+  client = new Tributary({ url: server.url, apiKey: server.key });
+});
+
+after(async () => {
+  await server?.stop();
+});
+
+// Deterministic vectors, distinct per record (so searches have no ties): a small PRNG seeded with the index.
+function vectorOf(i) {
+  let state = (i + 1) * 2654435761;
+  return Float32Array.from({ length: DIMENSIONS }, () => {
+    state = (Math.imul(state ^ (state >>> 15), 2246822507) + 0x6d2b79f5) >>> 0;
+    return state / 2 ** 32;
+  });
+}
+
+function* records(count, start = 0) {
+  for (let i = start; i < start + count; i++) {
+    const vector = vectorOf(i);
+    yield { id: `r${i}`, vector, metadata: { n: i } };
+  }
+}
+
+test("batches stream in packed and a session read sees them", async () => {
+  await client.createDataset("batches", DIMENSIONS, { metadata_schema: { n: "integer" } });
+  const acknowledged = [];
+  const report = await client.upsertMany("batches", records(3_500), {
+    batchSize: 1_000,
+    inFlight: 2,
+    onBatch: (size) => acknowledged.push(size),
+  });
+  assert.equal(report.records, 3_500);
+  assert.equal(report.batches.length, 4);
+  assert.deepEqual(acknowledged, [1_000, 1_000, 1_000, 500]);
+  // No wait: the client carries the last write's token and reads at session consistency.
+  // Batches in flight together may be applied in either order: the client keeps the latest position.
+  const offsets = report.batches.map((answer) => Number(answer.consistency_token.split(":")[1]));
+  assert.equal(Number(client.lastToken("batches").split(":")[1]), Math.max(...offsets));
+  assert.equal(await client.count("batches"), 3_500);
+  assert.equal(await client.count("batches", { filter: { n: { $lt: 100 } } }), 100);
+  const found = await client.get("batches", ["r7", "missing"]);
+  assert.deepEqual(
+    found.map((view) => view.id),
+    ["r7"],
+  );
+  assert.deepEqual(Float32Array.from(found[0].vector), vectorOf(7));
+});
+
+test("a session read sees the previous write of each kind", async () => {
+  await client.createDataset("session", DIMENSIONS, { metadata_schema: { n: "integer", tag: "string" } });
+  await client.upsert("session", [...records(20)]);
+  assert.equal(await client.count("session"), 20);
+  await client.delete("session", { ids: ["r0", "r1"] });
+  assert.equal(await client.count("session"), 18);
+  await client.updateMetadata("session", "r5", { tag: "seen" });
+  const [view] = await client.get("session", ["r5"]);
+  assert.deepEqual(view.metadata, { n: 5, tag: "seen" });
+  await client.delete("session", { filter: { n: { $gte: 10 } } });
+  assert.equal(await client.count("session"), 8);
+  const names = (await client.listDatasets()).map((dataset) => dataset.name);
+  assert.ok(names.includes("session"));
+  assert.equal((await client.getDataset("session")).dimensions, DIMENSIONS);
+});
+
+test("a refused batch of upsertMany names the record at fault; the batches before it were acknowledged", async () => {
+  await client.createDataset("refused", DIMENSIONS);
+  function* stream() {
+    yield* records(250);
+    yield { id: "short", vector: [0.5] }; // record 250: the third batch's first
+    yield* records(100, 251);
+  }
+  const acknowledged = [];
+  const failure = await client
+    .upsertMany("refused", stream(), {
+      batchSize: 100,
+      inFlight: 2,
+      wait: true,
+      onBatch: (size) => acknowledged.push(size),
+    })
+    .then(
+      () => assert.fail("a short vector was taken"),
+      (error) => error,
+    );
+  assert.ok(failure instanceof BatchFailed);
+  assert.equal(failure.status, 422);
+  assert.equal(failure.firstRecord, 200);
+  assert.equal(failure.record, 250);
+  assert.equal(failure.error.field, "vector");
+  // The last batch was in flight with the refused one: it may be stored, but it is not acknowledged, so what
+  // onBatch saw is a prefix of the stream (a resumed ingest starts from record 200 and resends it with its key).
+  assert.deepEqual(acknowledged, [100, 100]);
+  const stored = await client.count("refused", { consistency: "strong" });
+  assert.ok(stored === 200 || stored === 251, `${stored} records stored`);
+});
+
+test("a bad record in the stream stops upsertMany after acknowledging the batches sent before it", async () => {
+  await client.createDataset("stopped", DIMENSIONS);
+  function* stream() {
+    yield* records(250);
+    yield { id: "odd", vectors: [0.5] }; // not a record: refused by the client, before it is sent
+  }
+  const acknowledged = [];
+  const options = { batchSize: 100, inFlight: 3, wait: true, onBatch: (size) => acknowledged.push(size) };
+  await assert.rejects(client.upsertMany("stopped", stream(), options), TypeError);
+  assert.deepEqual(acknowledged, [100, 100]);
+  assert.equal(await client.count("stopped"), 200);
+});
+
+test("paging to the end: scroll, and search offsets", async () => {
+  await client.createDataset("paging", DIMENSIONS, { metadata_schema: { n: "integer" } });
+  await client.upsertMany("paging", records(1_234), { batchSize: 500, wait: true });
+  const seen = [];
+  for await (const view of client.scroll("paging", { pageSize: 100 })) seen.push(view.id);
+  assert.equal(seen.length, 1_234);
+  assert.equal(new Set(seen).size, 1_234);
+  const query = new Float32Array(DIMENSIONS).fill(1);
+  const pages = [];
+  let offset = 0;
+  for (;;) {
+    const page = await client.search("paging", { vector: query, k: 50, offset });
+    pages.push(...page.results.map((view) => view.id));
+    if (page.next_offset == null || pages.length >= 300) break;
+    offset = page.next_offset;
+  }
+  assert.equal(pages.length, 300);
+  assert.equal(new Set(pages).size, 300);
+  const searches = [
+    { vector: [...query], k: 3 },
+    { vector: query, k: 3, offset: 3, filter: { n: { $gte: 0 } } },
+  ];
+  const batch = await client.searchBatch("paging", searches);
+  assert.equal(batch.answers.length, 2);
+  for (const [i, search] of searches.entries()) {
+    const alone = await client.search("paging", search);
+    assert.deepEqual(
+      batch.answers[i].results.map((view) => view.id),
+      alone.results.map((view) => view.id),
+    );
+  }
+});
+
+test("a batch whose answer was lost is retried and applied once", async () => {
+  await client.createDataset("retried", DIMENSIONS);
+  const upsert = (request) => request.method === "POST" && request.url.endsWith("/vectors?wait=true");
+  const proxy = await faultyProxy(server.url, [{ match: upsert, fault: "lose-answer" }]);
+  try {
+    const network = new Tributary({ url: proxy.url, apiKey: server.key, retries: { baseMs: 10 } });
+    const report = await network.upsertMany("retried", records(30), { batchSize: 10, inFlight: 1, wait: true });
+    assert.equal(proxy.lost.length, 1);
+    // The retry carried the first attempt's Idempotency-Key: the server answered it with the first operation.
+    assert.equal(report.batches[0].operation_id, proxy.lost[0].body.operation_id);
+    assert.equal(new Set(report.batches.map((answer) => answer.operation_id)).size, 3);
+    assert.equal(await network.count("retried"), 30);
+    const operation = await network.waitFor(report.batches[0]);
+    assert.equal(operation.status, "applied");
+  } finally {
+    await proxy.close();
+  }
+});
+
+test("creating a key is not retried once sent", async () => {
+  const createKey = (request) => request.method === "POST" && request.url.endsWith("/admin/keys");
+  const proxy = await faultyProxy(server.url, [{ match: createKey, fault: "lose-answer" }]);
+  try {
+    const network = new Tributary({ url: proxy.url, apiKey: server.key, retries: { baseMs: 10 } });
+    await assert.rejects(network.createKey("lost", ["reader"]), TransportError);
+    const keys = await client.listKeys({ tenant: "lost" });
+    assert.deepEqual(
+      keys.map((key) => key.id),
+      [proxy.lost[0].body.id],
+    );
+    const made = await client.createKey("lost", ["reader"]);
+    const reader = new Tributary({ url: server.url, apiKey: made.key });
+    assert.deepEqual(await reader.listDatasets(), []);
+    await client.revokeKey(made.id);
+    // The process that revoked the key refuses it at once.
+    await assert.rejects(reader.listDatasets(), Unauthorized);
+  } finally {
+    await proxy.close();
+  }
+});
+
+test("429 and 503 are retried after their Retry-After, and spent retries throw the typed error", async () => {
+  await client.createDataset("busy", DIMENSIONS);
+  const count = (request) => request.url.includes("/busy/count");
+  const createKey = (request) => request.method === "POST" && request.url.endsWith("/admin/keys");
+  const proxy = await faultyProxy(server.url, [
+    { match: count, fault: { status: 503, headers: { "retry-after": "0" } } },
+    { match: count, fault: { status: 429, headers: { "retry-after": "0" } } },
+    // A rate limit is checked before anything: even a call that is not safe to repeat is retried after a 429.
+    { match: createKey, fault: { status: 429, headers: { "retry-after": "0" } } },
+  ]);
+  try {
+    const network = new Tributary({ url: proxy.url, apiKey: server.key, retries: { baseMs: 1 } });
+    assert.equal(await network.count("busy"), 0);
+    const made = await network.createKey("busy", ["reader"]);
+    assert.deepEqual(proxy.answered, [503, 429, 429]);
+    assert.deepEqual(
+      (await client.listKeys({ tenant: "busy" })).map((key) => key.id),
+      [made.id],
+    );
+  } finally {
+    await proxy.close();
+  }
+  const unavailable = await faultyProxy(server.url, [
+    { match: count, fault: { status: 503, headers: { "retry-after": "0" } } },
+    { match: count, fault: { status: 503, headers: { "retry-after": "0" } } },
+  ]);
+  try {
+    const network = new Tributary({ url: unavailable.url, apiKey: server.key, retries: { attempts: 2, baseMs: 1 } });
+    await assert.rejects(network.count("busy"), (error) => error instanceof Unavailable && error.retryAfter === 0);
+  } finally {
+    await unavailable.close();
+  }
+  const limited = await faultyProxy(server.url, [
+    { match: count, fault: { status: 429, headers: { "retry-after": "7" } } },
+  ]);
+  try {
+    const network = new Tributary({ url: limited.url, apiKey: server.key, retries: { attempts: 1 } });
+    await assert.rejects(network.count("busy"), (error) => error instanceof RateLimited && error.retryAfter === 7);
+  } finally {
+    await limited.close();
+  }
+});
+
+test("an attempt without an answer within timeoutMs is retried, then a RequestTimeout", async () => {
+  await client.createDataset("slow", DIMENSIONS);
+  const count = (request) => request.url.includes("/slow/count");
+  const proxy = await faultyProxy(server.url, [
+    { match: count, fault: "hang" },
+    { match: count, fault: "hang" },
+    { match: count, fault: "hang" },
+  ]);
+  try {
+    const network = new Tributary({
+      url: proxy.url,
+      apiKey: server.key,
+      timeoutMs: 300,
+      retries: { attempts: 2, baseMs: 1 },
+    });
+    await assert.rejects(network.count("slow"), RequestTimeout);
+    assert.equal(proxy.unused(), 1, "two attempts, each given up after its timeoutMs");
+  } finally {
+    await proxy.close();
+  }
+});
+
+test("errors are typed with the record at fault", async () => {
+  await client.createDataset("errors", DIMENSIONS);
+  const bad = [...records(2), { id: "short", vector: [0.5, 0.5] }];
+  const refused = await client.upsert("errors", bad).then(
+    () => assert.fail("a short vector was taken"),
+    (error) => error,
+  );
+  assert.ok(refused instanceof InvalidRequest);
+  assert.equal(refused.status, 422);
+  assert.equal(refused.index, 2);
+  assert.equal(refused.field, "vector");
+  assert.ok(refused.problems.length >= 1);
+  await assert.rejects(client.search("nothing-here", { vector: new Float32Array(DIMENSIONS) }), NotFound);
+  const stranger = new Tributary({ url: server.url, apiKey: "trb_wrong_key" });
+  await assert.rejects(stranger.listDatasets(), (error) => error instanceof Unauthorized && error.status === 401);
+});
