@@ -10,8 +10,8 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 extras="test,embed-local"
-# The Python SDK and its CLI, whose tests run against the server (tests/clients).
-client="./clients/python[cli,parquet,numpy,pandas]"
+# The Python SDK, its CLI and its LangChain store, whose tests run against the server (tests/clients).
+client="./clients/python[cli,parquet,numpy,pandas,langchain,test]"
 # Installing is skipped while what it resolves from is unchanged: the stamp holds a hash of both pyproject.toml
 # files, the extras and the Python build, written after a successful install. (Both are installed editable.)
 stamp=.venv/.tributary-install-stamp
