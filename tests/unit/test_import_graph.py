@@ -20,7 +20,7 @@ LAUNCHER = "tributary/__main__.py"
 TRANSPORTS = frozenset({"fastapi", "starlette", "uvicorn", "faststream", "aiokafka", "grpc"})
 # The only modules outside entrypoints/ that may import a transport: the HTTP adapters (routes, dependencies,
 # middleware, the error shape) and the Kafka clients (the publisher, the replica's follower, the applier's
-# fence). Every other module (the handlers: workers/applier.py, projector.py, isolation.py; the command side's
+# fence, the stream consumers' helper). Every other module (the handlers: workers/applier.py, projector.py, isolation.py; the command side's
 # operations, splitting and retention; the query side's projections, search and cache) is transport-free,
 # and so is any module added later unless it is named here.
 TRANSPORT_ADAPTERS = frozenset(
@@ -34,6 +34,7 @@ TRANSPORT_ADAPTERS = frozenset(
         "tributary/kafka.py",
         "tributary/kafka_backoff.py",
         "tributary/producer.py",
+        "tributary/stream.py",
         "command_api/deps.py",
         "command_api/validation.py",
         "query_api/deps.py",
