@@ -72,7 +72,10 @@ class Connection:
         if self.output == "json":
             out.print_json(json.dumps([row.model_dump(mode="json", exclude_none=True) for row in rows]))
             return
-        table = Table(*columns)
+        table = Table()
+        for column in columns:
+            # Folded, never cut: a new key is shown this once.
+            table.add_column(column, overflow="fold")
         for row in rows:
             values = row.model_dump(mode="json")
             table.add_row(*(_cell(values.get(column)) for column in columns))
