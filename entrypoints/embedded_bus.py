@@ -17,9 +17,10 @@ from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from events import Command, DomainEvent, parse_command, parse_event, partition_key
-from tributary.bus import ConsistencyToken
+from tributary.bus import ConsistencyToken, count_accepted
 from tributary.db.models import BusCommandRow, BusEventRow
 from tributary.limits import COMMAND_BATCH
+from tributary.metrics import count_dead_letters
 from tributary.resilience import Backoff, RepeatedLog, Supervised
 from tributary.storage import DatasetStore
 from tributary.threads import in_thread_to_completion
@@ -65,6 +66,7 @@ class EmbeddedBus:
             session.add_all(rows)
             await session.flush()
             seq = rows[-1].seq
+        count_accepted(commands, [len(row.body.encode()) for row in rows])
         self._wake.set()
         return ConsistencyToken(partition=0, offset=seq)
 
@@ -190,5 +192,6 @@ class EmbeddedBus:
                 .where(BusCommandRow.seq.in_([seq for seq, _ in rows]), BusCommandRow.status == PENDING)
                 .values(status=DONE)
             )
+        count_dead_letters(unreadable=len(unreadable), rejected=len(poisoned))
         if self._on_events is not None:
             await in_thread_to_completion(self._on_events, outcome.events)

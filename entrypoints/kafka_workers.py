@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from events import Command, CommandRejected, DomainEvent, parse_command, parse_event, partition_key
 from tributary.kafka import Channels, consumer_record, consumer_records, dead_letter, json_headers
 from tributary.limits import COMMAND_BATCH, MAX_MESSAGE_BYTES
+from tributary.metrics import count_dead_letters
 from tributary.producer import Outgoing, ResilientProducer
 from tributary.resilience import Backoff, RepeatedLog, Unavailable
 from tributary.storage import DatasetStore
@@ -142,6 +143,7 @@ def register_applier(
         await producer.send_all(
             [dead_letter(channels.topics, reason, record) for record, reason in [*unreadable, *letters]]
         )
+        count_dead_letters(unreadable=len(unreadable), rejected=len(letters))
 
 
 def _rewind(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:

@@ -46,6 +46,8 @@ EXACT_SCAN_ROWS = 4_000
 MIN_EF = 100
 _SPACES = {"cosine": "cosine", "dot": "ip", "l2": "l2"}
 _INITIAL_CAPACITY = 1024
+# Links per HNSW node (twice as many on the bottom level).
+_M = 16
 # Inserting is the most expensive thing a replica does (about 0.3 ms a new vector, one thread, 384 dimensions at
 # 100,000; 1.4 ms to replace one): a load from DeepLake inserts on every core, as searches wait for it anyway.
 _PARALLEL_INSERT_ROWS = 32
@@ -114,7 +116,7 @@ class DatasetProjection:
         self.applied_at_version = 0
         self.lock = ReadWriteLock()
         self._index = hnswlib.Index(space=_SPACES[metric], dim=dimensions)
-        self._index.init_index(max_elements=_INITIAL_CAPACITY, M=16, ef_construction=128)
+        self._index.init_index(max_elements=_INITIAL_CAPACITY, M=_M, ef_construction=128)
         # Slots whose current vector is live in HNSW, and the live slots waiting to be inserted (in write order).
         self._in_index = np.zeros(_INITIAL_CAPACITY, dtype=bool)
         self._pending: dict[int, None] = {}
@@ -246,6 +248,14 @@ class DatasetProjection:
     def pending(self) -> int:
         """Live vectors not in HNSW yet (searched by exact scan meanwhile)."""
         return len(self._pending)
+
+    @property
+    def memory_bytes(self) -> int:
+        """An estimate of the memory the vectors take: the arrays held here, and hnswlib's bottom level for each
+        slot of its capacity (the vector, 2·M links of 4 bytes and their count, the 8-byte label); its upper
+        levels add about 1/M of that. Ids, texts, metadata and the text index are not counted."""
+        hnsw = int(self._index.get_max_elements()) * (self.dimensions * 4 + 2 * _M * 4 + 4 + 8)
+        return self._vectors.nbytes + self._norms.nbytes + self._in_index.nbytes + hnsw
 
     def slot(self, vector_id: str) -> int | None:
         return self._slot_of.get(vector_id)
