@@ -21,6 +21,7 @@ from tests import services
 from tests.cluster import Cluster
 from tests.helpers import ADMIN_KEY, eventually, sample
 from tests.processes import free_port, serve, tributary_env, wait_ready
+from tests.test_deploy_prometheus import dashboard_queries
 from tributary.settings import Settings
 
 DIMS = 8
@@ -142,6 +143,14 @@ async def test_prometheus_scrapes_every_role(
             assert await value_when(prometheus, f"count({pending} == 0)", 1) == 1
             memory = f'tributary_index_memory_bytes{{{run}, role="query-api"}}'
             assert await value_when(prometheus, f"sum({memory})", 1) > 0
+            # Prometheus takes every query of the Grafana dashboard, and evaluates the alert rules without error.
+            for expr in dashboard_queries():
+                await query(prometheus, expr.replace("$job", ".*").replace("$__rate_interval", "1m"))
+            async with httpx.AsyncClient(timeout=10) as client:
+                groups = (await client.get(f"{prometheus.url}/api/v1/rules")).json()["data"]["groups"]
+            rules = {rule["name"]: rule for group in groups for rule in group["rules"]}
+            assert rules, "deploy/local/services.sh's Prometheus evaluates deploy/prometheus/alerts.yml"
+            assert {name: rule["health"] for name, rule in rules.items() if rule["health"] == "err"} == {}
     finally:
         cluster.stop_all()
 

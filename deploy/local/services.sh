@@ -318,15 +318,7 @@ prometheus_running() { ours "$prometheus_home/prometheus.pid" "$prometheus_port"
 
 prometheus_ports_free() { port_free "$prometheus_port" TRIBUTARY_PROMETHEUS_PORT; }
 
-prometheus_up() {
-  if prometheus_running; then
-    log "prometheus already running (pid $(cat "$prometheus_home/prometheus.pid"))"
-    return 0
-  fi
-  if ! command -v prometheus >/dev/null; then
-    log "prometheus not found: install Debian's prometheus package (apt-get install --no-install-recommends prometheus)"
-    return 1
-  fi
+prometheus_config() {
   mkdir -p "$prometheus_home/data" "$prometheus_home/targets"
   cat >"$prometheus_home/prometheus.yml" <<EOF
 global:
@@ -341,6 +333,21 @@ scrape_configs:
       - files: ["$prometheus_home/targets/*.json"]
         refresh_interval: 1s
 EOF
+}
+
+prometheus_up() {
+  if prometheus_running; then
+    prometheus_config
+    # SIGHUP: Prometheus reads its configuration and the alert rules again (they may have changed since).
+    kill -HUP "$(cat "$prometheus_home/prometheus.pid")"
+    log "prometheus already running (pid $(cat "$prometheus_home/prometheus.pid")); configuration and rules reloaded"
+    return 0
+  fi
+  if ! command -v prometheus >/dev/null; then
+    log "prometheus not found: install Debian's prometheus package (apt-get install --no-install-recommends prometheus)"
+    return 1
+  fi
+  prometheus_config
   log "starting prometheus on 127.0.0.1:$prometheus_port"
   : >"$prometheus_home/prometheus.log"
   setsid nohup prometheus --config.file="$prometheus_home/prometheus.yml" \
