@@ -3,15 +3,18 @@ and the rate limiter's counters. The counters are the test process's, so each te
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import numpy as np
 import pytest
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry, Histogram
 
 from entrypoints.http_app import create_app
 from events import OpenAIEmbedderConfig
 from tests.helpers import sample, serving
 from tests.test_embedder_openai import endpoint
 from tributary.embedding import Embedders, EmbeddingFailed
+from tributary.metrics import observe_since
 from tributary.settings import Settings
 
 DIMS = 4
@@ -64,6 +67,8 @@ async def test_accepted_writes_and_their_application_are_measured(embedded_setti
     assert grew("tributary_applier_batch_commands_sum") >= 1
     assert grew("tributary_applier_apply_seconds_count") >= 1
     assert grew("tributary_applier_commit_seconds_count") >= 1
+    assert grew("tributary_ack_to_applied_seconds_count") >= 1
+    assert grew("tributary_applied_to_visible_seconds_count") >= 1
     assert sample(after, "tributary_http_requests_total", route="/metrics", method="GET", status="2xx") >= 1
 
 
@@ -91,3 +96,9 @@ async def test_metrics_answer_in_prometheus_text_format(embedded_settings: Setti
         answer = await client.get("/metrics")
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/plain; version=")
+
+
+def test_a_naive_time_from_a_foreign_producer_is_taken_as_utc() -> None:
+    histogram = Histogram("seconds_since", "a test's", registry=CollectorRegistry())
+    observe_since(histogram, [datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC).replace(tzinfo=None)])
+    assert histogram.collect()[0].samples[-1].value >= 3600  # the sum

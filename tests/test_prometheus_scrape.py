@@ -131,6 +131,11 @@ async def test_prometheus_scrapes_every_role(
             assert await value_when(prometheus, f"sum({batches})", 2) >= 2
             commits = f'tributary_applier_commit_seconds_count{{{run}, role="applier"}}'
             assert await value_when(prometheus, f"sum({commits})", 1) >= 1
+            # The write's way to visibility: accepted to applied (the applier), applied to visible (the replica).
+            applied = f'tributary_ack_to_applied_seconds_count{{{run}, role="applier"}}'
+            assert await value_when(prometheus, f"sum({applied})", 2) >= 2
+            visible = f'tributary_applied_to_visible_seconds_count{{{run}, role="query-api"}}'
+            assert await value_when(prometheus, f"sum({visible})", 1) >= 1
             # Every consumer's lag, per partition (4), reported and back to 0 once all is applied.
             for consumer, role in (
                 ("applier", "applier"),

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import atexit
 import os
+from collections.abc import Iterable
+from datetime import UTC, datetime
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -82,6 +84,12 @@ APPLIER_COMMIT_SECONDS = Histogram(
     "Time of one DeepLake commit (one dataset's writes of a batch)",
     buckets=LATENCY_BUCKETS,
 )
+ACK_TO_APPLIED = Histogram(
+    "tributary_ack_to_applied_seconds",
+    "From a command's acceptance by the command API (its occurred_at) to the end of the applier's batch that "
+    "applied it (DeepLake committed); across hosts, their clocks' difference is in it",
+    buckets=LATENCY_BUCKETS,
+)
 DEAD_LETTERS = Counter(
     "tributary_dead_letters_total",
     "Commands sent to the dead letters: unreadable, rejected by the applier, or crashing it",
@@ -98,6 +106,13 @@ CONSUMER_LAG = Gauge(
 )
 
 # -- Query side (query_api/) ----------------------------------------------------------------------------------
+APPLIED_TO_VISIBLE = Histogram(
+    "tributary_applied_to_visible_seconds",
+    "From a domain event's creation by the applier (its occurred_at, after the DeepLake commit) to its "
+    "application to this replica's projections, where searches see it; with tributary_ack_to_applied_seconds, "
+    "a write's way to visibility",
+    buckets=LATENCY_BUCKETS,
+)
 VECTORS_PENDING_INDEX = Gauge(
     "tributary_vectors_pending_index",
     "Vectors a query replica applied but has not inserted into HNSW yet (searched exactly meanwhile)",
@@ -143,6 +158,15 @@ BREAKER_OPENS = Counter(
     "Times a circuit breaker opened after being closed",
     ["dependency"],
 )
+
+
+def observe_since(histogram: Histogram, moments: Iterable[datetime]) -> None:
+    """Observe the seconds from each of `moments` (aware datetimes, such as an envelope's occurred_at) to now."""
+    now = datetime.now(UTC)
+    for moment in moments:
+        # A message from a foreign producer may carry a naive time: taken as UTC rather than failing the batch.
+        aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+        histogram.observe(max(0.0, (now - aware).total_seconds()))
 
 
 def count_dead_letters(*, unreadable: int, rejected: int) -> None:

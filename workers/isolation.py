@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from events import Command, DomainEvent
-from tributary.metrics import APPLIER_APPLY_SECONDS, APPLIER_BATCH_COMMANDS
+from tributary.metrics import ACK_TO_APPLIED, APPLIER_APPLY_SECONDS, APPLIER_BATCH_COMMANDS, observe_since
 from tributary.storage import DatasetStore
 from workers.applier import apply_commands, rejection
 
@@ -32,7 +32,9 @@ def apply_batch(commands: Sequence[Command], store: DatasetStore, *, give_up: bo
     an outage (storage unreachable), so the error propagates and the batch is delivered again later."""
     APPLIER_BATCH_COMMANDS.observe(len(commands))
     with APPLIER_APPLY_SECONDS.time():
-        return _apply_batch(commands, store, give_up=give_up)
+        outcome = _apply_batch(commands, store, give_up=give_up)
+    observe_since(ACK_TO_APPLIED, [command.occurred_at for command in commands])
+    return outcome
 
 
 def _apply_batch(commands: Sequence[Command], store: DatasetStore, *, give_up: bool) -> BatchOutcome:
