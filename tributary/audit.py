@@ -18,9 +18,10 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from pydantic import BaseModel
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tributary.db.models import AuditRow
+from tributary.http_hygiene import answered_status
 from tributary.resilience import RepeatedLog
 from tributary.services import Services, services_of
 
@@ -109,22 +110,15 @@ class AuditMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        status: list[int] = []
-
-        async def watch(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status.append(int(message["status"]))
-            await send(message)
-
-        await self.app(scope, receive, watch)
-        if not (status and audited(scope["method"], scope["path"], status[0])):
+        status = await answered_status(self.app, scope, receive, send)
+        if status is None or not audited(scope["method"], scope["path"], status):
             return
         services = services_of(scope["app"])
         if services is None:
             return
         principal = getattr(scope.get("state", {}).get("principal"), "model_dump", None)
-        if principal is None and status[0] in (401, 429):
-            services.refusals.add(scope["method"], scope["path"], status[0])
+        if principal is None and status in (401, 429):
+            services.refusals.add(scope["method"], scope["path"], status)
             return
         who = principal() if principal else None
         event = AuditEvent(
@@ -134,7 +128,7 @@ class AuditMiddleware:
             subject=who["subject"] if who else "anonymous",
             action=scope["method"],
             target=scope["path"][:MAX_TARGET],
-            outcome=status[0],
+            outcome=status,
         )
         await store(services, event)
 

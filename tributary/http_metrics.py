@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import time
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tributary.http_hygiene import answered_status
 from tributary.metrics import HTTP_DURATION, HTTP_REQUESTS
 
 UNMATCHED = "unmatched"
@@ -26,15 +27,8 @@ class HttpMetrics:
         started = time.perf_counter()
         # An exception that escapes the app becomes a 500 in Starlette's outermost middleware.
         status = 500
-
-        async def watch(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
         try:
-            await self.app(scope, receive, watch)
+            status = await answered_status(self.app, scope, receive, send) or status
         finally:
             # The router put the matched route in the scope it was given: this one.
             route = getattr(scope.get("route"), "path", UNMATCHED)
