@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from schemas.datasets import DatasetView, OperationView
 from tributary.auth.principal import Principal, authorize
 from tributary.db.models import DatasetRow, OperationRow
+from tributary.db.outcomes import settled
 from tributary.failures import NotFound
 
 
@@ -38,3 +39,11 @@ async def readable_operation(session: AsyncSession, principal: Principal, operat
 
 async def get_operation(session: AsyncSession, principal: Principal, operation_id: str) -> OperationView:
     return OperationView.model_validate(await readable_operation(session, principal, operation_id))
+
+
+async def wait_operation(
+    session: AsyncSession, principal: Principal, operation_id: str, timeout: float
+) -> OperationView:
+    """The operation once applied or rejected, or as it is when `timeout` passes first."""
+    row = await readable_operation(session, principal, operation_id)
+    return OperationView.model_validate(await settled(session, row.id, timeout) or row)
