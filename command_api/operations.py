@@ -207,4 +207,6 @@ async def _await_outcome(accepted: Accepted, session: AsyncSession, timeout: flo
     row = await settled(session, accepted.operation_id, timeout)
     if row is None:
         return accepted
-    return accepted.model_copy(update={"status": row.status, "reason": row.reason, "rejection": row.rejection})
+    return accepted.model_copy(
+        update={"status": row.status, "reason": row.reason, "rejection": row.rejection}
+    )

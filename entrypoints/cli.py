@@ -100,7 +100,9 @@ def serve(
         )
         return
     # Worker processes import the app by name; they read the role and settings from the environment they inherit.
-    os.environ.update({WORKER_ROLE_VARIABLE: role, "TRIBUTARY_HOST": host, "TRIBUTARY_GRPC_PORT": str(grpc_port)})
+    os.environ.update(
+        {WORKER_ROLE_VARIABLE: role, "TRIBUTARY_HOST": host, "TRIBUTARY_GRPC_PORT": str(grpc_port)}
+    )
     uvicorn.run(
         "entrypoints.http_app:app_for_worker",
         factory=True,

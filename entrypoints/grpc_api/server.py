@@ -52,7 +52,9 @@ async def start_grpc(services: Services, stack: AsyncExitStack, *, shared_port: 
     return port
 
 
-async def _follow_readiness(services: Services, servicer: health.aio.HealthServicer, names: list[str]) -> None:
+async def _follow_readiness(
+    services: Services, servicer: health.aio.HealthServicer, names: list[str]
+) -> None:
     serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
     while True:
         ready, _ = await services.readiness.report()

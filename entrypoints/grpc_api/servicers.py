@@ -311,15 +311,22 @@ def _client(peer: str) -> str:
     return address.rsplit(":", 1)[0].strip("[]") or "unknown"
 
 
+def _given(message: Any, field: str) -> bool:
+    """Whether the client set `field` (a field without presence counts as set when it is not empty)."""
+    if message.DESCRIPTOR.fields_by_name[field].has_presence:
+        return bool(message.HasField(field))
+    return bool(getattr(message, field))
+
+
 def _present(message: Any, *names: str) -> dict[str, Any]:
-    return {name: getattr(message, name) for name in names if message.HasField(name)}
+    return {name: getattr(message, name) for name in names if _given(message, name)}
 
 
 def _json_fields(message: Any, **fields: str) -> dict[str, Any]:
     """The JSON text fields of a message, parsed, under their model names."""
     parsed = {}
     for name, field in fields.items():
-        if message.HasField(field):
+        if _given(message, field):
             try:
                 parsed[name] = json.loads(getattr(message, field))
             except json.JSONDecodeError as exc:
