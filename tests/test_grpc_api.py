@@ -22,7 +22,7 @@ from entrypoints.grpc_api.servicers import SERVICERS
 from entrypoints.grpc_api.v1 import tributary_pb2 as pb
 from entrypoints.grpc_api.v1 import tributary_pb2_grpc as pb_grpc
 from entrypoints.http_app import create_app
-from tests.helpers import serving
+from tests.helpers import ADMIN_KEY, serving
 from tests.kafka_tools import workers
 from tests.processes import free_port
 from tests.test_security import key_for
@@ -254,3 +254,53 @@ async def test_grpc_end_to_end_through_kafka(distributed_settings: Settings) -> 
         with pytest.raises(grpc.aio.AioRpcError) as gone:
             await pb_grpc.DatasetsStub(reads).Get(pb.DatasetRef(dataset="docs"), metadata=auth(alice))
         assert gone.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_rate_limits_idempotency_and_outages_over_grpc(
+    embedded_settings: Settings, redis_url: str
+) -> None:
+    port = free_port()
+    settings = embedded_settings.model_copy(
+        update={
+            "grpc_port": port,
+            "redis_url": redis_url,
+            "topic_prefix": f"grpc-{port}",
+            "rate_limit_key_writes_per_s": 0.01,
+            "rate_limit_key_writes_burst": 5,
+        }
+    )
+    async with serving(create_app(settings)), grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        datasets, vectors = pb_grpc.DatasetsStub(channel), pb_grpc.VectorsStub(channel)
+        admin = auth(ADMIN_KEY)
+        await datasets.Create(pb.CreateDatasetRequest(name="docs", dimensions=2, wait=True), metadata=admin)
+
+        # The same Idempotency-Key and request: the first answer again, nothing published twice.
+        request = pb.UpsertRequest(
+            dataset="docs", records=[pb.Record(id="a", vector=packed(np.ones((1, 2)))[0])]
+        )
+        keyed = (*admin, ("idempotency-key", "k-1"))
+        first = await vectors.Upsert(request, metadata=keyed)
+        again = await vectors.Upsert(request, metadata=keyed)
+        assert again.operation_id == first.operation_id
+
+        # A burst of 5 writes: the create, the upsert and its replay spent 3, and a stream's messages each count,
+        # so its third ends it with RESOURCE_EXHAUSTED and when to retry.
+        with pytest.raises(grpc.aio.AioRpcError) as limited:
+            await vectors.UpsertStream(_stream([request, request, request]), metadata=admin)
+        assert limited.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        (retry,) = details(limited.value)
+        assert retry.retry_delay.seconds >= 1
+
+    # Redis away with rate limits failing closed: UNAVAILABLE with a retry delay, never UNKNOWN.
+    closed = settings.model_copy(
+        update={"redis_url": "redis://127.0.0.1:1", "rate_limit_fail_open": False, "grpc_port": free_port()}
+    )
+    async with (
+        serving(create_app(closed)),
+        grpc.aio.insecure_channel(f"127.0.0.1:{closed.grpc_port}") as channel,
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as away:
+            await pb_grpc.DatasetsStub(channel).List(pb.ListDatasetsRequest(), metadata=auth(ADMIN_KEY))
+        assert away.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "Redis" in (away.value.details() or "")
+        assert isinstance(details(away.value)[0], error_details_pb2.RetryInfo)
