@@ -7,6 +7,7 @@ as every HTTP route does; tests/test_grpc_api.py checks that each RPC of the des
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import hashlib
@@ -213,17 +214,17 @@ class Vectors(Base, pb_grpc.VectorsServicer):
     async def UpsertStream(
         self, requests: AsyncIterator[pb.UpsertRequest], call: Call
     ) -> pb.UpsertStreamSummary:
-        """Each message is one write, admitted and submitted as it arrives; a refused message ends the stream
-        with its error (the messages before it were accepted: their operations stand)."""
+        """Each message is one write, admitted and submitted in the order sent; a refused message ends the stream
+        with its error (the messages before it were accepted: their operations stand). The next message is read
+        and validated (in a thread) while the one before is being published."""
         summary = pb.UpsertStreamSummary()
         first = True
-        async for request in requests:
+        async for request, body in _read_ahead(requests):
             if not first:
                 # Each message is a write request of its own for the rate limit, as N HTTP upserts would be.
                 await admit(call.principal, call.action, call.services.rate_limiter)
             first = False
             call.on_dataset(request.dataset)
-            body = _upsert_body(request.records)
             async with call.writer(request.wait) as writer:
                 answer = _outcome(await writer.upsert_vectors(request.dataset, body.vectors))
             summary.records += len(body.vectors)
@@ -357,6 +358,33 @@ def _validated(model: type[M], data: dict[str, Any], *at: str | int) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         raise Invalid([{**e, "loc": (*at, *e["loc"])} for e in exc.errors()]) from None
+
+
+async def _read_ahead(
+    requests: AsyncIterator[pb.UpsertRequest],
+) -> AsyncIterator[tuple[pb.UpsertRequest, UpsertVectorsRequest]]:
+    """The stream's messages with their validated bodies, one message ahead of the consumer."""
+    ahead: asyncio.Queue[tuple[pb.UpsertRequest, UpsertVectorsRequest] | BaseException | None] = (
+        asyncio.Queue(1)
+    )
+
+    async def read() -> None:
+        try:
+            async for request in requests:
+                await ahead.put((request, await asyncio.to_thread(_upsert_body, request.records)))
+            await ahead.put(None)
+        except Exception as exc:
+            await ahead.put(exc)
+
+    reader = asyncio.create_task(read())
+    try:
+        while (item := await ahead.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
 
 
 def _include(include: Any) -> dict[str, Any]:
