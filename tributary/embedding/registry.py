@@ -11,6 +11,7 @@ from tributary.embedding import local
 from tributary.embedding.base import Embedder, EmbeddingFailed
 from tributary.embedding.openai import OpenAIEmbedder
 from tributary.metrics import EMBED_FAILURES, EMBED_SECONDS
+from tributary.resilience import Unavailable
 from tributary.settings import EmbeddingEndpoint, Settings
 
 
@@ -37,6 +38,16 @@ class Embedders:
         if key not in self._embedders:
             self._embedders[key] = Measured(self._create(config, dimensions), config.kind)
         return self._embedders[key]
+
+    async def embed(
+        self, config: LocalEmbedderConfig | OpenAIEmbedderConfig, dimensions: int, texts: list[str]
+    ) -> npt.NDArray[np.float32]:
+        """The texts embedded for a request: a failure is the embedder being unavailable (a 503 naming why),
+        raised before anything is published or searched."""
+        try:
+            return await self.get(config, dimensions).embed(texts)
+        except EmbeddingFailed as exc:
+            raise Unavailable("the embedder", str(exc), message=f"embedding failed: {exc}") from exc
 
     def _create(self, config: LocalEmbedderConfig | OpenAIEmbedderConfig, dimensions: int) -> Embedder:
         match config:
