@@ -17,6 +17,7 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
+from sqlalchemy import select
 
 from entrypoints.grpc_api.servicers import SERVICERS
 from entrypoints.grpc_api.v1 import tributary_pb2 as pb
@@ -26,6 +27,8 @@ from tests.helpers import ADMIN_KEY, serving
 from tests.kafka_tools import workers
 from tests.processes import free_port
 from tests.test_security import key_for
+from tributary.db.models import AuditRow
+from tributary.db.session import engine_for, make_sessionmaker
 from tributary.settings import Settings
 
 DIMENSIONS = 16
@@ -254,6 +257,22 @@ async def test_grpc_end_to_end_through_kafka(distributed_settings: Settings) -> 
         with pytest.raises(grpc.aio.AioRpcError) as gone:
             await pb_grpc.DatasetsStub(reads).Get(pb.DatasetRef(dataset="docs"), metadata=auth(alice))
         assert gone.value.code() == grpc.StatusCode.NOT_FOUND
+
+    # Writes and refusals over gRPC are audited as over HTTP, with the outcome's HTTP code.
+    engine = engine_for(distributed_settings)
+    async with make_sessionmaker(engine)() as session:
+        audited = {
+            (row.subject != "anonymous", row.target, row.outcome)
+            for row in await session.scalars(select(AuditRow).where(AuditRow.action == "GRPC"))
+        }
+    await engine.dispose()
+    assert (True, "/tributary.v1.Vectors/UpsertStream", 200) in audited
+    assert (True, "/tributary.v1.Datasets/Create", 403) in audited
+    assert (True, "/tributary.v1.Datasets/Delete", 200) in audited
+    # Allowed reads are not (their refusals are, anonymous ones counted).
+    assert not any(
+        target.startswith("/tributary.v1.Search/") and outcome == 200 for _, target, outcome in audited
+    )
 
 
 async def test_rate_limits_idempotency_and_outages_over_grpc(

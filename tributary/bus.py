@@ -33,6 +33,19 @@ class ConsistencyToken:
         return cls(int(partition), int(offset))
 
 
+@dataclass(frozen=True)
+class EncodedCommand:
+    """A command and its JSON, serialised once: the command side measures these bytes to split a request and
+    publishes them as they are."""
+
+    command: Command
+    body: bytes
+
+    @classmethod
+    def of(cls, command: Command) -> EncodedCommand:
+        return cls(command, command.model_dump_json().encode())
+
+
 class PublishFailed(Exception):
     """The bus did not take the commands in time (its broker is away). `unconfirmed`: some may still arrive, so
     the request's outcome is unknown until they do or a retry with the same Idempotency-Key publishes again."""
@@ -43,18 +56,19 @@ class PublishFailed(Exception):
 
 
 class CommandPublisher(Protocol):
-    async def publish(self, commands: Sequence[Command]) -> ConsistencyToken:
+    async def publish(self, commands: Sequence[EncodedCommand]) -> ConsistencyToken:
         """Durably hand over the commands of one request, all or none (in order, on one partition: they share
         a dataset); returns the token of the last one, only once none can be lost. Raises PublishFailed."""
         ...
 
 
-def count_accepted(commands: Sequence[Command], sizes: Sequence[int]) -> None:
-    """Count the commands a bus took (with their serialized `sizes`) in tributary/metrics.py."""
-    for command, size in zip(commands, sizes, strict=True):
-        COMMANDS_ACCEPTED.labels(command.type).inc()
-        RECORDS_ACCEPTED.labels(command.type).inc(_records(command))
-        BYTES_ACCEPTED.labels(command.type).inc(size)
+def count_accepted(commands: Sequence[EncodedCommand]) -> None:
+    """Count the commands a bus took, their records and bytes, in tributary/metrics.py."""
+    for encoded in commands:
+        kind = encoded.command.type
+        COMMANDS_ACCEPTED.labels(kind).inc()
+        RECORDS_ACCEPTED.labels(kind).inc(_records(encoded.command))
+        BYTES_ACCEPTED.labels(kind).inc(len(encoded.body))
 
 
 def _records(command: Command) -> int:

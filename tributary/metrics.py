@@ -92,7 +92,7 @@ ACK_TO_APPLIED = Histogram(
 )
 DEAD_LETTERS = Counter(
     "tributary_dead_letters_total",
-    "Commands sent to the dead letters: unreadable, rejected by the applier, or crashing it",
+    "Commands the applier dead-letters (counted as its batch settles): unreadable, or rejected (crashing it included)",
     ["reason"],
 )
 

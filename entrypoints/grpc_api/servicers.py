@@ -33,6 +33,7 @@ from query_api.services import ReadServices
 from schemas.datasets import Accepted, CreateDatasetRequest, DatasetView, OperationView
 from schemas.search import GetVectorsRequest, SearchRequest
 from schemas.vectors import DeleteVectorsRequest, MetadataPatch, UpsertVectorsRequest
+from tributary import audit
 from tributary.auth.authenticate import authenticate
 from tributary.auth.gate import admit, check_dataset, check_tenant_wide, refuse_unauthenticated
 from tributary.auth.principal import Action, Principal
@@ -46,6 +47,21 @@ Servicer = TypeVar("Servicer", bound="Base")
 # The fields a read service names as the HTTP API has them, in the proto.
 READ_FIELDS = {"token": "consistency.token", "vector": "query.vector"}
 M = TypeVar("M", bound=BaseModel)
+
+SERVICE_PACKAGE = pb.DESCRIPTOR.package
+# The audit keeps HTTP's vocabulary of outcomes (tributary/audit.py): a gRPC status as the code it stands for.
+AUDIT_OUTCOME = {
+    grpc.StatusCode.OK: 200,
+    grpc.StatusCode.INVALID_ARGUMENT: 422,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
 
 # A rejected write (seen with `wait`) answers the code of its cause, as its HTTP twin does.
 REJECTED: dict[str, type[Exception]] = {"not_found": NotFound, "conflict": Conflict}
@@ -131,21 +147,34 @@ def rpc(
     ) -> Callable[[Servicer, Any, Context], Awaitable[Any]]:
         @functools.wraps(method)
         async def handler(self: Servicer, request: Any, context: Context) -> Any:
+            principal: Principal | None = None
+            code = grpc.StatusCode.UNKNOWN
             try:
-                call = await self.admit(context, action)
+                call = await self.authenticated(context, action)
+                principal = call.principal
+                await admit(principal, action, self.services.rate_limiter)
                 if scope == "dataset" and isinstance(request, Message):
                     # A stream's messages are checked one by one, as they come.
                     call.on_dataset(getattr(request, "dataset"))  # noqa: B009
                 elif scope == "tenant":
                     check_tenant_wide(call.principal, action)
-                return await method(self, request, call)
+                answer = await method(self, request, call)
+                code = grpc.StatusCode.OK
+                return answer
             except _Unimplemented as exc:
-                await context.abort(grpc.StatusCode.UNIMPLEMENTED, str(exc))
+                code = grpc.StatusCode.UNIMPLEMENTED
+                await context.abort(code, str(exc))
             except Exception as exc:
                 status = failure_status(exc, renamed or {})
                 if status is None:
                     raise
+                code = status.code
                 await abort(context, status)
+            finally:
+                target = f"/{SERVICE_PACKAGE}.{type(self).__name__}/{method.__name__}"
+                await audit.record(
+                    self.services, principal, "GRPC", target, AUDIT_OUTCOME.get(code, 500), action != "read"
+                )
 
         handler.declared = Declared(action, scope)  # type: ignore[attr-defined]
         return handler
@@ -157,7 +186,7 @@ class Base:
     def __init__(self, services: Services) -> None:
         self.services = services
 
-    async def admit(self, context: Context, action: Action) -> Call:
+    async def authenticated(self, context: Context, action: Action) -> Call:
         services = self.services
         header = dict(context.invocation_metadata() or ()).get("authorization", "")
         try:
@@ -165,7 +194,6 @@ class Base:
         except Unauthenticated as failure:
             await refuse_unauthenticated(failure, services.rate_limiter, _client(context.peer()))
             raise
-        await admit(principal, action, services.rate_limiter)
         return Call(services, principal, context, action)
 
 
