@@ -51,6 +51,19 @@ HTTP_DURATION = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 
+# -- gRPC (entrypoints/grpc_api/servicers.py) ------------------------------------------------------------------
+GRPC_REQUESTS = Counter(
+    "tributary_grpc_requests_total",
+    "gRPC calls answered, by method (/package.Service/Method) and status code name",
+    ["method", "code"],
+)
+GRPC_DURATION = Histogram(
+    "tributary_grpc_request_duration_seconds",
+    "Time from a call's arrival to its answer (a stream: to its summary), by method",
+    ["method"],
+    buckets=LATENCY_BUCKETS,
+)
+
 # -- Command API (tributary/bus.py) ---------------------------------------------------------------------------
 COMMANDS_ACCEPTED = Counter(
     "tributary_commands_accepted_total",
