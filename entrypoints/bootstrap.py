@@ -4,6 +4,9 @@ background, and registers every close on the caller's exit stack (in reverse ord
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import sys
 from collections.abc import Coroutine
 from contextlib import AsyncExitStack
 from functools import partial
@@ -46,6 +49,11 @@ from tributary.services import Services
 from tributary.settings import ApiRole, Settings
 from tributary.storage import DatasetStore
 
+log = logging.getLogger(__name__)
+
+# Where the admin key made at the first start is written when stdout is no terminal, in `data_dir`.
+ADMIN_KEY_FILE = "admin-key"
+
 
 async def start_services(settings: Settings, role: ApiRole, stack: AsyncExitStack) -> Services:
     """The services of an HTTP role (embedded, command-api, query-api): `ReadServices` where it serves reads."""
@@ -63,8 +71,7 @@ async def start_services(settings: Settings, role: ApiRole, stack: AsyncExitStac
     readiness = Readiness(optional=database) if role == "query-api" else Readiness(required=database)
     generated = await install_bootstrap_key(sessions, settings)
     if generated is not None:
-        # Printed once, at the first start: only its hash is kept.
-        print(f"Tributary admin key (shown once, keep it): {generated}", flush=True)
+        _show_once(generated, settings)
     embedders = Embedders(settings)
     stack.push_async_callback(embedders.aclose)
     store = DatasetStore(settings.resolved_storage_root)
@@ -154,6 +161,32 @@ async def start_services(settings: Settings, role: ApiRole, stack: AsyncExitStac
     stack.push_async_callback(flush_refusals, services)
     _in_background(stack, flush_refusals_periodically(services))
     return services
+
+
+def _show_once(key: str, settings: Settings) -> None:
+    """The admin key made at the first start (only its hash is kept), shown once: on the terminal, or where no
+    one reads stdout (a service, a container), in a file only this user may read, never in a log line."""
+    if sys.stdout.isatty():
+        print(f"Tributary admin key (shown once, keep it): {key}", flush=True)
+        return
+    path = settings.data_dir / ADMIN_KEY_FILE
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)  # a file of another's making keeps its mode: make a new one
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(key + "\n")
+    except OSError as exc:
+        log.error(
+            "made an admin key but could not write it to %s (%s): make another with `tributary keys create "
+            "--admin`",
+            path,
+            exc,
+        )
+        return
+    log.warning(
+        "made an admin key, written to %s (readable by this user only): keep it and delete the file", path
+    )
 
 
 def _in_background(stack: AsyncExitStack, work: Coroutine[Any, Any, None]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import re
 import tempfile
@@ -23,6 +24,14 @@ from tributary.metrics import MULTIPROC_DIR_VARIABLE
 from tributary.settings import ApiRole, Role, Settings, WorkerRole
 
 app = typer.Typer(help="Tributary: vector search for DeepLake over Kafka.", no_args_is_help=True)
+log = logging.getLogger("tributary")
+
+
+@app.callback()
+def _logging() -> None:
+    """The commands log as `role: cli` (migrations, a catalog rebuild's Kafka client); `serve` configures its
+    role's logging again once it has read the settings."""
+    logs.configure("cli", logs.resolve_format("auto", "cli"))
 
 
 def load_settings() -> Settings:
@@ -78,8 +87,8 @@ def serve(
         raise typer.BadParameter(f"unknown role {role!r}", param_hint="--role")
     if workers > 1 and role not in ("command-api", "query-api"):
         raise typer.BadParameter(f"the {role} role runs as one process", param_hint="--workers")
-    logs.configure()
     settings = load_settings()
+    logs.configure(role, logs.resolve_format(settings.log_format, role))
     if role in get_args(WorkerRole):
         from entrypoints.worker import run_worker
 
@@ -88,12 +97,12 @@ def serve(
     from entrypoints.http_app import WORKER_ROLE_VARIABLE, create_app
 
     if role == "embedded":
-        typer.echo(f"Tributary embedded: data in {settings.data_dir.resolve()}")
+        log.info("Tributary embedded: data in %s", settings.data_dir.resolve())
     host, port = host or settings.host, port or settings.port
     grpc_port = settings.grpc_port if grpc_port is None else grpc_port
     settings = settings.model_copy(update={"host": host, "grpc_port": grpc_port})
     if grpc_port:
-        typer.echo(f"gRPC API on {host}:{grpc_port}")
+        log.info("gRPC API on %s:%d", host, grpc_port)
     if workers == 1:
         uvicorn.run(
             create_app(settings, cast(ApiRole, role)),
@@ -101,6 +110,8 @@ def serve(
             port=port,
             log_level="info",
             access_log=settings.access_log,
+            # uvicorn's own lines go to the root logger, in the format of every other line (tributary/logs.py).
+            log_config=None,
         )
         return
     # Worker processes import the app by name; they read the role and settings from the environment they inherit.
@@ -116,6 +127,7 @@ def serve(
             workers=workers,
             log_level="info",
             access_log=settings.access_log,
+            log_config=None,
         )
 
 

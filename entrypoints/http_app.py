@@ -59,9 +59,10 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
 
 def app_for_worker() -> FastAPI:
     """The app of one `tributary serve --workers N` process, for the role the parent put in the environment."""
-    logs.configure()
     metrics.forget_this_process_at_exit()
     role = os.environ[WORKER_ROLE_VARIABLE]
     if role not in ("command-api", "query-api"):
         raise RuntimeError(f"no worker processes for role {role!r}")
-    return create_app(Settings(), cast(ApiRole, role))
+    settings = Settings()
+    logs.configure(role, logs.resolve_format(settings.log_format, role))
+    return create_app(settings, cast(ApiRole, role))

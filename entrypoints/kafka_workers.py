@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from events import parse_event, partition_key
+from tributary import logs
 from tributary.kafka import Channels, consumer_record, consumer_records, dead_letter, json_headers
 from tributary.limits import COMMAND_BATCH, MAX_MESSAGE_BYTES
 from tributary.producer import Outgoing, ResilientProducer
@@ -155,13 +156,19 @@ def register_projector(
         description="Folds domain events into the SQL projections (catalog, counts, operation status).",
     )
     async def on_event(message: KafkaMessage) -> None:
+        logs.begin_message()
         try:
             event = parse_event(message.body)
         except ValidationError as exc:
             # Events come from our own applier; an unreadable one is from a newer schema or a foreign
             # producer, and must not stop the projection.
-            log.error("skipping an unreadable event at offset %s: %s", consumer_record(message).offset, exc)
+            log.error(
+                "skipping an unreadable event at offset %s: %s",
+                consumer_record(message).offset,
+                logs.without_input(exc),
+            )
             return
+        logs.begin_message(event.tenant, event.dataset, event.trace.traceparent)
         while True:
             try:
                 async with sessions.begin() as session:

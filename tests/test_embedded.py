@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from entrypoints.bootstrap import ADMIN_KEY_FILE
 from entrypoints.embedded_bus import EmbeddedBus
 from entrypoints.http_app import create_app
 from events import CreateDataset, CreateDatasetPayload, DatasetCreated
@@ -87,12 +89,17 @@ def test_served_dataset_survives_a_kill_and_restart(tmp_path: Path) -> None:
     base = f"http://127.0.0.1:{port}/api/v1"
     server = start_server(data_dir, port, output)
     try:
-        # With no TRIBUTARY_ADMIN_KEY, the first start makes an admin key and prints it, once.
-        printed = re.findall(r"admin key \(shown once, keep it\): (trb_\S+)", output.read_text())
-        assert len(printed) == 1, output.read_text()
+        # With no TRIBUTARY_ADMIN_KEY, the first start makes an admin key and, as its stdout is no terminal,
+        # writes it to a file only its user may read, never to the log.
+        key_file = data_dir / ADMIN_KEY_FILE
+        key = key_file.read_text().strip()
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        assert len(re.findall("made an admin key", output.read_text())) == 1, output.read_text()
+        assert key.startswith("trb_") and key not in output.read_text()
+        key_file.unlink()
         # The migrations it applied are not news.
         assert "alembic" not in output.read_text()
-        auth = {"Authorization": f"Bearer {printed[0]}"}
+        auth = {"Authorization": f"Bearer {key}"}
         assert httpx.get(f"{base}/datasets").status_code == 401
         answer = httpx.post(
             f"{base}/datasets", json={"name": "docs", "dimensions": 384, "metric": "cosine"}, headers=auth
@@ -109,7 +116,8 @@ def test_served_dataset_survives_a_kill_and_restart(tmp_path: Path) -> None:
 
     server = start_server(data_dir, port, output)
     try:
-        assert len(re.findall("admin key", output.read_text())) == 1, "printed once, never again"
+        assert len(re.findall("admin key", output.read_text())) == 1, "made once, never again"
+        assert not key_file.exists()
         dataset = httpx.get(f"{base}/datasets/docs", headers=auth)
         assert dataset.status_code == 200 and dataset.json()["dimensions"] == 384
     finally:

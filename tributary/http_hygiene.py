@@ -1,5 +1,5 @@
-"""What every HTTP answer carries: security headers, and CORS only for the origins the settings name; the
-request body limit; and `answered_status`, for the middlewares that act on the status of an answer."""
+"""What every HTTP answer carries: security headers, the request id, and CORS only for the origins the settings
+name; the request body limit; and `answered_status`, for the middlewares that act on the status of an answer."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from starlette.datastructures import Headers
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tributary import logs
 from tributary.errors import error_response, problem
 from tributary.settings import Settings
 
@@ -43,6 +44,28 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+class RequestId:
+    """The request's `X-Request-ID` (the client's if it is a sane token, else a new one) on its answer, and
+    bound with the `traceparent`'s trace id to every line logged while it is handled (tributary/logs.py)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = logs.begin_request(Headers(scope=scope))
+        header = (logs.REQUEST_ID_HEADER.encode(), request_id.encode())
+
+        async def with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        await self.app(scope, receive, with_id)
 
 
 async def answered_status(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> int | None:
@@ -82,9 +105,11 @@ class BodyLimit:
 
 async def server_error(_request: Request, _exc: Exception) -> JSONResponse:
     # Starlette answers an unhandled error outside every middleware, so the headers are added here; it re-raises
-    # the exception afterwards, so the server logs it with its traceback.
+    # the exception afterwards, so the server logs it with its traceback (and the request id, still bound).
     answer = error_response(500, [problem(500, "internal error; it was logged")])
     answer.headers.update({name.decode(): value.decode() for name, value in SECURITY_HEADERS})
+    if (request_id := logs.current_request_id()) is not None:
+        answer.headers[logs.REQUEST_ID_HEADER] = request_id
     return answer
 
 
@@ -97,6 +122,14 @@ def install(app: FastAPI, settings: Settings) -> None:
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
-            expose_headers=["Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID", "traceparent"],
+            expose_headers=[
+                "X-Request-ID",
+                "Retry-After",
+                "X-RateLimit-Limit",
+                "X-RateLimit-Remaining",
+                "X-RateLimit-Reset",
+            ],
         )
+    # Outside CORS, so a preflight's answer has the id too.
+    app.add_middleware(RequestId)

@@ -1,4 +1,11 @@
-"""Logging of every role: one format, and a repeated line logged once with a count.
+"""Logging of every role: one JSON object a line (or a human-readable line on a terminal), with the context of the
+request or message being handled, and a repeated line logged once with a count.
+
+Every record goes through the standard library's logging (ours, uvicorn's, aiokafka's, grpcio's), so one handler
+on the root logger renders them all, with structlog's `ProcessorFormatter`: `time` (UTC, ISO 8601), `level`,
+`logger`, `message`, `role`, and what the context holds: `request_id` and `trace_id` (bound per HTTP request or
+gRPC call by `begin_request`), `tenant` and `dataset` (bound where a request's credential and dataset are known,
+tributary/auth/gate.py, or a worker's message), `exception` (its traceback, one string).
 
 With a dependency away, clients log the same failure many times a second (aiokafka's `Unable connect to node`).
 The first occurrence of a line is logged at once; the same line again (same logger, level and text) within
@@ -8,11 +15,36 @@ The first occurrence of a line is logged at once; the same line again (same logg
 from __future__ import annotations
 
 import logging
+import re
+import sys
 import time
+import uuid
+from collections.abc import Mapping, MutableMapping
+from typing import Any, Literal
+
+import structlog
+from pydantic import ValidationError
+from structlog.contextvars import bind_contextvars, clear_contextvars, get_contextvars
+
+from tributary.auth.keys import KEY_PATTERN
 
 REPEAT_WINDOW_S = 30.0
 # Distinct lines remembered; past that the oldest are forgotten (they are then logged again once).
 REMEMBERED = 1024
+
+LogFormat = Literal["json", "console"]
+
+REQUEST_ID_HEADER = "x-request-id"
+# A client's request id is kept when it is a plain token of reasonable length; anything else (spaces, quotes,
+# control characters, a megabyte) is replaced, so what is logged and echoed is never the client's free text.
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
+# W3C trace context: version-traceid-parentid-flags; an all-zero trace id is invalid.
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-(?P<trace>[0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
+# A credential that reaches a log line anyway (in an exception's text, say) is cut down to what names it.
+_BEARER = re.compile(r"(?i)\b(bearer)\s+[^\s\"',]+")
+
+_role = "cli"
+FIRST = ("time", "level", "logger", "message", "role")
 
 
 class RepeatFilter(logging.Filter):
@@ -39,11 +71,129 @@ class RepeatFilter(logging.Filter):
         return True
 
 
-def configure() -> None:
-    """Log INFO and above to stderr, each handler behind a RepeatFilter of its own (a filter counts the records
-    it sees, and one shared by two handlers would see each record twice)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _add_role(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    event.setdefault("role", _role)
+    return event
+
+
+def redact(text: str) -> str:
+    """`text` with API keys cut to their public prefix and bearer tokens removed."""
+    text = KEY_PATTERN.sub(lambda key: f"trb_{key['prefix']}_[redacted]", text)
+    return _BEARER.sub(r"\1 [redacted]", text)
+
+
+def _first_the_usual(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    # A reader (or a grep) finds the same fields at the start of every line; the context follows.
+    return {name: event.pop(name) for name in FIRST if name in event} | dict(event)
+
+
+def _redact(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for name, value in event.items():
+        if isinstance(value, str):
+            event[name] = redact(value)
+    return event
+
+
+def formatter(log_format: LogFormat) -> structlog.stdlib.ProcessorFormatter:
+    """The formatter of every handler: the record, its context, and the role, as one line."""
+    rendering: list[structlog.typing.Processor] = [
+        structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+        # The traceback as one string field: a JSON line stays one line, and it is redacted like the rest.
+        structlog.processors.format_exc_info,
+    ]
+    if log_format == "json":
+        rendering += [
+            structlog.processors.EventRenamer("message"),
+            _redact,
+            structlog.processors.JSONRenderer(),
+        ]
+    else:
+        rendering += [_redact, structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
+            _add_role,
+        ],
+        processors=rendering,
+    )
+
+
+def configure(role: str, log_format: LogFormat) -> None:
+    """Log INFO and above of every logger to stderr as `log_format` says, behind a RepeatFilter. Replaces what
+    was configured before (uvicorn's worker processes call it again, and so do tests)."""
+    global _role
+    _role = role
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter(log_format))
+    handler.addFilter(RepeatFilter())
+    root = logging.getLogger()
+    for old in root.handlers[:]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
     # Alembic logs its plugins and every migration at INFO on each start: only its warnings are news.
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RepeatFilter())
+
+
+def resolve_format(setting: Literal["auto", "json", "console"], role: str) -> LogFormat:
+    """`auto`: a person at a terminal running embedded mode or a command reads lines; anything else (the
+    distributed roles, output to a file or a collector) gets JSON."""
+    if setting != "auto":
+        return setting
+    return "console" if role in ("embedded", "cli") and sys.stderr.isatty() else "json"
+
+
+def request_id(given: str | None) -> str:
+    """The client's request id when it is a sane token, else a new one."""
+    if given is not None and _SANE_REQUEST_ID.fullmatch(given):
+        return given
+    return uuid.uuid4().hex
+
+
+def trace_id(traceparent: str | None) -> str | None:
+    """The trace id of a W3C `traceparent` header, if it is a valid one."""
+    match = _TRACEPARENT.fullmatch(traceparent.strip().lower()) if traceparent else None
+    if match is None or not match["trace"].strip("0"):
+        return None
+    return match["trace"]
+
+
+def begin_request(headers: Mapping[str, str]) -> str:
+    """Every line logged from here in this task (an HTTP request's, or a gRPC call's; `headers`: its headers or
+    metadata, by lower-case name) carries the request id, and the trace id of its `traceparent` if valid. The
+    context is the task's own: it is cleared first (nothing of a previous request), and not at the end, so an
+    error handler outside the request's middleware still finds the id. Returns the id, to answer with."""
+    request = request_id(headers.get(REQUEST_ID_HEADER))
+    trace = trace_id(headers.get("traceparent"))
+    clear_contextvars()
+    bind_contextvars(request_id=request, **({"trace_id": trace} if trace else {}))
+    return request
+
+
+def begin_message(
+    tenant: str | None = None, dataset: str | None = None, traceparent: str | None = None
+) -> None:
+    """Every line logged from here in this task is about one message (a worker's event), with what is known of
+    it: its tenant, dataset and trace id (of the envelope's trace context, once it is filled)."""
+    clear_contextvars()
+    known = {"tenant": tenant, "dataset": dataset, "trace_id": trace_id(traceparent)}
+    bind_contextvars(**{name: value for name, value in known.items() if value is not None})
+
+
+def without_input(error: ValidationError) -> str:
+    """What a validation error says, without the input it quotes (a command's or event's input holds vectors)."""
+    problems = error.errors(include_input=False, include_url=False)
+    return "; ".join(f"{'.'.join(str(part) for part in p['loc']) or 'body'}: {p['msg']}" for p in problems)
+
+
+def bind(**values: str) -> None:
+    """Adds to the context of the request or message being handled (tenant, dataset)."""
+    bind_contextvars(**values)
+
+
+def current_request_id() -> str | None:
+    found = get_contextvars().get("request_id")
+    return found if isinstance(found, str) else None

@@ -117,6 +117,11 @@ class Settings(BaseSettings):
         description="Log a line per HTTP request. Off by default: at a thousand searches a second it costs a query "
         "process about 7% of its CPU, and writes, key changes and refusals are in the audit either way",
     )
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto",
+        description="Log lines as JSON objects (one a line) or for a person (console); auto: console for embedded "
+        "mode and the other commands when stderr is a terminal, JSON otherwise (the distributed roles always)",
+    )
     default_tenant: str = "default"
     bounded_staleness_s: float = Field(
         default=1.0, gt=0, description="A `bounded` read may trail the event log by at most this long"

@@ -23,6 +23,7 @@ from events import DomainEvent, Topics, parse_event
 from tributary.db.models import BusEventRow, DatasetRow
 from tributary.kafka import topic_partitions
 from tributary.limits import MAX_MESSAGE_BYTES
+from tributary.logs import without_input
 from tributary.settings import Settings
 from workers.projector import project_event
 
@@ -104,5 +105,5 @@ def _readable(bodies: Iterable[bytes | str]) -> list[DomainEvent]:
         try:
             events.append(parse_event(body))
         except ValidationError as exc:
-            log.error("skipping an unreadable event: %s", exc)
+            log.error("skipping an unreadable event: %s", without_input(exc))
     return events

@@ -20,6 +20,7 @@ from typing import Generic, TypeVar
 from pydantic import ValidationError
 
 from events import Command, CommandRejected, DomainEvent, parse_command
+from tributary.logs import without_input
 from tributary.metrics import count_dead_letters
 from tributary.storage import DatasetStore
 from tributary.threads import in_thread_to_completion
@@ -125,7 +126,7 @@ def _parse(bodies: list[bytes | str]) -> list[Command | str]:
         try:
             parsed.append(parse_command(body))
         except ValidationError as exc:
-            parsed.append(f"invalid command: {exc}")
+            parsed.append(f"invalid command: {without_input(exc)}")
     return parsed
 
 

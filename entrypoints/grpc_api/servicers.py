@@ -34,7 +34,7 @@ from query_api.services import ReadServices
 from schemas.datasets import Accepted, CreateDatasetRequest, DatasetView, OperationView
 from schemas.search import GetVectorsRequest, SearchRequest
 from schemas.vectors import DeleteVectorsRequest, MetadataPatch, UpsertVectorsRequest
-from tributary import audit
+from tributary import audit, logs
 from tributary.auth.authenticate import authenticate
 from tributary.auth.gate import admit, check_dataset, check_tenant_wide, refuse_unauthenticated
 from tributary.auth.principal import Action, Principal
@@ -152,6 +152,9 @@ def rpc(
             principal: Principal | None = None
             code = grpc.StatusCode.UNKNOWN
             started = time.perf_counter()
+            # The request id in and out (initial metadata, so an error's trailing details do not replace it).
+            request_id = logs.begin_request(dict(context.invocation_metadata() or ()))
+            await context.send_initial_metadata(((logs.REQUEST_ID_HEADER, request_id),))
             try:
                 call = await self.authenticated(context, action)
                 principal = call.principal

@@ -5,6 +5,7 @@ authorization decision is made in one place (`tributary.auth.principal.authorize
 
 from __future__ import annotations
 
+from tributary import logs
 from tributary.auth.principal import Action, Decision, Principal, authorize, authorize_role
 from tributary.auth.rate_limit import RateLimiter
 from tributary.failures import Forbidden, TooManyRequests, Unauthenticated
@@ -13,6 +14,7 @@ from tributary.resilience import Unavailable
 
 async def admit(principal: Principal, action: Action, limiter: RateLimiter | None) -> dict[str, str]:
     """`principal` may do `action` in its tenant at all, and its rate limit lets it: the rate-limit headers."""
+    logs.bind(tenant=principal.tenant)
     _forbid_unless(authorize_role(principal, action, principal.tenant))
     if limiter is None:
         return {}
@@ -42,6 +44,7 @@ async def refuse_unauthenticated(failure: Unauthenticated, limiter: RateLimiter 
 
 def check_dataset(principal: Principal, action: Action, dataset: str) -> None:
     """The principal may do `action` on this dataset of its tenant (a credential limited to some datasets)."""
+    logs.bind(dataset=dataset)
     _forbid_unless(authorize(principal, action, principal.tenant, dataset))
 
 
