@@ -33,6 +33,12 @@ LAG_SAMPLE_S = 5.0
 
 
 def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
+    # FastStream gives its loggers handlers of their own, writing coloured text: its lines (the broker's, on this
+    # logger below it, and its internals') go instead to the root logger's handler (tributary/logs.py), which
+    # keeps the topic, group and message id they carry.
+    faststream = logging.getLogger("faststream")
+    faststream.handlers.clear()
+    faststream.propagate = True
     # The broker runs the subscribers and documents the channels; messages are published by ResilientProducers
     # (tributary/producer.py), which FastStream's producer is not.
     return KafkaBroker(
@@ -42,6 +48,7 @@ def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
         acks="all",
         max_request_size=MAX_MESSAGE_BYTES,
         description="Tributary command, domain-event and dead-letter topics",
+        logger=logging.getLogger("faststream.kafka"),
     )
 
 

@@ -105,6 +105,7 @@ def formatter(log_format: LogFormat) -> structlog.stdlib.ProcessorFormatter:
         rendering += [
             structlog.processors.EventRenamer("message"),
             _redact,
+            _first_the_usual,
             structlog.processors.JSONRenderer(),
         ]
     else:
@@ -116,6 +117,8 @@ def formatter(log_format: LogFormat) -> structlog.stdlib.ProcessorFormatter:
             structlog.stdlib.add_logger_name,
             structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
             _add_role,
+            # What FastStream says of the message it handles.
+            structlog.stdlib.ExtraAdder(allow=("topic", "group_id", "message_id")),
         ],
         processors=rendering,
     )
