@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import random
-import re
 import subprocess
 import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -47,8 +47,6 @@ CLIENT_TIMEOUT_S = 30.0
 # Generous deadlines for recovery: conditions are waited for, never timed.
 RECOVERY_S = 120.0
 CPU_SHARE_LIMIT = 0.20
-
-LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ (\w+ \S+: .*)$")
 
 
 @dataclass
@@ -257,12 +255,14 @@ def most_repeated_line(log: Path, start: datetime, end: datetime) -> tuple[int, 
     """The largest number of times one line (level, logger and text) was logged within one second."""
     per_second: Counter[tuple[str, str]] = Counter()
     for line in log.read_text(errors="replace").splitlines():
-        match = LOG_LINE.match(line)
-        if match is None:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
             continue
-        when = datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S")
+        when = datetime.fromisoformat(record["time"]).replace(microsecond=0)
         if start.replace(microsecond=0) <= when <= end:
-            per_second[(match[1], match[2])] += 1
+            text = f"{record['level']} {record['logger']}: {record['message']}"
+            per_second[(when.isoformat(), text)] += 1
     if not per_second:
         return 0, ""
     (_, text), count = per_second.most_common(1)[0]
@@ -330,14 +330,14 @@ async def test_kafka_outages_under_writers(deployment: Deployment) -> None:
         await asyncio.sleep(5)
         for outage in range(OUTAGES):
             before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-            started, clock = datetime.now(), time.monotonic()
+            started, clock = datetime.now(UTC), time.monotonic()
             # The first outage is a crash (SIGKILL), the next a clean stop.
             await asyncio.to_thread(deployment.services.stop, "kafka", outage == 0)
             await asyncio.sleep(OUTAGE_S)
             elapsed = time.monotonic() - clock
             for name, pid in pids.items():
                 cpu_shares[name].append((cpu_seconds(pid) - before[name]) / elapsed)
-            ended = datetime.now()
+            ended = datetime.now(UTC)
             for name, role in roles.items():
                 repeats[name].append(most_repeated_line(role.log, started, ended))
             await asyncio.to_thread(deployment.services.up)

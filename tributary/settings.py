@@ -171,7 +171,8 @@ class Settings(BaseSettings):
     admin_key: SecretStr | None = Field(
         default=None,
         description="Bootstrap admin API key of the default tenant, in the trb_<prefix>_<secret> format "
-        "(tributary.auth.keys.new_key makes one); unset in embedded mode, one is generated and printed once",
+        "(tributary.auth.keys.new_key makes one); unset, one is made at the first start and shown once (printed on a "
+        "terminal, else written to <data_dir>/admin-key)",
     )
     key_cache_ttl_s: float = Field(
         default=0.5,
@@ -248,7 +249,7 @@ class Settings(BaseSettings):
             raise ValueError(
                 "must be an API key in the trb_<prefix>_<secret> format (make one with: python -c "
                 "'from tributary.auth.keys import new_key; print(new_key().key)'; in embedded mode, leave it "
-                "unset to have one generated and printed at the first start)"
+                "unset to have one made and shown at the first start)"
             )
         return value
 
