@@ -124,12 +124,25 @@ def formatter(log_format: LogFormat) -> structlog.stdlib.ProcessorFormatter:
     )
 
 
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to `sys.stderr` as it is at each line: whoever swapped it for a while (a test runner, a CLI test's
+    runner) and closed it afterwards does not leave a handler writing to a closed file."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _ignored: Any) -> None:
+        pass
+
+
 def configure(role: str, log_format: LogFormat) -> None:
     """Log INFO and above of every logger to stderr as `log_format` says, behind a RepeatFilter. Replaces what
     was configured before (uvicorn's worker processes call it again, and so do tests)."""
     global _role
     _role = role
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _Stderr()
     handler.setFormatter(formatter(log_format))
     handler.addFilter(RepeatFilter())
     root = logging.getLogger()
