@@ -18,11 +18,11 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from pydantic import BaseModel
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from tributary.auth.principal import Principal
 from tributary.db.models import AuditRow
-from tributary.http_hygiene import answered_status
+from tributary.http_hygiene import HttpMiddleware, answered_status
 from tributary.resilience import RepeatedLog
 from tributary.services import Services, services_of
 
@@ -123,14 +123,8 @@ async def record(
     await store(services, event)
 
 
-class AuditMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class AuditMiddleware(HttpMiddleware):
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         status = await answered_status(self.app, scope, receive, send)
         method, path = scope["method"], scope["path"]
         services = services_of(scope["app"])

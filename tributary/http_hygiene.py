@@ -46,9 +46,8 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-class RequestId:
-    """The request's `X-Request-ID` (the client's if it is a sane token, else a new one) on its answer, and
-    bound with the `traceparent`'s trace id to every line logged while it is handled (tributary/logs.py)."""
+class HttpMiddleware:
+    """A pure ASGI middleware that acts on HTTP requests (`http`) and passes anything else (lifespan) through."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -57,6 +56,17 @@ class RequestId:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.http(scope, receive, send)
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class RequestId(HttpMiddleware):
+    """The request's `X-Request-ID` (the client's if it is a sane token, else a new one) on its answer, and
+    bound with the `traceparent`'s trace id to every line logged while it is handled (tributary/logs.py)."""
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = logs.begin_request(Headers(scope=scope))
         header = (logs.REQUEST_ID_HEADER.encode(), request_id.encode())
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import time
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
-from tributary.http_hygiene import answered_status
+from tributary.http_hygiene import HttpMiddleware, answered_status
 from tributary.metrics import HTTP_DURATION, HTTP_REQUESTS
 
 UNMATCHED = "unmatched"
@@ -16,14 +16,8 @@ UNMATCHED = "unmatched"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
-class HttpMetrics:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class HttpMetrics(HttpMiddleware):
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         # An exception that escapes the app becomes a 500 in Starlette's outermost middleware.
         status = 500
