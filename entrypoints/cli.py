@@ -27,18 +27,12 @@ app = typer.Typer(help="Tributary: vector search for DeepLake over Kafka.", no_a
 log = logging.getLogger("tributary")
 
 
-@app.callback()
-def _logging() -> None:
-    """The commands log as `role: cli` (migrations, a catalog rebuild's Kafka client); `serve` configures its
-    role's logging again once it has read the settings."""
-    logs.configure("cli", logs.resolve_format("auto", "cli"))
-
-
-def load_settings() -> Settings:
-    """The settings, or one line per bad setting (its variable, what is wrong) and exit 2: a traceback of the
-    validator says less, forty lines later."""
+def load_settings(role: str = "cli") -> Settings:
+    """The settings, with the logging of `role` configured as they say (the commands but `serve` log as `cli`:
+    migrations, a catalog rebuild's Kafka client), or one line per bad setting (its variable, what is wrong) and
+    exit 2: a traceback of the validator says less, forty lines later."""
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
         for error in exc.errors():
             where = (
@@ -50,6 +44,9 @@ def load_settings() -> Settings:
             typer.echo(f"tributary: {where}: {reason}", err=True)
     except SettingsError as exc:
         typer.echo(f"tributary: {exc}", err=True)
+    else:
+        logs.configure(role, logs.resolve_format(settings.log_format, role))
+        return settings
     raise typer.Exit(2)
 
 
@@ -87,8 +84,7 @@ def serve(
         raise typer.BadParameter(f"unknown role {role!r}", param_hint="--role")
     if workers > 1 and role not in ("command-api", "query-api"):
         raise typer.BadParameter(f"the {role} role runs as one process", param_hint="--workers")
-    settings = load_settings()
-    logs.configure(role, logs.resolve_format(settings.log_format, role))
+    settings = load_settings(role)
     if role in get_args(WorkerRole):
         from entrypoints.worker import run_worker
 

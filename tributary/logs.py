@@ -14,13 +14,15 @@ The first occurrence of a line is logged at once; the same line again (same logg
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
 import re
 import sys
 import time
 import uuid
-from collections.abc import Mapping, MutableMapping
-from typing import Any, Literal
+from collections.abc import Coroutine, Mapping, MutableMapping
+from typing import Any, Literal, TypeVar
 
 import structlog
 from pydantic import ValidationError
@@ -33,6 +35,7 @@ REPEAT_WINDOW_S = 30.0
 REMEMBERED = 1024
 
 LogFormat = Literal["json", "console"]
+T = TypeVar("T")
 
 REQUEST_ID_HEADER = "x-request-id"
 # A client's request id is kept when it is a plain token of reasonable length; anything else (spaces, quotes,
@@ -197,6 +200,14 @@ def begin_message(
     clear_contextvars()
     known = {"tenant": tenant, "dataset": dataset, "trace_id": trace_id(traceparent)}
     bind_contextvars(**{name: value for name, value in known.items() if value is not None})
+
+
+async def apart_from_request(work: Coroutine[Any, Any, T]) -> T:
+    """Awaits `work` in a task whose context has none of the request's: what it starts outlives the request (a
+    Kafka producer started by the first write, its background tasks), and its later lines are no request's."""
+    context = contextvars.copy_context()
+    context.run(clear_contextvars)
+    return await asyncio.create_task(work, context=context)
 
 
 def without_input(error: ValidationError) -> str:

@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.structs import RecordMetadata
 
+from tributary import logs
 from tributary.bus import PublishFailed
 
 log = logging.getLogger(__name__)
@@ -141,7 +142,7 @@ class ResilientProducer:
             if self._producer is None:
                 producer = self._make()
                 try:
-                    await producer.start()
+                    await logs.apart_from_request(producer.start())
                 except BaseException:
                     self._retire(producer)
                     raise

@@ -3,6 +3,7 @@ jitter up to its ceiling; a log line is one JSON object with its context, and ho
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -11,11 +12,11 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from structlog.contextvars import clear_contextvars
+from structlog.contextvars import clear_contextvars, get_contextvars
 
 from events import parse_command
 from tributary import logs
-from tributary.auth.keys import new_key
+from tributary.auth.keys import new_key, parse
 from tributary.kafka_backoff import FIRST_BACKOFF_S, MAX_BACKOFF_S, backoff_s
 from tributary.logs import RepeatFilter
 
@@ -113,7 +114,8 @@ def test_keys_and_bearer_tokens_never_reach_a_line(
     root_logging: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     key = new_key().key
-    secret = key.rsplit("_", 1)[1]
+    parsed = parse(key)
+    assert parsed is not None
     for log_format in ("json", "console"):
         logs.configure("command-api", log_format)
         logs.begin_request({})
@@ -122,8 +124,8 @@ def test_keys_and_bearer_tokens_never_reach_a_line(
             "refused %s and Authorization: Bearer eyJhbGc.eyJzdWIi.c2ln", key
         )
         out = capsys.readouterr().err
-        assert secret not in out and "eyJhbGc" not in out, out
-        assert f"{key.rsplit('_', 1)[0]}_[redacted]" in out
+        assert parsed.secret not in out and "eyJhbGc" not in out, out
+        assert f"trb_{parsed.prefix}_[redacted]" in out
 
 
 def test_a_request_id_is_kept_only_when_it_is_a_sane_token() -> None:
@@ -148,3 +150,21 @@ def test_a_validation_error_is_told_without_its_input() -> None:
     told = logs.without_input(invalid.value)
     assert "dataset" in told and "1357913" not in told and "2468024" not in told
     assert "1357913" in str(invalid.value)  # what pydantic's own text would have logged
+
+
+async def test_what_a_request_starts_to_outlive_it_carries_none_of_its_context() -> None:
+    logs.begin_request({"x-request-id": "req-2"})
+    logs.bind(tenant="acme")
+
+    async def start_a_client() -> asyncio.Task[dict[str, Any]]:
+        async def background() -> dict[str, Any]:
+            return get_contextvars()
+
+        return asyncio.create_task(background())
+
+    try:
+        background = await logs.apart_from_request(start_a_client())
+        assert await background == {}
+        assert get_contextvars() == {"request_id": "req-2", "tenant": "acme"}
+    finally:
+        clear_contextvars()
