@@ -21,6 +21,7 @@ from events.commands import (
     parse_embedder_config,
 )
 from events.filters import FilterNode
+from tributary.backup_store import BackupStore
 from tributary.deeplake_lib import deeplake
 from tributary.filtering import matches
 from tributary.limits import LEDGER_SIZE
@@ -74,9 +75,32 @@ class DatasetSpec:
         )
 
 
+@dataclass(frozen=True)
+class Rows:
+    """A dataset's rows as stored, in row order: metadata as its JSON text."""
+
+    ids: list[str]
+    vectors: npt.NDArray[np.float32]
+    texts: list[str]
+    metadata: list[str]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def columns(self, start: int = 0, stop: int | None = None) -> dict[str, Any]:
+        return {
+            "id": self.ids[start:stop],
+            "embedding": self.vectors[start:stop],
+            "text": self.texts[start:stop],
+            "metadata": self.metadata[start:stop],
+        }
+
+
 class DatasetStore:
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, backups: BackupStore | None = None) -> None:
         self.root = root.rstrip("/")
+        # Where the applier copies snapshots (tributary/backup_store.py); None in processes that never do.
+        self.backups = backups
         self._writers: dict[str, DatasetWriter] = {}
 
     def writer(self, tenant: str, dataset: str) -> DatasetWriter | None:
@@ -114,8 +138,37 @@ class DatasetStore:
     def version(self, tenant: str, dataset: str) -> str:
         return str(deeplake.open_read_only(self.url(tenant, dataset)).version)
 
+    def read_at(self, tenant: str, dataset: str, at: str | None = None) -> Any:
+        """A read-only handle on the dataset at a tag or version id (its latest commit without one)."""
+        url = self.url(tenant, dataset)
+        return deeplake.open_read_only(f"{url}@{at}" if at else url)
+
+    def rows_at(self, tenant: str, dataset: str, at: str, start: int, stop: int) -> Rows:
+        ds = self.read_at(tenant, dataset, at)
+        return Rows(
+            ids=[str(i) for i in ds["id"][start:stop]],
+            vectors=np.asarray(ds["embedding"][start:stop], dtype=np.float32),
+            texts=[str(t) for t in ds["text"][start:stop]],
+            metadata=[str(m) for m in ds["metadata"][start:stop]],
+        )
+
+    def create_with_rows(
+        self, tenant: str, dataset: str, spec: DatasetSpec, rows: Rows, ledger: list[str]
+    ) -> None:
+        """Create the dataset holding `rows`, in one commit whose message carries `ledger`: a crash leaves no
+        dataset or the whole of it (a folder without a committed spec is created again, as for a create)."""
+        ds = self._create_schema(tenant, dataset, spec)
+        if len(rows):
+            ds.append(rows.columns())
+        ds.commit(LEDGER_PREFIX + json.dumps(ledger[-LEDGER_SIZE:], separators=(",", ":")))
+
     def create(self, tenant: str, dataset: str, spec: DatasetSpec, message: str) -> str:
         """Create the dataset and commit its schema; returns the committed version."""
+        ds = self._create_schema(tenant, dataset, spec)
+        ds.commit(message)
+        return str(ds.version)
+
+    def _create_schema(self, tenant: str, dataset: str, spec: DatasetSpec) -> Any:
         # Embeddings are stored as plain float32 arrays: DeepLake's own vector index is not used for
         # serving (see docs/architecture.md), and building it stalls commits near a million rows.
         ds = deeplake.create(
@@ -130,8 +183,7 @@ class DatasetStore:
             },
         )
         ds.metadata[SPEC_KEY] = spec.to_json()
-        ds.commit(message)
-        return str(ds.version)
+        return ds
 
     def delete(self, tenant: str, dataset: str) -> None:
         self.forget(tenant, dataset)
@@ -168,6 +220,35 @@ class DatasetWriter:
     @property
     def version(self) -> str:
         return str(self._ds.version)
+
+    @property
+    def ledger(self) -> list[str]:
+        """The commands the last commit reflects (the newest last)."""
+        return list(self._ledger)
+
+    def tag(self, name: str) -> str:
+        """Tag the last commit (again, if a crash left the tag on an earlier one); returns its version."""
+        self.untag(name)
+        self._ds.tag(name)
+        return self.version
+
+    def untag(self, name: str) -> None:
+        if name in self._ds.tags.names():
+            self._ds.tags[name].delete()
+
+    def replace_all(self, rows: Rows) -> None:
+        """Make the rows exactly `rows`, for the next commit: rows are overwritten in place, the surplus
+        appended or deleted from the bottom, so the change is one commit like any other write."""
+        old, new = len(self._ds), len(rows)
+        common = min(old, new)
+        if common:
+            for column, values in rows.columns(0, common).items():
+                self._ds[column][0:common] = values
+        if new > old:
+            self._ds.append(rows.columns(old))
+        for row in range(old - 1, new - 1, -1):
+            self._ds.delete(row)
+        self._rows = self._read_rows()
 
     def already_applied(self, command_id: str) -> bool:
         """Committed before, or applied earlier in the batch that is being built."""
