@@ -187,8 +187,10 @@ class UpdateMetadataPayload(Payload):
     merge: bool = Field(default=True, description="Merge into the stored metadata, or replace it")
 
 
-# A snapshot's id is the id of the command that made it (a uuid's 32 hex digits): the operation id its 202 gave.
-SnapshotId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+# A snapshot's id is the id of the command that made it: the operation id its 202 answered.
+SnapshotId = Annotated[
+    str, StringConstraints(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+]
 
 
 class CreateSnapshotPayload(Payload):

@@ -105,12 +105,12 @@ def test_a_snapshot_holds_the_commands_before_it_and_restores_over_later_writes(
     # The writes before the snapshot in the same batch are in it; the ones after are not.
     events = apply(store, upsert(["c"], 2.0), taking, upsert(["a", "d"], 3.0))
     created = one(events, SnapshotCreated)
-    assert created.payload.snapshot_id == taking.id.hex and created.payload.vector_count == 3
+    assert created.payload.snapshot_id == str(taking.id) and created.payload.vector_count == 3
     at_snapshot = {"a": ([1.0] * 4, {"v": 1.0}), "b": ([1.0] * 4, {"v": 1.0}), "c": ([2.0] * 4, {"v": 2.0})}
     assert rows(store) == at_snapshot | {"d": ([3.0] * 4, {"v": 3.0}), "a": ([3.0] * 4, {"v": 3.0})}
     # The DeepLake version is tagged, and the manifest says what the copy holds.
-    assert store.read_at(T, "docs", f"snapshot-{taking.id.hex}").version == created.payload.version
-    manifest = get_manifest(store.backups, T, "docs", taking.id.hex)  # type: ignore[arg-type]
+    assert store.read_at(T, "docs", f"snapshot-{taking.id!s}").version == created.payload.version
+    manifest = get_manifest(store.backups, T, "docs", str(taking.id))  # type: ignore[arg-type]
     assert (
         manifest is not None
         and manifest.vector_count == 3
@@ -118,7 +118,7 @@ def test_a_snapshot_holds_the_commands_before_it_and_restores_over_later_writes(
     )
     assert manifest.command_id == str(taking.id) and len(manifest.parts) == 1
 
-    batch = [upsert(["e"], 4.0), restore(taking.id.hex), upsert(["f"], 5.0)]
+    batch = [upsert(["e"], 4.0), restore(str(taking.id)), upsert(["f"], 5.0)]
     events = apply(store, *batch)
     restored = one(events, SnapshotRestored)
     assert restored.payload.vector_count == 3 and restored.payload.snapshot_version == created.payload.version
@@ -142,11 +142,11 @@ def test_a_snapshot_restores_into_a_new_dataset_and_the_original_keeps_its_later
         taking,
         DeleteVectors(tenant=T, dataset="docs", payload=DeleteVectorsPayload(ids=["a"])),
     )
-    events = apply(store, restore(taking.id.hex, into="copy"))
+    events = apply(store, restore(str(taking.id), into="copy"))
     assert one(events, SnapshotRestored).payload.vector_count == 2
     assert rows(store, "copy") == {"a": ([1.0] * 4, {"v": 1.0}), "b": ([1.0] * 4, {"v": 1.0})}
     assert set(rows(store)) == {"b"}
-    refused = apply_commands([restore(taking.id.hex, into="copy")], store)
+    refused = apply_commands([restore(str(taking.id), into="copy")], store)
     assert isinstance(refused[0], CommandRejected) and refused[0].payload.cause == "conflict"
 
 
@@ -157,12 +157,12 @@ def test_a_corrupt_snapshot_is_refused_with_the_reason_and_changes_nothing(
     apply(store, create(), upsert(["a"], 1.0), taking, upsert(["b"], 2.0))
     before, version = rows(store), store.version(T, "docs")
     plain = backups._inner if isinstance(backups, SealedStore) else backups
-    key = f"{T}/docs/{taking.id.hex}/vectors-00000.npy"
+    key = f"{T}/docs/{taking.id!s}/vectors-00000.npy"
     flipped = bytearray(plain.get(key))
     flipped[-1] ^= 1  # one byte
     plain.put(key, bytes(flipped))
     for target in ("docs", "copy"):
-        (event,) = apply_commands([restore(taking.id.hex, into=target)], store)
+        (event,) = apply_commands([restore(str(taking.id), into=target)], store)
         assert isinstance(event, CommandRejected), event
         assert "vectors-00000.npy" in event.payload.reason and "nothing was restored" in event.payload.reason
     assert rows(store) == before and store.version(T, "docs") == version
@@ -175,23 +175,23 @@ def test_retention_keeps_the_last_n_and_delete_removes_a_snapshot(store: Dataset
     apply(store, *taken)
     newest = snapshot(keep_last=2)
     created = one(apply(store, newest), SnapshotCreated)
-    assert created.payload.pruned == sorted([taken[0].id.hex, taken[1].id.hex])
+    assert created.payload.pruned == sorted([str(taken[0].id), str(taken[1].id)])
     assert [m.snapshot_id for m in list_manifests(store.backups, T, "docs")] == [  # type: ignore[arg-type]
-        taken[2].id.hex,
-        newest.id.hex,
+        str(taken[2].id),
+        str(newest.id),
     ]
-    assert f"snapshot-{taken[0].id.hex}" not in store.read_at(T, "docs").tags.names()
+    assert f"snapshot-{taken[0].id!s}" not in store.read_at(T, "docs").tags.names()
     deleting = DeleteSnapshot(
-        tenant=T, dataset="docs", payload=DeleteSnapshotPayload(snapshot_id=taken[2].id.hex)
+        tenant=T, dataset="docs", payload=DeleteSnapshotPayload(snapshot_id=str(taken[2].id))
     )
     assert isinstance(apply(store, deleting)[0], SnapshotDeleted)
     assert isinstance(apply(store, deleting)[0], SnapshotDeleted)  # again: nothing left to delete, no error
-    assert [m.snapshot_id for m in list_manifests(store.backups, T, "docs")] == [newest.id.hex]  # type: ignore[arg-type]
-    assert store.backups.keys(f"{T}/docs/{taken[2].id.hex}/") == []  # type: ignore[union-attr]
+    assert [m.snapshot_id for m in list_manifests(store.backups, T, "docs")] == [str(newest.id)]  # type: ignore[arg-type]
+    assert store.backups.keys(f"{T}/docs/{taken[2].id!s}/") == []  # type: ignore[union-attr]
 
 
 def test_a_snapshot_of_a_missing_dataset_or_a_missing_snapshot_is_not_found(store: DatasetStore) -> None:
     (missing,) = apply_commands([snapshot()], store)
     assert isinstance(missing, CommandRejected) and missing.payload.cause == "not_found"
-    (unknown,) = apply_commands([restore("0" * 32)], store)
+    (unknown,) = apply_commands([restore("00000000-0000-0000-0000-000000000000")], store)
     assert isinstance(unknown, CommandRejected) and unknown.payload.cause == "not_found"

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -18,6 +20,7 @@ from typing import Any, Protocol
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from tributary.resilience import Unavailable
 from tributary.settings import Settings
 
 NONCE_BYTES = 12
@@ -95,40 +98,65 @@ class S3Store:
     AWS itself (or AWS_ENDPOINT_URL, which boto3 reads)."""
 
     def __init__(self, bucket: str, prefix: str, endpoint: str | None, region: str | None) -> None:
-        import boto3  # only a deployment that backs up to S3 pays for importing it
+        # Only a deployment that backs up to S3 pays for importing them.
+        import boto3
+        from botocore.config import Config
 
         self.bucket, self.prefix = bucket, prefix.strip("/")
         self._endpoint = endpoint
-        self._client: Any = boto3.session.Session().client("s3", endpoint_url=endpoint, region_name=region)
+        self._client: Any = boto3.session.Session().client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name=region,
+            config=Config(
+                connect_timeout=5, read_timeout=60, retries={"mode": "standard", "max_attempts": 3}
+            ),
+        )
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
+    @contextmanager
+    def _answering(self) -> Iterator[None]:
+        """A store that does not answer (or no credential in the chain) is a 503 to a client and a retry to the
+        applier, not a crash; the reason names the store, never a credential."""
+        from botocore.exceptions import BotoCoreError
+
+        try:
+            yield
+        except BotoCoreError as exc:
+            raise Unavailable("backup store", f"{self.describe()}: {type(exc).__name__}") from exc
+
     def put(self, key: str, data: bytes) -> None:
-        self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+        with self._answering():
+            self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
 
     def get(self, key: str) -> bytes:
-        try:
-            answer = self._client.get_object(Bucket=self.bucket, Key=self._key(key))
-        except self._client.exceptions.NoSuchKey:
-            raise ObjectMissing(key) from None
-        return bytes(answer["Body"].read())
+        with self._answering():
+            try:
+                answer = self._client.get_object(Bucket=self.bucket, Key=self._key(key))
+            except self._client.exceptions.NoSuchKey:
+                raise ObjectMissing(key) from None
+            return bytes(answer["Body"].read())
 
     def keys(self, prefix: str) -> list[str]:
         strip = len(self._key(""))
         found: list[str] = []
-        for page in self._client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=self._key(prefix)
-        ):
-            found.extend(str(item["Key"])[strip:] for item in page.get("Contents", []))
+        with self._answering():
+            for page in self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self._key(prefix)
+            ):
+                found.extend(str(item["Key"])[strip:] for item in page.get("Contents", []))
         return sorted(found)
 
     def delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), 1000):  # S3's limit per DeleteObjects request
             chunk = keys[start : start + 1000]
-            self._client.delete_objects(
-                Bucket=self.bucket, Delete={"Objects": [{"Key": self._key(k)} for k in chunk], "Quiet": True}
-            )
+            with self._answering():
+                self._client.delete_objects(
+                    Bucket=self.bucket,
+                    Delete={"Objects": [{"Key": self._key(k)} for k in chunk], "Quiet": True},
+                )
 
     def describe(self) -> str:
         where = f" at {self._endpoint}" if self._endpoint else ""

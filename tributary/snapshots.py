@@ -8,6 +8,7 @@ never listed, and a deletion removes the manifest first.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import json
@@ -19,7 +20,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from events import SnapshotId
-from tributary.backup_store import BackupStore, ObjectMissing, ObjectUnreadable
+from tributary.backup_store import BackupStore, ObjectMissing, ObjectUnreadable, open_backup_store
+from tributary.settings import Settings
 from tributary.storage import DatasetSpec, Rows
 
 log = logging.getLogger(__name__)
@@ -71,8 +73,16 @@ class SnapshotManifest(BaseModel):
         return DatasetSpec.from_json(self.spec)
 
     @property
-    def size(self) -> int:
+    def size_bytes(self) -> int:
         return sum(part.vectors.size + part.records.size for part in self.parts)
+
+    @property
+    def dimensions(self) -> int:
+        return self.dataset_spec.dimensions
+
+    @property
+    def metric(self) -> str:
+        return self.dataset_spec.metric
 
 
 class SnapshotCorrupt(Exception):
@@ -131,6 +141,17 @@ def list_manifests(backups: BackupStore, tenant: str, dataset: str) -> list[Snap
         if manifest is not None:
             found.append(manifest)
     return sorted(found, key=lambda m: m.created_at)
+
+
+async def find_snapshots(settings: Settings, tenant: str, dataset: str) -> list[SnapshotManifest]:
+    """The dataset's snapshots in the configured backup store (a thread: the store's calls block)."""
+    return await asyncio.to_thread(list_manifests, open_backup_store(settings), tenant, dataset)
+
+
+async def find_snapshot(
+    settings: Settings, tenant: str, dataset: str, snapshot_id: str
+) -> SnapshotManifest | None:
+    return await asyncio.to_thread(get_manifest, open_backup_store(settings), tenant, dataset, snapshot_id)
 
 
 def read_verified(backups: BackupStore, manifest: SnapshotManifest) -> Rows:

@@ -140,8 +140,11 @@ class DatasetStore:
 
     def read_at(self, tenant: str, dataset: str, at: str | None = None) -> Any:
         """A read-only handle on the dataset at a tag or version id (its latest commit without one)."""
-        url = self.url(tenant, dataset)
-        return deeplake.open_read_only(f"{url}@{at}" if at else url)
+        ds = deeplake.open_read_only(self.url(tenant, dataset))
+        if at is None:
+            return ds
+        # `path@name` names a tag or a branch, not a version id: versions are reached through the history.
+        return ds.tags[at].open() if at in ds.tags.names() else ds.history[at].open()
 
     def rows_at(self, tenant: str, dataset: str, at: str, start: int, stop: int) -> Rows:
         ds = self.read_at(tenant, dataset, at)

@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 def snapshot_id_of(command: CreateSnapshot) -> str:
     """A snapshot is named by the command that made it: the operation id its 202 answered."""
-    return command.id.hex
+    return str(command.id)
 
 
 def create_snapshot(command: CreateSnapshot, store: DatasetStore) -> SnapshotCreated:
