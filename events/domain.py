@@ -73,20 +73,13 @@ class SnapshotDeletedPayload(Payload):
     snapshot_id: SnapshotId
 
 
-class SnapshotRestoredPayload(Payload):
-    """The dataset now holds the snapshot's state, at a new version: a projection of it is built again from
-    DeepLake at `version`, and later events apply on top."""
+class SnapshotRestoredPayload(DatasetCreatedPayload):
+    """The dataset now holds the snapshot's state (its configuration, as a create would give it) at a new
+    `version`: a projection of it is built again from DeepLake at that version, and later events apply on top."""
 
     source_dataset: Name
     snapshot_id: SnapshotId
     snapshot_version: str = Field(description="The version of the source dataset the snapshot holds")
-    dimensions: int
-    metric: Metric
-    metadata_schema: dict[FieldName, FieldType] = Field(default_factory=dict)
-    text_field: FieldName | None = None
-    embedder: EmbedderConfig | None = None
-    text_analysis: TextAnalysis = PLAIN_WORDS
-    version: str = Field(description="The dataset's DeepLake version after the restore")
     vector_count: int
 
 

@@ -93,14 +93,7 @@ def _apply_all(projections: Projections, events: Sequence[DomainEvent]) -> None:
         match event:
             case DatasetCreated(payload=p):
                 if projections.get(event.tenant, event.dataset) is None:
-                    spec = DatasetSpec(
-                        dimensions=p.dimensions,
-                        metric=p.metric,
-                        metadata_schema=dict(p.metadata_schema),
-                        text_field=p.text_field,
-                        embedder=p.embedder,
-                        text_analysis=p.text_analysis,
-                    )
+                    spec = DatasetSpec.of(p)
                     projection = DatasetProjection(
                         p.dimensions, p.metric, p.version, p.text_field, p.text_analysis
                     )

@@ -14,12 +14,14 @@ import numpy.typing as npt
 
 from events.analysis import PLAIN_WORDS, TextAnalysis
 from events.commands import (
+    CreateDatasetPayload,
     FieldType,
     LocalEmbedderConfig,
     Metric,
     OpenAIEmbedderConfig,
     parse_embedder_config,
 )
+from events.domain import DatasetCreatedPayload
 from events.filters import FilterNode
 from tributary.backup_store import BackupStore
 from tributary.deeplake_lib import deeplake
@@ -59,6 +61,28 @@ class DatasetSpec:
                 "text_analysis": self.text_analysis.model_dump(mode="json"),
             },
             sort_keys=True,
+        )
+
+    def fields(self) -> dict[str, Any]:
+        """The spec as the fields of a payload that carries it (DatasetCreated, SnapshotRestored)."""
+        return {
+            "dimensions": self.dimensions,
+            "metric": self.metric,
+            "metadata_schema": dict(self.metadata_schema),
+            "text_field": self.text_field,
+            "embedder": self.embedder,
+            "text_analysis": self.text_analysis,
+        }
+
+    @classmethod
+    def of(cls, payload: CreateDatasetPayload | DatasetCreatedPayload) -> DatasetSpec:
+        return cls(
+            dimensions=payload.dimensions,
+            metric=payload.metric,
+            metadata_schema=dict(payload.metadata_schema),
+            text_field=payload.text_field,
+            embedder=payload.embedder,
+            text_analysis=payload.text_analysis,
         )
 
     @classmethod

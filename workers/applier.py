@@ -147,14 +147,7 @@ def rejection(command: Command, reason: str, cause: RejectionCause = "invalid") 
 
 
 def create_dataset(command: CreateDataset, store: DatasetStore) -> DatasetCreated:
-    wanted = DatasetSpec(
-        dimensions=command.payload.dimensions,
-        metric=command.payload.metric,
-        metadata_schema=dict(command.payload.metadata_schema),
-        text_field=command.payload.text_field,
-        embedder=command.payload.embedder,
-        text_analysis=command.payload.text_analysis,
-    )
+    wanted = DatasetSpec.of(command.payload)
     existing = store.spec(command.tenant, command.dataset)
     if existing is None:
         # A dataset folder without a spec is a create that crashed before its commit: start it again.
@@ -164,19 +157,7 @@ def create_dataset(command: CreateDataset, store: DatasetStore) -> DatasetCreate
         version = store.version(command.tenant, command.dataset)
     else:
         raise Rejected(f"dataset {command.dataset!r} already exists with another configuration", "conflict")
-    return event_for(
-        command,
-        DatasetCreated,
-        DatasetCreatedPayload(
-            dimensions=wanted.dimensions,
-            metric=wanted.metric,
-            metadata_schema=wanted.metadata_schema,
-            text_field=wanted.text_field,
-            embedder=wanted.embedder,
-            text_analysis=wanted.text_analysis,
-            version=version,
-        ),
-    )
+    return event_for(command, DatasetCreated, DatasetCreatedPayload(**wanted.fields(), version=version))
 
 
 def delete_dataset(command: DeleteDataset, store: DatasetStore) -> DatasetDeleted:

@@ -211,16 +211,11 @@ def restore_snapshot(command: RestoreSnapshot, store: DatasetStore) -> SnapshotR
         command,
         SnapshotRestored,
         SnapshotRestoredPayload(
+            **spec.fields(),
+            version=writer.version,
             source_dataset=p.source_dataset,
             snapshot_id=p.snapshot_id,
             snapshot_version=manifest.version,
-            dimensions=spec.dimensions,
-            metric=spec.metric,
-            metadata_schema=dict(spec.metadata_schema),
-            text_field=spec.text_field,
-            embedder=spec.embedder,
-            text_analysis=spec.text_analysis,
-            version=writer.version,
             vector_count=writer.count,
         ),
     )
