@@ -325,38 +325,23 @@ s3_ready() { s3_running && curl -s -o /dev/null "http://127.0.0.1:$s3_port/"; }
 # the system has since given to another program).
 is_ours() { pid_alive "$1" && grep -qa -- "$2" "/proc/$(cat "$1")/cmdline" 2>/dev/null; }
 
-kafka_down() {
-  if is_ours "$kafka_home/kafka.pid" kafka.Kafka; then
+# stop_ours NAME PIDFILE PATTERN SECONDS: stop the process the pid file names, if it is still ours.
+stop_ours() {
+  if is_ours "$2" "$3"; then
     local pid
-    pid=$(cat "$kafka_home/kafka.pid")
-    log "stopping kafka (pid $pid)"
+    pid=$(cat "$2")
+    log "stopping $1 (pid $pid)"
     kill "$pid"
-    stop_within 60 "$pid"
+    stop_within "$4" "$pid"
   fi
-  rm -f "$kafka_home/kafka.pid"
+  rm -f "$2"
 }
 
-redis_down() {
-  if is_ours "$redis_home/redis.pid" redis-server; then
-    local pid
-    pid=$(cat "$redis_home/redis.pid")
-    log "stopping redis (pid $pid)"
-    kill "$pid"
-    stop_within 30 "$pid"
-  fi
-  rm -f "$redis_home/redis.pid"
-}
+kafka_down() { stop_ours kafka "$kafka_home/kafka.pid" kafka.Kafka 60; }
 
-s3_down() {
-  if is_ours "$s3_home/s3proxy.pid" s3proxy; then
-    local pid
-    pid=$(cat "$s3_home/s3proxy.pid")
-    log "stopping s3proxy (pid $pid)"
-    kill "$pid"
-    stop_within 30 "$pid"
-  fi
-  rm -f "$s3_home/s3proxy.pid"
-}
+redis_down() { stop_ours redis "$redis_home/redis.pid" redis-server 30; }
+
+s3_down() { stop_ours s3proxy "$s3_home/s3proxy.pid" s3proxy 30; }
 
 postgres_down() {
   local bin
