@@ -35,7 +35,7 @@ from events import (
 from tests.services import S3Service
 from tributary.backup_store import BackupStore, FolderStore, S3Store, SealedStore
 from tributary.snapshots import get_manifest, list_manifests
-from tributary.storage import DatasetStore
+from tributary.storage import DatasetStore, DatasetWriter
 from workers.applier import apply_commands
 
 T = "acme"
@@ -195,3 +195,69 @@ def test_a_snapshot_of_a_missing_dataset_or_a_missing_snapshot_is_not_found(stor
     assert isinstance(missing, CommandRejected) and missing.payload.cause == "not_found"
     (unknown,) = apply_commands([restore("00000000-0000-0000-0000-000000000000")], store)
     assert isinstance(unknown, CommandRejected) and unknown.payload.cause == "not_found"
+
+
+class FailingOnce:
+    """A backup store that fails one chosen write, as a store that goes away in the middle of a copy would."""
+
+    def __init__(self, inner: BackupStore, fail_on: str) -> None:
+        self.inner, self.fail_on, self.failed = inner, fail_on, False
+
+    def put(self, key: str, data: bytes) -> None:
+        if key.endswith(self.fail_on) and not self.failed:
+            self.failed = True
+            raise ConnectionError("the store went away")
+        self.inner.put(key, data)
+
+    def get(self, key: str) -> bytes:
+        return self.inner.get(key)
+
+    def keys(self, prefix: str) -> list[str]:
+        return self.inner.keys(prefix)
+
+    def delete(self, keys: list[str]) -> None:
+        self.inner.delete(keys)
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+
+def test_a_copy_that_stops_half_way_is_never_listed_and_the_redelivery_completes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("workers.snapshots.PART_ROWS", 2)
+    backups = FailingOnce(FolderStore(tmp_path / "backups"), fail_on="records-00001.json")
+    store = DatasetStore(str(tmp_path / "datasets"), backups=backups)
+    apply(store, create(), upsert(["a", "b", "c", "d", "e"], 1.0))
+    taking = snapshot()
+    with pytest.raises(ConnectionError):
+        apply_commands([taking], store)
+    assert backups.keys(f"{T}/docs/") != []  # the first part was copied...
+    assert list_manifests(backups, T, "docs") == []  # ...but no snapshot exists without its manifest
+    created = one(apply(store, taking), SnapshotCreated)  # the command comes again
+    (manifest,) = list_manifests(backups, T, "docs")
+    assert manifest.snapshot_id == created.payload.snapshot_id and manifest.vector_count == 5
+    assert [part.rows for part in manifest.parts] == [2, 2, 1]
+    apply(store, restore(str(taking.id), into="copy"))
+    assert set(rows(store, "copy")) == {"a", "b", "c", "d", "e"}
+
+
+def test_a_restore_that_fails_at_its_commit_leaves_the_dataset_as_it_was_and_completes_when_retried(
+    store: DatasetStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    taking = snapshot()
+    apply(store, create(), upsert(["a"], 1.0), taking, upsert(["b"], 2.0))
+    before = rows(store)
+    batch = [restore(str(taking.id)), upsert(["c"], 3.0)]
+    original = DatasetWriter.commit
+
+    def crash(self: DatasetWriter) -> str:
+        monkeypatch.setattr(DatasetWriter, "commit", original)
+        raise RuntimeError("killed during the commit")
+
+    monkeypatch.setattr(DatasetWriter, "commit", crash)
+    with pytest.raises(RuntimeError):
+        apply_commands(batch, store)
+    assert rows(store) == before  # nothing of the restore was committed
+    apply(store, *batch)
+    assert set(rows(store)) == {"a", "c"}

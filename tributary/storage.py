@@ -6,6 +6,7 @@ Calls here are synchronous (DeepLake releases the GIL); async callers run them i
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,8 @@ from tributary.backup_store import BackupStore
 from tributary.deeplake_lib import deeplake
 from tributary.filtering import matches
 from tributary.limits import LEDGER_SIZE
+
+log = logging.getLogger(__name__)
 
 SPEC_KEY = "tributary_spec"
 # Redelivery only repeats the newest commands of a partition (those whose offsets were not committed yet, at
@@ -138,11 +141,15 @@ class DatasetStore:
 
     def forget(self, tenant: str, dataset: str) -> None:
         """Drop a writer after a failed apply, so the next one reopens the dataset at its last commit."""
-        self._writers.pop(self.url(tenant, dataset), None)
+        writer = self._writers.pop(self.url(tenant, dataset), None)
+        if writer is not None:
+            writer.discard()
 
     def forget_all(self) -> None:
         """Drop every writer: after a rebalance another worker may have committed to any of them."""
-        self._writers.clear()
+        writers, self._writers = list(self._writers.values()), {}
+        for writer in writers:
+            writer.discard()
 
     def url(self, tenant: str, dataset: str) -> str:
         # Tenant and dataset are validated names (no dots or slashes), so this cannot escape the root.
@@ -224,6 +231,10 @@ class DatasetWriter:
 
     def __init__(self, url: str) -> None:
         self._ds = deeplake.open(url)
+        # What a writer changed and never committed is written to the dataset's head when its handle goes
+        # (measured: a fresh open then reads it), and the next commit would carry it: a writer that was dropped
+        # without discarding them, or killed, may have left some. The single writer starts from the last commit.
+        self._ds.rollback()
         self.spec = DatasetSpec.from_json(str(self._ds.metadata[SPEC_KEY]))
         self._ledger = self._read_ledger()
         self._pending: list[str] = []
@@ -338,6 +349,15 @@ class DatasetWriter:
 
     def set_metadata(self, vector_id: str, metadata: dict[str, Any]) -> None:
         self._ds["metadata"][self._rows[vector_id]] = _as_json(metadata)
+
+    def discard(self) -> None:
+        """Throw away what was changed since the last commit (see __init__: dropping the handle would not)."""
+        try:
+            self._ds.rollback()
+        except Exception:
+            # Storage gone: the next writer's rollback at open discards them instead.
+            log.warning("could not discard the uncommitted changes of %s", self._ds.name, exc_info=True)
+        self._pending = []
 
     @property
     def dirty(self) -> bool:
