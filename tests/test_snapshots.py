@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -261,3 +262,18 @@ def test_a_restore_that_fails_at_its_commit_leaves_the_dataset_as_it_was_and_com
     assert rows(store) == before  # nothing of the restore was committed
     apply(store, *batch)
     assert set(rows(store)) == {"a", "c"}
+
+
+def test_retention_by_age_deletes_the_snapshots_older_than_that(store: DatasetStore) -> None:
+    apply(store, create(), upsert(["a"], 1.0))
+    old, recent = snapshot(), snapshot()
+    apply(store, old, recent)
+    backups = store.backups
+    assert backups is not None
+    manifest = get_manifest(backups, T, "docs", str(old.id))
+    assert manifest is not None
+    aged = manifest.model_copy(update={"created_at": manifest.created_at - timedelta(days=10)})
+    backups.put(f"{T}/docs/{old.id}/manifest.json", aged.model_dump_json().encode())
+    newest = snapshot(max_age_days=5)
+    assert one(apply(store, newest), SnapshotCreated).payload.pruned == [str(old.id)]
+    assert [m.snapshot_id for m in list_manifests(backups, T, "docs")] == [str(recent.id), str(newest.id)]
