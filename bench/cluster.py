@@ -19,6 +19,8 @@ from tributary.auth.keys import new_key
 # The operator key of the benchmark's deployment; clients send ADMIN_HEADERS.
 ADMIN_KEY = new_key().key
 ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_KEY}"}
+# The gRPC ports of kafka_mode's command-api and query-api (embedded_mode: EMBEDDED_GRPC).
+COMMAND_GRPC, QUERY_GRPC, EMBEDDED_GRPC = "127.0.0.1:18190", "127.0.0.1:18191", "127.0.0.1:18192"
 
 
 class Processes:
@@ -96,10 +98,22 @@ async def kafka_mode(
         subprocess.run, [sys.executable, "-m", "tributary", "migrate"], env=env, check=True
     )
     with processes(work) as running:
-        running.start("command-api", ["serve", "--role", "command-api", "--port", "18180"], env)
+        running.start(
+            "command-api", ["serve", "--role", "command-api", "--port", "18180", "--grpc-port", "18190"], env
+        )
         running.start(
             "query-api",
-            ["serve", "--role", "query-api", "--port", "18181", "--workers", str(query_workers)],
+            [
+                "serve",
+                "--role",
+                "query-api",
+                "--port",
+                "18181",
+                "--grpc-port",
+                "18191",
+                "--workers",
+                str(query_workers),
+            ],
             env,
         )
         running.start("applier", ["serve", "--role", "applier"], env)
@@ -122,6 +136,6 @@ async def _create_schema(url: str, schema: str) -> None:
 async def embedded_mode(work: Path) -> AsyncIterator[tuple[str, str, Processes]]:
     env = {**os.environ, "TRIBUTARY_DATA_DIR": str(work), "TRIBUTARY_ADMIN_KEY": ADMIN_KEY}
     with processes(work) as running:
-        running.start("embedded", ["serve", "--port", "18182"], env)
+        running.start("embedded", ["serve", "--port", "18182", "--grpc-port", "18192"], env)
         await ready("http://127.0.0.1:18182")
         yield "http://127.0.0.1:18182", "http://127.0.0.1:18182", running

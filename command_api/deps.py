@@ -3,30 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any, cast
-from uuid import NAMESPACE_URL, UUID, uuid5
 
-from fastapi import Depends, Header, HTTPException, Query, Request, Response, status
+from fastapi import Depends, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from command_api.operations import (
-    FirstAttemptInFlight,
-    IdempotencyKeyReused,
-    Keyed,
-    NotPublished,
-    Submission,
-    replay,
-    submit,
-)
-from events import Command, RejectionCause
+from command_api.operations import Keyed, NotPublished
+from command_api.writes import Writer
+from events import RejectionCause
 from schemas.datasets import Accepted
 from tributary.bus import CommandPublisher
-from tributary.deps import ServicesDep, SessionDep, SettingsDep, TenantDep
-from tributary.errors import AUTHENTICATED, ErrorResponse, invalid, problem, responses
-from tributary.settings import Settings
+from tributary.deps import ServicesDep, SessionDep, TenantDep
+from tributary.errors import AUTHENTICATED, ErrorResponse, problem, responses
 
 
 async def get_publisher(services: ServicesDep) -> CommandPublisher:
@@ -46,12 +34,19 @@ REJECTION_STATUS: dict[RejectionCause, int] = {
 }
 
 
-def status_of(answer: Accepted) -> int:
+def http_status(answer: Accepted) -> int:
+    """202 while accepted, the outcome's code once `?wait=true` saw it applied or rejected."""
     if answer.status == "accepted":
         return status.HTTP_202_ACCEPTED
     if answer.status == "applied":
         return status.HTTP_200_OK
     return REJECTION_STATUS[answer.rejection or "invalid"]
+
+
+def status_of(answer: Accepted, response: Response) -> Accepted:
+    """The answer, with the response's status code set to `http_status`."""
+    response.status_code = http_status(answer)
+    return answer
 
 
 # What a write answers besides its 202 (stated on each write router): the outcome of `?wait=true`, the error
@@ -64,61 +59,11 @@ WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-class Submitter:
-    """Submits the command of the current request and sets the answer's status code (`status_of`): 202 while
-    accepted, the outcome's once `?wait=true` saw it applied or rejected. With an Idempotency-Key the operation
-    is found by the key, and the command's id derives from the tenant, the key and the request: the same
-    request always makes the same command (one the applier recognises), and a key used again after its
-    operation expired (command_api/retention.py) for another request makes a new one."""
-
-    def __init__(
-        self,
-        session: AsyncSession,
-        publisher: CommandPublisher,
-        settings: Settings,
-        wait: bool,
-        tenant: str,
-        keyed: Keyed | None,
-    ) -> None:
-        self._session, self._publisher, self._settings, self._wait = session, publisher, settings, wait
-        self._tenant, self._keyed = tenant, keyed
-
-    async def replay(self) -> Accepted | None:
-        """The first answer, when this request retries one with the same Idempotency-Key."""
-        if self._keyed is None:
-            return None
-        with _idempotency_errors():
-            return await replay(
-                self._tenant,
-                self._keyed,
-                self._session,
-                wait=self._wait,
-                timeout=self._settings.wait_timeout_s,
-            )
-
-    async def __call__(self, command: Command, response: Response, ids: list[str] | None = None) -> Accepted:
-        if self._keyed is not None:
-            command = command.model_copy(
-                update={"id": _operation_id(self._tenant, self._keyed), "idempotency_key": self._keyed.key}
-            )
-        with _idempotency_errors():
-            answer = await submit(
-                Submission(command, self._keyed, ids),
-                self._session,
-                self._publisher,
-                part_bytes=self._settings.command_part_bytes,
-                wait=self._wait,
-                timeout=self._settings.wait_timeout_s,
-            )
-        response.status_code = status_of(answer)
-        return answer
-
-
-async def get_submitter(
+async def get_writer(
     request: Request,
     session: SessionDep,
     publisher: PublisherDep,
-    settings: SettingsDep,
+    services: ServicesDep,
     tenant: TenantDep,
     wait: Annotated[
         bool, Query(description="Answer only once the write is applied (or the wait times out)")
@@ -131,7 +76,7 @@ async def get_submitter(
             description="A retry with the same key and body gets the first answer; nothing is published again",
         ),
     ] = None,
-) -> Submitter:
+) -> Writer:
     keyed = None
     if idempotency_key is not None:
         # The request is identified by what it asks for, so a retry of a request that let the server
@@ -139,10 +84,10 @@ async def get_submitter(
         digest = hashlib.sha256(f"{tenant}\n{request.method}\n{request.url.path}\n".encode())
         digest.update(await request.body())
         keyed = Keyed(idempotency_key, digest.hexdigest())
-    return Submitter(session, publisher, settings, wait, tenant, keyed)
+    return Writer(tenant, session, publisher, services.embedders, services.settings, keyed, wait)
 
 
-SubmitDep = Annotated[Submitter, Depends(get_submitter)]
+WriterDep = Annotated[Writer, Depends(get_writer)]
 
 
 class ReplayedAnswer(Exception):
@@ -150,17 +95,17 @@ class ReplayedAnswer(Exception):
         self.answer = answer
 
 
-async def answer_retries_first(submit: SubmitDep) -> None:
+async def answer_retries_first(writer: WriterDep) -> None:
     """Router dependency, so it runs before the route's own checks: a retry of a request that was accepted
     (same Idempotency-Key, same body) gets the first answer, even where the route would now say 409 or 404."""
-    answer = await submit.replay()
+    answer = await writer.replay()
     if answer is not None:
         raise ReplayedAnswer(answer)
 
 
 def replayed_answer(_request: Request, exc: Exception) -> JSONResponse:
     answer = cast("ReplayedAnswer", exc).answer
-    return JSONResponse(answer.model_dump(mode="json"), status_code=status_of(answer))
+    return JSONResponse(answer.model_dump(mode="json"), status_code=http_status(answer))
 
 
 # Kafka is away: by then a replaced producer and the backed-off reconnects have had time to find it again.
@@ -182,22 +127,3 @@ def not_published_answer(_request: Request, exc: Exception) -> JSONResponse:
         status_code=code,
         headers={"Retry-After": str(RETRY_AFTER_S)},
     )
-
-
-def _operation_id(tenant: str, keyed: Keyed) -> UUID:
-    return uuid5(NAMESPACE_URL, f"tributary:idempotency:{tenant}:{keyed.key}:{keyed.request_hash}")
-
-
-@contextmanager
-def _idempotency_errors() -> Iterator[None]:
-    try:
-        yield
-    except IdempotencyKeyReused:
-        raise invalid(
-            ("header", "idempotency-key"),
-            "this Idempotency-Key was used for a different request; use a new key",
-        ) from None
-    except FirstAttemptInFlight:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, "the first request with this Idempotency-Key is in flight; retry"
-        ) from None

@@ -5,8 +5,6 @@ retry publishes the same command again, which the applier recognises if the firs
 
 from __future__ import annotations
 
-import asyncio
-import time
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
@@ -18,8 +16,7 @@ from events import Command
 from schemas.datasets import Accepted
 from tributary.bus import CommandPublisher, PublishFailed
 from tributary.db.models import OperationRow
-
-POLL_INTERVAL_S = 0.02
+from tributary.db.outcomes import settled
 
 
 class IdempotencyKeyReused(Exception):
@@ -207,13 +204,9 @@ def _first_answer(row: OperationRow, request_hash: str) -> Accepted | None:
 
 
 async def _await_outcome(accepted: Accepted, session: AsyncSession, timeout: float) -> Accepted:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        session.expire_all()
-        row = await session.get(OperationRow, accepted.operation_id, populate_existing=True)
-        if row is not None and row.status != "accepted":
-            return accepted.model_copy(
-                update={"status": row.status, "reason": row.reason, "rejection": row.rejection}
-            )
-        await asyncio.sleep(POLL_INTERVAL_S)
-    return accepted
+    row = await settled(session, accepted.operation_id, timeout)
+    if row is None:
+        return accepted
+    return accepted.model_copy(
+        update={"status": row.status, "reason": row.reason, "rejection": row.rejection}
+    )

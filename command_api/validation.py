@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi.exceptions import RequestValidationError
-
 from events.commands import EmbedderConfig, OpenAIEmbedderConfig, embedder_mismatch
 from schemas.vectors import VectorRecord
 from tributary.db.models import DatasetRow
 from tributary.embedding import Embedders
+from tributary.failures import Invalid
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
@@ -52,7 +51,7 @@ def check_embedder(embedder: EmbedderConfig | None, dimensions: int, embedders: 
     else:
         reason = embedder_mismatch(embedder, dimensions) or embedders.unavailable(embedder)
     if reason:
-        raise RequestValidationError([problem(("embedder",), reason)])
+        raise Invalid([problem(("embedder",), reason)])
 
 
 def check_records(records: list[VectorRecord], dataset: DatasetRow) -> None:
@@ -86,4 +85,4 @@ def check_records(records: list[VectorRecord], dataset: DatasetRow) -> None:
         if record.metadata:
             problems += metadata_problems(record.metadata, dataset.metadata_schema, (*loc, "metadata"))
     if problems:
-        raise RequestValidationError(problems)
+        raise Invalid(problems)

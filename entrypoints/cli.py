@@ -64,6 +64,10 @@ def serve(
             "event log and holds its own projections, so reads scale with cores",
         ),
     ] = 1,
+    grpc_port: Annotated[
+        int | None,
+        typer.Option(help="gRPC port of embedded mode, command-api and query-api (default 50051); 0: none"),
+    ] = None,
 ) -> None:
     """Run Tributary."""
     if role not in get_args(Role):
@@ -82,6 +86,10 @@ def serve(
     if role == "embedded":
         typer.echo(f"Tributary embedded: data in {settings.data_dir.resolve()}")
     host, port = host or settings.host, port or settings.port
+    grpc_port = settings.grpc_port if grpc_port is None else grpc_port
+    settings = settings.model_copy(update={"host": host, "grpc_port": grpc_port})
+    if grpc_port:
+        typer.echo(f"gRPC API on {host}:{grpc_port}")
     if workers == 1:
         uvicorn.run(
             create_app(settings, cast(ApiRole, role)),
@@ -91,8 +99,10 @@ def serve(
             access_log=settings.access_log,
         )
         return
-    # Worker processes import the app by name; they read the role from the environment they inherit.
-    os.environ[WORKER_ROLE_VARIABLE] = role
+    # Worker processes import the app by name; they read the role and settings from the environment they inherit.
+    os.environ.update(
+        {WORKER_ROLE_VARIABLE: role, "TRIBUTARY_HOST": host, "TRIBUTARY_GRPC_PORT": str(grpc_port)}
+    )
     uvicorn.run(
         "entrypoints.http_app:app_for_worker",
         factory=True,

@@ -17,6 +17,7 @@ from command_api.routes import snapshots as command_snapshots
 from command_api.routes import vectors as command_vectors
 from entrypoints import health
 from entrypoints.bootstrap import start_services
+from entrypoints.grpc_api.server import start_grpc
 from query_api.routes import admin, catalog, search
 from query_api.routes import snapshots as read_snapshots
 from tributary import __version__, errors, http_hygiene, logs
@@ -31,7 +32,10 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             # The one thing on app.state: tributary/deps.py gives the routes its parts as typed dependencies.
-            app.state.services = await start_services(settings, role, stack)
+            services = app.state.services = await start_services(settings, role, stack)
+            if settings.grpc_port:
+                # `--workers N` processes serve one gRPC port together, as uvicorn shares the HTTP one.
+                await start_grpc(services, stack, shared_port=WORKER_ROLE_VARIABLE in os.environ)
             yield
 
     app = FastAPI(title="Tributary", version=__version__, lifespan=lifespan)

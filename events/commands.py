@@ -181,10 +181,15 @@ class DeleteVectorsPayload(Payload):
         return self
 
 
-class UpdateMetadataPayload(Payload):
-    id: VectorId
+class MetadataChange(BaseModel):
+    """A vector's new metadata: the command's payload and the HTTP request (schemas.vectors.MetadataPatch) both."""
+
     metadata: Metadata
     merge: bool = Field(default=True, description="Merge into the stored metadata, or replace it")
+
+
+class UpdateMetadataPayload(Payload, MetadataChange):
+    id: VectorId
 
 
 # A snapshot's id is the id of the command that made it: the operation id its 202 answered.

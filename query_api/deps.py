@@ -1,26 +1,17 @@
-"""Dependencies of the query API: a dataset's projection, once the replica reached the read's consistency."""
+"""Dependencies of the query API: the read service, and a dataset's projection once the replica reached the
+read's consistency (query_api/reading.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Query, status
+from fastapi import Depends, Query
 
-from query_api.cache import SearchCache
-from query_api.consistency import ConsistencyLevel, TokenBeyondLog
-from query_api.registry import Served
+from query_api.consistency import ConsistencyLevel
+from query_api.reading import Reader, ServedRead
 from query_api.services import ReadServices
-from tributary.bus import TOKEN_PATTERN, ConsistencyToken
-from tributary.deps import ReadableDataset, ServicesDep, SettingsDep, TenantDep
-from tributary.errors import invalid
-
-
-@dataclass(frozen=True)
-class ServedRead:
-    served: Served
-    consistency: ConsistencyLevel
-    reflects: dict[str, int]
+from tributary.bus import TOKEN_PATTERN
+from tributary.deps import ReadableDataset, ServicesDep, TenantDep
 
 
 async def get_read_services(services: ServicesDep) -> ReadServices:
@@ -32,11 +23,16 @@ async def get_read_services(services: ServicesDep) -> ReadServices:
 ReadServicesDep = Annotated[ReadServices, Depends(get_read_services)]
 
 
+async def get_reader(services: ReadServicesDep, tenant: TenantDep) -> Reader:
+    return Reader(services, tenant)
+
+
+ReaderDep = Annotated[Reader, Depends(get_reader)]
+
+
 async def served_dataset(
     dataset: ReadableDataset,
-    services: ReadServicesDep,
-    tenant: TenantDep,
-    settings: SettingsDep,
+    reader: ReaderDep,
     consistency: Annotated[
         ConsistencyLevel, Query(description="eventual, bounded (default), session (needs `token`) or strong")
     ] = "bounded",
@@ -45,36 +41,7 @@ async def served_dataset(
         Query(description="For `session`: the consistency_token a write answered", pattern=TOKEN_PATTERN),
     ] = None,
 ) -> ServedRead:
-    parsed = None
-    if consistency == "session":
-        if token is None:
-            raise invalid(("query", "token"), "session consistency needs a `token`")
-        try:
-            parsed = ConsistencyToken.parse(token)
-        except ValueError as exc:
-            raise invalid(("query", "token"), str(exc)) from None
-    barrier = services.barrier
-    try:
-        reached = await barrier.reach(consistency, tenant, dataset, parsed, settings.read_timeout_s)
-    except TokenBeyondLog as exc:
-        raise invalid(("query", "token"), str(exc)) from None
-    if not reached:
-        raise HTTPException(
-            status.HTTP_504_GATEWAY_TIMEOUT,
-            f"this replica did not reach {consistency} consistency within {settings.read_timeout_s} s; retry, "
-            "or read with a weaker level",
-        )
-    served = services.projections.get(tenant, dataset)
-    if served is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"dataset {dataset!r} not found")
-    return ServedRead(served, consistency, barrier.reflected())
+    return await reader.served(dataset, consistency, token)
 
 
 ServedDep = Annotated[ServedRead, Depends(served_dataset)]
-
-
-async def get_search_cache(services: ReadServicesDep) -> SearchCache:
-    return services.search_cache
-
-
-SearchCacheDep = Annotated[SearchCache, Depends(get_search_cache)]

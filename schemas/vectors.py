@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from events.commands import Metadata, VectorId
+from events.commands import Metadata, MetadataChange, VectorId
 from events.filters import FilterDict
 from schemas.requests import RequestModel
 
@@ -115,6 +115,5 @@ class DeleteVectorsRequest(RequestModel):
         return self
 
 
-class MetadataPatch(RequestModel):
-    metadata: Metadata
-    merge: bool = Field(default=True, description="Merge into the stored metadata, or replace it")
+class MetadataPatch(RequestModel, MetadataChange):
+    pass

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -13,6 +14,10 @@ from tests.helpers import ADMIN_KEY
 from tributary.db.migrate import upgrade
 from tributary.db.session import engine_for
 from tributary.settings import Settings
+
+# Many apps and `tributary serve` processes run side by side in the tests: none opens the default gRPC port.
+# The gRPC tests (tests/test_grpc_api.py) give theirs a free one.
+os.environ["TRIBUTARY_GRPC_PORT"] = "0"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -43,6 +43,9 @@ def serve(
     args = [sys.executable, "-m", "tributary", "serve", "--role", role, "--workers", str(workers)]
     if port is not None:
         args += ["--port", str(port)]
+    if role in ("embedded", "command-api", "query-api"):
+        # Side by side, the processes of the tests must not all take the default gRPC port.
+        args += ["--grpc-port", env.get("TRIBUTARY_GRPC_PORT", "0")]
     with log.open("ab") as out:
         return subprocess.Popen(args, env=env, stdout=out, stderr=out)
 

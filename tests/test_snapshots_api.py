@@ -68,8 +68,18 @@ async def answers(
             f"/api/v1/datasets/{dataset}/search{STRONG}", json={"vector": query.tolist(), "k": 10}
         )
         assert answer.status_code == 200, answer.text
-        found.append([(r["id"], round(r["score"], 5)) for r in answer.json()["results"]])
+        found.append([(r["id"], r["score"]) for r in answer.json()["results"]])
     return found
+
+
+def same(left: list[list[tuple[str, float]]], right: list[list[tuple[str, float]]]) -> bool:
+    """The same ids in the same order, with scores equal but for float32 rounding (an index built again sums
+    in another order)."""
+    return [[i for i, _ in page] for page in left] == [[i for i, _ in page] for page in right] and all(
+        abs(a - b) < 1e-4
+        for lp, rp in zip(left, right, strict=True)
+        for (_, a), (_, b) in zip(lp, rp, strict=True)
+    )
 
 
 async def count(client: httpx.AsyncClient, dataset: str) -> int:
@@ -124,7 +134,7 @@ async def test_restore_answers_as_at_the_snapshot_and_a_corrupt_one_changes_noth
         await write(commands, "/api/v1/datasets/docs/vectors", {"vectors": records(range(50), rng, "after")})
         await write(commands, "/api/v1/datasets/docs/vectors/delete", {"ids": ["v60", "v61"]})
         later = await answers(reads, "docs", queries)
-        assert later != before and await count(reads, "docs") == 303
+        assert not same(later, before) and await count(reads, "docs") == 303
 
         listed = (await reads.get("/api/v1/datasets/docs/snapshots")).json()["snapshots"]
         assert [(s["snapshot_id"], s["vector_count"], s["dimensions"]) for s in listed] == [
@@ -137,14 +147,14 @@ async def test_restore_answers_as_at_the_snapshot_and_a_corrupt_one_changes_noth
 
         # Into a new dataset: as the original at the snapshot; the original keeps its later writes.
         await write(commands, f"/api/v1/datasets/docs/snapshots/{snapshot_id}/restore?target=copy")
-        assert await answers(reads, "copy", queries) == before
-        assert await answers(reads, "docs", queries) == later
+        assert same(await answers(reads, "copy", queries), before)
+        assert same(await answers(reads, "docs", queries), later)
         catalog = (await reads.get("/api/v1/datasets/copy")).json()
         assert catalog["vector_count"] == 300 and catalog["dimensions"] == DIMS
 
         # Over the original: as at the snapshot, and a write after the restore applies on top of that state.
         await write(commands, f"/api/v1/datasets/docs/snapshots/{snapshot_id}/restore")
-        assert await answers(reads, "docs", queries) == before
+        assert same(await answers(reads, "docs", queries), before)
         await write(
             commands,
             "/api/v1/datasets/docs/vectors",

@@ -20,6 +20,7 @@ from typing import Protocol
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tributary.auth.principal import Principal
 from tributary.db.models import AuditRow
 from tributary.resilience import RepeatedLog
 from tributary.services import Services, services_of
@@ -93,12 +94,32 @@ class AuditSink(Protocol):
     async def publish(self, event: AuditEvent) -> None: ...
 
 
-def audited(method: str, path: str, status: int) -> bool:
-    if not path.startswith("/api/"):
-        return False
-    if status in (401, 403, 429):
-        return True
+def is_write(method: str, path: str) -> bool:
+    """An HTTP request that changes something (reads that are posted are reads all the same)."""
     return method in WRITES and not path.endswith(READ_SUFFIXES)
+
+
+async def record(
+    services: Services, principal: Principal | None, action: str, target: str, outcome: int, write: bool
+) -> None:
+    """The audit of one answered call, whatever its transport (`outcome`: the HTTP status, or the one a gRPC
+    status code stands for): writes and refusals are recorded, allowed reads are not; an anonymous refusal is
+    counted, not written one by one."""
+    if not write and outcome not in (401, 403, 429):
+        return
+    if principal is None and outcome in (401, 429):
+        services.refusals.add(action, target, outcome)
+        return
+    event = AuditEvent(
+        id=str(uuid.uuid4()),
+        at=datetime.now(UTC),
+        tenant=principal.tenant if principal else None,
+        subject=principal.subject if principal else "anonymous",
+        action=action,
+        target=target[:MAX_TARGET],
+        outcome=outcome,
+    )
+    await store(services, event)
 
 
 class AuditMiddleware:
@@ -117,26 +138,12 @@ class AuditMiddleware:
             await send(message)
 
         await self.app(scope, receive, watch)
-        if not (status and audited(scope["method"], scope["path"], status[0])):
-            return
+        method, path = scope["method"], scope["path"]
         services = services_of(scope["app"])
-        if services is None:
+        if not status or not path.startswith("/api/") or services is None:
             return
-        principal = getattr(scope.get("state", {}).get("principal"), "model_dump", None)
-        if principal is None and status[0] in (401, 429):
-            services.refusals.add(scope["method"], scope["path"], status[0])
-            return
-        who = principal() if principal else None
-        event = AuditEvent(
-            id=str(uuid.uuid4()),
-            at=datetime.now(UTC),
-            tenant=who["tenant"] if who else None,
-            subject=who["subject"] if who else "anonymous",
-            action=scope["method"],
-            target=scope["path"][:MAX_TARGET],
-            outcome=status[0],
-        )
-        await store(services, event)
+        principal = scope.get("state", {}).get("principal")
+        await record(services, principal, method, path, status[0], is_write(method, path))
 
 
 async def store(services: Services, event: AuditEvent) -> None:

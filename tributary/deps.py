@@ -10,16 +10,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, TypeVar
 
-from fastapi import Depends, HTTPException, Path, Request, Response, status
+from fastapi import Depends, Path, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tributary.auth.authenticate import authenticate
+from tributary.auth.gate import admit, check_dataset, check_tenant_wide, refuse_unauthenticated
 from tributary.auth.key_cache import KeyCache
-from tributary.auth.principal import Action, Decision, Principal, authorize, authorize_role
-from tributary.auth.rate_limit import RateLimiter
+from tributary.auth.principal import Action, Principal
 from tributary.embedding import Embedders
+from tributary.failures import Unauthenticated
 from tributary.health import Readiness
-from tributary.resilience import Unavailable
 from tributary.services import Services, services_of
 from tributary.settings import Settings
 
@@ -61,25 +61,12 @@ async def get_readiness(services: ServicesDep) -> Readiness:
 async def get_principal(request: Request, services: ServicesDep) -> Principal:
     try:
         principal = await authenticate(request.headers.get("authorization", ""), services)
-    except HTTPException:
-        await _limit_unauthenticated(request, services.rate_limiter)
+    except Unauthenticated as failure:
+        client = request.client.host if request.client else "unknown"
+        await refuse_unauthenticated(failure, services.rate_limiter, client)
         raise
     request.state.principal = principal  # for the audit record of this request
     return principal
-
-
-async def _limit_unauthenticated(request: Request, limiter: RateLimiter | None) -> None:
-    """A request that failed authentication counts against its client address: past the limit, a 429."""
-    if limiter is None:
-        return
-    rate = await limiter.hit_unauthenticated(request.client.host if request.client else "unknown")
-    # Unchecked (Redis away), the request still gets its 401: neither a 429 nor a 503 would be truer.
-    if rate.checked and not rate.allowed:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            "too many requests without a valid credential; retry later",
-            headers=rate.headers(),
-        )
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
@@ -98,22 +85,7 @@ def allowed(action: Action) -> Callable[..., Awaitable[Principal]]:
     async def check(
         response: Response, services: ServicesDep, principal: Annotated[Principal, Depends(get_principal)]
     ) -> Principal:
-        decision = authorize_role(principal, action, principal.tenant)
-        if not decision:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, decision.reason)
-        limiter = services.rate_limiter
-        if limiter is not None:
-            rate = await limiter.hit(principal, "read" if action == "read" else "write")
-            if not rate.checked and not rate.allowed:
-                # Failing closed is not the client's fault: not a 429 that says it went too fast.
-                raise Unavailable("Redis", "rate limits cannot be checked", rate.retry_after_s)
-            if not rate.allowed:
-                raise HTTPException(
-                    status.HTTP_429_TOO_MANY_REQUESTS,
-                    "rate limit exceeded; retry later",
-                    headers=rate.headers(),
-                )
-            response.headers.update(rate.headers())
+        response.headers.update(await admit(principal, action, services.rate_limiter))
         return principal
 
     return check
@@ -130,18 +102,13 @@ def scope_check(check: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T
     return check
 
 
-def _forbid_unless(decision: Decision) -> None:
-    if not decision:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, decision.reason)
-
-
 def on_dataset(action: Action) -> Callable[..., Awaitable[str]]:
     """A route that acts on the dataset of its `{dataset}` path parameter: the principal may do `action` on it
     (a credential limited to some datasets). Gives the dataset's name."""
 
     @scope_check
     async def check(dataset: Annotated[str, Path()], principal: CurrentPrincipal) -> str:
-        _forbid_unless(authorize(principal, action, principal.tenant, dataset))
+        check_dataset(principal, action, dataset)
         return dataset
 
     return check
@@ -153,7 +120,7 @@ def tenant_wide(action: Action) -> Callable[..., Awaitable[Principal]]:
 
     @scope_check
     async def check(principal: CurrentPrincipal) -> Principal:
-        _forbid_unless(authorize(principal, action, principal.tenant))
+        check_tenant_wide(principal, action)
         return principal
 
     return check

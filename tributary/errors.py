@@ -18,6 +18,16 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
+from tributary.failures import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    Refused,
+    TimedOut,
+    TooManyRequests,
+    Unauthenticated,
+)
 from tributary.resilience import Unavailable
 
 
@@ -60,11 +70,6 @@ def problem(code: int, message: str, loc: Sequence[str | int] = ()) -> dict[str,
     }
 
 
-def invalid(loc: Sequence[str | int], message: str) -> RequestValidationError:
-    """A 422 that a route finds itself (against the dataset, or the server's state), naming the field."""
-    return RequestValidationError([{"type": "value_error", "loc": tuple(loc), "msg": message}])
-
-
 async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     return error_response(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.errors())
@@ -98,6 +103,30 @@ def allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
+# What each refusal of the services (tributary/failures.py) answers over HTTP.
+REFUSAL_STATUS: dict[type[Refused], int] = {
+    NotFound: status.HTTP_404_NOT_FOUND,
+    Conflict: status.HTTP_409_CONFLICT,
+    Unauthenticated: status.HTTP_401_UNAUTHORIZED,
+    Forbidden: status.HTTP_403_FORBIDDEN,
+    TooManyRequests: status.HTTP_429_TOO_MANY_REQUESTS,
+    TimedOut: status.HTTP_504_GATEWAY_TIMEOUT,
+}
+
+
+async def refused(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Refused)
+    if isinstance(exc, Invalid):
+        return error_response(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.problems)
+    code = next(code for kind, code in REFUSAL_STATUS.items() if isinstance(exc, kind))
+    headers: dict[str, str] = {}
+    if isinstance(exc, Unauthenticated):
+        headers["WWW-Authenticate"] = "Bearer"
+    elif isinstance(exc, TooManyRequests):
+        headers = exc.headers
+    return error_response(code, [problem(code, exc.reason)], headers)
+
+
 async def dependency_unavailable(_request: Request, exc: Exception) -> JSONResponse:
     """A dependency that went away is a 503 that names it, with when to retry; never a 500."""
     assert isinstance(exc, Unavailable)
@@ -109,3 +138,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Unavailable, dependency_unavailable)
+    app.add_exception_handler(Refused, refused)

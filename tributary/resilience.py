@@ -22,8 +22,10 @@ from typing import Literal
 class Unavailable(Exception):
     """A dependency does not answer: the HTTP roles answer 503 with `Retry-After`, the workers back off."""
 
-    def __init__(self, dependency: str, reason: str, retry_after_s: float = 1.0) -> None:
-        super().__init__(f"{dependency} is unavailable: {reason}")
+    def __init__(
+        self, dependency: str, reason: str, retry_after_s: float = 1.0, message: str | None = None
+    ) -> None:
+        super().__init__(message or f"{dependency} is unavailable: {reason}")
         self.dependency = dependency
         self.reason = reason
         self.retry_after_s = retry_after_s

@@ -127,6 +127,13 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
+    grpc_port: int = Field(
+        default=50051,
+        ge=0,
+        le=65535,
+        description="Port of the gRPC API (protos/tributary/v1/tributary.proto) beside the HTTP one, in embedded "
+        "mode and the command-api and query-api roles (`--grpc-port` of `tributary serve`); 0: no gRPC server",
+    )
     health_port: int | None = Field(
         default=None,
         ge=1,

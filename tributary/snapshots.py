@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from events import SnapshotId
 from tributary.backup_store import BackupStore, ObjectMissing, ObjectUnreadable, open_backup_store
+from tributary.failures import Conflict, NotFound
 from tributary.settings import Settings
 from tributary.storage import DatasetSpec, Rows
 
@@ -148,10 +149,20 @@ async def find_snapshots(settings: Settings, tenant: str, dataset: str) -> list[
     return await asyncio.to_thread(list_manifests, open_backup_store(settings), tenant, dataset)
 
 
-async def find_snapshot(
+async def existing_snapshot(
     settings: Settings, tenant: str, dataset: str, snapshot_id: str
-) -> SnapshotManifest | None:
-    return await asyncio.to_thread(get_manifest, open_backup_store(settings), tenant, dataset, snapshot_id)
+) -> SnapshotManifest:
+    """The snapshot a request names: NotFound when there is none (another tenant's is none either, its keys
+    start with the tenant), Conflict when its manifest cannot be read."""
+    try:
+        found = await asyncio.to_thread(
+            get_manifest, open_backup_store(settings), tenant, dataset, snapshot_id
+        )
+    except SnapshotCorrupt as exc:
+        raise Conflict(str(exc)) from exc
+    if found is None:
+        raise NotFound(f"snapshot {snapshot_id!r} of {dataset!r} not found")
+    return found
 
 
 def read_verified(backups: BackupStore, manifest: SnapshotManifest) -> Rows:

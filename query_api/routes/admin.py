@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
 from query_api.deps import ReadServicesDep
 from query_api.registry import rebuild
 from tributary.deps import SettingsDep, TenantDep, WritableDataset, allowed
 from tributary.errors import AUTHENTICATED, responses
+from tributary.failures import NotFound
 from tributary.storage import DatasetStore
 
 router = APIRouter(
@@ -39,7 +40,7 @@ async def rebuild_projection(
     store = DatasetStore(settings.resolved_storage_root)
     served = await asyncio.to_thread(rebuild, projections, store, tenant, dataset)
     if served is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"dataset {dataset!r} not found")
+        raise NotFound(f"dataset {dataset!r} not found")
     return Rebuilt(
         dataset=dataset,
         vectors=len(served.projection),

@@ -1,15 +1,14 @@
-"""Catalog reads: datasets and operation status, from the SQL projections."""
+"""Catalog reads: datasets and operation status, from the SQL projections (query_api/catalog.py)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, status
-from sqlalchemy import select
+from fastapi import APIRouter, Depends
 
+from query_api import catalog
 from schemas.datasets import DatasetList, DatasetView, OperationView
-from tributary.auth.principal import authorize
-from tributary.db.models import DatasetRow, OperationRow
+from tributary.db.models import OperationRow
 from tributary.deps import (
     CurrentPrincipal,
     ReadableDataset,
@@ -28,32 +27,20 @@ router = APIRouter(
 
 @router.get("/datasets", response_model=DatasetList, dependencies=[Depends(tenant_wide("read"))])
 async def list_datasets(session: SessionDep, principal: CurrentPrincipal) -> DatasetList:
-    rows = await session.scalars(
-        select(DatasetRow).where(DatasetRow.tenant == principal.tenant).order_by(DatasetRow.name)
-    )
-    # A credential limited to some datasets lists only those.
-    visible = [row for row in rows if authorize(principal, "read", principal.tenant, row.name)]
-    return DatasetList(datasets=[DatasetView.model_validate(row) for row in visible])
+    return DatasetList(datasets=await catalog.list_datasets(session, principal))
 
 
 @router.get("/datasets/{dataset}", response_model=DatasetView, responses=responses(404))
 async def get_dataset(dataset: ReadableDataset, session: SessionDep, tenant: TenantDep) -> DatasetView:
-    row = await session.get(DatasetRow, (tenant, dataset))
-    if row is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"dataset {dataset!r} not found")
-    return DatasetView.model_validate(row)
+    return await catalog.get_dataset(session, tenant, dataset)
 
 
 @scope_check
 async def readable_operation(
     operation_id: str, session: SessionDep, principal: CurrentPrincipal
 ) -> OperationRow:
-    """The operation, when it is of the principal's tenant and of a dataset the principal may read; as with
-    datasets, any other is not found."""
-    row = await session.get(OperationRow, operation_id)
-    if row is None or not authorize(principal, "read", row.tenant, row.dataset):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"operation {operation_id!r} not found")
-    return row
+    """The operation's own dataset decides who may read it (query_api/catalog.py)."""
+    return await catalog.readable_operation(session, principal, operation_id)
 
 
 @router.get("/operations/{operation_id}", response_model=OperationView, responses=responses(404))

@@ -1,17 +1,16 @@
-"""Snapshot reads: a dataset's snapshots, from the manifests in the backup store (tributary/snapshots.py)."""
+"""Snapshot reads (query_api/snapshots.py)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, status
+from fastapi import APIRouter, Depends, Path
 
 from events import SnapshotId
+from query_api import snapshots
 from schemas.snapshots import SnapshotList, SnapshotView
-from tributary.db.models import DatasetRow
 from tributary.deps import ReadableDataset, SessionDep, SettingsDep, TenantDep, allowed
 from tributary.errors import AUTHENTICATED, responses
-from tributary.snapshots import SnapshotCorrupt, find_snapshot, find_snapshots
 
 router = APIRouter(
     prefix="/api/v1/datasets",
@@ -25,11 +24,7 @@ router = APIRouter(
 async def list_snapshots(
     dataset: ReadableDataset, settings: SettingsDep, session: SessionDep, tenant: TenantDep
 ) -> SnapshotList:
-    manifests = await find_snapshots(settings, tenant, dataset)
-    # A deleted dataset's snapshots are still listed (to restore it); a name with neither is not found.
-    if not manifests and await session.get(DatasetRow, (tenant, dataset)) is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"dataset {dataset!r} not found")
-    return SnapshotList(snapshots=[SnapshotView.model_validate(m) for m in manifests])
+    return SnapshotList(snapshots=await snapshots.list_snapshots(settings, session, tenant, dataset))
 
 
 @router.get("/{dataset}/snapshots/{snapshot_id}", response_model=SnapshotView, responses=responses(404, 409))
@@ -39,10 +34,4 @@ async def get_snapshot(
     settings: SettingsDep,
     tenant: TenantDep,
 ) -> SnapshotView:
-    try:
-        manifest = await find_snapshot(settings, tenant, dataset, snapshot_id)
-    except SnapshotCorrupt as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-    if manifest is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"snapshot {snapshot_id!r} of {dataset!r} not found")
-    return SnapshotView.model_validate(manifest)
+    return await snapshots.get_snapshot(settings, tenant, dataset, snapshot_id)

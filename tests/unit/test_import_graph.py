@@ -26,7 +26,6 @@ TRANSPORTS = frozenset({"fastapi", "starlette", "uvicorn", "faststream", "aiokaf
 TRANSPORT_ADAPTERS = frozenset(
     {
         "tributary/audit.py",
-        "tributary/auth/authenticate.py",
         "tributary/deps.py",
         "tributary/errors.py",
         "tributary/http_hygiene.py",
@@ -36,7 +35,6 @@ TRANSPORT_ADAPTERS = frozenset(
         "tributary/producer.py",
         "tributary/stream.py",
         "command_api/deps.py",
-        "command_api/validation.py",
         "query_api/deps.py",
         "query_api/follower.py",
         "query_api/applied_offsets.py",

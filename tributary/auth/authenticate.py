@@ -10,7 +10,6 @@ import logging
 import uuid
 from collections.abc import Iterable
 
-from fastapi import HTTPException, status
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -19,6 +18,7 @@ from tributary.auth import keys
 from tributary.auth.jwt import InvalidToken
 from tributary.auth.principal import Principal
 from tributary.db.models import ApiKeyRow
+from tributary.failures import Unauthenticated
 from tributary.resilience import Unavailable
 from tributary.services import Services
 from tributary.settings import Settings
@@ -28,15 +28,11 @@ log = logging.getLogger(__name__)
 BOOTSTRAP_ID = "bootstrap"
 
 
-def unauthorized(reason: str) -> HTTPException:
-    return HTTPException(status.HTTP_401_UNAUTHORIZED, reason, headers={"WWW-Authenticate": "Bearer"})
-
-
 async def authenticate(header: str, services: Services) -> Principal:
     """The principal of an `Authorization` header's value."""
     scheme, _, credential = header.partition(" ")
     if scheme.lower() != "bearer" or not credential.strip():
-        raise unauthorized("send `Authorization: Bearer <API key or token>`")
+        raise Unauthenticated("send `Authorization: Bearer <API key or token>`")
     credential = credential.strip()
     parsed = keys.parse(credential)
     if parsed is not None:
@@ -56,11 +52,11 @@ async def authenticate(header: str, services: Services) -> Principal:
         return principal
     verifier = services.jwt_verifier
     if verifier is None:
-        raise unauthorized("not an API key, and this deployment accepts no tokens")
+        raise Unauthenticated("not an API key, and this deployment accepts no tokens")
     try:
         return await verifier.verify(credential)
     except InvalidToken as exc:
-        raise unauthorized(f"token refused: {exc}") from None
+        raise Unauthenticated(f"token refused: {exc}") from None
 
 
 async def _look_up(sessions: async_sessionmaker[AsyncSession], parsed: keys.ParsedKey) -> Principal:
@@ -69,7 +65,7 @@ async def _look_up(sessions: async_sessionmaker[AsyncSession], parsed: keys.Pars
             select(ApiKeyRow).where(ApiKeyRow.prefix == parsed.prefix, ApiKeyRow.revoked_at.is_(None))
         )
     if row is None or not keys.matches(parsed.secret, row.hash):
-        raise unauthorized("unknown or revoked API key")
+        raise Unauthenticated("unknown or revoked API key")
     return Principal(
         subject=row.id,
         tenant=row.tenant,

@@ -3,10 +3,14 @@ request (the command API embeds record text with it, the query side query text).
 
 from __future__ import annotations
 
+import numpy as np
+import numpy.typing as npt
+
 from events.commands import LocalEmbedderConfig, OpenAIEmbedderConfig, embedder_mismatch
 from tributary.embedding import local
 from tributary.embedding.base import Embedder, EmbeddingFailed
 from tributary.embedding.openai import OpenAIEmbedder
+from tributary.resilience import Unavailable
 from tributary.settings import EmbeddingEndpoint, Settings
 
 
@@ -33,6 +37,16 @@ class Embedders:
         if key not in self._embedders:
             self._embedders[key] = self._create(config, dimensions)
         return self._embedders[key]
+
+    async def embed(
+        self, config: LocalEmbedderConfig | OpenAIEmbedderConfig, dimensions: int, texts: list[str]
+    ) -> npt.NDArray[np.float32]:
+        """The texts embedded for a request: a failure is the embedder being unavailable (a 503 naming why),
+        raised before anything is published or searched."""
+        try:
+            return await self.get(config, dimensions).embed(texts)
+        except EmbeddingFailed as exc:
+            raise Unavailable("the embedder", str(exc), message=f"embedding failed: {exc}") from exc
 
     def _create(self, config: LocalEmbedderConfig | OpenAIEmbedderConfig, dimensions: int) -> Embedder:
         match config:

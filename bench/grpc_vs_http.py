@@ -1,0 +1,185 @@
+"""gRPC against HTTP on one deployment, in one run: streaming ingest and search QPS.
+
+    eval "$(bash deploy/local/services.sh env)"
+    python -m bench.grpc_vs_http [--vectors 50000] [--batch 1000] [--dims 384] [--seconds 10]
+
+Starts the distributed roles as `tributary serve` processes (command-api and query-api serve HTTP and gRPC) and
+prints:
+- ingest, accepted vectors/s: HTTP upserts of --batch records with JSON float lists, one after another (the
+  way most clients send them), HTTP with packed base64 vectors, and one gRPC client-streaming upsert of the same
+  batches as packed float32 bytes; from the first request to the last answer (202 or the stream's summary);
+- search QPS and latency with 1 and 8 clients over keep-alive connections, k = 10, eventual consistency, the
+  same query vectors for both: HTTP JSON (the lean client of bench/http_load.py) and gRPC (requests serialised
+  in advance, answers left undecoded, so both clients cost the server's CPU as little as they can).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import httpx
+import numpy as np
+
+from bench.cluster import ADMIN_HEADERS, ADMIN_KEY, COMMAND_GRPC, QUERY_GRPC, kafka_mode
+from bench.http_load import Load, post, run_load
+from bench.ingest import Bodies
+from bench.search import indexed
+from entrypoints.grpc_api.v1 import tributary_pb2 as pb
+from entrypoints.grpc_api.v1 import tributary_pb2_grpc as pb_grpc
+
+METADATA = (("authorization", f"Bearer {ADMIN_KEY}"),)
+
+
+async def http_ingest(url: str, bodies: Bodies, batches: int, batch: int) -> float:
+    async with httpx.AsyncClient(base_url=url, headers=ADMIN_HEADERS, timeout=120) as client:
+        payloads = [bodies.next() for _ in range(batches)]
+        started = time.perf_counter()
+        for payload in payloads:
+            answer = await client.post(
+                "/api/v1/datasets/bench/vectors",
+                content=payload,
+                headers={"content-type": "application/json"},
+            )
+            answer.raise_for_status()
+        return batches * batch / (time.perf_counter() - started)
+
+
+async def grpc_ingest(vectors: np.ndarray, batches: int, batch: int) -> float:
+    rows = [row.astype("<f4").tobytes() for row in vectors]
+    messages = [
+        pb.UpsertRequest(
+            dataset="bench",
+            records=[
+                pb.Record(id=f"g{b}-{i}", vector=row, metadata_json=f'{{"i":{i}}}')
+                for i, row in enumerate(rows)
+            ],
+        )
+        for b in range(batches)
+    ]
+
+    async def stream() -> AsyncIterator[pb.UpsertRequest]:
+        for message in messages:
+            yield message
+
+    async with grpc.aio.insecure_channel(COMMAND_GRPC, options=_options()) as channel:
+        started = time.perf_counter()
+        summary = await pb_grpc.VectorsStub(channel).UpsertStream(stream(), metadata=METADATA)
+        elapsed = time.perf_counter() - started
+    assert summary.records == batches * batch
+    return batches * batch / elapsed
+
+
+async def grpc_search(queries: list[bytes], clients: int, seconds: float) -> Load:
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+    counter = iter(range(10**9))
+
+    async def client(channel: grpc.aio.Channel) -> None:
+        search = channel.unary_unary(
+            "/tributary.v1.Search/Search", request_serializer=None, response_deserializer=None
+        )
+        while time.perf_counter() < deadline:
+            request = queries[next(counter) % len(queries)]
+            began = time.perf_counter()
+            await search(request, metadata=METADATA)
+            latencies.append(time.perf_counter() - began)
+
+    # One channel (one HTTP/2 connection) a client, as the HTTP clients each keep one connection.
+    channels = [grpc.aio.insecure_channel(QUERY_GRPC, options=_options()) for _ in range(clients)]
+    started = time.perf_counter()
+    await asyncio.gather(*(client(channel) for channel in channels))
+    elapsed = time.perf_counter() - started
+    for channel in channels:
+        await channel.close()
+    latencies.sort()
+    return Load(
+        qps=len(latencies) / elapsed,
+        p50_ms=statistics.median(latencies) * 1000,
+        p99_ms=latencies[int(len(latencies) * 0.99)] * 1000,
+    )
+
+
+def _options() -> list[tuple[str, int]]:
+    return [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--vectors", type=int, default=50_000)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--dims", type=int, default=384)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    batches = args.vectors // args.batch
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((args.batch, args.dims)).astype(np.float32)
+    query_vectors = rng.standard_normal((64, args.dims)).astype(np.float32)
+    with tempfile.TemporaryDirectory() as work:
+        async with kafka_mode(Path(work)) as (commands, queries, _):
+            async with httpx.AsyncClient(base_url=commands, headers=ADMIN_HEADERS, timeout=60) as client:
+                created = await client.post(
+                    "/api/v1/datasets?wait=true", json={"name": "bench", "dimensions": args.dims}
+                )
+                created.raise_for_status()
+            print(f"ingest: {batches} batches of {args.batch} x {args.dims}")
+            json_rate = await http_ingest(
+                commands, Bodies(args.batch, args.dims, packed=False), batches, args.batch
+            )
+            print(f"  HTTP, JSON float lists:     {json_rate:9,.0f} vectors/s accepted")
+            packed_rate = await http_ingest(
+                commands, Bodies(args.batch, args.dims, packed=True), batches, args.batch
+            )
+            print(f"  HTTP, packed base64:        {packed_rate:9,.0f} vectors/s accepted")
+            grpc_rate = await grpc_ingest(vectors, batches, args.batch)
+            print(
+                f"  gRPC stream, packed bytes:  {grpc_rate:9,.0f} vectors/s accepted ({grpc_rate / json_rate:.1f}x JSON)"
+            )
+
+            # Everything applied, visible and in HNSW before the reads are measured.
+            async with httpx.AsyncClient(base_url=queries, headers=ADMIN_HEADERS, timeout=120) as client:
+                while (
+                    await client.post("/api/v1/datasets/bench/count?consistency=strong", json={})
+                ).status_code != 200:
+                    pass
+            await indexed(queries)
+            http_bodies = [
+                post(
+                    queries,
+                    "/api/v1/datasets/bench/search?consistency=eventual",
+                    b'{"k":10,"vector":[' + ",".join(f"{x:.6f}" for x in q).encode() + b"]}",
+                    ADMIN_HEADERS,
+                )
+                for q in query_vectors
+            ]
+            grpc_bodies = [
+                pb.SearchRequest(
+                    dataset="bench",
+                    query=pb.Query(vector=q.astype("<f4").tobytes(), k=10),
+                    consistency=pb.Consistency(level="eventual"),
+                ).SerializeToString()
+                for q in query_vectors
+            ]
+            print(f"search, k=10, {args.seconds:.0f} s each")
+            for clients in (1, 8):
+                http = await run_load(
+                    queries, lambda n: http_bodies[n % len(http_bodies)], clients, args.seconds
+                )
+                rpc = await grpc_search(grpc_bodies, clients, args.seconds)
+                for name, load in (("HTTP", http), ("gRPC", rpc)):
+                    print(
+                        f"  {clients} client(s), {name}: {load.qps:7,.0f} QPS, p50 {load.p50_ms:5.1f} ms, "
+                        f"p99 {load.p99_ms:5.1f} ms"
+                    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

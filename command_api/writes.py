@@ -1,0 +1,206 @@
+"""The write service: every write a client can ask for, whatever its transport (HTTP routes and gRPC servicers are
+thin adapters over it). Each checks the request against the dataset, builds its command and submits it
+(command_api/operations.py): 202-style `Accepted` with an operation id and a consistency token.
+
+Who may write what was decided before (tributary/auth/gate.py); refusals are tributary/failures.py's."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from command_api.operations import (
+    FirstAttemptInFlight,
+    IdempotencyKeyReused,
+    Keyed,
+    Submission,
+    replay,
+    submit,
+)
+from command_api.validation import check_embedder, check_records, metadata_problems, problem
+from events import (
+    Command,
+    CreateDataset,
+    CreateDatasetPayload,
+    CreateSnapshot,
+    CreateSnapshotPayload,
+    DeleteDataset,
+    DeleteSnapshot,
+    DeleteSnapshotPayload,
+    DeleteVectors,
+    DeleteVectorsPayload,
+    RestoreSnapshot,
+    RestoreSnapshotPayload,
+    UpdateMetadata,
+    UpdateMetadataPayload,
+    UpsertVectors,
+    UpsertVectorsPayload,
+    parse_embedder_config,
+)
+from schemas.datasets import Accepted, CreateDatasetRequest
+from schemas.snapshots import CreateSnapshotRequest
+from schemas.vectors import OUTSIDE_FLOAT32, DeleteVectorsRequest, MetadataPatch, VectorRecord
+from tributary.bus import CommandPublisher
+from tributary.db.models import DatasetRow
+from tributary.embedding import Embedders
+from tributary.failures import Conflict, Invalid, NotFound, invalid
+from tributary.settings import Settings
+from tributary.snapshots import existing_snapshot
+
+
+@dataclass(frozen=True)
+class Writer:
+    """The writes of one request: its tenant, its database session, and with an Idempotency-Key its `Keyed`
+    (the same request always makes the same command, one the applier recognises; a key used again after its
+    operation expired, command_api/retention.py, for another request makes a new one). With `wait` an answer
+    comes once the write is applied or rejected, or the wait times out."""
+
+    tenant: str
+    session: AsyncSession
+    publisher: CommandPublisher
+    embedders: Embedders
+    settings: Settings
+    keyed: Keyed | None = None
+    wait: bool = False
+
+    async def replay(self) -> Accepted | None:
+        """The first answer, when this request retries one with the same Idempotency-Key: asked before any
+        check, so a retried create gets its first answer, not a conflict with what it made."""
+        if self.keyed is None:
+            return None
+        try:
+            return await replay(
+                self.tenant, self.keyed, self.session, wait=self.wait, timeout=self.settings.wait_timeout_s
+            )
+        except IdempotencyKeyReused:
+            raise _key_reused() from None
+
+    async def create_dataset(self, body: CreateDatasetRequest) -> Accepted:
+        check_embedder(body.embedder, body.dimensions, self.embedders)
+        if await self.session.get(DatasetRow, (self.tenant, body.name)) is not None:
+            raise Conflict(f"dataset {body.name!r} already exists")
+        payload = CreateDatasetPayload(
+            dimensions=body.dimensions,
+            metric=body.metric,
+            metadata_schema=body.metadata_schema,
+            text_field=body.text_field,
+            embedder=body.embedder,
+            text_analysis=body.text_analysis,
+        )
+        return await self._submit(CreateDataset(tenant=self.tenant, dataset=body.name, payload=payload))
+
+    async def delete_dataset(self, dataset: str) -> Accepted:
+        await self.existing(dataset)
+        return await self._submit(DeleteDataset(tenant=self.tenant, dataset=dataset))
+
+    async def existing(self, dataset: str) -> DatasetRow:
+        row = await self.session.get(DatasetRow, (self.tenant, dataset))
+        if row is None:
+            raise NotFound(f"dataset {dataset!r} not found")
+        return row
+
+    async def upsert_vectors(self, dataset: str, records: list[VectorRecord]) -> Accepted:
+        row = await self.existing(dataset)
+        check_records(records, row)
+        if any(record.vector is None for record in records):
+            # Embedding can take seconds: hand the database connection back to the pool meanwhile.
+            await self.session.commit()
+        ids = [record.id or uuid.uuid4().hex for record in records]
+        command = UpsertVectors(
+            tenant=row.tenant,
+            dataset=row.name,
+            payload=UpsertVectorsPayload(
+                ids=ids,
+                vectors=await _record_vectors(records, row, self.embedders),
+                texts=[record.text for record in records],
+                metadata=[record.metadata or {} for record in records],
+            ),
+        )
+        return await self._submit(command, ids)
+
+    async def delete_vectors(self, dataset: str, body: DeleteVectorsRequest) -> Accepted:
+        row = await self.existing(dataset)
+        payload = DeleteVectorsPayload(ids=body.ids, filter=body.filter)
+        return await self._submit(DeleteVectors(tenant=row.tenant, dataset=row.name, payload=payload))
+
+    async def update_metadata(self, dataset: str, vector_id: str, body: MetadataPatch) -> Accepted:
+        row = await self.existing(dataset)
+        if problems := metadata_problems(body.metadata, row.metadata_schema, ("metadata",)):
+            raise Invalid(problems)
+        payload = UpdateMetadataPayload(id=vector_id, metadata=body.metadata, merge=body.merge)
+        return await self._submit(UpdateMetadata(tenant=row.tenant, dataset=row.name, payload=payload))
+
+    async def create_snapshot(self, dataset: str, body: CreateSnapshotRequest) -> Accepted:
+        row = await self.existing(dataset)
+        payload = CreateSnapshotPayload(keep_last=body.keep_last, max_age_days=body.max_age_days)
+        return await self._submit(CreateSnapshot(tenant=row.tenant, dataset=row.name, payload=payload))
+
+    async def delete_snapshot(self, dataset: str, snapshot_id: str) -> Accepted:
+        await existing_snapshot(self.settings, self.tenant, dataset, snapshot_id)
+        payload = DeleteSnapshotPayload(snapshot_id=snapshot_id)
+        return await self._submit(DeleteSnapshot(tenant=self.tenant, dataset=dataset, payload=payload))
+
+    async def restore_snapshot(self, dataset: str, snapshot_id: str, target: str) -> Accepted:
+        """Over `dataset` itself when `target` is it, else into `target`, a dataset that must not exist."""
+        await existing_snapshot(self.settings, self.tenant, dataset, snapshot_id)
+        if target != dataset and await self.session.get(DatasetRow, (self.tenant, target)) is not None:
+            raise Conflict(f"dataset {target!r} already exists")
+        payload = RestoreSnapshotPayload(source_dataset=dataset, snapshot_id=snapshot_id)
+        return await self._submit(RestoreSnapshot(tenant=self.tenant, dataset=target, payload=payload))
+
+    async def _submit(self, command: Command, ids: list[str] | None = None) -> Accepted:
+        if self.keyed is not None:
+            command = command.model_copy(
+                update={"id": _operation_id(self.tenant, self.keyed), "idempotency_key": self.keyed.key}
+            )
+        try:
+            return await submit(
+                Submission(command, self.keyed, ids),
+                self.session,
+                self.publisher,
+                part_bytes=self.settings.command_part_bytes,
+                wait=self.wait,
+                timeout=self.settings.wait_timeout_s,
+            )
+        except IdempotencyKeyReused:
+            raise _key_reused() from None
+        except FirstAttemptInFlight:
+            raise Conflict("the first request with this Idempotency-Key is in flight; retry") from None
+
+
+async def _record_vectors(
+    records: list[VectorRecord], dataset: DatasetRow, embedders: Embedders
+) -> npt.NDArray[np.float32]:
+    """The records' vectors as one matrix: given ones as they are, the texts of the others embedded by the
+    dataset's embedder in one call. Records were checked: each has a vector, or a text and the dataset an
+    embedder. An embedder failure is a 503 with its reason, before anything is published."""
+    matrix = np.empty((len(records), dataset.dimensions), dtype=np.float32)
+    given = [i for i, record in enumerate(records) if record.vector is not None]
+    if given:
+        with np.errstate(over="ignore"):  # a double beyond float32 becomes infinity: refused just below
+            matrix[given] = np.asarray([records[i].vector for i in given], dtype=np.float32)
+        finite = np.isfinite(matrix[given]).all(axis=1)
+        if not finite.all():
+            bad = [given[row] for row in np.flatnonzero(~finite)]
+            raise Invalid([problem(("vectors", i, "vector"), OUTSIDE_FLOAT32) for i in bad])
+    texts = [(i, record.text) for i, record in enumerate(records) if record.vector is None]
+    if texts:
+        config = parse_embedder_config(dataset.embedder)
+        embedded = await embedders.embed(config, dataset.dimensions, [text or "" for _, text in texts])
+        matrix[[i for i, _ in texts]] = embedded
+    return matrix
+
+
+def _operation_id(tenant: str, keyed: Keyed) -> UUID:
+    return uuid5(NAMESPACE_URL, f"tributary:idempotency:{tenant}:{keyed.key}:{keyed.request_hash}")
+
+
+def _key_reused() -> Invalid:
+    return invalid(
+        ("header", "idempotency-key"), "this Idempotency-Key was used for a different request; use a new key"
+    )

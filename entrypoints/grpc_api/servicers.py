@@ -1,0 +1,486 @@
+"""The servicers of protos/tributary/v1/tributary.proto: thin adapters over the services the HTTP routes use
+(command_api/writes.py, query_api/reading.py, query_api/catalog.py) and the same door (tributary/auth/gate.py).
+
+Every RPC declares with `@rpc` the action it needs and the datasets it touches (`dataset`: the request's
+`dataset` field; `tenant`: the tenant as a whole; `operation`: the operation's own dataset, checked by the catalog),
+as every HTTP route does; tests/test_grpc_api.py checks that each RPC of the descriptors declares one."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+import hashlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Literal, TypeAlias, TypeVar, cast
+
+import grpc
+import numpy as np
+from google.protobuf.message import Message
+from pydantic import BaseModel, ValidationError
+
+from command_api.operations import Keyed
+from command_api.writes import Writer
+from entrypoints.grpc_api.errors import abort, failure_status
+from entrypoints.grpc_api.v1 import tributary_pb2 as pb
+from entrypoints.grpc_api.v1 import tributary_pb2_grpc as pb_grpc
+from query_api import catalog
+from query_api.reading import Reader, ServedRead
+from query_api.services import ReadServices
+from schemas.datasets import Accepted, CreateDatasetRequest, DatasetView, OperationView
+from schemas.search import GetVectorsRequest, SearchRequest
+from schemas.vectors import DeleteVectorsRequest, MetadataPatch, UpsertVectorsRequest
+from tributary import audit
+from tributary.auth.authenticate import authenticate
+from tributary.auth.gate import admit, check_dataset, check_tenant_wide, refuse_unauthenticated
+from tributary.auth.principal import Action, Principal
+from tributary.failures import Conflict, Invalid, NotFound, Unauthenticated
+from tributary.services import Services
+
+Scope = Literal["dataset", "tenant", "operation"]
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+Servicer = TypeVar("Servicer", bound="Base")
+
+# The fields a read service names as the HTTP API has them, in the proto.
+READ_FIELDS = {"token": "consistency.token", "vector": "query.vector"}
+M = TypeVar("M", bound=BaseModel)
+
+SERVICE_PACKAGE = pb.DESCRIPTOR.package
+# The audit keeps HTTP's vocabulary of outcomes (tributary/audit.py): a gRPC status as the code it stands for.
+AUDIT_OUTCOME = {
+    grpc.StatusCode.OK: 200,
+    grpc.StatusCode.INVALID_ARGUMENT: 422,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
+
+# A rejected write (seen with `wait`) answers the code of its cause, as its HTTP twin does.
+REJECTED: dict[str, type[Exception]] = {"not_found": NotFound, "conflict": Conflict}
+
+
+@dataclass(frozen=True)
+class Declared:
+    action: Action
+    scope: Scope
+
+
+@dataclass(frozen=True)
+class Call:
+    """One admitted call: who makes it, through which services."""
+
+    services: Services
+    principal: Principal
+    context: Context
+    action: Action
+
+    def on_dataset(self, dataset: str) -> str:
+        check_dataset(self.principal, self.action, dataset)
+        return dataset
+
+    def metadata(self, name: str) -> str | None:
+        for key, value in self.context.invocation_metadata() or ():
+            if key == name:
+                return value if isinstance(value, str) else value.decode()
+        return None
+
+    @property
+    def reads(self) -> ReadServices:
+        if not isinstance(self.services, ReadServices):
+            raise _Unimplemented("this role serves no reads: call a query-api replica")
+        return self.services
+
+    @property
+    def reader(self) -> Reader:
+        return Reader(self.reads, self.principal.tenant)
+
+    @asynccontextmanager
+    async def writer(self, wait: bool, request: Any = None) -> AsyncIterator[Writer]:
+        """The write service of this call; with an `idempotency-key` in the metadata (unary writes), its request
+        is identified by the RPC and the request's bytes, as an HTTP write is by its method, path and body."""
+        services = self.services
+        if services.publisher is None:
+            raise _Unimplemented("this role takes no writes: call the command-api")
+        keyed = None
+        key = self.metadata("idempotency-key")
+        if key is not None and request is not None:
+            if not 1 <= len(key) <= 256:
+                raise Invalid([{"loc": ("header", "idempotency-key"), "msg": "must be 1 to 256 characters"}])
+            digest = hashlib.sha256(f"{self.principal.tenant}\n{type(request).__name__}\n".encode())
+            digest.update(request.SerializeToString(deterministic=True))
+            keyed = Keyed(key, digest.hexdigest())
+        async with services.sessions() as session:
+            yield Writer(
+                self.principal.tenant,
+                session,
+                services.publisher,
+                services.embedders,
+                services.settings,
+                keyed,
+                wait,
+            )
+
+
+class _Unimplemented(Exception):
+    """The RPC belongs to the other distributed role."""
+
+
+def rpc(
+    action: Action, scope: Scope, renamed: Mapping[str, str] | None = None
+) -> Callable[
+    [Callable[[Servicer, Any, Call], Awaitable[Any]]], Callable[[Servicer, Any, Context], Awaitable[Any]]
+]:
+    """An RPC handler: authenticate the `authorization` metadata, admit the action (role and rate limit), check
+    the declared scope, run the method, and answer a failure with its status (entrypoints/grpc_api/errors.py;
+    `renamed`: HTTP field names that have another name in the proto)."""
+
+    def wrap(
+        method: Callable[[Servicer, Any, Call], Awaitable[Any]],
+    ) -> Callable[[Servicer, Any, Context], Awaitable[Any]]:
+        @functools.wraps(method)
+        async def handler(self: Servicer, request: Any, context: Context) -> Any:
+            principal: Principal | None = None
+            code = grpc.StatusCode.UNKNOWN
+            try:
+                call = await self.authenticated(context, action)
+                principal = call.principal
+                await admit(principal, action, self.services.rate_limiter)
+                if scope == "dataset" and isinstance(request, Message):
+                    # A stream's messages are checked one by one, as they come.
+                    call.on_dataset(getattr(request, "dataset"))  # noqa: B009
+                elif scope == "tenant":
+                    check_tenant_wide(call.principal, action)
+                answer = await method(self, request, call)
+                code = grpc.StatusCode.OK
+                return answer
+            except _Unimplemented as exc:
+                code = grpc.StatusCode.UNIMPLEMENTED
+                await context.abort(code, str(exc))
+            except Exception as exc:
+                status = failure_status(exc, renamed or {})
+                if status is None:
+                    raise
+                code = status.code
+                await abort(context, status)
+            finally:
+                target = f"/{SERVICE_PACKAGE}.{type(self).__name__}/{method.__name__}"
+                await audit.record(
+                    self.services, principal, "GRPC", target, AUDIT_OUTCOME.get(code, 500), action != "read"
+                )
+
+        handler.declared = Declared(action, scope)  # type: ignore[attr-defined]
+        return handler
+
+    return wrap
+
+
+class Base:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def authenticated(self, context: Context, action: Action) -> Call:
+        services = self.services
+        header = dict(context.invocation_metadata() or ()).get("authorization", "")
+        try:
+            principal = await authenticate(str(header), services)
+        except Unauthenticated as failure:
+            await refuse_unauthenticated(failure, services.rate_limiter, _client(context.peer()))
+            raise
+        return Call(services, principal, context, action)
+
+
+class Datasets(Base, pb_grpc.DatasetsServicer):
+    @rpc("write", "tenant")
+    async def Create(self, request: pb.CreateDatasetRequest, call: Call) -> pb.Accepted:
+        body = CreateDatasetRequest.model_validate(
+            {
+                "name": request.name,
+                "dimensions": request.dimensions,
+                **_present(request, "metric", "text_field"),
+                "metadata_schema": dict(request.metadata_schema),
+                **_json_fields(request, embedder="embedder_json", text_analysis="text_analysis_json"),
+            }
+        )
+        async with call.writer(request.wait, request) as writer:
+            return _accepted(await writer.replay() or await writer.create_dataset(body))
+
+    @rpc("read", "dataset")
+    async def Get(self, request: pb.DatasetRef, call: Call) -> pb.Dataset:
+        async with call.services.sessions() as session:
+            return _dataset(await catalog.get_dataset(session, call.principal.tenant, request.dataset))
+
+    @rpc("read", "tenant")
+    async def List(self, request: pb.ListDatasetsRequest, call: Call) -> pb.DatasetList:
+        async with call.services.sessions() as session:
+            views = await catalog.list_datasets(session, call.principal)
+        return pb.DatasetList(datasets=[_dataset(view) for view in views])
+
+    @rpc("write", "dataset")
+    async def Delete(self, request: pb.DatasetRef, call: Call) -> pb.Accepted:
+        async with call.writer(request.wait, request) as writer:
+            return _accepted(await writer.replay() or await writer.delete_dataset(request.dataset))
+
+
+class Vectors(Base, pb_grpc.VectorsServicer):
+    @rpc("write", "dataset", renamed={"vectors": "records"})
+    async def Upsert(self, request: pb.UpsertRequest, call: Call) -> pb.Accepted:
+        body = _upsert_body(request.records)
+        async with call.writer(request.wait, request) as writer:
+            return _accepted(
+                await writer.replay() or await writer.upsert_vectors(request.dataset, body.vectors)
+            )
+
+    @rpc("write", "dataset", renamed={"vectors": "records"})
+    async def UpsertStream(
+        self, requests: AsyncIterator[pb.UpsertRequest], call: Call
+    ) -> pb.UpsertStreamSummary:
+        """Each message is one write, admitted and submitted in the order sent; a refused message ends the stream
+        with its error (the messages before it were accepted: their operations stand). The next message is read
+        and validated (in a thread) while the one before is being published."""
+        summary = pb.UpsertStreamSummary()
+        first = True
+        async for request, body in _read_ahead(requests):
+            if not first:
+                # Each message is a write request of its own for the rate limit, as N HTTP upserts would be.
+                await admit(call.principal, call.action, call.services.rate_limiter)
+            first = False
+            call.on_dataset(request.dataset)
+            async with call.writer(request.wait) as writer:
+                answer = _outcome(await writer.upsert_vectors(request.dataset, body.vectors))
+            summary.records += len(body.vectors)
+            summary.operation_ids.append(answer.operation_id)
+            summary.consistency_token = answer.consistency_token
+        return summary
+
+    @rpc("write", "dataset")
+    async def Delete(self, request: pb.DeleteVectorsRequest, call: Call) -> pb.Accepted:
+        body = DeleteVectorsRequest.model_validate(
+            {"ids": list(request.ids) or None, **_json_fields(request, filter="filter_json")}
+        )
+        async with call.writer(request.wait, request) as writer:
+            return _accepted(await writer.replay() or await writer.delete_vectors(request.dataset, body))
+
+    @rpc("write", "dataset")
+    async def UpdateMetadata(self, request: pb.UpdateMetadataRequest, call: Call) -> pb.Accepted:
+        body = MetadataPatch.model_validate(
+            {**_json_fields(request, metadata="metadata_json"), "merge": not request.replace}
+        )
+        async with call.writer(request.wait, request) as writer:
+            answer = await writer.replay() or await writer.update_metadata(request.dataset, request.id, body)
+            return _accepted(answer)
+
+    @rpc("read", "dataset", renamed=READ_FIELDS)
+    async def Get(self, request: pb.GetVectorsRequest, call: Call) -> pb.VectorsResponse:
+        body = GetVectorsRequest.model_validate({"ids": list(request.ids), **_include(request.include)})
+        reader = call.reader
+        read = await _served(reader, request.dataset, request.consistency)
+        found = await reader.get(read, body)
+        return pb.VectorsResponse(
+            state=_state(read), results=[_view(view.model_dump(exclude_none=True)) for view in found]
+        )
+
+
+class Search(Base, pb_grpc.SearchServicer):
+    @rpc("read", "dataset", renamed=READ_FIELDS)
+    async def Search(self, request: pb.SearchRequest, call: Call) -> pb.SearchResponse:
+        body = _validated(SearchRequest, _query(request.query), "query")
+        reader = call.reader
+        read = await _served(reader, request.dataset, request.consistency)
+        page = await reader.search_page(read, body)
+        return pb.SearchResponse(state=_state(read), page=_page(page))
+
+    @rpc("read", "dataset", renamed=READ_FIELDS)
+    async def SearchBatch(self, request: pb.SearchBatchRequest, call: Call) -> pb.SearchBatchResponse:
+        bodies = [_validated(SearchRequest, _query(q), "queries", i) for i, q in enumerate(request.queries)]
+        if not 1 <= len(bodies) <= 100:
+            raise Invalid([{"loc": ("queries",), "msg": "give 1 to 100 queries"}])
+        reader = call.reader
+        read = await _served(reader, request.dataset, request.consistency)
+        pages = [_page(await reader.search_page(read, body)) for body in bodies]
+        return pb.SearchBatchResponse(state=_state(read), pages=pages)
+
+
+class Operations(Base, pb_grpc.OperationsServicer):
+    @rpc("read", "operation")
+    async def Get(self, request: pb.OperationRef, call: Call) -> pb.Operation:
+        async with call.services.sessions() as session:
+            return _operation(await catalog.get_operation(session, call.principal, request.operation_id))
+
+    @rpc("read", "operation")
+    async def Wait(self, request: pb.OperationRef, call: Call) -> pb.Operation:
+        limit = call.services.settings.wait_timeout_s
+        timeout = min(request.timeout_s, limit) if request.HasField("timeout_s") else limit
+        async with call.services.sessions() as session:
+            view = await catalog.wait_operation(
+                session, call.principal, request.operation_id, max(0.0, timeout)
+            )
+        return _operation(view)
+
+
+SERVICERS = (Datasets, Vectors, Search, Operations)
+ADD_TO_SERVER = {
+    Datasets: pb_grpc.add_DatasetsServicer_to_server,
+    Vectors: pb_grpc.add_VectorsServicer_to_server,
+    Search: pb_grpc.add_SearchServicer_to_server,
+    Operations: pb_grpc.add_OperationsServicer_to_server,
+}
+
+
+def _client(peer: str) -> str:
+    """The address of `ipv4:127.0.0.1:5000` or `ipv6:[::1]:5000`."""
+    address = peer.partition(":")[2]
+    return address.rsplit(":", 1)[0].strip("[]") or "unknown"
+
+
+def _given(message: Any, field: str) -> bool:
+    """Whether the client set `field` (a field without presence counts as set when it is not empty)."""
+    if message.DESCRIPTOR.fields_by_name[field].has_presence:
+        return bool(message.HasField(field))
+    return bool(getattr(message, field))
+
+
+def _present(message: Any, *names: str) -> dict[str, Any]:
+    return {name: getattr(message, name) for name in names if _given(message, name)}
+
+
+def _json_fields(message: Any, **fields: str) -> dict[str, Any]:
+    """The JSON text fields of a message, parsed, under their model names."""
+    parsed = {}
+    for name, field in fields.items():
+        if _given(message, field):
+            try:
+                parsed[name] = json.loads(getattr(message, field))
+            except json.JSONDecodeError as exc:
+                raise Invalid([{"loc": (field,), "msg": f"is not JSON: {exc}"}]) from None
+    return parsed
+
+
+def _upsert_body(records: Any) -> UpsertVectorsRequest:
+    rows = []
+    for index, record in enumerate(records):
+        row: dict[str, Any] = {"id": record.id or None, **_present(record, "text")}
+        if record.vector:
+            row["vector"] = base64.b64encode(record.vector).decode("ascii")
+        if record.HasField("metadata_json"):
+            try:
+                row["metadata"] = json.loads(record.metadata_json)
+            except json.JSONDecodeError as exc:
+                raise Invalid(
+                    [{"loc": ("vectors", index, "metadata_json"), "msg": f"is not JSON: {exc}"}]
+                ) from None
+        rows.append(row)
+    return UpsertVectorsRequest.model_validate({"vectors": rows})
+
+
+def _validated(model: type[M], data: dict[str, Any], *at: str | int) -> M:
+    """`data` as `model`; its problems located under `at` in the proto request (e.g. queries[2].k)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise Invalid([{**e, "loc": (*at, *e["loc"])} for e in exc.errors()]) from None
+
+
+async def _read_ahead(
+    requests: AsyncIterator[pb.UpsertRequest],
+) -> AsyncIterator[tuple[pb.UpsertRequest, UpsertVectorsRequest]]:
+    """The stream's messages with their validated bodies, one message ahead of the consumer."""
+    ahead: asyncio.Queue[tuple[pb.UpsertRequest, UpsertVectorsRequest] | BaseException | None] = (
+        asyncio.Queue(1)
+    )
+
+    async def read() -> None:
+        try:
+            async for request in requests:
+                await ahead.put((request, await asyncio.to_thread(_upsert_body, request.records)))
+            await ahead.put(None)
+        except Exception as exc:
+            await ahead.put(exc)
+
+    reader = asyncio.create_task(read())
+    try:
+        while (item := await ahead.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+
+
+def _include(include: Any) -> dict[str, Any]:
+    return {"include": list(include)} if include else {}
+
+
+def _query(query: pb.Query) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        **_present(query, "text", "mode", "k", "offset", "score_threshold", "fusion", "rrf_k", "alpha"),
+        **_json_fields(query, filter="filter_json"),
+        **_include(query.include),
+    }
+    if query.vector:
+        body["vector"] = base64.b64encode(query.vector).decode("ascii")
+    return body
+
+
+async def _served(reader: Reader, dataset: str, consistency: pb.Consistency) -> ServedRead:
+    level = consistency.level or "bounded"
+    if level not in ("eventual", "bounded", "session", "strong"):
+        raise Invalid([{"loc": ("consistency", "level"), "msg": "eventual, bounded, session or strong"}])
+    return await reader.served(dataset, cast(Any, level), consistency.token or None)
+
+
+def _state(read: ServedRead) -> pb.ReadState:
+    return pb.ReadState(**read.state)
+
+
+def _page(page: bytes) -> pb.SearchPage:
+    parsed = json.loads(page)
+    return pb.SearchPage(
+        results=[_view(result) for result in parsed["results"]], next_offset=parsed.get("next_offset")
+    )
+
+
+def _view(view: Mapping[str, Any]) -> pb.VectorView:
+    vector = view.get("vector")
+    metadata = view.get("metadata")
+    return pb.VectorView(
+        id=view["id"],
+        score=view.get("score"),
+        vector=np.asarray(vector, dtype="<f4").tobytes() if vector is not None else b"",
+        metadata_json=json.dumps(metadata) if metadata is not None else None,
+        text=view.get("text"),
+    )
+
+
+def _outcome(answer: Accepted) -> Accepted:
+    """A write seen rejected (with `wait`) is an error with its cause's code; otherwise the answer."""
+    if answer.status == "rejected":
+        reason = f"operation {answer.operation_id} was rejected: {answer.reason}"
+        kind = REJECTED.get(answer.rejection or "")
+        if kind is not None:
+            raise kind(reason)
+        raise Invalid([{"loc": (), "msg": reason}])
+    return answer
+
+
+def _accepted(answer: Accepted) -> pb.Accepted:
+    return pb.Accepted(**_outcome(answer).model_dump(exclude_none=True))
+
+
+def _dataset(view: DatasetView) -> pb.Dataset:
+    fields = view.model_dump(mode="json", exclude_none=True)
+    if "embedder" in fields:
+        fields["embedder_json"] = json.dumps(fields.pop("embedder"))
+    return pb.Dataset(**fields)
+
+
+def _operation(view: OperationView) -> pb.Operation:
+    return pb.Operation(**view.model_dump(mode="json", exclude_none=True))

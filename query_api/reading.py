@@ -1,0 +1,173 @@
+"""The read service: search, batch search, get, scroll and count of a dataset's vectors at a consistency level,
+whatever the transport (the HTTP routes and the gRPC servicers are thin adapters over it).
+
+A read first reaches its consistency level (`Reader.served`), then answers from the dataset's projection. Who may
+read what was decided before (tributary/auth/gate.py); refusals are tributary/failures.py's."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from events.filters import FilterNode, parse_filter
+from query_api.cache import SearchCache
+from query_api.consistency import ConsistencyLevel, TokenBeyondLog
+from query_api.projection import DatasetProjection
+from query_api.registry import Served
+from query_api.searching import SearchPlan, run_search, views
+from query_api.services import ReadServices
+from schemas.search import (
+    CountRequest,
+    GetVectorsRequest,
+    Include,
+    ScrollRequest,
+    SearchPage,
+    SearchRequest,
+    VectorView,
+)
+from tributary.bus import ConsistencyToken
+from tributary.failures import NotFound, TimedOut, invalid
+
+
+@dataclass(frozen=True)
+class ServedRead:
+    """A dataset's projection once the replica reached the read's consistency, and what the answer reflects."""
+
+    dataset: str
+    served: Served
+    consistency: ConsistencyLevel
+    reflects: dict[str, int]
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """The fields of `schemas.search.ReadState`: every read's answer carries them."""
+        return {
+            "consistency": self.consistency,
+            "version": self.projection.version,
+            "reflects": self.reflects,
+        }
+
+    @property
+    def projection(self) -> DatasetProjection:
+        return self.served.projection
+
+
+@dataclass(frozen=True)
+class Reader:
+    """The reads of one tenant's request."""
+
+    services: ReadServices
+    tenant: str
+
+    async def served(
+        self, dataset: str, consistency: ConsistencyLevel = "bounded", token: str | None = None
+    ) -> ServedRead:
+        """The dataset, once this replica reached `consistency` (`token`: a write's consistency token, which
+        `session` needs). A replica that cannot get there within `read_timeout_s` says so (TimedOut)."""
+        parsed = None
+        if consistency == "session":
+            if token is None:
+                raise invalid(("query", "token"), "session consistency needs a `token`")
+            try:
+                parsed = ConsistencyToken.parse(token)
+            except ValueError as exc:
+                raise invalid(("query", "token"), str(exc)) from None
+        barrier, timeout = self.services.barrier, self.services.settings.read_timeout_s
+        try:
+            reached = await barrier.reach(consistency, self.tenant, dataset, parsed, timeout)
+        except TokenBeyondLog as exc:
+            raise invalid(("query", "token"), str(exc)) from None
+        if not reached:
+            raise TimedOut(
+                f"this replica did not reach {consistency} consistency within {timeout} s; retry, "
+                "or read with a weaker level"
+            )
+        served = self.services.projections.get(self.tenant, dataset)
+        if served is None:
+            raise NotFound(f"dataset {dataset!r} not found")
+        return ServedRead(dataset, served, consistency, barrier.reflected())
+
+    async def search_page(self, read: ServedRead, body: SearchRequest) -> bytes:
+        """One page of results as `SearchPage` JSON, from the search cache when another read asked the same
+        of the same version: the read's own state is not in it, so a cached page never carries another's."""
+        projection = read.projection
+        cache = self.services.search_cache
+        key = SearchCache.key(
+            self.tenant, read.dataset, projection.version, projection.applied_at_version, body
+        )
+        page = await cache.get(key)
+        if page is None:
+            page = await self._search(read.served, body)
+            await cache.put(key, page)
+        return page
+
+    async def _search(self, served: Served, body: SearchRequest) -> bytes:
+        vector = None if body.vector is None else np.asarray(body.vector, dtype=np.float32)
+        if vector is None and body.mode != "text":
+            if served.spec.embedder is None:
+                raise invalid(("body", "vector"), "this dataset has no embedder: give a query vector")
+            embedded = await self.services.embedders.embed(
+                served.spec.embedder, served.spec.dimensions, [body.text or ""]
+            )
+            vector = embedded[0]
+        if vector is not None and len(vector) != served.spec.dimensions:
+            raise invalid(
+                ("body", "vector"),
+                f"the query vector has {len(vector)} dimensions, the dataset has {served.spec.dimensions}",
+            )
+        results, more = await asyncio.to_thread(
+            run_search, served, SearchPlan.of(body, vector, served.projection.analyzer)
+        )
+        page = SearchPage(results=results, next_offset=body.offset + len(results) if more else None)
+        return page.model_dump_json(exclude_none=True).encode()
+
+    async def get(self, read: ServedRead, body: GetVectorsRequest) -> list[VectorView]:
+        """The vectors of these ids that exist, in the order asked."""
+        return await asyncio.to_thread(_by_ids, read.projection, body.ids, body.include)
+
+    async def get_one(self, read: ServedRead, vector_id: str) -> VectorView:
+        found = await asyncio.to_thread(_by_ids, read.projection, [vector_id], ["vector", "metadata", "text"])
+        if not found:
+            raise NotFound(f"vector {vector_id!r} not found")
+        return found[0]
+
+    async def scroll(self, read: ServedRead, body: ScrollRequest) -> tuple[list[VectorView], str | None]:
+        """A page of the vectors that match the filter, in slot order, and the cursor of the next page."""
+        # ScrollRequest's pattern made the cursor a short run of ASCII digits ("²" passes str.isdigit, not int()).
+        start = 0 if body.cursor is None else int(body.cursor)
+
+        def page() -> tuple[list[VectorView], str | None]:
+            projection = read.projection
+            with projection.lock.reading():
+                slots = projection.live_slots(projection.allowed(_filter(body.filter, projection)))
+                after = slots[slots >= start]
+                chosen = [int(s) for s in after[: body.limit]]
+                more = len(after) > body.limit
+                found = views(projection, [(slot, None) for slot in chosen], body.include)
+                return found, str(chosen[-1] + 1) if more else None
+
+        return await asyncio.to_thread(page)
+
+    async def count(self, read: ServedRead, body: CountRequest) -> int:
+        def counted() -> int:
+            projection = read.projection
+            with projection.lock.reading():
+                return len(projection.live_slots(projection.allowed(_filter(body.filter, projection))))
+
+        return await asyncio.to_thread(counted)
+
+
+def _filter(raw: dict[str, Any] | None, projection: DatasetProjection) -> FilterNode | None:
+    return None if raw is None else parse_filter(raw, projection.analyzer)
+
+
+def _by_ids(
+    projection: DatasetProjection, ids: Sequence[str], include: Sequence[Include]
+) -> list[VectorView]:
+    with projection.lock.reading():
+        slots = [slot for vector_id in ids if (slot := projection.slot(vector_id)) is not None]
+        return views(projection, [(slot, None) for slot in slots], include)
