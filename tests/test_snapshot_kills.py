@@ -57,10 +57,10 @@ async def killed_during(
     reads: httpx.AsyncClient,
     settings: Settings,
     log: Path,
-    process: subprocess.Popen[bytes],
+    processes: list[subprocess.Popen[bytes]],
     path: str,
     seed: int,
-) -> tuple[str, subprocess.Popen[bytes]]:
+) -> str:
     """Submit the write at `path`, SIGKILL the applier at a random moment while it works, restart it, and wait
     for the write's outcome."""
     done_before = await asyncio.to_thread(finished, log)
@@ -69,14 +69,14 @@ async def killed_during(
     operation_id = str(answer.json()["operation_id"])
     await asyncio.sleep(random.Random(seed).uniform(0.05, 1.2))
     done_now = await asyncio.to_thread(finished, log)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    processes[-1].send_signal(signal.SIGKILL)
+    processes[-1].wait()
     # Either way the outcome must be the same; printed so a run shows where its kills fell.
     print(f"{path}: killed {'after' if done_now > done_before else 'before'} the applier finished it")
-    process = applier(settings, log)
+    processes.append(applier(settings, log))
     done = await eventually(lambda: outcome(reads, operation_id), timeout=180, every=0.2)
     assert done["status"] == "applied", done
-    return operation_id, process
+    return operation_id
 
 
 async def test_a_snapshot_and_a_restore_survive_a_sigkilled_applier(
@@ -84,7 +84,7 @@ async def test_a_snapshot_and_a_restore_survive_a_sigkilled_applier(
 ) -> None:
     settings = distributed_settings.model_copy(update={"backup_url": str(tmp_path / "backups")})
     log = tmp_path / "applier.log"
-    process = applier(settings, log)
+    processes = [applier(settings, log)]
     rng = np.random.default_rng(3)
     try:
         async with (
@@ -110,8 +110,8 @@ async def test_a_snapshot_and_a_restore_survive_a_sigkilled_applier(
             before = await strong(reads, "/api/v1/datasets/docs/vectors/get", sample)
             assert len(before["results"]) == len(sample["ids"])
 
-            snapshot_id, process = await killed_during(
-                commands, reads, settings, log, process, "/api/v1/datasets/docs/snapshots", seed=1
+            snapshot_id = await killed_during(
+                commands, reads, settings, log, processes, "/api/v1/datasets/docs/snapshots", seed=1
             )
             listed = (await reads.get("/api/v1/datasets/docs/snapshots")).json()["snapshots"]
             assert [(s["snapshot_id"], s["vector_count"]) for s in listed] == [(snapshot_id, ROWS)]
@@ -120,12 +120,12 @@ async def test_a_snapshot_and_a_restore_survive_a_sigkilled_applier(
                 "/api/v1/datasets/docs/vectors/delete?wait=true", json={"ids": ["v1", "v2"]}
             )
             assert deleted.status_code == 200, deleted.text
-            _, process = await killed_during(
+            await killed_during(
                 commands,
                 reads,
                 settings,
                 log,
-                process,
+                processes,
                 f"/api/v1/datasets/docs/snapshots/{snapshot_id}/restore",
                 seed=2,
             )
@@ -134,5 +134,6 @@ async def test_a_snapshot_and_a_restore_survive_a_sigkilled_applier(
             after = await strong(reads, "/api/v1/datasets/docs/vectors/get", sample)
             assert after["results"] == before["results"]
     finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+        for process in processes:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
