@@ -5,6 +5,7 @@ retry publishes the same command again, which the applier recognises if the firs
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
@@ -131,7 +132,8 @@ async def _publish(
     retried: bool,
 ) -> Accepted:
     try:
-        token = await publisher.publish(split_command(command, part_bytes))
+        # Serialising a large command takes milliseconds of CPU: off the event loop, which serves other requests.
+        token = await publisher.publish(await asyncio.to_thread(split_command, command, part_bytes))
     except PublishFailed as exc:
         if exc.unconfirmed or retried:
             # It may still arrive (or an earlier attempt's did): keep the row, so the status says so and a retry

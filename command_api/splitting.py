@@ -6,21 +6,23 @@ import math
 from uuid import NAMESPACE_URL, uuid5
 
 from events import Command, Part, UpsertVectors, UpsertVectorsPayload
+from tributary.bus import EncodedCommand
 
 
-def split_command(command: Command, max_bytes: int) -> list[Command]:
+def split_command(command: Command, max_bytes: int) -> list[EncodedCommand]:
     """The command itself when its JSON fits in `max_bytes`, else upsert parts that each fit. The parts share
     the command's id as their operation id; their own ids derive from it, so a retried split yields the same
-    commands."""
-    size = len(command.model_dump_json())
+    commands. Each command is serialised once, here: the bytes measured are the bytes published."""
+    whole = EncodedCommand.of(command)
+    size = len(whole.body)
     if size <= max_bytes or not isinstance(command, UpsertVectors) or len(command.payload.ids) < 2:
-        return [command]
+        return [whole]
     rows = len(command.payload.ids)
     count = min(rows, math.ceil(size / max_bytes))
     while True:
-        parts = [_part(command, index, count) for index in range(count)]
-        if count == rows or all(len(part.model_dump_json()) <= max_bytes for part in parts):
-            return list(parts)
+        parts = [EncodedCommand.of(_part(command, index, count)) for index in range(count)]
+        if count == rows or all(len(part.body) <= max_bytes for part in parts):
+            return parts
         count = min(rows, count * 2)
 
 

@@ -1,5 +1,6 @@
 """The embedded bus: one process, no servers. Commands go to a SQLite log before they are acknowledged, and a
-background task applies them in order with the same handlers the Kafka workers use.
+background task applies them in order through the batch pipeline the Kafka applier uses (`workers.pipeline`); a
+dead letter is a row marked dead with its reason.
 
 A command acknowledged with 202 is in the log, so it is applied after a restart even if the process died
 first. Applying is at least once (a crash after the DeepLake commit and before the log row is marked done
@@ -12,18 +13,17 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
-from pydantic import ValidationError
 from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from events import Command, DomainEvent, parse_command, parse_event, partition_key
-from tributary.bus import ConsistencyToken
+from events import DomainEvent, parse_event, partition_key
+from tributary.bus import ConsistencyToken, EncodedCommand
 from tributary.db.models import BusCommandRow, BusEventRow
 from tributary.limits import COMMAND_BATCH
 from tributary.resilience import Backoff, RepeatedLog, Supervised
 from tributary.storage import DatasetStore
 from tributary.threads import in_thread_to_completion
-from workers.isolation import MAX_ATTEMPTS, apply_batch
+from workers.pipeline import ApplierPipeline, Settled
 from workers.projector import project_event
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,6 @@ class EmbeddedBus:
         on_events: Callable[[list[DomainEvent]], None] | None = None,
     ) -> None:
         self._sessions = sessions
-        self._store = store
         # Called (in a thread) with each batch's events before the batch counts as applied: the in-process
         # search projections, so a read that waited for a command sees it.
         self._on_events = on_events
@@ -48,19 +47,21 @@ class EmbeddedBus:
         self._applied_seq = 0
         self._applying = Supervised("embedded bus", self._run, log)
         self._started = False
-        self._failures: dict[int, int] = {}
+        self._pipeline = ApplierPipeline[Row[int, str]](
+            store, body=lambda row: row.body, position=lambda row: row.seq
+        )
         self._backoff = Backoff(first_s=0.5, cap_s=10.0)
         self._repeated = RepeatedLog(log)
 
-    async def publish(self, commands: Sequence[Command]) -> ConsistencyToken:
+    async def publish(self, commands: Sequence[EncodedCommand]) -> ConsistencyToken:
         async with self._sessions.begin() as session:
             rows = [
                 BusCommandRow(
-                    key=partition_key(command.tenant, command.dataset).decode(),
-                    body=command.model_dump_json(),
+                    key=partition_key(encoded.command.tenant, encoded.command.dataset).decode(),
+                    body=encoded.body.decode(),
                     status=PENDING,
                 )
-                for command in commands
+                for encoded in commands
             ]
             session.add_all(rows)
             await session.flush()
@@ -140,55 +141,48 @@ class EmbeddedBus:
             ).all()
         if not rows:
             return 0
-        first = rows[0].seq
         try:
-            await self._apply_rows(rows, give_up=self._failures.get(first, 0) + 1 >= MAX_ATTEMPTS)
+            await self._record(await self._pipeline.apply(rows))
         except Exception:
             # The commands stay pending and are retried; a bug must not spin the loop at full speed.
-            self._failures[first] = self._failures.get(first, 0) + 1
             self._repeated(
                 logging.ERROR,
                 "embedded bus: applying commands from %s failed; retrying",
-                first,
+                rows[0].seq,
                 exc_info=True,
             )
             await self._backoff.sleep()
             return len(rows)
-        self._failures.pop(first, None)
         self._backoff.reset()
         async with self._applied:
             self._applied_seq = rows[-1].seq
             self._applied.notify_all()
         return len(rows)
 
-    async def _apply_rows(self, rows: Sequence[Row[int, str]], *, give_up: bool) -> None:
-        commands: list[tuple[int, Command]] = []
-        unreadable: dict[int, str] = {}
-        for seq, body in rows:
-            try:
-                commands.append((seq, parse_command(body)))
-            except ValidationError as exc:
-                unreadable[seq] = f"unreadable command: {exc}"
-        outcome = await in_thread_to_completion(
-            apply_batch, [c for _, c in commands], self._store, give_up=give_up
-        )
-        poisoned = {commands[index][0]: reason for index, reason in outcome.poisoned}
+    async def _record(self, settled: Settled[Row[int, str]]) -> None:
+        """The batch's events, their projection and the rows' outcome, in one SQL transaction."""
         async with self._sessions.begin() as session:
-            for event in outcome.events:
+            for encoded in settled.events:
+                event = encoded.event
                 session.add(
                     BusEventRow(
-                        key=partition_key(event.tenant, event.dataset).decode(), body=event.model_dump_json()
+                        key=partition_key(event.tenant, event.dataset).decode(), body=encoded.body.decode()
                     )
                 )
                 await project_event(event, session)
-            for seq, reason in {**unreadable, **poisoned}.items():
+            for letter in settled.dead_letters:
                 await session.execute(
-                    update(BusCommandRow).where(BusCommandRow.seq == seq).values(status=DEAD, reason=reason)
+                    update(BusCommandRow)
+                    .where(BusCommandRow.seq == letter.message.seq)
+                    .values(status=DEAD, reason=letter.reason)
                 )
             await session.execute(
                 update(BusCommandRow)
-                .where(BusCommandRow.seq.in_([seq for seq, _ in rows]), BusCommandRow.status == PENDING)
+                .where(
+                    BusCommandRow.seq.in_([row.seq for row in settled.messages]),
+                    BusCommandRow.status == PENDING,
+                )
                 .values(status=DONE)
             )
         if self._on_events is not None:
-            await in_thread_to_completion(self._on_events, outcome.events)
+            await in_thread_to_completion(self._on_events, [encoded.event for encoded in settled.events])

@@ -4,7 +4,8 @@ Offsets are committed only after a message was handled and its events were publi
 once and the idempotent handlers make the effect once. The projector lets FastStream do it
 (AckPolicy.NACK_ON_ERROR: an exception seeks back and the message comes again); the applier commits each
 partition of a batch itself, because one partition of a batch may be taken away by a rebalance while the others
-are still this worker's.
+are still this worker's. What happens to a partition's batch in between (parsing, the fence, applying, attempts,
+dead letters) is `workers.pipeline`, shared with the embedded bus.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from functools import partial
 from typing import TypeAlias, cast
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -21,15 +23,14 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from events import Command, CommandRejected, DomainEvent, parse_command, parse_event, partition_key
+from events import parse_event, partition_key
 from tributary.kafka import Channels, consumer_record, consumer_records, dead_letter, json_headers
 from tributary.limits import COMMAND_BATCH, MAX_MESSAGE_BYTES
 from tributary.producer import Outgoing, ResilientProducer
 from tributary.resilience import Backoff, RepeatedLog, Unavailable
 from tributary.storage import DatasetStore
-from tributary.threads import in_thread_to_completion
 from workers.fencing import Fenced, FencingListener, LeasePending, PartitionFence
-from workers.isolation import MAX_ATTEMPTS, apply_batch
+from workers.pipeline import ApplierPipeline, Settled
 from workers.projector import project_event
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,11 @@ def register_applier(
     instance_id: str | None = None,
 ) -> None:
     topics = channels.topics
-    failures: dict[tuple[int, int], int] = {}
+    pipeline = ApplierPipeline[Record](
+        store,
+        body=lambda record: record.value or b"",
+        position=lambda record: (record.partition, record.offset),
+    )
     # Waits for a lease or the database: a pause that grows, so an outage does not spin the worker.
     backoff = Backoff()
     repeated = RepeatedLog(log)
@@ -82,7 +87,7 @@ def register_applier(
         for partition, records in sorted(by_partition.items()):
             tp = TopicPartition(topics.commands, partition)
             try:
-                await apply_partition(records)
+                await publish(await pipeline.apply(records, partial(fence.holding, [partition])))
             except (Fenced, LeasePending, Unavailable) as exc:
                 repeated(logging.WARNING, "not applying %s yet: %s", tp, exc)
                 _rewind(consumer, tp, records[0].offset)
@@ -92,7 +97,7 @@ def register_applier(
                 log.exception("applying %s from offset %d failed; it will be retried", tp, records[0].offset)
                 _rewind(consumer, tp, records[0].offset)
                 # Back off before the partition is read again, so an outage does not spin the worker.
-                await asyncio.sleep(min(2.0 * failures.get((partition, records[0].offset), 1), 10.0))
+                await asyncio.sleep(min(2.0 * max(pipeline.failures(records), 1), 10.0))
                 continue
             backoff.reset()
             repeated.resolved("not applying %s yet: %s", "applying again")
@@ -103,60 +108,34 @@ def register_applier(
                 # ledger recognises what was applied here.
                 log.warning("offsets of %s not committed: %s", tp, exc)
 
-    async def apply_partition(records: list[Record]) -> None:
-        # Bodies are decoded here, not by FastStream, so an unreadable one is dead-lettered, not retried.
-        readable: list[tuple[Record, Command]] = []
-        unreadable: list[tuple[Record, str]] = []
-        for record in records:
-            try:
-                readable.append((record, parse_command(record.value or b"")))
-            except ValidationError as exc:
-                unreadable.append((record, f"invalid command: {exc}"))
-        first = (records[0].partition, records[0].offset)
-        attempt = failures.get(first, 0) + 1
-        try:
-            async with fence.holding([records[0].partition]):
-                outcome = await in_thread_to_completion(
-                    apply_batch, [c for _, c in readable], store, give_up=attempt >= MAX_ATTEMPTS
-                )
-        except (Fenced, LeasePending, Unavailable):
-            # Not the batch's fault: it is not counted towards giving up on its commands.
-            raise
-        except Exception:
-            failures[first] = attempt
-            raise
-        failures.pop(first, None)
+    async def publish(settled: Settled[Record]) -> None:
         # If publishing fails, the partition is rewound: the batch comes again, the ledger recognises its
         # commands (DeepLake has them), and their events are published then, before anything later.
-        await producer.send_all([_outgoing(channels, event) for event in outcome.events])
-        by_command = {str(command.id): record for record, command in readable}
-        letters = [
-            (by_command[str(event.causation_id)], event.payload.reason)
-            for event in outcome.events
-            if isinstance(event, CommandRejected) and str(event.causation_id) in by_command
-        ]
-        for record, reason in [*unreadable, *letters]:
-            log.warning(
-                "dead-lettering offset %s of partition %s: %s", record.offset, record.partition, reason
-            )
         await producer.send_all(
-            [dead_letter(channels.topics, reason, record) for record, reason in [*unreadable, *letters]]
+            [
+                Outgoing(
+                    topics.events,
+                    encoded.body,
+                    key=partition_key(encoded.event.tenant, encoded.event.dataset),
+                    headers=json_headers(encoded.event.type),
+                )
+                for encoded in settled.events
+            ]
         )
+        if settled.dead_letters:
+            await producer.send_all(
+                await asyncio.to_thread(
+                    lambda: [
+                        dead_letter(topics, letter.reason, letter.message) for letter in settled.dead_letters
+                    ]
+                )
+            )
 
 
 def _rewind(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
     """Read a partition again from `offset`, if it is still assigned to this consumer."""
     if tp in consumer.assignment():
         consumer.seek(tp, offset)
-
-
-def _outgoing(channels: Channels, event: DomainEvent) -> Outgoing:
-    return Outgoing(
-        channels.topics.events,
-        event.model_dump_json().encode(),
-        key=partition_key(event.tenant, event.dataset),
-        headers=json_headers(event.type),
-    )
 
 
 def register_projector(

@@ -17,6 +17,7 @@ from entrypoints.http_app import create_app
 from events import CreateDataset, CreateDatasetPayload, DatasetCreated
 from tests.helpers import serving
 from tests.processes import free_port
+from tributary.bus import EncodedCommand
 from tributary.db.migrate import upgrade
 from tributary.db.session import engine_for, make_sessionmaker
 from tributary.deeplake_lib import deeplake
@@ -51,7 +52,7 @@ async def test_acknowledged_command_is_applied_after_a_crash_before_applying(
     # The bus logs the command and acknowledges it, and the process "dies" before the applier runs.
     stopped = EmbeddedBus(make_sessionmaker(engine), DatasetStore(embedded_settings.resolved_storage_root))
     command = CreateDataset(tenant="default", dataset="kept", payload=CreateDatasetPayload(dimensions=3))
-    token = await stopped.publish([command])
+    token = await stopped.publish([EncodedCommand.of(command)])
     await engine.dispose()
 
     app = create_app(embedded_settings)

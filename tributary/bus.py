@@ -32,6 +32,19 @@ class ConsistencyToken:
         return cls(int(partition), int(offset))
 
 
+@dataclass(frozen=True)
+class EncodedCommand:
+    """A command and its JSON, serialised once: the command side measures these bytes to split a request and
+    publishes them as they are."""
+
+    command: Command
+    body: bytes
+
+    @classmethod
+    def of(cls, command: Command) -> EncodedCommand:
+        return cls(command, command.model_dump_json().encode())
+
+
 class PublishFailed(Exception):
     """The bus did not take the commands in time (its broker is away). `unconfirmed`: some may still arrive, so
     the request's outcome is unknown until they do or a retry with the same Idempotency-Key publishes again."""
@@ -42,7 +55,7 @@ class PublishFailed(Exception):
 
 
 class CommandPublisher(Protocol):
-    async def publish(self, commands: Sequence[Command]) -> ConsistencyToken:
+    async def publish(self, commands: Sequence[EncodedCommand]) -> ConsistencyToken:
         """Durably hand over the commands of one request, all or none (in order, on one partition: they share
         a dataset); returns the token of the last one, only once none can be lost. Raises PublishFailed."""
         ...

@@ -18,7 +18,7 @@ from faststream.kafka.publisher import DefaultPublisher
 from events import Command, DeadLetter, DomainEvent, Topics, partition_key
 from tributary import kafka_backoff
 from tributary.audit import AuditEvent
-from tributary.bus import ConsistencyToken, PublishFailed
+from tributary.bus import ConsistencyToken, EncodedCommand, PublishFailed
 from tributary.limits import MAX_MESSAGE_BYTES
 from tributary.producer import Outgoing, ResilientProducer
 from tributary.settings import Settings
@@ -105,15 +105,15 @@ class KafkaCommandPublisher:
         """Readiness: both producers running and neither has lost a batch (tributary/producer.py)."""
         return await self._single.ready() and await self._transactional.ready()
 
-    async def publish(self, commands: Sequence[Command]) -> ConsistencyToken:
+    async def publish(self, commands: Sequence[EncodedCommand]) -> ConsistencyToken:
         messages = [
             Outgoing(
                 self._topics.commands,
-                command.model_dump_json().encode(),
-                key=partition_key(command.tenant, command.dataset),
-                headers=json_headers(command.type),
+                encoded.body,
+                key=partition_key(encoded.command.tenant, encoded.command.dataset),
+                headers=json_headers(encoded.command.type),
             )
-            for command in commands
+            for encoded in commands
         ]
         if len(messages) == 1:
             (last,) = await self._single.send_all(messages)
