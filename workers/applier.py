@@ -61,8 +61,9 @@ class Effect:
 def apply_commands(commands: Sequence[Command], store: DatasetStore) -> list[DomainEvent]:
     """Apply commands in order and return their events in the same order. The vector writes of one dataset
     share one DeepLake commit (with their ids in its ledger); a command on the dataset as a whole (create,
-    delete, snapshot, restore) first commits the writes before it. On an unexpected error nothing uncommitted survives: the writers are dropped and the
-    error propagates, and applying the same commands again is safe (committed ones are in the ledgers)."""
+    delete, snapshot, restore) first commits the writes before it. On an unexpected error nothing uncommitted
+    survives: the writers are dropped, rolling back what they changed, and the error propagates; applying the
+    same commands again is safe (committed ones are in the ledgers)."""
     out: list[DomainEvent | Effect] = []
     open_writes: dict[str, tuple[DatasetWriter, list[Effect]]] = {}
 
