@@ -79,10 +79,12 @@ class FolderStore:
             raise ObjectMissing(key) from None
 
     def keys(self, prefix: str) -> list[str]:
-        base = self.root.resolve()
-        if not base.exists():
+        root = self.root.resolve()
+        # Only the folder the prefix names is walked, not every tenant's snapshots.
+        under = self._path(prefix.rpartition("/")[0]) if "/" in prefix else root
+        if not under.is_dir():
             return []
-        found = (p.relative_to(base).as_posix() for p in base.rglob("*") if p.is_file())
+        found = (p.relative_to(root).as_posix() for p in under.rglob("*") if p.is_file())
         return sorted(k for k in found if k.startswith(prefix) and not Path(k).name.startswith(".part-"))
 
     def delete(self, keys: list[str]) -> None:
