@@ -47,7 +47,7 @@ def test_rules_use_only_metrics_the_code_exports() -> None:
     assert used <= exported_names(), f"the alert rules use metrics no code exports: {used - exported_names()}"
 
 
-def test_prometheus_scrapes_every_http_role_of_the_compose_file() -> None:
+def test_prometheus_scrapes_every_role_of_the_compose_file() -> None:
     config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
     targets = {
         target
@@ -56,12 +56,14 @@ def test_prometheus_scrapes_every_http_role_of_the_compose_file() -> None:
         for target in group["targets"]
     }
     services = resolved_compose()["services"]
-    http_roles = {
+    # Every `tributary serve` process: the API roles on their HTTP port, the workers on their health port.
+    roles = {
         name
         for name, service in services.items()
-        if service.get("image") == "tributary:local" and "ports" in service
+        if service.get("image") == "tributary:local" and service.get("command", [])[:1] == ["serve"]
     }
-    assert targets == {f"{name}:8080" for name in http_roles}
+    assert roles == {"applier", "projector", "command-api", "query-api"}
+    assert targets == {f"{name}:8080" for name in roles}
 
 
 def dashboard_queries() -> list[str]:
