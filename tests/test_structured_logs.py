@@ -53,8 +53,13 @@ async def test_every_role_logs_json_lines_with_the_request_context_and_no_secret
         "applier": serve("applier", env, logs["applier"]),
         "projector": serve("projector", env, logs["projector"]),
         "command-api": serve("command-api", env, logs["command-api"], command_port),
+        # Two processes (uvicorn's --workers): each configures its logging again.
         "query-api": serve(
-            "query-api", env | {"TRIBUTARY_GRPC_PORT": str(grpc_port)}, logs["query-api"], query_port
+            "query-api",
+            env | {"TRIBUTARY_GRPC_PORT": str(grpc_port)},
+            logs["query-api"],
+            query_port,
+            workers=2,
         ),
     }
     admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
