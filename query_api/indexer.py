@@ -7,6 +7,9 @@ other datasets have other dimensions), and pauses between turns, so searches and
 between: under a burst of writes the pending set grows and searches scan more rows exactly, instead of the
 writes waiting for HNSW. A small backlog is indexed on one core, leaving the
 others to the event loop and searches; a large one (a bulk load) on every core, as its exact scans cost more.
+
+When a projection has nothing left to index and its index was never tuned, or doubled since it last was, the
+thread tunes its search breadth `ef` to the dataset's target recall (query_api/tuning.py), off the request path.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import time
 
 from query_api.projection import INSERT_THREADS
 from query_api.registry import Projections
+from query_api.tuning import due
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +59,26 @@ class Indexer:
             if self._index_a_chunk_of_each():
                 self._stopping.wait(PAUSE_S)
             else:
+                self._tune_each()
                 self._projections.written.wait(IDLE_S)
+
+    def _tune_each(self) -> None:
+        for served in self._projections.all():
+            projection = served.projection
+            if projection.pending or not due(projection.tuning, projection.indexed):
+                continue
+            try:
+                tuning = projection.tune(seed=projection.indexed)
+            except Exception:
+                log.exception("tuning the search breadth failed")
+                continue
+            log.info(
+                "tuned %d vectors: ef %d, recall@10 %.3f (target %.3f)",
+                tuning.rows,
+                tuning.ef,
+                tuning.recall,
+                tuning.target,
+            )
 
     def _index_a_chunk_of_each(self) -> bool:
         indexed = 0

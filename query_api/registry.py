@@ -76,13 +76,15 @@ def apply_events(projections: Projections, events: Sequence[DomainEvent]) -> Non
 
 
 def rebuild(projections: Projections, store: DatasetStore, tenant: str, dataset: str) -> Served | None:
-    """Load the dataset again from DeepLake and serve the new projection (None if it no longer exists)."""
+    """Load the dataset again from DeepLake, tune its search breadth, and serve the new projection (None if it
+    no longer exists)."""
     with projections.applying:
         served = load_dataset(store, tenant, dataset)
         if served is None:
             projections.drop(tenant, dataset)
-        else:
-            projections.put(tenant, dataset, served)
+            return None
+        served.projection.tune()
+        projections.put(tenant, dataset, served)
         return served
 
 
@@ -98,9 +100,10 @@ def _apply_all(projections: Projections, events: Sequence[DomainEvent]) -> None:
                         text_field=p.text_field,
                         embedder=p.embedder,
                         text_analysis=p.text_analysis,
+                        index=p.index,
                     )
                     projection = DatasetProjection(
-                        p.dimensions, p.metric, p.version, p.text_field, p.text_analysis
+                        p.dimensions, p.metric, p.version, p.text_field, p.text_analysis, p.index
                     )
                     projections.put(event.tenant, event.dataset, Served(spec, projection))
             case DatasetDeleted():
@@ -135,7 +138,7 @@ def load_dataset(store: DatasetStore, tenant: str, dataset: str) -> Served | Non
         return None
     ds = deeplake.open_read_only(store.url(tenant, dataset))
     projection = DatasetProjection(
-        spec.dimensions, spec.metric, str(ds.version), spec.text_field, spec.text_analysis
+        spec.dimensions, spec.metric, str(ds.version), spec.text_field, spec.text_analysis, spec.index
     )
     with projection.lock.writing():
         for start in range(0, len(ds), LOAD_CHUNK):

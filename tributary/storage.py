@@ -15,6 +15,7 @@ import numpy.typing as npt
 from events.analysis import PLAIN_WORDS, TextAnalysis
 from events.commands import (
     FieldType,
+    IndexConfig,
     LocalEmbedderConfig,
     Metric,
     OpenAIEmbedderConfig,
@@ -46,6 +47,7 @@ class DatasetSpec:
     text_field: str | None = None
     embedder: LocalEmbedderConfig | OpenAIEmbedderConfig | None = None
     text_analysis: TextAnalysis = PLAIN_WORDS
+    index: IndexConfig = field(default_factory=IndexConfig)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -56,6 +58,7 @@ class DatasetSpec:
                 "text_field": self.text_field,
                 "embedder": self.embedder.model_dump(mode="json") if self.embedder else None,
                 "text_analysis": self.text_analysis.model_dump(mode="json"),
+                "index": self.index.model_dump(mode="json"),
             },
             sort_keys=True,
         )
@@ -71,6 +74,8 @@ class DatasetSpec:
             embedder=parse_embedder_config(data["embedder"]) if data.get("embedder") else None,
             # Specs written before analysis was configurable have none: their datasets keep plain words.
             text_analysis=TextAnalysis.model_validate(data.get("text_analysis") or PLAIN_WORDS),
+            # Likewise the index: today's graph and target.
+            index=IndexConfig.model_validate(data.get("index") or {}),
         )
 
 

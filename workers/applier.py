@@ -148,6 +148,7 @@ def create_dataset(command: CreateDataset, store: DatasetStore) -> DatasetCreate
         text_field=command.payload.text_field,
         embedder=command.payload.embedder,
         text_analysis=command.payload.text_analysis,
+        index=command.payload.index,
     )
     existing = store.spec(command.tenant, command.dataset)
     if existing is None:
@@ -168,6 +169,7 @@ def create_dataset(command: CreateDataset, store: DatasetStore) -> DatasetCreate
             text_field=wanted.text_field,
             embedder=wanted.embedder,
             text_analysis=wanted.text_analysis,
+            index=wanted.index,
             version=version,
         ),
     )
