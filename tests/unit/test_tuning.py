@@ -13,6 +13,7 @@ from events.commands import IndexConfig, Metric
 from query_api.projection import DatasetProjection
 from query_api.tuning import (
     LADDER,
+    SAMPLE,
     EfGate,
     Tuning,
     due,
@@ -82,7 +83,7 @@ def test_sample_queries_sit_off_the_rows_they_come_from() -> None:
     rows = clustered(300, 8, seed=4)
     allowed = np.ones(300, dtype=bool)
     queries = sample_queries(rows, allowed, "l2", seed=0)
-    assert queries.shape == (100, 8)
+    assert queries.shape == (SAMPLE, 8)
     nearest = np.min(np.linalg.norm(rows[None, :, :] - queries[:, None, :], axis=2), axis=1)
     assert np.all(nearest > 0)
 
