@@ -8,8 +8,9 @@ between: under a burst of writes the pending set grows and searches scan more ro
 writes waiting for HNSW. A small backlog is indexed on one core, leaving the
 others to the event loop and searches; a large one (a bulk load) on every core, as its exact scans cost more.
 
-When a projection has nothing left to index and its index was never tuned, or doubled since it last was, the
-thread tunes its search breadth `ef` to the dataset's target recall (query_api/tuning.py), off the request path.
+When a projection has nothing left to index and its index was never tuned, or doubled since it last was, or was
+tuned before the replica had seen enough searches to measure on, the thread tunes its search breadth `ef` to the
+dataset's target recall (query_api/tuning.py), off the request path.
 """
 
 from __future__ import annotations
@@ -65,7 +66,9 @@ class Indexer:
     def _tune_each(self) -> None:
         for served in self._projections.all():
             projection = served.projection
-            if projection.pending or not due(projection.tuning, projection.indexed):
+            if projection.pending or not due(
+                projection.tuning, projection.indexed, projection.recent_searches
+            ):
                 continue
             try:
                 tuning = projection.tune(seed=projection.indexed)
@@ -73,8 +76,9 @@ class Indexer:
                 log.exception("tuning the search breadth failed")
                 continue
             log.info(
-                "tuned %d vectors: ef %d, recall@10 %.3f (target %.3f)",
+                "tuned %d vectors on %s: ef %d, recall@10 %.3f (target %.3f)",
                 tuning.rows,
+                "recent searches" if tuning.on_searches else "queries made from rows",
                 tuning.ef,
                 tuning.recall,
                 tuning.target,

@@ -27,6 +27,7 @@ import contextlib
 import itertools
 import os
 import threading
+from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,7 +41,16 @@ from events.analysis import PLAIN_WORDS, TextAnalysis, analyzer_for
 from events.commands import IndexConfig, Metric
 from events.filters import FilterNode
 from query_api.text_index import TextIndex
-from query_api.tuning import TUNING_K, EfGate, Tuning, exact_top_k, recall_at_k, sample_queries, smallest_ef
+from query_api.tuning import (
+    SAMPLE,
+    TUNING_K,
+    EfGate,
+    Tuning,
+    exact_top_k,
+    recall_at_k,
+    sample_queries,
+    smallest_ef,
+)
 from tributary.metadata_columns import MetadataColumns, mask
 
 Vectors = npt.NDArray[np.float32]
@@ -129,6 +139,8 @@ class DatasetProjection:
         # The last tuning of `ef` (query_api/tuning.py); until the first, UNTUNED_EF.
         self.tuning = Tuning(ef=UNTUNED_EF, target=self.config.target_recall)
         self._ef_gate = EfGate(self._index.set_ef, UNTUNED_EF)
+        # The last query vectors searched through HNSW: the sample the next tuning measures recall on.
+        self._recent: deque[Vectors] = deque(maxlen=SAMPLE)
         # Slots whose current vector is live in HNSW, and the live slots waiting to be inserted (in write order).
         self._in_index = np.zeros(_INITIAL_CAPACITY, dtype=bool)
         self._pending: dict[int, None] = {}
@@ -298,6 +310,7 @@ class DatasetProjection:
         query = np.asarray(query, dtype=np.float32)
         if exact:
             return self._exact(query, self.live_slots(allowed), k)
+        self._recent.append(query)
         # Rows live in HNSW and allowed: hnswlib fails when it finds fewer than k, so it is asked for no more.
         if allowed is None:
             indexed = self.indexed
@@ -342,13 +355,16 @@ class DatasetProjection:
 
     def tune(self, seed: int = 0) -> Tuning:
         """Measure recall@10 of the indexed rows against exact search at increasing `ef` and keep the smallest
-        that reaches the target (query_api/tuning.py). Callers hold no lock: it takes the read lock for the
+        that reaches the target (query_api/tuning.py), on the last SAMPLE searches or, before there were that
+        many, on queries made from rows. Callers hold no lock: it takes the read lock for the
         exact answers, then again for each breadth tried, so events are applied in between."""
         with self.lock.reading():
             rows = self._vectors[: len(self._ids)]
             indexed = self._in_index[: len(self._ids)].copy()
             count = int(np.count_nonzero(indexed))
-            queries = sample_queries(rows, indexed, self.metric, seed)
+            recent = list(self._recent)
+            on_searches = len(recent) >= SAMPLE
+            queries = np.stack(recent) if on_searches else sample_queries(rows, indexed, self.metric, seed)
             truth = exact_top_k(rows, indexed, queries, TUNING_K, self.metric)
 
         def measure(ef: int) -> float:
@@ -361,8 +377,13 @@ class DatasetProjection:
             return recall_at_k(labels, truth)
 
         found = smallest_ef(measure, self.config.target_recall)
-        self.tuning = Tuning(ef=found.ef, recall=found.recall, rows=count, target=found.target)
+        self.tuning = Tuning(found.ef, found.recall, count, found.target, on_searches)
         return self.tuning
+
+    @property
+    def recent_searches(self) -> int:
+        """Query vectors kept for the next tuning (at most SAMPLE)."""
+        return len(self._recent)
 
     @property
     def indexed(self) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Literal
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
@@ -37,6 +38,10 @@ class IndexState(BaseModel):
     tuned_rows: int = Field(
         description="Indexed vectors when `ef` was tuned (it is tuned again at twice as many)"
     )
+    tuned_on: Literal["searches", "rows"] | None = Field(
+        description="What the recall was measured on: this replica's recent searches, or queries made from rows "
+        "before it had seen enough (none before the first tuning)"
+    )
     indexed: int
     pending: int = Field(description="Vectors not in HNSW yet (searched by exact scan meanwhile)")
 
@@ -50,6 +55,7 @@ class IndexState(BaseModel):
             ef=tuning.ef,
             measured_recall=tuning.recall if tuning.rows else None,
             tuned_rows=tuning.rows,
+            tuned_on=None if not tuning.rows else "searches" if tuning.on_searches else "rows",
             indexed=projection.indexed,
             pending=projection.pending,
         )

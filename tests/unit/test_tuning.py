@@ -49,11 +49,13 @@ def test_an_unreachable_target_keeps_the_largest_breadth_with_the_recall_it_meas
     assert (tuning.ef, tuning.recall) == (LADDER[-1], 0.5)
 
 
-def test_tuned_again_when_never_tuned_or_doubled() -> None:
-    assert due(Tuning(ef=100), 10)
-    assert not due(Tuning(ef=100), 0)
-    assert not due(Tuning(ef=40, rows=1000), 1999)
-    assert due(Tuning(ef=40, rows=1000), 2000)
+def test_tuned_again_when_never_tuned_or_doubled_or_searches_can_stand_for_real_queries() -> None:
+    assert due(Tuning(ef=100), 10, 0)
+    assert not due(Tuning(ef=100), 0, 0)
+    assert not due(Tuning(ef=40, rows=1000), 1999, SAMPLE - 1)
+    assert due(Tuning(ef=40, rows=1000), 2000, 0)
+    assert due(Tuning(ef=40, rows=1000), 1000, SAMPLE)
+    assert not due(Tuning(ef=40, rows=1000, on_searches=True), 1999, SAMPLE)
 
 
 def test_recall_counts_the_true_neighbours_found() -> None:
@@ -173,3 +175,21 @@ def test_searches_at_one_breadth_share_the_index_and_another_waits_for_them() ->
     holder.join()
     waiter.join()
     assert settings == [100, 50]
+
+
+def test_once_it_has_seen_enough_searches_a_replica_tunes_on_them() -> None:
+    """Queries of another kind than the rows (here: far off the data, between clusters) are what the searches
+    hold; tuned on them, the breadth reaches the target on more of the same."""
+    rows = clustered(4000, 64, seed=9)
+    projection = _projection(0.95, rows)
+    first = projection.tune(seed=1)
+    assert not first.on_searches
+    traffic = np.random.default_rng(3).standard_normal((2 * SAMPLE, 64)).astype(np.float32) * 3
+    for query in traffic[:SAMPLE]:
+        projection.search(query, 10, None)
+    for query in traffic[SAMPLE:]:
+        projection.search(query, 10, None, exact=True)  # an exact search is not an HNSW sample
+    assert projection.recent_searches == SAMPLE and due(projection.tuning, projection.indexed, SAMPLE)
+    again = projection.tune(seed=1)
+    assert again.on_searches and again.recall >= 0.95
+    assert _recall_on(projection, rows, traffic[SAMPLE:], again.ef) >= 0.93
