@@ -50,7 +50,7 @@ ENV PATH=/opt/tributary/bin:$PATH \
     TRIBUTARY_DATA_DIR=/var/lib/tributary
 WORKDIR /var/lib/tributary
 USER 10001:10001
-EXPOSE 8080
+EXPOSE 8080 50051
 # The HTTP roles answer /healthz; the worker roles (applier, projector) serve no HTTP, so their deployments turn
 # this check off (deploy/compose, deploy/kubernetes).
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \

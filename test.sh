@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs Tributary with its test and embed-local extras into
-# .venv, starts Kafka, Redis and PostgreSQL on loopback (deploy/local/services.sh), lints, type-checks, and runs
-# pytest, then the TypeScript SDK's tests (clients/js, `npm test`: Node's test runner against a server it starts).
+# .venv, starts Kafka, Redis, PostgreSQL and Prometheus on loopback (deploy/local/services.sh), lints,
+# type-checks, and runs pytest, then the TypeScript SDK's tests (clients/js, `npm test`: Node's test runner
+# against a server it starts).
 # Extra arguments go to pytest. The services stay up for the next run; `deploy/local/services.sh down` stops them.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, cast, get_args
 
@@ -16,6 +19,7 @@ from pydantic_settings import SettingsError
 
 from events.names import NAME_PATTERN
 from tributary import logs
+from tributary.metrics import MULTIPROC_DIR_VARIABLE
 from tributary.settings import ApiRole, Role, Settings, WorkerRole
 
 app = typer.Typer(help="Tributary: vector search for DeepLake over Kafka.", no_args_is_help=True)
@@ -103,15 +107,38 @@ def serve(
     os.environ.update(
         {WORKER_ROLE_VARIABLE: role, "TRIBUTARY_HOST": host, "TRIBUTARY_GRPC_PORT": str(grpc_port)}
     )
-    uvicorn.run(
-        "entrypoints.http_app:app_for_worker",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-        access_log=settings.access_log,
-    )
+    with metrics_shared_by_workers():
+        uvicorn.run(
+            "entrypoints.http_app:app_for_worker",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+            access_log=settings.access_log,
+        )
+
+
+@contextlib.contextmanager
+def metrics_shared_by_workers() -> Iterator[None]:
+    """The directory where the worker processes keep their metrics (prometheus_client's multiprocess mode), so
+    that a scrape answered by any of them reports all: the operator's PROMETHEUS_MULTIPROC_DIR emptied of a
+    previous run's files, else a temporary one removed at exit. Set before the workers start, as
+    prometheus_client reads it on import."""
+    given = os.environ.get(MULTIPROC_DIR_VARIABLE)
+    if given:
+        directory = Path(given)
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="tributary-metrics-") as temporary:
+        os.environ[MULTIPROC_DIR_VARIABLE] = temporary
+        try:
+            yield
+        finally:
+            del os.environ[MULTIPROC_DIR_VARIABLE]
 
 
 @app.command()

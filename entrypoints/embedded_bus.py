@@ -17,7 +17,7 @@ from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from events import DomainEvent, parse_event, partition_key
-from tributary.bus import ConsistencyToken, EncodedCommand
+from tributary.bus import ConsistencyToken, EncodedCommand, count_accepted
 from tributary.db.models import BusCommandRow, BusEventRow
 from tributary.limits import COMMAND_BATCH
 from tributary.resilience import Backoff, RepeatedLog, Supervised
@@ -66,6 +66,7 @@ class EmbeddedBus:
             session.add_all(rows)
             await session.flush()
             seq = rows[-1].seq
+        count_accepted(commands)
         self._wake.set()
         return ConsistencyToken(partition=0, offset=seq)
 

@@ -1,5 +1,5 @@
 """Open routes: liveness, readiness with dependency checks (tributary/health.py), metrics, and the AsyncAPI
-document; and the small HTTP server that gives a worker role its `/healthz` and `/readyz`."""
+document; and the small HTTP server that gives a worker role its `/healthz`, `/readyz` and `/metrics`."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import uvicorn
 from fastapi import APIRouter, FastAPI, Response, status
 from fastapi.responses import PlainTextResponse
 
-from query_api.services import ReadServices
 from tributary.deps import ReadinessDep, ServicesDep, get_readiness
 from tributary.health import Readiness
+from tributary.metrics import exposition
 
 log = logging.getLogger(__name__)
 
@@ -36,21 +36,21 @@ async def readiness(readiness: ReadinessDep, response: Response) -> dict[str, An
     return body
 
 
+# Every role's `/metrics`, a worker's included (tributary/metrics.py declares what it holds).
+scraped = APIRouter()
+
+
+@scraped.get("/metrics", response_class=PlainTextResponse)
+async def metrics() -> Response:
+    """Prometheus text format: the metrics tributary/metrics.py declares, of this process (or, under
+    `--workers N`, of every process serving the port)."""
+    body, content_type = exposition()
+    return Response(body, media_type=content_type)
+
+
 router = APIRouter(tags=["operations"])
 router.include_router(probes)
-
-
-@router.get("/metrics", response_class=PlainTextResponse)
-async def metrics(services: ServicesDep) -> str:
-    """Prometheus text format: the search cache's counters, and the vectors not in HNSW yet (query roles; a
-    growing figure means indexing does not keep up with writes, and searches scan more rows exactly)."""
-    values: dict[str, int] = {}
-    if isinstance(services, ReadServices):
-        values = services.search_cache.stats.as_metrics()
-        values["tributary_vectors_pending_index"] = sum(
-            s.projection.pending for s in services.projections.all()
-        )
-    return "".join(f"{name} {value}\n" for name, value in values.items())
+router.include_router(scraped)
 
 
 @router.get("/asyncapi.json")
@@ -67,9 +67,11 @@ class _HealthServer(uvicorn.Server):
 
 @contextlib.asynccontextmanager
 async def serving_health(readiness: Readiness, host: str, port: int) -> AsyncIterator[None]:
-    """`/healthz` and `/readyz` of a worker role on their own small HTTP server, while the body runs."""
+    """`/healthz`, `/readyz` and `/metrics` of a worker role on their own small HTTP server, while the body
+    runs."""
     app = FastAPI(title="Tributary worker health", openapi_url=None, docs_url=None, redoc_url=None)
     app.include_router(probes, tags=["operations"])
+    app.include_router(scraped, tags=["operations"])
     app.dependency_overrides[get_readiness] = lambda: readiness
     server = _HealthServer(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
     task = asyncio.create_task(server.serve(), name="health-server")

@@ -18,8 +18,9 @@ from entrypoints import health
 from entrypoints.bootstrap import start_services
 from entrypoints.grpc_api.server import start_grpc
 from query_api.routes import admin, catalog, search
-from tributary import __version__, errors, http_hygiene, logs
+from tributary import __version__, errors, http_hygiene, logs, metrics
 from tributary.audit import AuditMiddleware
+from tributary.http_metrics import HttpMetrics
 from tributary.settings import ApiRole, Settings
 
 WORKER_ROLE_VARIABLE = "TRIBUTARY_SERVE_ROLE"
@@ -40,6 +41,8 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
     errors.install(app)
     app.add_middleware(AuditMiddleware)
     http_hygiene.install(app, settings)
+    # Added last, so outermost of these: it times and counts every answer, a refusal by the others included.
+    app.add_middleware(HttpMetrics)
     app.include_router(health.router)
     if role in ("embedded", "command-api"):
         app.add_exception_handler(ReplayedAnswer, replayed_answer)
@@ -57,6 +60,7 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
 def app_for_worker() -> FastAPI:
     """The app of one `tributary serve --workers N` process, for the role the parent put in the environment."""
     logs.configure()
+    metrics.forget_this_process_at_exit()
     role = os.environ[WORKER_ROLE_VARIABLE]
     if role not in ("command-api", "query-api"):
         raise RuntimeError(f"no worker processes for role {role!r}")

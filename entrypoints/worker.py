@@ -1,6 +1,7 @@
 """Runs a worker role (applier or projector) against Kafka until it is told to stop (SIGTERM or SIGINT: the
-broker stops consuming, in-flight work ends, the database pool closes), with `/healthz` and `/readyz` on a small
-HTTP port when one is given (`--port`, `health_port`)."""
+broker stops consuming, in-flight work ends, the database pool closes), with `/healthz`, `/readyz` and
+`/metrics` (its consumer group's lag sampled from Kafka among them) on a small HTTP port when one is given
+(`--port`, `health_port`)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from entrypoints.kafka_workers import register_applier, register_projector
 from events import Topics
 from tributary.db.session import engine_for, make_sessionmaker
 from tributary.health import Readiness, database_answers
-from tributary.kafka import declare_channels, ensure_topics, make_broker, producer_for
+from tributary.kafka import declare_channels, ensure_topics, make_broker, producer_for, sample_consumer_lag
 from tributary.producer import ResilientProducer
+from tributary.resilience import Supervised
 from tributary.settings import Settings, WorkerRole
 from tributary.storage import DatasetStore
 from workers.fencing import PartitionFence, holder_name
@@ -66,6 +68,15 @@ async def run_worker(
             stack.push_async_callback(producer.stop)
         stack.push_async_callback(broker.stop)
         await broker.start()
+        if port is not None:
+            group, topic = (
+                (f"{channels.topics.prefix}.applier", channels.topics.commands)
+                if role == "applier"
+                else (f"{channels.topics.prefix}.projector", channels.topics.events)
+            )
+            lag = Supervised("consumer lag", partial(sample_consumer_lag, settings, group, topic, role), log)
+            lag.start()
+            stack.push_async_callback(lag.stop)
         if producer is not None:
             # Started now rather than by the first batch's events (a failure here is retried by that batch).
             await producer.ready()

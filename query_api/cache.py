@@ -2,7 +2,7 @@
 
 Keys carry the tenant, the dataset, its version and how many events of that version this replica has applied,
 so a new version (or a further event of the same commit) never reads an older answer. Redis is optional: when
-it fails the cache counts the error and the search is answered uncached.
+it fails the cache counts the error (tributary/metrics.py) and the search is answered uncached.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass
 
 from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from tributary.metrics import SEARCH_CACHE_ERRORS, SEARCH_CACHE_HITS, SEARCH_CACHE_MISSES
 from tributary.resilience import CircuitBreaker, Unavailable
 
 log = logging.getLogger(__name__)
@@ -23,22 +23,7 @@ log = logging.getLogger(__name__)
 LOCAL_ENTRIES = 2048
 TTL_S = 300
 REDIS_ERRORS = (RedisError, OSError, TimeoutError)
-
-
-@dataclass
-class CacheStats:
-    local_hits: int = 0
-    redis_hits: int = 0
-    misses: int = 0
-    errors: int = 0
-
-    def as_metrics(self) -> dict[str, int]:
-        return {
-            'tributary_search_cache_hits_total{layer="local"}': self.local_hits,
-            'tributary_search_cache_hits_total{layer="redis"}': self.redis_hits,
-            "tributary_search_cache_misses_total": self.misses,
-            "tributary_search_cache_errors_total": self.errors,
-        }
+LOCAL_HITS, REDIS_HITS = SEARCH_CACHE_HITS.labels("local"), SEARCH_CACHE_HITS.labels("redis")
 
 
 def canonical(request: BaseModel) -> bytes:
@@ -56,7 +41,6 @@ class SearchCache:
         # While open (Redis failed in a row), searches skip Redis instead of each waiting out the timeout.
         self._breaker = breaker or CircuitBreaker("Redis")
         self._local: OrderedDict[str, bytes] = OrderedDict()
-        self.stats = CacheStats()
 
     @staticmethod
     def key(tenant: str, dataset: str, version: str, applied: int, ef: int, request: BaseModel) -> str:
@@ -69,7 +53,7 @@ class SearchCache:
         found = self._local.get(key)
         if found is not None:
             self._local.move_to_end(key)
-            self.stats.local_hits += 1
+            LOCAL_HITS.inc()
             return found
         if self._redis is not None:
             try:
@@ -77,13 +61,13 @@ class SearchCache:
                     cached = await self._redis.get(key)
                 found = cached.encode() if isinstance(cached, str) else cached
             except (*REDIS_ERRORS, Unavailable) as exc:
-                self.stats.errors += 1
+                SEARCH_CACHE_ERRORS.inc()
                 log.debug("cache read failed: %s", exc)
             if found is not None:
-                self.stats.redis_hits += 1
+                REDIS_HITS.inc()
                 self._remember(key, found)
                 return found
-        self.stats.misses += 1
+        SEARCH_CACHE_MISSES.inc()
         return None
 
     async def put(self, key: str, value: bytes) -> None:
@@ -93,7 +77,7 @@ class SearchCache:
                 with self._breaker.guard(*REDIS_ERRORS):
                     await self._redis.set(key, value, ex=TTL_S)
             except (*REDIS_ERRORS, Unavailable) as exc:
-                self.stats.errors += 1
+                SEARCH_CACHE_ERRORS.inc()
                 log.debug("cache write failed: %s", exc)
 
     def _remember(self, key: str, value: bytes) -> None:

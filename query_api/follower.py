@@ -30,6 +30,7 @@ from query_api.registry import Projections, apply_events, load_all
 from tributary.bus import ConsistencyToken
 from tributary.kafka import topic_partitions
 from tributary.limits import MAX_MESSAGE_BYTES
+from tributary.metrics import CONSUMER_LAG
 from tributary.resilience import Supervised
 from tributary.settings import Settings
 from tributary.storage import DatasetStore
@@ -121,6 +122,11 @@ class EventFollower:
                     self._positions[tp] = records[-1].offset + 1
                 # Before a partition's first fetch its end is unknown (None): not caught up yet.
                 ends = {tp: self._consumer.highwater(tp) for tp in self._partitions}
+                for tp, end in ends.items():
+                    if end is not None:
+                        CONSUMER_LAG.labels("query-follower", str(tp.partition)).set(
+                            end - self._positions[tp]
+                        )
                 if all(end is not None and self._positions[tp] >= end for tp, end in ends.items()):
                     self._caught_up_at = time.monotonic()
                 self._advanced.notify_all()

@@ -24,6 +24,7 @@ import time
 from query_api.projection import INSERT_THREADS
 from query_api.registry import Projections
 from query_api.tuning import due
+from tributary.metrics import INDEX_MEMORY, VECTORS_PENDING_INDEX
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class Indexer:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
         while not self._stopping.is_set():
             self._projections.written.clear()
+            self._measure()
             if self._index_a_chunk_of_each():
                 self._stopping.wait(PAUSE_S)
             else:
@@ -83,6 +85,12 @@ class Indexer:
                 tuning.recall,
                 tuning.target,
             )
+
+    def _measure(self) -> None:
+        # Read without the lock: a figure a turn old is good enough for a gauge.
+        served = [s.projection for s in self._projections.all()]
+        VECTORS_PENDING_INDEX.set(sum(projection.pending for projection in served))
+        INDEX_MEMORY.set(sum(projection.memory_bytes for projection in served))
 
     def _index_a_chunk_of_each(self) -> bool:
         indexed = 0

@@ -273,6 +273,15 @@ class DatasetProjection:
         """Live vectors not in HNSW yet (searched by exact scan meanwhile)."""
         return len(self._pending)
 
+    @property
+    def memory_bytes(self) -> int:
+        """An estimate of the memory the vectors take: the arrays held here, and hnswlib's bottom level for each
+        slot of its capacity (the vector, 2·M links of 4 bytes and their count, the 8-byte label; M is the
+        dataset's); its upper
+        levels add about 1/M of that. Ids, texts, metadata and the text index are not counted."""
+        hnsw = int(self._index.get_max_elements()) * (self.dimensions * 4 + 2 * self.config.m * 4 + 4 + 8)
+        return self._vectors.nbytes + self._norms.nbytes + self._in_index.nbytes + hnsw
+
     def slot(self, vector_id: str) -> int | None:
         return self._slot_of.get(vector_id)
 

@@ -27,6 +27,7 @@ from events import (
 )
 from query_api.projection import DatasetProjection
 from tributary.deeplake_lib import deeplake
+from tributary.metrics import APPLIED_TO_VISIBLE, observe_since
 from tributary.storage import DatasetSpec, DatasetStore
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ def apply_events(projections: Projections, events: Sequence[DomainEvent]) -> Non
     with projections.applying:
         _apply_all(projections, events)
     projections.written.set()
+    observe_since(APPLIED_TO_VISIBLE, [event.occurred_at for event in events])
 
 
 def rebuild(projections: Projections, store: DatasetStore, tenant: str, dataset: str) -> Served | None:

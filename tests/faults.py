@@ -24,6 +24,8 @@ from tests.processes import free_port
 SERVICES_SH = Path(__file__).resolve().parents[1] / "deploy" / "local" / "services.sh"
 
 Service = Literal["kafka", "redis", "postgres"]
+# Named to services.sh, which without names would start its Prometheus too (on the shared default port).
+SERVICES: tuple[Service, ...] = ("kafka", "redis", "postgres")
 
 
 @dataclass
@@ -77,7 +79,7 @@ class PrivateServices:
 
     def up(self) -> None:
         """Start whatever of the three is not running (services.sh up is idempotent) and wait until it answers."""
-        self._script("up")
+        self._script("up", *SERVICES)
 
     def stop(self, service: Service, hard: bool = False) -> None:
         """Take one service away and wait until its process is gone."""
@@ -99,7 +101,7 @@ class PrivateServices:
         os.kill(pid, signal.SIGKILL)
 
     def down(self) -> None:
-        self._script("down")
+        self._script("down", *SERVICES)
 
 
 @contextlib.contextmanager

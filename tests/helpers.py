@@ -8,6 +8,7 @@ from typing import TypeVar
 
 import httpx
 from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
 
 from tributary.auth.keys import new_key
 
@@ -42,3 +43,16 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(every)
+
+
+def sample(exposition: str, name: str, **labels: str) -> float:
+    """The value of one sample in a `/metrics` answer (0 when absent: a counter not incremented yet)."""
+    for family in text_string_to_metric_families(exposition):
+        for found in family.samples:
+            if found.name == name and found.labels == labels:
+                return float(found.value)
+    return 0.0
+
+
+async def scraped(client: httpx.AsyncClient, name: str, **labels: str) -> float:
+    return sample((await client.get("/metrics")).text, name, **labels)

@@ -1,7 +1,8 @@
-"""Where the tests find Kafka, Redis and PostgreSQL.
+"""Where the tests find Kafka, Redis, PostgreSQL and Prometheus.
 
 In order: the TRIBUTARY_TEST_* variables (deploy/local/services.sh env prints them); else testcontainers when
-a Docker engine answers; else the test fails under CI=true and skips with the reason elsewhere.
+a Docker engine answers (not for Prometheus); else the test fails under CI=true and skips with the reason
+elsewhere.
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import NoReturn
 
+import httpx
 import pytest
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -82,3 +86,27 @@ def redis() -> AbstractContextManager[str]:
 
 def postgres() -> AbstractContextManager[str]:
     return _service("PostgreSQL", "TRIBUTARY_TEST_DATABASE_URL", _postgres_container)
+
+
+@dataclass(frozen=True)
+class Prometheus:
+    """The Prometheus deploy/local/services.sh runs: its HTTP API, and the folder whose JSON files list the
+    targets it scrapes (file-based service discovery)."""
+
+    url: str
+    targets: Path
+
+
+def prometheus() -> Prometheus:
+    """The Prometheus of TRIBUTARY_TEST_PROMETHEUS_URL and _TARGETS, once it answers (no container fallback)."""
+    url, targets = (os.environ.get(f"TRIBUTARY_TEST_PROMETHEUS_{name}") for name in ("URL", "TARGETS"))
+    if not url or not targets:
+        unavailable("Prometheus")
+    try:
+        httpx.get(f"{url}/-/ready", timeout=5).raise_for_status()
+    except httpx.HTTPError as exc:
+        reason = f"Prometheus at {url} does not answer ({exc}): `deploy/local/services.sh up prometheus`"
+        if IN_CI:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return Prometheus(url, Path(targets))

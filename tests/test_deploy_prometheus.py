@@ -1,12 +1,15 @@
-"""deploy/prometheus: the alert rules and scrape config pass promtool, the rules' unit tests pass, and every
-metric they use is one Tributary exports."""
+"""deploy/prometheus and deploy/grafana: the alert rules and scrape config pass promtool, the rules' unit tests
+pass, and every metric they and the dashboard use is one Tributary exports."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import yaml
+from prometheus_client import REGISTRY
 
+import tributary.metrics  # noqa: F401  (declares the metrics in the registry)
 from tests.deploy_tools import ROOT, require_tool, run_tool
 from tests.test_deploy_compose import resolved_compose
 
@@ -25,21 +28,26 @@ def test_the_alerts_fire_when_they_should() -> None:
     run_tool(promtool, "test", "rules", str(PROMETHEUS / "alerts-test.yml"))
 
 
+def exported_names() -> set[str]:
+    """Every series name tributary/metrics.py's metrics expose (a histogram's _bucket, _count and _sum)."""
+    suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"]}
+    return {
+        family.name + suffix
+        for family in REGISTRY.collect()
+        for suffix in suffixes.get(family.type, [""])
+        if family.name.startswith("tributary_")
+    }
+
+
 def test_rules_use_only_metrics_the_code_exports() -> None:
     rules = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())
     expressions = " ".join(rule["expr"] for group in rules["groups"] for rule in group["rules"])
     used = set(re.findall(r"\btributary_[a-z_]+", expressions))
     assert used
-    code = " ".join(
-        path.read_text()
-        for package in ("tributary", "entrypoints", "command_api", "query_api", "workers")
-        for path in (ROOT / package).rglob("*.py")
-    )
-    for metric in used:
-        assert metric in code, f"the alert rules use {metric}, which no code exports"
+    assert used <= exported_names(), f"the alert rules use metrics no code exports: {used - exported_names()}"
 
 
-def test_prometheus_scrapes_every_http_role_of_the_compose_file() -> None:
+def test_prometheus_scrapes_every_role_of_the_compose_file() -> None:
     config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
     targets = {
         target
@@ -48,9 +56,25 @@ def test_prometheus_scrapes_every_http_role_of_the_compose_file() -> None:
         for target in group["targets"]
     }
     services = resolved_compose()["services"]
-    http_roles = {
+    # Every `tributary serve` process: the API roles on their HTTP port, the workers on their health port.
+    roles = {
         name
         for name, service in services.items()
-        if service.get("image") == "tributary:local" and "ports" in service
+        if service.get("image") == "tributary:local" and service.get("command", [])[:1] == ["serve"]
     }
-    assert targets == {f"{name}:8080" for name in http_roles}
+    assert roles == {"applier", "projector", "command-api", "query-api"}
+    assert targets == {f"{name}:8080" for name in roles}
+
+
+def dashboard_queries() -> list[str]:
+    """The PromQL of every panel of deploy/grafana/dashboards/tributary.json."""
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "dashboards" / "tributary.json").read_text())
+    return [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
+
+
+def test_the_dashboard_uses_only_metrics_the_code_exports() -> None:
+    used = set(re.findall(r"\btributary_[a-z_]+", " ".join(dashboard_queries())))
+    assert used <= exported_names(), f"the dashboard uses metrics no code exports: {used - exported_names()}"
+    shown = " ".join(dashboard_queries())
+    families = {family.name for family in REGISTRY.collect() if family.name.startswith("tributary_")}
+    assert {family for family in families if family not in shown} == set(), "metrics without a panel"

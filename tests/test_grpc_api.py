@@ -17,6 +17,7 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from entrypoints.grpc_api.servicers import SERVICERS
@@ -257,6 +258,12 @@ async def test_grpc_end_to_end_through_kafka(distributed_settings: Settings) -> 
         with pytest.raises(grpc.aio.AioRpcError) as gone:
             await pb_grpc.DatasetsStub(reads).Get(pb.DatasetRef(dataset="docs"), metadata=auth(alice))
         assert gone.value.code() == grpc.StatusCode.NOT_FOUND
+
+    # Every call is counted by method and code.
+    calls = REGISTRY.get_sample_value(
+        "tributary_grpc_requests_total", {"method": "/tributary.v1.Vectors/UpsertStream", "code": "OK"}
+    )
+    assert calls is not None and calls >= 1
 
     # Writes and refusals over gRPC are audited as over HTTP, with the outcome's HTTP code.
     engine = engine_for(distributed_settings)

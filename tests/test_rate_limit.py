@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 
 import pytest
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
@@ -46,8 +47,13 @@ async def test_a_burst_is_allowed_then_limited(clients: tuple[Redis, Redis], run
     limiter = RateLimiter(
         clients[0], limits(Bucket(rate_per_s=0.5, burst=5)), fail_open=False, clock=FakeClock()
     )
+    rejected_before = (
+        REGISTRY.get_sample_value("tributary_rate_limit_rejections_total", {"kind": "write"}) or 0
+    )
     answers = [await limiter.hit(who(run_id), "write") for _ in range(6)]
     assert [a.allowed for a in answers] == [True] * 5 + [False]
+    rejected = REGISTRY.get_sample_value("tributary_rate_limit_rejections_total", {"kind": "write"})
+    assert rejected == rejected_before + 1
     assert [a.remaining for a in answers] == [4, 3, 2, 1, 0, 0]
     assert all(a.checked and a.limit == 5 for a in answers)
     refused = answers[-1]

@@ -4,14 +4,18 @@ default ports are never touched."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
+from tests.helpers import eventually
 from tests.processes import free_port
 
 SCRIPT = Path(__file__).parents[1] / "deploy/local/services.sh"
@@ -25,6 +29,7 @@ class Services:
             "TRIBUTARY_KAFKA_CONTROLLER_PORT": free_port(),
             "TRIBUTARY_REDIS_PORT": free_port(),
             "TRIBUTARY_PG_PORT": free_port(),
+            "TRIBUTARY_PROMETHEUS_PORT": free_port(),
         }
 
     def run(self, *args: str, **ports: int) -> subprocess.CompletedProcess[str]:
@@ -78,11 +83,35 @@ def test_one_service_goes_up_and_down_alone(services: Services) -> None:
         "kafka": "stopped",
         "redis": f"running on 127.0.0.1:{services.ports['TRIBUTARY_REDIS_PORT']}",
         "postgresql": "stopped",
+        "prometheus": "stopped",
     }
     again = services.run("up", "redis")
     assert again.returncode == 0 and "already running" in again.stderr
     assert services.run("down", "redis").returncode == 0
     assert services.status()["redis"] == "stopped"
+
+
+async def test_prometheus_scrapes_the_targets_a_file_names(services: Services, foreign_listener: int) -> None:
+    started = services.run("up", "prometheus")
+    assert started.returncode == 0, started.stderr
+    port = services.ports["TRIBUTARY_PROMETHEUS_PORT"]
+    assert services.status()["prometheus"] == f"running on 127.0.0.1:{port}"
+    variables = dict(
+        line.removeprefix("export ").split("=", 1) for line in services.run("env").stdout.splitlines()
+    )
+    assert variables["TRIBUTARY_TEST_PROMETHEUS_URL"] == f"http://127.0.0.1:{port}"
+    targets = Path(variables["TRIBUTARY_TEST_PROMETHEUS_TARGETS"])
+    (targets / "test.json").write_text(json.dumps([{"targets": [f"127.0.0.1:{foreign_listener}"]}]))
+
+    async def discovered() -> list[dict[str, Any]] | None:
+        async with httpx.AsyncClient() as client:
+            answer = (await client.get(f"http://127.0.0.1:{port}/api/v1/targets")).json()
+        return answer["data"]["activeTargets"] or None
+
+    (target,) = await eventually(discovered, timeout=60)
+    assert target["labels"] == {"instance": f"127.0.0.1:{foreign_listener}", "job": "tributary"}
+    assert services.run("down", "prometheus").returncode == 0
+    assert services.status()["prometheus"] == "stopped"
 
 
 def test_a_service_that_dies_while_starting_is_reported_at_once_in_one_line(services: Services) -> None:

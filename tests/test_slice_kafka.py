@@ -8,6 +8,7 @@ import asyncio
 import numpy as np
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from prometheus_client import REGISTRY
 
 from entrypoints.http_app import create_app
 from events import (
@@ -123,6 +124,7 @@ async def test_direct_producer_commands_apply_and_poison_goes_to_dead_letters(
         topics.dead_letters, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest"
     )
     command = CreateDataset(tenant="default", dataset="direct", payload=CreateDatasetPayload(dimensions=16))
+    letters_before = REGISTRY.get_sample_value("tributary_dead_letters_total", {"reason": "unreadable"}) or 0
     async with (
         workers(settings, "applier", "projector"),
         serving(create_app(settings, "query-api")) as queries,
@@ -139,6 +141,12 @@ async def test_direct_producer_commands_apply_and_poison_goes_to_dead_letters(
             letter = DeadLetter.model_validate_json((await asyncio.wait_for(dead_letters.getone(), 60)).value)
             assert letter.reason.startswith("invalid command") and "dataset" in letter.reason
             assert letter.source_topic == topics.commands and letter.key == "default/direct"
+
+            async def counted() -> float | None:
+                found = REGISTRY.get_sample_value("tributary_dead_letters_total", {"reason": "unreadable"})
+                return found if found == letters_before + 1 else None
+
+            await eventually(counted)
 
             async def created() -> int | None:
                 response = await queries.get("/api/v1/datasets/direct")

@@ -18,10 +18,11 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from pydantic import BaseModel
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tributary.auth.principal import Principal
 from tributary.db.models import AuditRow
+from tributary.http_hygiene import answered_status
 from tributary.resilience import RepeatedLog
 from tributary.services import Services, services_of
 
@@ -130,20 +131,13 @@ class AuditMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        status: list[int] = []
-
-        async def watch(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status.append(int(message["status"]))
-            await send(message)
-
-        await self.app(scope, receive, watch)
+        status = await answered_status(self.app, scope, receive, send)
         method, path = scope["method"], scope["path"]
         services = services_of(scope["app"])
         if not status or not path.startswith("/api/") or services is None:
             return
         principal = scope.get("state", {}).get("principal")
-        await record(services, principal, method, path, status[0], is_write(method, path))
+        await record(services, principal, method, path, status, is_write(method, path))
 
 
 async def store(services: Services, event: AuditEvent) -> None:

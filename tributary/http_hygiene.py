@@ -1,5 +1,5 @@
-"""What every HTTP answer carries: security headers, and CORS only for the origins the settings name; and the
-request body limit."""
+"""What every HTTP answer carries: security headers, and CORS only for the origins the settings name; the
+request body limit; and `answered_status`, for the middlewares that act on the status of an answer."""
 
 from __future__ import annotations
 
@@ -43,6 +43,20 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+async def answered_status(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> int | None:
+    """Run `app` on the request, passing its answer on; the status it answered with (None if it sent none)."""
+    status: int | None = None
+
+    async def watch(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = int(message["status"])
+        await send(message)
+
+    await app(scope, receive, watch)
+    return status
 
 
 class BodyLimit:

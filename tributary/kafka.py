@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker, KafkaMessage
@@ -18,14 +18,18 @@ from faststream.kafka.publisher import DefaultPublisher
 from events import Command, DeadLetter, DomainEvent, Topics, partition_key
 from tributary import kafka_backoff
 from tributary.audit import AuditEvent
-from tributary.bus import ConsistencyToken, EncodedCommand, PublishFailed
+from tributary.bus import ConsistencyToken, EncodedCommand, PublishFailed, count_accepted
 from tributary.limits import MAX_MESSAGE_BYTES
+from tributary.metrics import CONSUMER_LAG
 from tributary.producer import Outgoing, ResilientProducer
 from tributary.settings import Settings
 
 log = logging.getLogger(__name__)
 
 kafka_backoff.install()
+
+# How often a worker samples its consumer group's lag (sample_consumer_lag): a fraction of a scrape interval.
+LAG_SAMPLE_S = 5.0
 
 
 def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
@@ -119,6 +123,7 @@ class KafkaCommandPublisher:
             (last,) = await self._single.send_all(messages)
         else:
             last = (await self._transactional.send_transaction(messages))[-1]
+        count_accepted(commands)
         return ConsistencyToken(partition=last.partition, offset=last.offset)
 
     async def close(self) -> None:
@@ -178,6 +183,30 @@ async def topic_partitions(admin: AIOKafkaAdminClient, topic: str) -> list[Topic
             return [TopicPartition(topic, p) for p in sorted(partitions)]
         await asyncio.sleep(0.1)
     raise RuntimeError(f"topic {topic} has no partitions in the cluster metadata")
+
+
+async def sample_consumer_lag(settings: Settings, group: str, topic: str, consumer: str) -> None:
+    """Every LAG_SAMPLE_S, how far the consumer group's committed offsets are behind the end of each partition
+    of `topic`, as tributary_consumer_lag_messages{consumer=...}. Measured from Kafka, not from the worker's own
+    progress, so a worker that is stuck (or whose partitions went to another) still shows the group's backlog."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, client_id=f"tributary-{consumer}-lag"
+    )
+    probe = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    await asyncio.gather(admin.start(), probe.start())
+    try:
+        while True:
+            partitions = await topic_partitions(admin, topic)
+            starts = await probe.beginning_offsets(partitions)
+            ends = await probe.end_offsets(partitions)
+            committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+            for tp in partitions:
+                # No commit yet: the group starts from the earliest offset (auto_offset_reset).
+                done = committed[tp].offset if tp in committed and committed[tp].offset >= 0 else starts[tp]
+                CONSUMER_LAG.labels(consumer, str(tp.partition)).set(max(0, ends[tp] - done))
+            await asyncio.sleep(LAG_SAMPLE_S)
+    finally:
+        await asyncio.gather(admin.close(), probe.stop())
 
 
 def consumer_record(message: KafkaMessage) -> ConsumerRecord[bytes, bytes]:

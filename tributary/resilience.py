@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Literal
 
+from tributary.metrics import BREAKER_OPENS, BREAKER_STATE
+
 
 class Unavailable(Exception):
     """A dependency does not answer: the HTTP roles answer 503 with `Retry-After`, the workers back off."""
@@ -91,6 +93,9 @@ class RepeatedLog:
 
 
 BreakerState = Literal["closed", "open", "half-open"]
+# The values of tributary_circuit_breaker_state: the worse, the higher (a scrape of several processes takes the
+# largest).
+BREAKER_STATES: dict[BreakerState, int] = {"closed": 0, "half-open": 1, "open": 2}
 
 
 class CircuitBreaker:
@@ -112,6 +117,8 @@ class CircuitBreaker:
         self._opened_at: float | None = None
         self._probing = False
         self.last_error = ""
+        self._gauge = BREAKER_STATE.labels(dependency)
+        self._gauge.set(BREAKER_STATES["closed"])
 
     @property
     def state(self) -> BreakerState:
@@ -132,17 +139,23 @@ class CircuitBreaker:
             return
         if state == "half-open" and not self._probing:
             self._probing = True
+            self._gauge.set(BREAKER_STATES["half-open"])
             return
         raise Unavailable(self.dependency, self.last_error or "circuit open", self.retry_after_s)
 
     def succeeded(self) -> None:
+        if self._opened_at is not None:
+            self._gauge.set(BREAKER_STATES["closed"])
         self._failures, self._opened_at, self._probing = 0, None, False
 
     def failed(self, error: BaseException) -> None:
         self.last_error = str(error) or type(error).__name__
         self._failures += 1
         if self._probing or self._failures >= self._threshold:
+            if self._opened_at is None:
+                BREAKER_OPENS.labels(self.dependency).inc()
             self._opened_at = self._clock()
+            self._gauge.set(BREAKER_STATES["open"])
         self._probing = False
 
     @contextmanager

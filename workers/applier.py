@@ -36,6 +36,7 @@ from events import (
 )
 from events.analysis import analyzer_for
 from events.filters import parse_filter
+from tributary.metrics import APPLIER_COMMIT_SECONDS
 from tributary.storage import DatasetSpec, DatasetStore, DatasetWriter
 
 VectorWrite = UpsertVectors | DeleteVectors | UpdateMetadata
@@ -71,7 +72,8 @@ def apply_commands(commands: Sequence[Command], store: DatasetStore) -> list[Dom
     def flush(url: str) -> None:
         writer, effects = open_writes.pop(url)
         if writer.dirty:
-            writer.commit()
+            with APPLIER_COMMIT_SECONDS.time():
+                writer.commit()
         for effect in effects:
             effect.event = _vector_event(effect, writer)
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from events import Command, DomainEvent
+from tributary.metrics import ACK_TO_APPLIED, APPLIER_APPLY_SECONDS, APPLIER_BATCH_COMMANDS, observe_since
 from tributary.storage import DatasetStore
 from workers.applier import apply_commands, rejection
 
@@ -29,6 +30,14 @@ def apply_batch(commands: Sequence[Command], store: DatasetStore, *, give_up: bo
     """Apply the batch in one go; if that crashes, apply its commands one by one. A command that still crashes
     is rejected and reported as poisoned, unless every command crashed and `give_up` is false: that looks like
     an outage (storage unreachable), so the error propagates and the batch is delivered again later."""
+    APPLIER_BATCH_COMMANDS.observe(len(commands))
+    with APPLIER_APPLY_SECONDS.time():
+        outcome = _apply_batch(commands, store, give_up=give_up)
+    observe_since(ACK_TO_APPLIED, [command.occurred_at for command in commands])
+    return outcome
+
+
+def _apply_batch(commands: Sequence[Command], store: DatasetStore, *, give_up: bool) -> BatchOutcome:
     try:
         return BatchOutcome(apply_commands(commands, store))
     except Exception:

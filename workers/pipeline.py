@@ -20,6 +20,7 @@ from typing import Generic, TypeVar
 from pydantic import ValidationError
 
 from events import Command, CommandRejected, DomainEvent, parse_command
+from tributary.metrics import count_dead_letters
 from tributary.storage import DatasetStore
 from tributary.threads import in_thread_to_completion
 from workers.isolation import MAX_ATTEMPTS, apply_batch
@@ -103,12 +104,14 @@ class ApplierPipeline(Generic[M]):
                 self._failures[first] = attempt
                 raise
         self._failures.pop(first, None)
+        unreadable = len(letters)
         # `apply_batch` gives one event per command, in order.
         letters += [
             Letter(message, event.payload.reason)
             for (message, _), event in zip(readable, outcome.events, strict=True)
             if isinstance(event, CommandRejected)
         ]
+        count_dead_letters(unreadable=unreadable, rejected=len(letters) - unreadable)
         for letter in letters:
             log.warning("dead-lettering the command at %s: %s", self._position(letter.message), letter.reason)
         events = await asyncio.to_thread(_encode, outcome.events)

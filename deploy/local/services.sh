@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Kafka (KRaft, single node), Redis and PostgreSQL on loopback, for development and CI, without Docker.
+# Kafka (KRaft, single node), Redis, PostgreSQL and Prometheus on loopback, for development and CI, without Docker.
 #
 #   services.sh install            fetch what is missing (Debian packages, Kafka jars from Maven Central)
 #   services.sh up [SERVICE...]    install, then start whatever is not running yet, and wait until each answers
@@ -7,11 +7,16 @@
 #   services.sh status             say what runs
 #   services.sh env                print the TRIBUTARY_TEST_* variables the test fixtures read
 #
-# SERVICE is kafka, redis or postgres; without one, `up` and `down` take all three.
+# SERVICE is kafka, redis, postgres or prometheus; without one, `up` and `down` take all four.
 # Ports: TRIBUTARY_KAFKA_PORT (19092), TRIBUTARY_KAFKA_CONTROLLER_PORT (19093), TRIBUTARY_REDIS_PORT (16379),
-# TRIBUTARY_PG_PORT (15432). A service counts as ours only when the process its pid file names is the one
+# TRIBUTARY_PG_PORT (15432), TRIBUTARY_PROMETHEUS_PORT (19090). A service counts as ours only when the process its pid file names is the one
 # listening on its port; `up` refuses a port another program holds, before starting anything, and stops what it
 # started when a service fails to come up.
+#
+# Prometheus (Debian's `prometheus` package) scrapes every second the targets listed in the JSON files of the
+# folder $TRIBUTARY_TEST_PROMETHEUS_TARGETS (file-based service discovery, re-read within a second of a change):
+# a test writes a file naming the roles it started, and removes it when done. It evaluates
+# deploy/prometheus/alerts.yml.
 #
 # Every step is idempotent: `up` twice starts nothing twice, `down` twice stops nothing twice.
 # State (data, logs, pid files, jars) lives under .services/ in the repository (git-ignored) or
@@ -25,9 +30,11 @@ kafka_port=${TRIBUTARY_KAFKA_PORT:-19092}
 controller_port=${TRIBUTARY_KAFKA_CONTROLLER_PORT:-19093}
 redis_port=${TRIBUTARY_REDIS_PORT:-16379}
 pg_port=${TRIBUTARY_PG_PORT:-15432}
+prometheus_port=${TRIBUTARY_PROMETHEUS_PORT:-19090}
 kafka_home=$state/kafka
 redis_home=$state/redis
 pg_home=$state/postgres
+prometheus_home=$state/prometheus
 
 log() { printf '[services] %s\n' "$*" >&2; }
 
@@ -114,14 +121,17 @@ install_debian() {
   [ -n "$(pg_bin)" ] && [ -x "$(pg_bin)/postgres" ] || missing+=(postgresql)
   command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
   command -v mvn >/dev/null || missing+=(maven)
+  command -v prometheus >/dev/null || missing+=(prometheus)
   if ((${#missing[@]})); then
     log "installing Debian packages: ${missing[*]}"
     if [ "$(id -u)" != 0 ]; then
       log "not root: run 'sudo apt-get install ${missing[*]}' first"
       return 1
     fi
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; }; then
+      log "could not install the Debian packages ${missing[*]}: install them by hand (apt-get install ${missing[*]})"
+      return 1
+    fi
     # Debian's postgresql package starts a cluster on 5432; ours runs on its own port, so that one may stay.
   fi
 }
@@ -304,6 +314,67 @@ postgres_down() {
   fi
 }
 
+prometheus_running() { ours "$prometheus_home/prometheus.pid" "$prometheus_port"; }
+
+prometheus_ports_free() { port_free "$prometheus_port" TRIBUTARY_PROMETHEUS_PORT; }
+
+prometheus_config() {
+  mkdir -p "$prometheus_home/data" "$prometheus_home/targets"
+  cat >"$prometheus_home/prometheus.yml" <<EOF
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+rule_files:
+  - $root/deploy/prometheus/alerts.yml
+scrape_configs:
+  - job_name: tributary
+    file_sd_configs:
+      - files: ["$prometheus_home/targets/*.json"]
+        refresh_interval: 1s
+EOF
+}
+
+prometheus_up() {
+  if prometheus_running; then
+    prometheus_config
+    # SIGHUP: Prometheus reads its configuration and the alert rules again (they may have changed since).
+    kill -HUP "$(cat "$prometheus_home/prometheus.pid")"
+    log "prometheus already running (pid $(cat "$prometheus_home/prometheus.pid")); configuration and rules reloaded"
+    return 0
+  fi
+  if ! command -v prometheus >/dev/null; then
+    log "prometheus not found: install Debian's prometheus package (apt-get install --no-install-recommends prometheus)"
+    return 1
+  fi
+  prometheus_config
+  log "starting prometheus on 127.0.0.1:$prometheus_port"
+  : >"$prometheus_home/prometheus.log"
+  setsid nohup prometheus --config.file="$prometheus_home/prometheus.yml" \
+    --storage.tsdb.path="$prometheus_home/data" --storage.tsdb.retention.time=1d \
+    --web.listen-address="127.0.0.1:$prometheus_port" </dev/null >>"$prometheus_home/prometheus.log" 2>&1 &
+  echo $! >"$prometheus_home/prometheus.pid"
+  started+=(prometheus)
+  wait_for 60 prometheus "$(cat "$prometheus_home/prometheus.pid")" "$prometheus_home/prometheus.log" \
+    prometheus_ready || return 1
+  log "prometheus $(prometheus --version 2>&1 | sed -n '1s/^prometheus, version \([^ ]*\).*/\1/p') ready"
+}
+
+prometheus_ready() {
+  prometheus_running && grep -q "Server is ready to receive web requests" "$prometheus_home/prometheus.log"
+}
+
+prometheus_down() {
+  if is_ours "$prometheus_home/prometheus.pid" "$prometheus_home/prometheus.yml"; then
+    local pid
+    pid=$(cat "$prometheus_home/prometheus.pid")
+    log "stopping prometheus (pid $pid)"
+    kill "$pid"
+    stop_within 30 "$pid"
+  fi
+  rm -f "$prometheus_home/prometheus.pid"
+}
+
 # describe NAME PORT RUNNING_COMMAND: one status line, telling our service from another program on its port.
 describe() {
   if "$3"; then
@@ -321,25 +392,28 @@ status() {
   describe "kafka${version:+ $version}" "$kafka_port" kafka_running
   describe redis "$redis_port" redis_running
   describe postgresql "$pg_port" postgres_running
+  describe prometheus "$prometheus_port" prometheus_running
 }
 
 print_env() {
   echo "export TRIBUTARY_TEST_KAFKA_BOOTSTRAP=127.0.0.1:$kafka_port"
   echo "export TRIBUTARY_TEST_REDIS_URL=redis://127.0.0.1:$redis_port/0"
   echo "export TRIBUTARY_TEST_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:$pg_port/tributary"
+  echo "export TRIBUTARY_TEST_PROMETHEUS_URL=http://127.0.0.1:$prometheus_port"
+  echo "export TRIBUTARY_TEST_PROMETHEUS_TARGETS=$prometheus_home/targets"
 }
 
-# The named services, in start order; all three without a name.
+# The named services, in start order; all four without a name.
 services() {
   local name wanted=()
-  (($#)) || set -- redis postgres kafka
-  for name in redis postgres kafka; do
+  (($#)) || set -- redis postgres kafka prometheus
+  for name in redis postgres kafka prometheus; do
     for arg; do
       case "$arg" in
-        redis | postgres | kafka) [ "$arg" = "$name" ] && wanted+=("$name") ;;
+        redis | postgres | kafka | prometheus) [ "$arg" = "$name" ] && wanted+=("$name") ;;
         postgresql) [ "$name" = postgres ] && wanted+=(postgres) ;;
         *)
-          log "unknown service $arg (kafka, redis or postgres)"
+          log "unknown service $arg (kafka, redis, postgres or prometheus)"
           return 2
           ;;
       esac
@@ -381,7 +455,7 @@ case "$command" in
   status) status ;;
   env) print_env ;;
   *)
-    echo "usage: $0 install|up [SERVICE...]|down [SERVICE...]|status|env   (SERVICE: kafka, redis, postgres)" >&2
+    echo "usage: $0 install|up [SERVICE...]|down [SERVICE...]|status|env   (SERVICE: kafka, redis, postgres, prometheus)" >&2
     exit 2
     ;;
 esac

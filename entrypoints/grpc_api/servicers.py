@@ -12,6 +12,7 @@ import base64
 import functools
 import hashlib
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from tributary.auth.authenticate import authenticate
 from tributary.auth.gate import admit, check_dataset, check_tenant_wide, refuse_unauthenticated
 from tributary.auth.principal import Action, Principal
 from tributary.failures import Conflict, Invalid, NotFound, Unauthenticated
+from tributary.metrics import GRPC_DURATION, GRPC_REQUESTS
 from tributary.services import Services
 
 Scope = Literal["dataset", "tenant", "operation"]
@@ -149,6 +151,7 @@ def rpc(
         async def handler(self: Servicer, request: Any, context: Context) -> Any:
             principal: Principal | None = None
             code = grpc.StatusCode.UNKNOWN
+            started = time.perf_counter()
             try:
                 call = await self.authenticated(context, action)
                 principal = call.principal
@@ -172,6 +175,8 @@ def rpc(
                 await abort(context, status)
             finally:
                 target = f"/{SERVICE_PACKAGE}.{type(self).__name__}/{method.__name__}"
+                GRPC_REQUESTS.labels(target, code.name).inc()
+                GRPC_DURATION.labels(target).observe(time.perf_counter() - started)
                 await audit.record(
                     self.services, principal, "GRPC", target, AUDIT_OUTCOME.get(code, 500), action != "read"
                 )

@@ -29,6 +29,7 @@ TRANSPORT_ADAPTERS = frozenset(
         "tributary/deps.py",
         "tributary/errors.py",
         "tributary/http_hygiene.py",
+        "tributary/http_metrics.py",
         "tributary/json_route.py",
         "tributary/kafka.py",
         "tributary/kafka_backoff.py",

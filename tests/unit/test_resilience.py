@@ -3,6 +3,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from events.commands import OpenAIEmbedderConfig
@@ -62,6 +63,31 @@ def test_a_failed_probe_opens_the_breaker_again() -> None:
     with pytest.raises(OSError), breaker.guard(OSError):
         raise OSError("still refused")
     assert breaker.state == "open"
+
+
+def test_the_breaker_state_and_its_openings_are_metrics() -> None:
+    def state() -> float | None:
+        return REGISTRY.get_sample_value("tributary_circuit_breaker_state", {"dependency": "metered"})
+
+    def opens() -> float:
+        found = REGISTRY.get_sample_value("tributary_circuit_breaker_opens_total", {"dependency": "metered"})
+        return found or 0.0
+
+    clock = FakeClock()
+    breaker = CircuitBreaker("metered", failures=1, reset_s=5, clock=clock)
+    opened_before = opens()
+    assert state() == 0
+    breaker.failed(OSError("refused"))
+    assert (state(), opens()) == (2, opened_before + 1)
+    clock.advance(5)
+    breaker.before()
+    assert state() == 1  # probing
+    breaker.failed(OSError("still refused"))
+    assert (state(), opens()) == (2, opened_before + 1)  # opened again from half-open: not a new opening
+    clock.advance(5)
+    breaker.before()
+    breaker.succeeded()
+    assert state() == 0
 
 
 async def test_an_unreachable_embedding_endpoint_is_not_asked_while_the_breaker_is_open() -> None:

@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 
 from tributary.auth.principal import Principal
+from tributary.metrics import RATE_LIMITED
 from tributary.resilience import CircuitBreaker, Unavailable
 from tributary.settings import Settings
 
@@ -169,12 +170,12 @@ class RateLimiter:
 
     async def hit(self, principal: Principal, kind: Kind, cost: int = 1) -> RateDecision:
         """Takes `cost` tokens from the principal's bucket and its tenant's for `kind`, if both have them."""
-        return await self._take(self.keys(principal, kind), self._limits.buckets(kind), cost)
+        return _counted(kind, await self._take(self.keys(principal, kind), self._limits.buckets(kind), cost))
 
     async def hit_unauthenticated(self, address: str) -> RateDecision:
         """Takes a token from the bucket of a client address whose request failed authentication."""
         key = f"{self._namespace}:ratelimit:unauthenticated:{address}"
-        return await self._take((key,), (self._limits.unauthenticated,), 1)
+        return _counted("unauthenticated", await self._take((key,), (self._limits.unauthenticated,), 1))
 
     async def _take(self, keys: tuple[str, ...], buckets: tuple[Bucket, ...], cost: int) -> RateDecision:
         if not 1 <= cost <= min(bucket.burst for bucket in buckets):
@@ -214,6 +215,12 @@ class RateLimiter:
             retry_after_s=0.0 if self._fail_open else UNAVAILABLE_RETRY_S,
             reset_after_s=0.0,
         )
+
+
+def _counted(kind: str, decision: RateDecision) -> RateDecision:
+    if not decision.allowed:
+        RATE_LIMITED.labels(kind).inc()
+    return decision
 
 
 def _decision(allowed: bool, buckets: tuple[Bucket, ...], levels: list[float], cost: int) -> RateDecision:

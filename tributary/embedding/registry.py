@@ -10,6 +10,7 @@ from events.commands import LocalEmbedderConfig, OpenAIEmbedderConfig, embedder_
 from tributary.embedding import local
 from tributary.embedding.base import Embedder, EmbeddingFailed
 from tributary.embedding.openai import OpenAIEmbedder
+from tributary.metrics import EMBED_FAILURES, EMBED_SECONDS
 from tributary.resilience import Unavailable
 from tributary.settings import EmbeddingEndpoint, Settings
 
@@ -35,7 +36,7 @@ class Embedders:
             raise EmbeddingFailed(reason)
         key = (config, dimensions)
         if key not in self._embedders:
-            self._embedders[key] = self._create(config, dimensions)
+            self._embedders[key] = Measured(self._create(config, dimensions), config.kind)
         return self._embedders[key]
 
     async def embed(
@@ -91,3 +92,26 @@ class Embedders:
         embedders, self._embedders = list(self._embedders.values()), {}
         for embedder in embedders:
             await embedder.aclose()
+
+
+class Measured:
+    """An embedder whose calls are timed and whose failures are counted (tributary/metrics.py), by its kind."""
+
+    def __init__(self, embedder: Embedder, kind: str) -> None:
+        self._embedder = embedder
+        self._seconds, self._failures = EMBED_SECONDS.labels(kind), EMBED_FAILURES.labels(kind)
+
+    @property
+    def dimensions(self) -> int:
+        return self._embedder.dimensions
+
+    async def embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        with self._seconds.time():
+            try:
+                return await self._embedder.embed(texts)
+            except EmbeddingFailed:
+                self._failures.inc()
+                raise
+
+    async def aclose(self) -> None:
+        await self._embedder.aclose()
