@@ -277,8 +277,8 @@ class DatasetProjection:
     def memory_bytes(self) -> int:
         """An estimate of the memory the vectors take: the arrays held here, and hnswlib's bottom level for each
         slot of its capacity (the vector, 2·M links of 4 bytes and their count, the 8-byte label; M is the
-        dataset's); its upper
-        levels add about 1/M of that. Ids, texts, metadata and the text index are not counted."""
+        dataset's); its upper levels add about 1/M of that. Ids, texts, metadata and the text index are not
+        counted."""
         hnsw = int(self._index.get_max_elements()) * (self.dimensions * 4 + 2 * self.config.m * 4 + 4 + 8)
         return self._vectors.nbytes + self._norms.nbytes + self._in_index.nbytes + hnsw
 
@@ -365,8 +365,8 @@ class DatasetProjection:
     def tune(self, seed: int = 0) -> Tuning:
         """Measure recall@10 of the indexed rows against exact search at increasing `ef` and keep the smallest
         that reaches the target (query_api/tuning.py), on the last SAMPLE searches or, before there were that
-        many, on queries made from rows. Callers hold no lock: it takes the read lock for the
-        exact answers, then again for each breadth tried, so events are applied in between."""
+        many, on queries made from rows. Callers hold no lock: it takes the read lock for the exact answers,
+        then again for each breadth tried, so events are applied in between."""
         with self.lock.reading():
             rows = self._vectors[: len(self._ids)]
             indexed = self._in_index[: len(self._ids)].copy()
