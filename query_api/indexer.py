@@ -24,7 +24,7 @@ import time
 from query_api.projection import INSERT_THREADS
 from query_api.registry import Projections
 from query_api.tuning import due
-from tributary.metrics import INDEX_MEMORY, VECTORS_PENDING_INDEX
+from tributary.metrics import BELOW_TARGET_RECALL, INDEX_MEMORY, INDEX_TUNINGS, VECTORS_PENDING_INDEX
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,7 @@ class Indexer:
             except Exception:
                 log.exception("tuning the search breadth failed")
                 continue
+            INDEX_TUNINGS.inc()
             log.info(
                 "tuned %d vectors on %s: ef %d, recall@10 %.3f (target %.3f)",
                 tuning.rows,
@@ -91,6 +92,7 @@ class Indexer:
         served = [s.projection for s in self._projections.all()]
         VECTORS_PENDING_INDEX.set(sum(projection.pending for projection in served))
         INDEX_MEMORY.set(sum(projection.memory_bytes for projection in served))
+        BELOW_TARGET_RECALL.set(sum(projection.tuning.short for projection in served))
 
     def _index_a_chunk_of_each(self) -> bool:
         indexed = 0

@@ -55,6 +55,11 @@ class Tuning:
     # Measured on the replica's own recent searches, not on queries made from rows.
     on_searches: bool = False
 
+    @property
+    def short(self) -> bool:
+        """Measured, and short of the target even at the widest breadth tried."""
+        return bool(self.rows) and self.recall < self.target
+
 
 def due(tuning: Tuning, indexed: int, searches: int) -> bool:
     """Whether an index of `indexed` rows should be tuned (again): never tuned (`rows` 0), grown, or tuned on

@@ -8,7 +8,7 @@ import httpx
 import numpy as np
 
 from entrypoints.http_app import create_app
-from tests.helpers import eventually, serving
+from tests.helpers import eventually, scraped, serving
 from tributary.settings import Settings
 
 DIMS = 32
@@ -56,7 +56,9 @@ async def test_a_target_recall_is_reached_on_the_datasets_own_data(embedded_sett
         state = await tuned(client, "r", ROWS)
         assert (state["m"], state["ef_construction"], state["target_recall"]) == (6, 24, TARGET)
         assert isinstance(state["measured_recall"], float) and state["measured_recall"] >= TARGET, state
-        assert state["pending"] == 0 and state["indexed"] == ROWS
+        assert state["pending"] == 0 and state["indexed"] == ROWS and state["tuned_on"] == "rows"
+        assert await scraped(client, "tributary_index_tunings_total") >= 1
+        assert await scraped(client, "tributary_datasets_below_target_recall") == 0
 
         search = "/api/v1/datasets/r/search"
         hits = 0

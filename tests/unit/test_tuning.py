@@ -58,6 +58,12 @@ def test_tuned_again_when_never_tuned_or_doubled_or_searches_can_stand_for_real_
     assert not due(Tuning(ef=40, rows=1000, on_searches=True), 1999, SAMPLE)
 
 
+def test_a_tuning_is_short_only_when_measured_below_its_target() -> None:
+    assert not Tuning(ef=100, target=0.99).short  # not measured yet
+    assert Tuning(ef=1024, recall=0.97, rows=10, target=0.99).short
+    assert not Tuning(ef=48, recall=0.99, rows=10, target=0.99).short
+
+
 def test_recall_counts_the_true_neighbours_found() -> None:
     truth = np.array([[1, 2], [3, 4]])
     assert recall_at_k(np.array([[2, 1], [3, 9]]), truth) == 0.75
