@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import get_args
+from uuid import uuid4
 
 import numpy as np
 import pytest
 
-from events.commands import IndexConfig, Metric
+from events.commands import CreateDataset, IndexConfig, Metric, parse_command
+from events.domain import DatasetCreatedPayload
 from query_api.projection import DatasetProjection
 from query_api.tuning import (
     LADDER,
@@ -22,6 +25,7 @@ from query_api.tuning import (
     sample_queries,
     smallest_ef,
 )
+from tributary.storage import DatasetSpec
 
 
 def clustered(count: int, dims: int, seed: int) -> np.ndarray:
@@ -199,3 +203,28 @@ def test_once_it_has_seen_enough_searches_a_replica_tunes_on_them() -> None:
     again = projection.tune(seed=1)
     assert again.on_searches and again.recall >= 0.95
     assert _recall_on(projection, rows, traffic[SAMPLE:], again.ef) >= 0.93
+
+
+def test_commands_events_and_specs_without_index_settings_keep_todays_graph() -> None:
+    """Written before the settings existed: HNSW M 16, ef_construction 128, as every dataset had."""
+    old_command = parse_command(
+        json.dumps(
+            {
+                "id": str(uuid4()),
+                "tenant": "t",
+                "dataset": "d",
+                "type": "CreateDataset",
+                "payload": {"dimensions": 3},
+            }
+        )  # fmt: skip
+    )
+    assert isinstance(old_command, CreateDataset)
+    assert (old_command.payload.index.m, old_command.payload.index.ef_construction) == (16, 128)
+    assert DatasetCreatedPayload(dimensions=3, metric="cosine", version="v").index == IndexConfig()
+    stored = json.loads(DatasetSpec(dimensions=3, metric="cosine").to_json())
+    del stored["index"]
+    assert DatasetSpec.from_json(json.dumps(stored)).index == IndexConfig()
+    chosen = DatasetSpec(
+        dimensions=3, metric="l2", index=IndexConfig(m=32, ef_construction=400, target_recall=0.9)
+    )
+    assert DatasetSpec.from_json(chosen.to_json()) == chosen
