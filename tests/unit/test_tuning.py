@@ -216,7 +216,7 @@ def test_commands_events_and_specs_without_index_settings_keep_todays_graph() ->
                 "type": "CreateDataset",
                 "payload": {"dimensions": 3},
             }
-        )  # fmt: skip
+        )
     )
     assert isinstance(old_command, CreateDataset)
     assert (old_command.payload.index.m, old_command.payload.index.ef_construction) == (16, 128)
