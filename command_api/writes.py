@@ -27,9 +27,15 @@ from events import (
     Command,
     CreateDataset,
     CreateDatasetPayload,
+    CreateSnapshot,
+    CreateSnapshotPayload,
     DeleteDataset,
+    DeleteSnapshot,
+    DeleteSnapshotPayload,
     DeleteVectors,
     DeleteVectorsPayload,
+    RestoreSnapshot,
+    RestoreSnapshotPayload,
     UpdateMetadata,
     UpdateMetadataPayload,
     UpsertVectors,
@@ -37,12 +43,14 @@ from events import (
     parse_embedder_config,
 )
 from schemas.datasets import Accepted, CreateDatasetRequest
+from schemas.snapshots import CreateSnapshotRequest
 from schemas.vectors import OUTSIDE_FLOAT32, DeleteVectorsRequest, MetadataPatch, VectorRecord
 from tributary.bus import CommandPublisher
 from tributary.db.models import DatasetRow
 from tributary.embedding import Embedders
 from tributary.failures import Conflict, Invalid, NotFound, invalid
 from tributary.settings import Settings
+from tributary.snapshots import existing_snapshot
 
 
 @dataclass(frozen=True)
@@ -127,6 +135,24 @@ class Writer:
             raise Invalid(problems)
         payload = UpdateMetadataPayload(id=vector_id, metadata=body.metadata, merge=body.merge)
         return await self._submit(UpdateMetadata(tenant=row.tenant, dataset=row.name, payload=payload))
+
+    async def create_snapshot(self, dataset: str, body: CreateSnapshotRequest) -> Accepted:
+        row = await self.existing(dataset)
+        payload = CreateSnapshotPayload(keep_last=body.keep_last, max_age_days=body.max_age_days)
+        return await self._submit(CreateSnapshot(tenant=row.tenant, dataset=row.name, payload=payload))
+
+    async def delete_snapshot(self, dataset: str, snapshot_id: str) -> Accepted:
+        await existing_snapshot(self.settings, self.tenant, dataset, snapshot_id)
+        payload = DeleteSnapshotPayload(snapshot_id=snapshot_id)
+        return await self._submit(DeleteSnapshot(tenant=self.tenant, dataset=dataset, payload=payload))
+
+    async def restore_snapshot(self, dataset: str, snapshot_id: str, target: str) -> Accepted:
+        """Over `dataset` itself when `target` is it, else into `target`, a dataset that must not exist."""
+        await existing_snapshot(self.settings, self.tenant, dataset, snapshot_id)
+        if target != dataset and await self.session.get(DatasetRow, (self.tenant, target)) is not None:
+            raise Conflict(f"dataset {target!r} already exists")
+        payload = RestoreSnapshotPayload(source_dataset=dataset, snapshot_id=snapshot_id)
+        return await self._submit(RestoreSnapshot(tenant=self.tenant, dataset=target, payload=payload))
 
     async def _submit(self, command: Command, ids: list[str] | None = None) -> Accepted:
         if self.keyed is not None:

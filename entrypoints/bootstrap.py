@@ -28,6 +28,7 @@ from tributary.auth.authenticate import install_bootstrap_key
 from tributary.auth.jwt import JwtVerifier
 from tributary.auth.key_cache import KeyCache
 from tributary.auth.rate_limit import RateLimiter, RateLimits
+from tributary.backup_store import open_backup_store
 from tributary.bus import CommandPublisher
 from tributary.db.migrate import upgrade
 from tributary.db.models import DatasetRow
@@ -67,13 +68,13 @@ async def start_services(settings: Settings, role: ApiRole, stack: AsyncExitStac
         print(f"Tributary admin key (shown once, keep it): {generated}", flush=True)
     embedders = Embedders(settings)
     stack.push_async_callback(embedders.aclose)
-    store = DatasetStore(settings.resolved_storage_root)
+    store = DatasetStore(settings.resolved_storage_root, backups=open_backup_store(settings))
     if role in ("embedded", "command-api"):
         _in_background(stack, purge_periodically(sessions, settings.operation_retention_s))
     publisher: CommandPublisher | None = None
     read_side: tuple[Projections, ReadBarrier] | None = None
     if role == "embedded":
-        projections = Projections()
+        projections = Projections(store)
         await asyncio.to_thread(load_all, projections, store, await _catalog(sessions))
         bus = EmbeddedBus(sessions, store, on_events=partial(apply_events, projections))
         await bus.start()
@@ -94,7 +95,7 @@ async def start_services(settings: Settings, role: ApiRole, stack: AsyncExitStac
         readiness.required["kafka_publish"] = kafka_publisher.ready
     else:
         await ensure_topics(settings)
-        projections = Projections()
+        projections = Projections(store)
         follower = EventFollower(settings, projections, store)
         await follower.start(lambda: _catalog(sessions))
         stack.push_async_callback(follower.stop)

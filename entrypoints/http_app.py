@@ -13,11 +13,13 @@ from command_api.deps import ReplayedAnswer, not_published_answer, replayed_answ
 from command_api.operations import NotPublished
 from command_api.routes import datasets as command_datasets
 from command_api.routes import keys as command_keys
+from command_api.routes import snapshots as command_snapshots
 from command_api.routes import vectors as command_vectors
 from entrypoints import health
 from entrypoints.bootstrap import start_services
 from entrypoints.grpc_api.server import start_grpc
 from query_api.routes import admin, catalog, search
+from query_api.routes import snapshots as read_snapshots
 from tributary import __version__, errors, http_hygiene, logs, metrics
 from tributary.audit import AuditMiddleware
 from tributary.http_metrics import HttpMetrics
@@ -50,10 +52,12 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
         app.include_router(command_datasets.router)
         app.include_router(command_vectors.router)
         app.include_router(command_keys.router)
+        app.include_router(command_snapshots.router)
     if role in ("embedded", "query-api"):
         app.include_router(catalog.router)
         app.include_router(search.router)
         app.include_router(admin.router)
+        app.include_router(read_snapshots.router)
     return app
 
 

@@ -14,6 +14,7 @@ from functools import partial
 from entrypoints.health import serving_health
 from entrypoints.kafka_workers import register_applier, register_projector
 from events import Topics
+from tributary.backup_store import open_backup_store
 from tributary.db.session import engine_for, make_sessionmaker
 from tributary.health import Readiness, database_answers
 from tributary.kafka import declare_channels, ensure_topics, make_broker, producer_for, sample_consumer_lag
@@ -45,7 +46,7 @@ async def run_worker(
     fence = producer = None
     if role == "applier":
         fence = PartitionFence(sessions, channels.topics.commands, holder_name())
-        store = DatasetStore(settings.resolved_storage_root)
+        store = DatasetStore(settings.resolved_storage_root, backups=open_backup_store(settings))
         producer = ResilientProducer(
             lambda: producer_for(settings, client_id="tributary-applier"),
             timeout_s=APPLIER_PUBLISH_TIMEOUT_S,

@@ -219,6 +219,36 @@ class UpdateMetadataPayload(Payload, MetadataChange):
     id: VectorId
 
 
+# A snapshot's id is the id of the command that made it: the operation id its 202 answered.
+SnapshotId = Annotated[
+    str, StringConstraints(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+]
+
+
+class CreateSnapshotPayload(Payload):
+    """Snapshot the dataset as the commands before this one left it; then apply the retention, if given, to
+    the dataset's snapshots (the new one is always kept)."""
+
+    keep_last: int | None = Field(
+        default=None, ge=1, le=10_000, description="Keep at most this many snapshots"
+    )
+    max_age_days: float | None = Field(
+        default=None, gt=0, le=36_500, description="Delete snapshots older than this many days"
+    )
+
+
+class DeleteSnapshotPayload(Payload):
+    snapshot_id: SnapshotId
+
+
+class RestoreSnapshotPayload(Payload):
+    """Restore a snapshot of `source_dataset` into the command's dataset: the same dataset (its state is
+    replaced) or a new one (it must not exist)."""
+
+    source_dataset: Name
+    snapshot_id: SnapshotId
+
+
 class CreateDataset(Envelope):
     type: Literal["CreateDataset"] = "CreateDataset"
     payload: CreateDatasetPayload
@@ -244,8 +274,30 @@ class UpdateMetadata(Envelope):
     payload: UpdateMetadataPayload
 
 
+class CreateSnapshot(Envelope):
+    type: Literal["CreateSnapshot"] = "CreateSnapshot"
+    payload: CreateSnapshotPayload = Field(default_factory=CreateSnapshotPayload)
+
+
+class DeleteSnapshot(Envelope):
+    type: Literal["DeleteSnapshot"] = "DeleteSnapshot"
+    payload: DeleteSnapshotPayload
+
+
+class RestoreSnapshot(Envelope):
+    type: Literal["RestoreSnapshot"] = "RestoreSnapshot"
+    payload: RestoreSnapshotPayload
+
+
 Command = Annotated[
-    CreateDataset | DeleteDataset | UpsertVectors | DeleteVectors | UpdateMetadata,
+    CreateDataset
+    | DeleteDataset
+    | UpsertVectors
+    | DeleteVectors
+    | UpdateMetadata
+    | CreateSnapshot
+    | DeleteSnapshot
+    | RestoreSnapshot,
     Field(discriminator="type"),
 ]
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from events.analysis import PLAIN_WORDS, TextAnalysis
-from events.commands import EmbedderConfig, FieldName, FieldType, IndexConfig, Metric, VectorId
+from events.commands import EmbedderConfig, FieldName, FieldType, IndexConfig, Metric, SnapshotId, VectorId
 from events.envelope import Envelope
+from events.names import Name
 from events.vectors import Float32Matrix
 
 
@@ -58,6 +60,30 @@ class MetadataUpdatedPayload(Payload):
     vector_count: int = Field(description="Vectors in the dataset after the commit")
 
 
+class SnapshotCreatedPayload(Payload):
+    snapshot_id: SnapshotId
+    version: str = Field(description="The DeepLake version the snapshot holds (tagged snapshot-<id>)")
+    vector_count: int
+    created_at: datetime
+    pruned: list[SnapshotId] = Field(
+        default_factory=list, description="Snapshots of the dataset the retention deleted after this one"
+    )
+
+
+class SnapshotDeletedPayload(Payload):
+    snapshot_id: SnapshotId
+
+
+class SnapshotRestoredPayload(DatasetCreatedPayload):
+    """The dataset now holds the snapshot's state (its configuration, as a create would give it) at a new
+    `version`: a projection of it is built again from DeepLake at that version, and later events apply on top."""
+
+    source_dataset: Name
+    snapshot_id: SnapshotId
+    snapshot_version: str = Field(description="The version of the source dataset the snapshot holds")
+    vector_count: int
+
+
 # Why a command was rejected: what it names does not exist, it conflicts with what does, or it is invalid.
 RejectionCause = Literal["not_found", "conflict", "invalid"]
 
@@ -95,13 +121,36 @@ class MetadataUpdated(Envelope):
     payload: MetadataUpdatedPayload
 
 
+class SnapshotCreated(Envelope):
+    type: Literal["SnapshotCreated"] = "SnapshotCreated"
+    payload: SnapshotCreatedPayload
+
+
+class SnapshotDeleted(Envelope):
+    type: Literal["SnapshotDeleted"] = "SnapshotDeleted"
+    payload: SnapshotDeletedPayload
+
+
+class SnapshotRestored(Envelope):
+    type: Literal["SnapshotRestored"] = "SnapshotRestored"
+    payload: SnapshotRestoredPayload
+
+
 class CommandRejected(Envelope):
     type: Literal["CommandRejected"] = "CommandRejected"
     payload: CommandRejectedPayload
 
 
 DomainEvent = Annotated[
-    DatasetCreated | DatasetDeleted | VectorsUpserted | VectorsDeleted | MetadataUpdated | CommandRejected,
+    DatasetCreated
+    | DatasetDeleted
+    | VectorsUpserted
+    | VectorsDeleted
+    | MetadataUpdated
+    | SnapshotCreated
+    | SnapshotDeleted
+    | SnapshotRestored
+    | CommandRejected,
     Field(discriminator="type"),
 ]
 

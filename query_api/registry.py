@@ -22,11 +22,11 @@ from events import (
     DatasetDeleted,
     DomainEvent,
     MetadataUpdated,
+    SnapshotRestored,
     VectorsDeleted,
     VectorsUpserted,
 )
 from query_api.projection import DatasetProjection
-from tributary.deeplake_lib import deeplake
 from tributary.metrics import APPLIED_TO_VISIBLE, observe_since
 from tributary.storage import DatasetSpec, DatasetStore
 
@@ -42,7 +42,9 @@ class Served:
 
 
 class Projections:
-    def __init__(self) -> None:
+    def __init__(self, store: DatasetStore | None = None) -> None:
+        # Where a restored dataset is loaded from again (SnapshotRestored).
+        self.store = store
         self._served: dict[tuple[str, str], Served] = {}
         self._lock = threading.Lock()
         # Held while a batch of events is applied, and while a dataset is rebuilt from DeepLake: events that
@@ -95,21 +97,23 @@ def _apply_all(projections: Projections, events: Sequence[DomainEvent]) -> None:
         match event:
             case DatasetCreated(payload=p):
                 if projections.get(event.tenant, event.dataset) is None:
-                    spec = DatasetSpec(
-                        dimensions=p.dimensions,
-                        metric=p.metric,
-                        metadata_schema=dict(p.metadata_schema),
-                        text_field=p.text_field,
-                        embedder=p.embedder,
-                        text_analysis=p.text_analysis,
-                        index=p.index,
-                    )
+                    spec = DatasetSpec.of(p)
                     projection = DatasetProjection(
                         p.dimensions, p.metric, p.version, p.text_field, p.text_analysis, p.index
                     )
                     projections.put(event.tenant, event.dataset, Served(spec, projection))
             case DatasetDeleted():
                 projections.drop(event.tenant, event.dataset)
+            case SnapshotRestored(payload=p):
+                # The dataset's state was replaced: served again from DeepLake at the restore's version, and the
+                # events after it apply on top, as after a start.
+                if projections.store is None:
+                    raise RuntimeError("these projections cannot load a restored dataset: they have no store")
+                served = _restored(projections.store, event.tenant, event.dataset, p.version)
+                if served is None:
+                    projections.drop(event.tenant, event.dataset)
+                else:
+                    projections.put(event.tenant, event.dataset, served)
             case VectorsUpserted() | VectorsDeleted() | MetadataUpdated():
                 served = projections.get(event.tenant, event.dataset)
                 if served is None:
@@ -133,12 +137,21 @@ def _apply(projection: DatasetProjection, event: VectorsUpserted | VectorsDelete
             projection.set_metadata(p.id, dict(p.metadata))
 
 
-def load_dataset(store: DatasetStore, tenant: str, dataset: str) -> Served | None:
-    """The dataset's projection at its latest DeepLake version (None if it does not exist)."""
+def _restored(store: DatasetStore, tenant: str, dataset: str, version: str) -> Served | None:
+    try:
+        return load_dataset(store, tenant, dataset, at=version)
+    except Exception:
+        # The dataset was deleted (and perhaps created again) since the restore: the events that say so follow.
+        log.warning("%s/%s no longer has the restored version %s", tenant, dataset, version, exc_info=True)
+        return None
+
+
+def load_dataset(store: DatasetStore, tenant: str, dataset: str, at: str | None = None) -> Served | None:
+    """The dataset's projection at a version (its latest without one; None if it does not exist)."""
     spec = store.spec(tenant, dataset)
     if spec is None:
         return None
-    ds = deeplake.open_read_only(store.url(tenant, dataset))
+    ds = store.read_at(tenant, dataset, at)
     projection = DatasetProjection(
         spec.dimensions, spec.metric, str(ds.version), spec.text_field, spec.text_analysis, spec.index
     )

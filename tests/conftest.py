@@ -51,6 +51,11 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def s3_service() -> services.S3Service:
+    return services.s3()
+
+
 @pytest.fixture
 def run_id() -> str:
     """Unique per test: names its topics and its database schema, so runs cannot see each other."""

@@ -1,7 +1,7 @@
-"""Where the tests find Kafka, Redis, PostgreSQL and Prometheus.
+"""Where the tests find Kafka, Redis, PostgreSQL, Prometheus and an S3-compatible store.
 
 In order: the TRIBUTARY_TEST_* variables (deploy/local/services.sh env prints them); else testcontainers when
-a Docker engine answers (not for Prometheus); else the test fails under CI=true and skips with the reason
+a Docker engine answers (not for Prometheus and S3); else the test fails under CI=true and skips with the reason
 elsewhere.
 """
 
@@ -110,3 +110,29 @@ def prometheus() -> Prometheus:
             pytest.fail(reason)
         pytest.skip(reason)
     return Prometheus(url, Path(targets))
+
+
+@dataclass(frozen=True)
+class S3Service:
+    """An S3-compatible store and the credential it accepts (S3Proxy from `deploy/local/services.sh up s3`)."""
+
+    endpoint: str
+    bucket: str
+    access_key_id: str
+    secret_access_key: str
+
+
+def s3() -> S3Service:
+    """There is no container fallback: S3Proxy is a Java jar that `deploy/local/services.sh up s3` runs."""
+    endpoint = os.environ.get("TRIBUTARY_TEST_S3_ENDPOINT")
+    if not endpoint:
+        reason = "S3 is not available: set TRIBUTARY_TEST_S3_* (`deploy/local/services.sh up s3`, then `env`)"
+        if IN_CI:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return S3Service(
+        endpoint=endpoint,
+        bucket=os.environ.get("TRIBUTARY_TEST_S3_BUCKET", "tributary"),
+        access_key_id=os.environ.get("TRIBUTARY_TEST_S3_ACCESS_KEY_ID", ""),
+        secret_access_key=os.environ.get("TRIBUTARY_TEST_S3_SECRET_ACCESS_KEY", ""),
+    )

@@ -162,4 +162,4 @@ async def test_the_document_names_the_codes_routes_answer(embedded_settings: Set
                 checked += 1
             elif "{" in path:
                 assert "404" in codes, (method, path, codes)
-    assert checked == 5
+    assert checked == 8

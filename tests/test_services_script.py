@@ -30,6 +30,7 @@ class Services:
             "TRIBUTARY_REDIS_PORT": free_port(),
             "TRIBUTARY_PG_PORT": free_port(),
             "TRIBUTARY_PROMETHEUS_PORT": free_port(),
+            "TRIBUTARY_S3_PORT": free_port(),
         }
 
     def run(self, *args: str, **ports: int) -> subprocess.CompletedProcess[str]:
@@ -84,6 +85,7 @@ def test_one_service_goes_up_and_down_alone(services: Services) -> None:
         "redis": f"running on 127.0.0.1:{services.ports['TRIBUTARY_REDIS_PORT']}",
         "postgresql": "stopped",
         "prometheus": "stopped",
+        "s3proxy": "stopped",
     }
     again = services.run("up", "redis")
     assert again.returncode == 0 and "already running" in again.stderr
@@ -127,3 +129,37 @@ def test_a_service_that_dies_while_starting_is_reported_at_once_in_one_line(serv
 def test_an_unknown_service_is_refused(services: Services) -> None:
     answer = services.run("up", "zookeeper")
     assert answer.returncode == 2 and "unknown service zookeeper" in answer.stderr
+
+
+def test_s3proxy_goes_up_and_down_alone_and_env_names_it(services: Services) -> None:
+    port = services.ports["TRIBUTARY_S3_PORT"]
+    started = services.run("up", "s3")
+    assert started.returncode == 0, started.stderr
+    assert services.status()["s3proxy"] == f"running on 127.0.0.1:{port}"
+    assert services.status()["redis"] == "stopped"
+    again = services.run("up", "s3")
+    assert again.returncode == 0 and "s3proxy already running" in again.stderr
+    env = services.run("env").stdout
+    assert f"export TRIBUTARY_TEST_S3_ENDPOINT=http://127.0.0.1:{port}" in env
+    assert "export TRIBUTARY_TEST_S3_BUCKET=tributary" in env
+    # It serves the bucket, in S3's own XML.
+    answer = subprocess.run(
+        ["curl", "-s", f"http://127.0.0.1:{port}/tributary"], capture_output=True, text=True, check=False
+    )
+    assert "<Name>tributary</Name>" in answer.stdout
+    assert services.run("down", "s3").returncode == 0
+    assert services.status()["s3proxy"] == "stopped"
+
+
+def test_a_foreign_server_on_the_s3_port_is_not_taken_for_s3proxy(
+    services: Services, foreign_listener: int
+) -> None:
+    answer = services.run("up", "s3", TRIBUTARY_S3_PORT=foreign_listener)
+    assert answer.returncode != 0
+    assert f"port {foreign_listener} is taken by another program" in answer.stderr
+    assert "TRIBUTARY_S3_PORT" in answer.stderr
+    status = services.run("status", TRIBUTARY_S3_PORT=foreign_listener).stdout
+    assert f"s3proxy: stopped (port {foreign_listener} is taken by another program)" in status
+    assert services.run("down", "s3", TRIBUTARY_S3_PORT=foreign_listener).returncode == 0
+    with socket.create_connection(("127.0.0.1", foreign_listener)):
+        pass  # `down` left the other program's server alone

@@ -1,80 +1,24 @@
 """DeepLake on an S3-compatible store through the standard AWS variables, as deploy/compose and
-deploy/kubernetes configure it: a real S3Proxy (the version of the compose image, from its Maven Central jar) with
-its filesystem backend, where a bucket is a folder."""
+deploy/kubernetes configure it: a real S3Proxy (the version of the compose image, run by `deploy/local/services.sh`
+from its Maven Central jar) with its filesystem backend, where a bucket is a folder."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
-import pytest
-
-from tests.deploy_tools import ROOT, require_tool
-from tests.processes import free_port
+from tests.deploy_tools import ROOT
+from tests.services import S3Service
 from tests.test_deploy_compose import resolved_compose
 
-S3PROXY_VERSION = "4.0.0"
-CREDENTIAL = "s3-test-credential"
-INSTALL = "bash deploy/local/services.sh install (Java and Maven)"
+SERVICES_SH = ROOT / "deploy" / "local" / "services.sh"
 
 
 def test_the_compose_file_runs_the_tested_s3proxy() -> None:
-    assert resolved_compose()["services"]["s3"]["image"] == f"andrewgaul/s3proxy:s3proxy-{S3PROXY_VERSION}"
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    java, mvn = require_tool("java", INSTALL), require_tool("mvn", INSTALL)
-    home = tmp_path_factory.mktemp("s3proxy")
-    subprocess.run(
-        [
-            mvn,
-            "-q",
-            "dependency:copy",
-            f"-Dartifact=org.gaul:s3proxy:{S3PROXY_VERSION}:jar:jar-with-dependencies",
-            f"-DoutputDirectory={home}",
-        ],
-        check=True,
-        timeout=600,
-        cwd=home,
-    )
-    (home / "data" / "tributary").mkdir(parents=True)
-    port = free_port()
-    (home / "s3proxy.conf").write_text(
-        "s3proxy.authorization=aws-v2-or-v4\n"
-        f"s3proxy.endpoint=http://127.0.0.1:{port}\n"
-        "s3proxy.identity=tributary\n"
-        f"s3proxy.credential={CREDENTIAL}\n"
-        "jclouds.provider=filesystem\n"
-        f"jclouds.filesystem.basedir={home / 'data'}\n"
-    )
-    jar = home / f"s3proxy-{S3PROXY_VERSION}-jar-with-dependencies.jar"
-    with (home / "s3proxy.log").open("ab") as log:
-        process = subprocess.Popen(
-            [java, "-jar", str(jar), "--properties", str(home / "s3proxy.conf")], stdout=log, stderr=log
-        )
-    try:
-        _wait_until_it_answers(f"http://127.0.0.1:{port}/", process, home / "s3proxy.log")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def _wait_until_it_answers(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"S3Proxy exited:\n{log.read_text(errors='replace')[-4000:]}"
-        try:
-            httpx.get(url, timeout=1)  # any answer (403 without credentials) means it listens
-            return
-        except httpx.TransportError:
-            time.sleep(0.2)
-    raise AssertionError(f"S3Proxy did not answer within 120 s:\n{log.read_text(errors='replace')[-4000:]}")
+    version = re.search(r"^s3proxy_version=(\S+)$", SERVICES_SH.read_text(), re.MULTILINE)
+    assert version is not None
+    assert resolved_compose()["services"]["s3"]["image"] == f"andrewgaul/s3proxy:s3proxy-{version[1]}"
 
 
 # Run in a child process: the AWS variables are the deployment's configuration, and they must not leak into the
@@ -82,7 +26,7 @@ def _wait_until_it_answers(url: str, process: subprocess.Popen[bytes], log: Path
 ROUND_TRIP = """
 import numpy as np
 from tributary.storage import DatasetSpec, DatasetStore
-store = DatasetStore("s3://tributary/datasets")
+store = DatasetStore(ROOT_URL)
 store.create("default", "docs", DatasetSpec(dimensions=4, metric="cosine"), "create")
 writer = store.writer("default", "docs")
 writer.upsert(["a", "b", "c"], np.ones((3, 4), dtype=np.float32), None, [{"n": 1}, {}, {}])
@@ -95,13 +39,13 @@ print(reopened.count, store.spec("default", "docs").dimensions, reopened.metadat
 """
 
 
-def run_with_aws(endpoint: str, secret: str, script: str) -> subprocess.CompletedProcess[str]:
+def run_with_aws(s3: S3Service, secret: str, script: str) -> subprocess.CompletedProcess[str]:
     env = {
         "PATH": "/usr/bin:/bin",
         "PYTHONPATH": str(ROOT),
-        "AWS_ACCESS_KEY_ID": "tributary",
+        "AWS_ACCESS_KEY_ID": s3.access_key_id,
         "AWS_SECRET_ACCESS_KEY": secret,
-        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ENDPOINT_URL": s3.endpoint,
         "AWS_REGION": "us-east-1",
     }
     return subprocess.run(
@@ -109,16 +53,19 @@ def run_with_aws(endpoint: str, secret: str, script: str) -> subprocess.Complete
     )
 
 
-def test_datasets_round_trip_through_s3(s3_endpoint: str) -> None:
-    result = run_with_aws(s3_endpoint, CREDENTIAL, ROUND_TRIP)
+def test_datasets_round_trip_through_s3(s3_service: S3Service, run_id: str) -> None:
+    # Each run under a prefix of its own: the store outlives test runs.
+    root = f"s3://{s3_service.bucket}/{run_id}/datasets"
+    result = run_with_aws(s3_service, s3_service.secret_access_key, f"ROOT_URL = {root!r}\n{ROUND_TRIP}")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().split(maxsplit=2) == ["2", "4", "{'n': 1}"]
 
 
-def test_a_wrong_credential_is_refused(s3_endpoint: str) -> None:
+def test_a_wrong_credential_is_refused(s3_service: S3Service) -> None:
     script = (
-        "from tributary.storage import DatasetStore; DatasetStore('s3://tributary/datasets').exists('t', 'd')"
+        f"from tributary.storage import DatasetStore; DatasetStore('s3://{s3_service.bucket}/datasets')"
+        ".exists('t', 'd')"
     )
-    result = run_with_aws(s3_endpoint, "not-the-credential", script)
+    result = run_with_aws(s3_service, "not-the-credential", script)
     assert result.returncode != 0
     assert "Access denied" in result.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
@@ -47,6 +49,15 @@ Role = Literal[ApiRole, WorkerRole]
 JwtAlgorithm = Literal["HS256", "RS256", "ES256"]
 # RFC 7518 3.2: an HMAC key at least as long as the hash output.
 JWT_SECRET_MIN_BYTES = 32
+# AES-256.
+BACKUP_KEY_BYTES = 32
+
+
+def _base64_bytes(text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except binascii.Error:
+        return b""
 
 
 class Settings(BaseSettings):
@@ -65,6 +76,24 @@ class Settings(BaseSettings):
     )
     storage_root: str | None = Field(
         default=None, description="DeepLake storage root URL; defaults to <data_dir>/datasets"
+    )
+    backup_url: str | None = Field(
+        default=None,
+        description="Where snapshots are kept: a folder, or s3://bucket/prefix (credentials from the standard AWS "
+        "chain: AWS_* variables, shared files, an instance or pod role); defaults to <data_dir>/backups",
+    )
+    backup_s3_endpoint: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/?#@]+/?$",
+        description="An S3-compatible endpoint (S3Proxy, MinIO) for an s3:// backup_url; unset: AWS",
+    )
+    backup_s3_region: str | None = Field(
+        default=None, max_length=64, description="Region of the backup bucket"
+    )
+    backup_encryption_key: SecretStr | None = Field(
+        default=None,
+        description="Seal every snapshot object with AES-256-GCM under this key (32 bytes, base64) before it "
+        "leaves the process; unset: stored as they are",
     )
     database_url: str | None = Field(
         default=None, description="SQLAlchemy async URL; defaults to SQLite under data_dir"
@@ -247,6 +276,16 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("backup_encryption_key")
+    @classmethod
+    def _backup_key_is_256_bits(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(_base64_bytes(value.get_secret_value())) != BACKUP_KEY_BYTES:
+            raise ValueError(
+                f"must be {BACKUP_KEY_BYTES} random bytes in base64 (make one with: python -c "
+                "'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')"
+            )
+        return value
+
     @model_validator(mode="after")
     def _jwt_is_complete(self) -> Settings:
         if self.jwt_algorithm is None:
@@ -271,6 +310,17 @@ class Settings(BaseSettings):
         if self.storage_root:
             return self.storage_root.rstrip("/")
         return str((self.data_dir / "datasets").resolve())
+
+    @cached_property
+    def resolved_backup_url(self) -> str:
+        if self.backup_url:
+            return self.backup_url.rstrip("/")
+        return str((self.data_dir / "backups").resolve())
+
+    @property
+    def backup_encryption_key_bytes(self) -> bytes | None:
+        key = self.backup_encryption_key
+        return None if key is None else _base64_bytes(key.get_secret_value())
 
     @cached_property
     def resolved_database_url(self) -> str:

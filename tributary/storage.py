@@ -6,6 +6,7 @@ Calls here are synchronous (DeepLake releases the GIL); async callers run them i
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,7 @@ import numpy.typing as npt
 
 from events.analysis import PLAIN_WORDS, TextAnalysis
 from events.commands import (
+    CreateDatasetPayload,
     FieldType,
     IndexConfig,
     LocalEmbedderConfig,
@@ -21,10 +23,14 @@ from events.commands import (
     OpenAIEmbedderConfig,
     parse_embedder_config,
 )
+from events.domain import DatasetCreatedPayload
 from events.filters import FilterNode
+from tributary.backup_store import BackupStore
 from tributary.deeplake_lib import deeplake
 from tributary.filtering import matches
 from tributary.limits import LEDGER_SIZE
+
+log = logging.getLogger(__name__)
 
 SPEC_KEY = "tributary_spec"
 # Redelivery only repeats the newest commands of a partition (those whose offsets were not committed yet, at
@@ -63,6 +69,30 @@ class DatasetSpec:
             sort_keys=True,
         )
 
+    def fields(self) -> dict[str, Any]:
+        """The spec as the fields of a payload that carries it (DatasetCreated, SnapshotRestored)."""
+        return {
+            "dimensions": self.dimensions,
+            "metric": self.metric,
+            "metadata_schema": dict(self.metadata_schema),
+            "text_field": self.text_field,
+            "embedder": self.embedder,
+            "text_analysis": self.text_analysis,
+            "index": self.index,
+        }
+
+    @classmethod
+    def of(cls, payload: CreateDatasetPayload | DatasetCreatedPayload) -> DatasetSpec:
+        return cls(
+            dimensions=payload.dimensions,
+            metric=payload.metric,
+            metadata_schema=dict(payload.metadata_schema),
+            text_field=payload.text_field,
+            embedder=payload.embedder,
+            text_analysis=payload.text_analysis,
+            index=payload.index,
+        )
+
     @classmethod
     def from_json(cls, raw: str) -> DatasetSpec:
         data = json.loads(raw)
@@ -79,9 +109,32 @@ class DatasetSpec:
         )
 
 
+@dataclass(frozen=True)
+class Rows:
+    """A dataset's rows as stored, in row order: metadata as its JSON text."""
+
+    ids: list[str]
+    vectors: npt.NDArray[np.float32]
+    texts: list[str]
+    metadata: list[str]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def columns(self, start: int = 0, stop: int | None = None) -> dict[str, Any]:
+        return {
+            "id": self.ids[start:stop],
+            "embedding": self.vectors[start:stop],
+            "text": self.texts[start:stop],
+            "metadata": self.metadata[start:stop],
+        }
+
+
 class DatasetStore:
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, backups: BackupStore | None = None) -> None:
         self.root = root.rstrip("/")
+        # Where the applier copies snapshots (tributary/backup_store.py); None in processes that never do.
+        self.backups = backups
         self._writers: dict[str, DatasetWriter] = {}
 
     def writer(self, tenant: str, dataset: str) -> DatasetWriter | None:
@@ -95,11 +148,15 @@ class DatasetStore:
 
     def forget(self, tenant: str, dataset: str) -> None:
         """Drop a writer after a failed apply, so the next one reopens the dataset at its last commit."""
-        self._writers.pop(self.url(tenant, dataset), None)
+        writer = self._writers.pop(self.url(tenant, dataset), None)
+        if writer is not None:
+            writer.discard()
 
     def forget_all(self) -> None:
         """Drop every writer: after a rebalance another worker may have committed to any of them."""
-        self._writers.clear()
+        writers, self._writers = list(self._writers.values()), {}
+        for writer in writers:
+            writer.discard()
 
     def url(self, tenant: str, dataset: str) -> str:
         # Tenant and dataset are validated names (no dots or slashes), so this cannot escape the root.
@@ -119,8 +176,40 @@ class DatasetStore:
     def version(self, tenant: str, dataset: str) -> str:
         return str(deeplake.open_read_only(self.url(tenant, dataset)).version)
 
+    def read_at(self, tenant: str, dataset: str, at: str | None = None) -> Any:
+        """A read-only handle on the dataset at a tag or version id (its latest commit without one)."""
+        ds = deeplake.open_read_only(self.url(tenant, dataset))
+        if at is None:
+            return ds
+        # `path@name` names a tag or a branch, not a version id: versions are reached through the history.
+        return ds.tags[at].open() if at in ds.tags.names() else ds.history[at].open()
+
+    def rows_at(self, tenant: str, dataset: str, at: str, start: int, stop: int) -> Rows:
+        ds = self.read_at(tenant, dataset, at)
+        return Rows(
+            ids=[str(i) for i in ds["id"][start:stop]],
+            vectors=np.asarray(ds["embedding"][start:stop], dtype=np.float32),
+            texts=[str(t) for t in ds["text"][start:stop]],
+            metadata=[str(m) for m in ds["metadata"][start:stop]],
+        )
+
+    def create_with_rows(
+        self, tenant: str, dataset: str, spec: DatasetSpec, rows: Rows, ledger: list[str]
+    ) -> None:
+        """Create the dataset holding `rows`, in one commit whose message carries `ledger`: a crash leaves no
+        dataset or the whole of it (a folder without a committed spec is created again, as for a create)."""
+        ds = self._create_schema(tenant, dataset, spec)
+        if len(rows):
+            ds.append(rows.columns())
+        ds.commit(LEDGER_PREFIX + json.dumps(ledger[-LEDGER_SIZE:], separators=(",", ":")))
+
     def create(self, tenant: str, dataset: str, spec: DatasetSpec, message: str) -> str:
         """Create the dataset and commit its schema; returns the committed version."""
+        ds = self._create_schema(tenant, dataset, spec)
+        ds.commit(message)
+        return str(ds.version)
+
+    def _create_schema(self, tenant: str, dataset: str, spec: DatasetSpec) -> Any:
         # Embeddings are stored as plain float32 arrays: DeepLake's own vector index is not used for
         # serving (see docs/architecture.md), and building it stalls commits near a million rows.
         ds = deeplake.create(
@@ -135,8 +224,7 @@ class DatasetStore:
             },
         )
         ds.metadata[SPEC_KEY] = spec.to_json()
-        ds.commit(message)
-        return str(ds.version)
+        return ds
 
     def delete(self, tenant: str, dataset: str) -> None:
         self.forget(tenant, dataset)
@@ -150,6 +238,10 @@ class DatasetWriter:
 
     def __init__(self, url: str) -> None:
         self._ds = deeplake.open(url)
+        # What a writer changed and never committed is written to the dataset's head when its handle goes
+        # (measured: a fresh open then reads it), and the next commit would carry it: a writer that was dropped
+        # without discarding them, or killed, may have left some. The single writer starts from the last commit.
+        self._ds.rollback()
         self.spec = DatasetSpec.from_json(str(self._ds.metadata[SPEC_KEY]))
         self._ledger = self._read_ledger()
         self._pending: list[str] = []
@@ -173,6 +265,35 @@ class DatasetWriter:
     @property
     def version(self) -> str:
         return str(self._ds.version)
+
+    @property
+    def ledger(self) -> list[str]:
+        """The commands the last commit reflects (the newest last)."""
+        return list(self._ledger)
+
+    def tag(self, name: str) -> str:
+        """Tag the last commit (again, if a crash left the tag on an earlier one); returns its version."""
+        self.untag(name)
+        self._ds.tag(name)
+        return self.version
+
+    def untag(self, name: str) -> None:
+        if name in self._ds.tags.names():
+            self._ds.tags[name].delete()
+
+    def replace_all(self, rows: Rows) -> None:
+        """Make the rows exactly `rows`, for the next commit: rows are overwritten in place, the surplus
+        appended or deleted from the bottom, so the change is one commit like any other write."""
+        old, new = len(self._ds), len(rows)
+        common = min(old, new)
+        if common:
+            for column, values in rows.columns(0, common).items():
+                self._ds[column][0:common] = values
+        if new > old:
+            self._ds.append(rows.columns(old))
+        for row in range(old - 1, new - 1, -1):
+            self._ds.delete(row)
+        self._rows = self._read_rows()
 
     def already_applied(self, command_id: str) -> bool:
         """Committed before, or applied earlier in the batch that is being built."""
@@ -235,6 +356,15 @@ class DatasetWriter:
 
     def set_metadata(self, vector_id: str, metadata: dict[str, Any]) -> None:
         self._ds["metadata"][self._rows[vector_id]] = _as_json(metadata)
+
+    def discard(self) -> None:
+        """Throw away what was changed since the last commit (see __init__: dropping the handle would not)."""
+        try:
+            self._ds.rollback()
+        except Exception:
+            # Storage gone: the next writer's rollback at open discards them instead.
+            log.warning("could not discard the uncommitted changes of %s", self._ds.name, exc_info=True)
+        self._pending = []
 
     @property
     def dirty(self) -> bool:

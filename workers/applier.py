@@ -16,16 +16,19 @@ from events import (
     CommandRejected,
     CommandRejectedPayload,
     CreateDataset,
+    CreateSnapshot,
     DatasetCreated,
     DatasetCreatedPayload,
     DatasetDeleted,
     DatasetDeletedPayload,
     DeleteDataset,
+    DeleteSnapshot,
     DeleteVectors,
     DomainEvent,
     MetadataUpdated,
     MetadataUpdatedPayload,
     RejectionCause,
+    RestoreSnapshot,
     UpdateMetadata,
     UpsertVectors,
     VectorsDeleted,
@@ -38,17 +41,12 @@ from events.analysis import analyzer_for
 from events.filters import parse_filter
 from tributary.metrics import APPLIER_COMMIT_SECONDS
 from tributary.storage import DatasetSpec, DatasetStore, DatasetWriter
+from workers.rejection import Rejected
+from workers.snapshots import create_snapshot, delete_snapshot, restore_snapshot
 
 VectorWrite = UpsertVectors | DeleteVectors | UpdateMetadata
-
-
-class Rejected(Exception):
-    """The command is valid but cannot be applied; the reason goes back to the client. Raised before the
-    command changed anything, so the batch it is part of goes on without it."""
-
-    def __init__(self, reason: str, cause: RejectionCause = "invalid") -> None:
-        super().__init__(reason)
-        self.cause: RejectionCause = cause
+# Commands that act on a dataset as a whole: the vector writes before them in a batch are committed first.
+Lifecycle = CreateDataset | DeleteDataset | CreateSnapshot | DeleteSnapshot | RestoreSnapshot
 
 
 @dataclass
@@ -63,9 +61,10 @@ class Effect:
 
 def apply_commands(commands: Sequence[Command], store: DatasetStore) -> list[DomainEvent]:
     """Apply commands in order and return their events in the same order. The vector writes of one dataset
-    share one DeepLake commit (with their ids in its ledger); a dataset create or delete first commits the
-    writes before it. On an unexpected error nothing uncommitted survives: the writers are dropped and the
-    error propagates, and applying the same commands again is safe (committed ones are in the ledgers)."""
+    share one DeepLake commit (with their ids in its ledger); a command on the dataset as a whole (create,
+    delete, snapshot, restore) first commits the writes before it. On an unexpected error nothing uncommitted
+    survives: the writers are dropped, rolling back what they changed, and the error propagates; applying the
+    same commands again is safe (committed ones are in the ledgers)."""
     out: list[DomainEvent | Effect] = []
     open_writes: dict[str, tuple[DatasetWriter, list[Effect]]] = {}
 
@@ -80,7 +79,7 @@ def apply_commands(commands: Sequence[Command], store: DatasetStore) -> list[Dom
     try:
         for command in commands:
             url = store.url(command.tenant, command.dataset)
-            if isinstance(command, CreateDataset | DeleteDataset):
+            if isinstance(command, Lifecycle):
                 if url in open_writes:
                     flush(url)
                 out.append(_lifecycle(command, store))
@@ -112,11 +111,19 @@ def _event_of(item: DomainEvent | Effect) -> DomainEvent:
     return item.event
 
 
-def _lifecycle(command: CreateDataset | DeleteDataset, store: DatasetStore) -> DomainEvent:
+def _lifecycle(command: Lifecycle, store: DatasetStore) -> DomainEvent:
     try:
-        if isinstance(command, CreateDataset):
-            return create_dataset(command, store)
-        return delete_dataset(command, store)
+        match command:
+            case CreateDataset():
+                return create_dataset(command, store)
+            case DeleteDataset():
+                return delete_dataset(command, store)
+            case CreateSnapshot():
+                return create_snapshot(command, store)
+            case DeleteSnapshot():
+                return delete_snapshot(command, store)
+            case RestoreSnapshot():
+                return restore_snapshot(command, store)
     except Rejected as exc:
         return rejection(command, str(exc), exc.cause)
 
@@ -143,15 +150,7 @@ def rejection(command: Command, reason: str, cause: RejectionCause = "invalid") 
 
 
 def create_dataset(command: CreateDataset, store: DatasetStore) -> DatasetCreated:
-    wanted = DatasetSpec(
-        dimensions=command.payload.dimensions,
-        metric=command.payload.metric,
-        metadata_schema=dict(command.payload.metadata_schema),
-        text_field=command.payload.text_field,
-        embedder=command.payload.embedder,
-        text_analysis=command.payload.text_analysis,
-        index=command.payload.index,
-    )
+    wanted = DatasetSpec.of(command.payload)
     existing = store.spec(command.tenant, command.dataset)
     if existing is None:
         # A dataset folder without a spec is a create that crashed before its commit: start it again.
@@ -161,20 +160,7 @@ def create_dataset(command: CreateDataset, store: DatasetStore) -> DatasetCreate
         version = store.version(command.tenant, command.dataset)
     else:
         raise Rejected(f"dataset {command.dataset!r} already exists with another configuration", "conflict")
-    return event_for(
-        command,
-        DatasetCreated,
-        DatasetCreatedPayload(
-            dimensions=wanted.dimensions,
-            metric=wanted.metric,
-            metadata_schema=wanted.metadata_schema,
-            text_field=wanted.text_field,
-            embedder=wanted.embedder,
-            text_analysis=wanted.text_analysis,
-            index=wanted.index,
-            version=version,
-        ),
-    )
+    return event_for(command, DatasetCreated, DatasetCreatedPayload(**wanted.fields(), version=version))
 
 
 def delete_dataset(command: DeleteDataset, store: DatasetStore) -> DatasetDeleted:

@@ -14,6 +14,7 @@ from events import (
     DatasetDeleted,
     DomainEvent,
     MetadataUpdated,
+    SnapshotRestored,
     VectorsDeleted,
     VectorsUpserted,
 )
@@ -22,7 +23,7 @@ from tributary.db.models import DatasetRow, OperationRow
 
 async def project_event(event: DomainEvent, session: AsyncSession) -> None:
     match event:
-        case DatasetCreated():
+        case DatasetCreated() | SnapshotRestored():
             await _dataset_created(event, session)
         case DatasetDeleted():
             await session.execute(
@@ -37,7 +38,9 @@ async def project_event(event: DomainEvent, session: AsyncSession) -> None:
     await _operation_outcome(event, session)
 
 
-async def _dataset_created(event: DatasetCreated, session: AsyncSession) -> None:
+async def _dataset_created(event: DatasetCreated | SnapshotRestored, session: AsyncSession) -> None:
+    """A dataset as created, or as a restore left it (a new one, or an existing one with the snapshot's
+    configuration and count)."""
     row = await session.get(DatasetRow, (event.tenant, event.dataset))
     if row is None:
         row = DatasetRow(tenant=event.tenant, name=event.dataset, vector_count=0)
@@ -48,6 +51,8 @@ async def _dataset_created(event: DatasetCreated, session: AsyncSession) -> None
     row.text_field = event.payload.text_field
     row.embedder = event.payload.embedder.model_dump(mode="json") if event.payload.embedder else None
     row.version = event.payload.version
+    if isinstance(event, SnapshotRestored):
+        row.vector_count = event.payload.vector_count
     row.status = "ready"
 
 
@@ -79,4 +84,7 @@ def _command_type(event: DomainEvent) -> str:
         "VectorsUpserted": "UpsertVectors",
         "VectorsDeleted": "DeleteVectors",
         "MetadataUpdated": "UpdateMetadata",
+        "SnapshotCreated": "CreateSnapshot",
+        "SnapshotDeleted": "DeleteSnapshot",
+        "SnapshotRestored": "RestoreSnapshot",
     }[event.type]

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Kafka (KRaft, single node), Redis, PostgreSQL and Prometheus on loopback, for development and CI, without Docker.
+# Kafka (KRaft, single node), Redis, PostgreSQL, Prometheus and S3Proxy (an S3-compatible object store over a
+# folder) on loopback, for development and CI, without Docker.
 #
-#   services.sh install            fetch what is missing (Debian packages, Kafka jars from Maven Central)
+#   services.sh install            fetch what is missing (Debian packages, Kafka and S3Proxy jars from Maven Central)
 #   services.sh up [SERVICE...]    install, then start whatever is not running yet, and wait until each answers
 #   services.sh down [SERVICE...]  stop what this script started (found through its pid files), nothing else
 #   services.sh status             say what runs
 #   services.sh env                print the TRIBUTARY_TEST_* variables the test fixtures read
 #
-# SERVICE is kafka, redis, postgres or prometheus; without one, `up` and `down` take all four.
+# SERVICE is kafka, redis, postgres, prometheus or s3; without one, `up` and `down` take all five.
 # Ports: TRIBUTARY_KAFKA_PORT (19092), TRIBUTARY_KAFKA_CONTROLLER_PORT (19093), TRIBUTARY_REDIS_PORT (16379),
-# TRIBUTARY_PG_PORT (15432), TRIBUTARY_PROMETHEUS_PORT (19090). A service counts as ours only when the process its pid file names is the one
+# TRIBUTARY_PG_PORT (15432), TRIBUTARY_PROMETHEUS_PORT (19090), TRIBUTARY_S3_PORT (19000). A service counts as
+# ours only when the process its pid file names is the one
 # listening on its port; `up` refuses a port another program holds, before starting anything, and stops what it
 # started when a service fails to come up.
 #
@@ -31,10 +33,19 @@ controller_port=${TRIBUTARY_KAFKA_CONTROLLER_PORT:-19093}
 redis_port=${TRIBUTARY_REDIS_PORT:-16379}
 pg_port=${TRIBUTARY_PG_PORT:-15432}
 prometheus_port=${TRIBUTARY_PROMETHEUS_PORT:-19090}
+s3_port=${TRIBUTARY_S3_PORT:-19000}
 kafka_home=$state/kafka
 redis_home=$state/redis
 pg_home=$state/postgres
 prometheus_home=$state/prometheus
+s3_home=$state/s3proxy
+# The version deploy/compose runs (tests/test_storage_s3.py checks that they agree).
+s3proxy_version=4.0.0
+s3proxy_jar=$s3_home/s3proxy-$s3proxy_version-jar-with-dependencies.jar
+# A local test store's fixed credential: it guards nothing but a loopback folder, and `env` prints it.
+s3_identity=tributary
+s3_credential=tributary-local-credential
+s3_bucket=tributary
 
 log() { printf '[services] %s\n' "$*" >&2; }
 
@@ -122,6 +133,7 @@ install_debian() {
   command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
   command -v mvn >/dev/null || missing+=(maven)
   command -v prometheus >/dev/null || missing+=(prometheus)
+  command -v curl >/dev/null || missing+=(curl)
   if ((${#missing[@]})); then
     log "installing Debian packages: ${missing[*]}"
     if [ "$(id -u)" != 0 ]; then
@@ -143,6 +155,15 @@ install_kafka() {
   mvn -q -B -f "$here/pom.xml" dependency:copy-dependencies -DoutputDirectory="$kafka_home/libs" >"$state/mvn.log" 2>&1 \
     || { tail -n 30 "$state/mvn.log" >&2; return 1; }
   touch "$kafka_home/libs/.complete"
+}
+
+install_s3proxy() {
+  if [ -f "$s3proxy_jar" ]; then return 0; fi
+  log "fetching S3Proxy $s3proxy_version from Maven Central"
+  mkdir -p "$s3_home"
+  mvn -q -B -f "$here/pom.xml" dependency:copy -Dartifact="org.gaul:s3proxy:$s3proxy_version:jar:jar-with-dependencies" \
+    -DoutputDirectory="$s3_home" >"$state/mvn-s3proxy.log" 2>&1 \
+    || { tail -n 30 "$state/mvn-s3proxy.log" >&2; return 1; }
 }
 
 kafka_version() {
@@ -279,31 +300,59 @@ postgres_up() {
 
 pg_ready() { postgres_running && psql -h 127.0.0.1 -p "$pg_port" -U postgres -tAc "select 1" >/dev/null 2>&1; }
 
+s3_running() { ours "$s3_home/s3proxy.pid" "$s3_port"; }
+
+s3_ports_free() { port_free "$s3_port" TRIBUTARY_S3_PORT; }
+
+s3_up() {
+  if s3_running; then
+    log "s3proxy already running (pid $(cat "$s3_home/s3proxy.pid"))"
+    return 0
+  fi
+  # The filesystem backend: a bucket is a folder under data/.
+  mkdir -p "$s3_home/data/$s3_bucket"
+  cat >"$s3_home/s3proxy.conf" <<EOF
+s3proxy.authorization=aws-v2-or-v4
+s3proxy.endpoint=http://127.0.0.1:$s3_port
+s3proxy.identity=$s3_identity
+s3proxy.credential=$s3_credential
+jclouds.provider=filesystem
+jclouds.filesystem.basedir=$s3_home/data
+EOF
+  log "starting s3proxy $s3proxy_version on 127.0.0.1:$s3_port"
+  : >"$s3_home/s3proxy.log"
+  setsid nohup java -Xms64m -Xmx256m -Djava.awt.headless=true -jar "$s3proxy_jar" \
+    --properties "$s3_home/s3proxy.conf" >>"$s3_home/s3proxy.log" 2>&1 </dev/null &
+  echo $! >"$s3_home/s3proxy.pid"
+  started+=(s3)
+  wait_for 120 s3proxy "$(cat "$s3_home/s3proxy.pid")" "$s3_home/s3proxy.log" s3_ready || return 1
+  log "s3proxy $s3proxy_version ready"
+}
+
+# Any HTTP answer (403 without credentials) means it serves.
+s3_ready() { s3_running && curl -s -o /dev/null "http://127.0.0.1:$s3_port/"; }
+
 # is_ours PIDFILE PATTERN: the pid file names a live process whose command line matches PATTERN (not a pid
 # the system has since given to another program).
 is_ours() { pid_alive "$1" && grep -qa -- "$2" "/proc/$(cat "$1")/cmdline" 2>/dev/null; }
 
-kafka_down() {
-  if is_ours "$kafka_home/kafka.pid" kafka.Kafka; then
+# stop_ours NAME PIDFILE PATTERN SECONDS: stop the process the pid file names, if it is still ours.
+stop_ours() {
+  if is_ours "$2" "$3"; then
     local pid
-    pid=$(cat "$kafka_home/kafka.pid")
-    log "stopping kafka (pid $pid)"
+    pid=$(cat "$2")
+    log "stopping $1 (pid $pid)"
     kill "$pid"
-    stop_within 60 "$pid"
+    stop_within "$4" "$pid"
   fi
-  rm -f "$kafka_home/kafka.pid"
+  rm -f "$2"
 }
 
-redis_down() {
-  if is_ours "$redis_home/redis.pid" redis-server; then
-    local pid
-    pid=$(cat "$redis_home/redis.pid")
-    log "stopping redis (pid $pid)"
-    kill "$pid"
-    stop_within 30 "$pid"
-  fi
-  rm -f "$redis_home/redis.pid"
-}
+kafka_down() { stop_ours kafka "$kafka_home/kafka.pid" kafka.Kafka 60; }
+
+redis_down() { stop_ours redis "$redis_home/redis.pid" redis-server 30; }
+
+s3_down() { stop_ours s3proxy "$s3_home/s3proxy.pid" s3proxy 30; }
 
 postgres_down() {
   local bin
@@ -393,6 +442,7 @@ status() {
   describe redis "$redis_port" redis_running
   describe postgresql "$pg_port" postgres_running
   describe prometheus "$prometheus_port" prometheus_running
+  describe s3proxy "$s3_port" s3_running
 }
 
 print_env() {
@@ -401,19 +451,24 @@ print_env() {
   echo "export TRIBUTARY_TEST_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:$pg_port/tributary"
   echo "export TRIBUTARY_TEST_PROMETHEUS_URL=http://127.0.0.1:$prometheus_port"
   echo "export TRIBUTARY_TEST_PROMETHEUS_TARGETS=$prometheus_home/targets"
+  echo "export TRIBUTARY_TEST_S3_ENDPOINT=http://127.0.0.1:$s3_port"
+  echo "export TRIBUTARY_TEST_S3_BUCKET=$s3_bucket"
+  echo "export TRIBUTARY_TEST_S3_ACCESS_KEY_ID=$s3_identity"
+  echo "export TRIBUTARY_TEST_S3_SECRET_ACCESS_KEY=$s3_credential"
 }
 
-# The named services, in start order; all four without a name.
+# The named services, in start order; all five without a name.
 services() {
   local name wanted=()
-  (($#)) || set -- redis postgres kafka prometheus
-  for name in redis postgres kafka prometheus; do
+  (($#)) || set -- redis postgres kafka prometheus s3
+  for name in redis postgres kafka prometheus s3; do
     for arg; do
       case "$arg" in
-        redis | postgres | kafka | prometheus) [ "$arg" = "$name" ] && wanted+=("$name") ;;
+        redis | postgres | kafka | prometheus | s3) [ "$arg" = "$name" ] && wanted+=("$name") ;;
         postgresql) [ "$name" = postgres ] && wanted+=(postgres) ;;
+        s3proxy) [ "$name" = s3 ] && wanted+=(s3) ;;
         *)
-          log "unknown service $arg (kafka, redis, postgres or prometheus)"
+          log "unknown service $arg (kafka, redis, postgres, prometheus or s3)"
           return 2
           ;;
       esac
@@ -431,6 +486,7 @@ up() {
   done
   install_debian
   [[ " $names " == *" kafka "* ]] && install_kafka
+  [[ " $names " == *" s3 "* ]] && install_s3proxy
   started=()
   for name in $names; do
     if ! "${name}_up"; then
@@ -449,13 +505,13 @@ down() {
 command=${1:-}
 (($#)) && shift
 case "$command" in
-  install) install_debian && install_kafka ;;
+  install) install_debian && install_kafka && install_s3proxy ;;
   up) up "$@" ;;
   down) down "$@" ;;
   status) status ;;
   env) print_env ;;
   *)
-    echo "usage: $0 install|up [SERVICE...]|down [SERVICE...]|status|env   (SERVICE: kafka, redis, postgres, prometheus)" >&2
+    echo "usage: $0 install|up [SERVICE...]|down [SERVICE...]|status|env   (SERVICE: kafka, redis, postgres, prometheus, s3)" >&2
     exit 2
     ;;
 esac

@@ -1,0 +1,214 @@
+"""Snapshots in the backup store: their layout, their manifest, and reading them back verified.
+
+A snapshot of tenant T's dataset D is a folder of objects `T/D/<snapshot id>/`: the rows in parts of at most
+`PART_ROWS` (`vectors-NNNNN.npy`, float32, and `records-NNNNN.json`: ids, texts and metadata as stored), and
+`manifest.json`, written last. A snapshot exists once its manifest does, so a copy that stopped half way is
+never listed, and a deletion removes the manifest first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import logging
+from datetime import datetime
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from events import SnapshotId
+from tributary.backup_store import BackupStore, ObjectMissing, ObjectUnreadable, open_backup_store
+from tributary.failures import Conflict, NotFound
+from tributary.settings import Settings
+from tributary.storage import DatasetSpec, Rows
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+# 50,000 rows of 384 dimensions are 77 MB of vectors: a part is held in memory whole, once when written and
+# once when read.
+PART_ROWS = 50_000
+
+
+class SnapshotFile(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    sha256: str = Field(description="Of the object's content before any encryption")
+    size: int
+
+
+class SnapshotPart(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rows: int
+    vectors: SnapshotFile
+    records: SnapshotFile
+
+
+class SnapshotManifest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    format: Literal[1] = 1
+    snapshot_id: SnapshotId
+    tenant: str
+    dataset: str
+    spec: str = Field(description="The dataset's spec (DatasetSpec JSON) at the snapshot's version")
+    version: str = Field(description="The DeepLake version copied, tagged snapshot-<id> in the dataset")
+    vector_count: int
+    created_at: datetime
+    command_id: str = Field(
+        description="The CreateSnapshot command: the snapshot reflects every command before it"
+    )
+    ledger: list[str] = Field(
+        description="The last commands applied to the dataset at that version, newest last"
+    )
+    parts: list[SnapshotPart]
+    encrypted: bool
+
+    @property
+    def dataset_spec(self) -> DatasetSpec:
+        return DatasetSpec.from_json(self.spec)
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(part.vectors.size + part.records.size for part in self.parts)
+
+    @property
+    def dimensions(self) -> int:
+        return self.dataset_spec.dimensions
+
+    @property
+    def metric(self) -> str:
+        return self.dataset_spec.metric
+
+
+class SnapshotCorrupt(Exception):
+    """A snapshot whose objects do not match its manifest (or cannot be read): nothing was changed."""
+
+
+def folder(tenant: str, dataset: str, snapshot_id: str = "") -> str:
+    return f"{tenant}/{dataset}/{snapshot_id}/" if snapshot_id else f"{tenant}/{dataset}/"
+
+
+def tag_of(snapshot_id: str) -> str:
+    return f"snapshot-{snapshot_id}"
+
+
+def encode_part(rows: Rows) -> tuple[bytes, bytes]:
+    vectors = io.BytesIO()
+    np.save(vectors, np.ascontiguousarray(rows.vectors, dtype="<f4"), allow_pickle=False)
+    records = json.dumps(
+        {"ids": rows.ids, "texts": rows.texts, "metadata": rows.metadata}, ensure_ascii=False
+    ).encode()
+    return vectors.getvalue(), records
+
+
+def described(name: str, data: bytes) -> SnapshotFile:
+    return SnapshotFile(name=name, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+
+
+def get_manifest(
+    backups: BackupStore, tenant: str, dataset: str, snapshot_id: str
+) -> SnapshotManifest | None:
+    """The snapshot's manifest (None when there is no such snapshot); SnapshotCorrupt when it is unreadable."""
+    key = folder(tenant, dataset, snapshot_id) + MANIFEST
+    try:
+        return SnapshotManifest.model_validate_json(backups.get(key))
+    except ObjectMissing:
+        return None
+    except (ObjectUnreadable, ValidationError) as exc:
+        raise SnapshotCorrupt(
+            f"snapshot {snapshot_id}: its manifest cannot be read ({_first_line(exc)})"
+        ) from exc
+
+
+def list_manifests(backups: BackupStore, tenant: str, dataset: str) -> list[SnapshotManifest]:
+    """The dataset's snapshots, oldest first. One whose manifest cannot be read is logged and left out (it can
+    still be deleted by its id)."""
+    found: list[SnapshotManifest] = []
+    for key in backups.keys(folder(tenant, dataset)):
+        parts = key.split("/")
+        if len(parts) != 4 or parts[3] != MANIFEST:
+            continue
+        try:
+            manifest = get_manifest(backups, tenant, dataset, parts[2])
+        except SnapshotCorrupt as exc:
+            log.warning("%s", exc)
+            continue
+        if manifest is not None:
+            found.append(manifest)
+    return sorted(found, key=lambda m: m.created_at)
+
+
+async def find_snapshots(settings: Settings, tenant: str, dataset: str) -> list[SnapshotManifest]:
+    """The dataset's snapshots in the configured backup store (a thread: the store's calls block)."""
+    return await asyncio.to_thread(list_manifests, open_backup_store(settings), tenant, dataset)
+
+
+async def existing_snapshot(
+    settings: Settings, tenant: str, dataset: str, snapshot_id: str
+) -> SnapshotManifest:
+    """The snapshot a request names: NotFound when there is none (another tenant's is none either, its keys
+    start with the tenant), Conflict when its manifest cannot be read."""
+    try:
+        found = await asyncio.to_thread(
+            get_manifest, open_backup_store(settings), tenant, dataset, snapshot_id
+        )
+    except SnapshotCorrupt as exc:
+        raise Conflict(str(exc)) from exc
+    if found is None:
+        raise NotFound(f"snapshot {snapshot_id!r} of {dataset!r} not found")
+    return found
+
+
+def read_verified(backups: BackupStore, manifest: SnapshotManifest) -> Rows:
+    """Every row of the snapshot, each object checked against the manifest's size and sha256 first."""
+    base = folder(manifest.tenant, manifest.dataset, manifest.snapshot_id)
+    dims = manifest.dataset_spec.dimensions
+    ids: list[str] = []
+    texts: list[str] = []
+    metadata: list[str] = []
+    vectors: list[np.ndarray] = []
+    for part in manifest.parts:
+        raw_vectors = _verified(backups, base, part.vectors, manifest.snapshot_id)
+        raw_records = _verified(backups, base, part.records, manifest.snapshot_id)
+        matrix = np.load(io.BytesIO(raw_vectors), allow_pickle=False)
+        records = json.loads(raw_records)
+        if matrix.shape != (part.rows, dims) or len(records["ids"]) != part.rows:
+            raise SnapshotCorrupt(
+                f"snapshot {manifest.snapshot_id}: {part.vectors.name} does not hold {part.rows} rows"
+            )
+        vectors.append(matrix.astype(np.float32, copy=False))
+        ids += records["ids"]
+        texts += records["texts"]
+        metadata += records["metadata"]
+    if len(ids) != manifest.vector_count:
+        raise SnapshotCorrupt(
+            f"snapshot {manifest.snapshot_id}: {len(ids)} rows, the manifest says {manifest.vector_count}"
+        )
+    matrix = np.concatenate(vectors) if vectors else np.zeros((0, dims), dtype=np.float32)
+    return Rows(ids=ids, vectors=matrix, texts=texts, metadata=metadata)
+
+
+def _verified(backups: BackupStore, base: str, file: SnapshotFile, snapshot_id: str) -> bytes:
+    try:
+        data = backups.get(base + file.name)
+    except ObjectMissing:
+        raise SnapshotCorrupt(f"snapshot {snapshot_id}: {file.name} is missing") from None
+    except ObjectUnreadable as exc:
+        raise SnapshotCorrupt(f"snapshot {snapshot_id}: {exc}") from exc
+    digest = hashlib.sha256(data).hexdigest()
+    if len(data) != file.size or digest != file.sha256:
+        raise SnapshotCorrupt(
+            f"snapshot {snapshot_id}: {file.name} does not match its checksum "
+            f"(sha256 {digest}, {len(data)} bytes; the manifest says {file.sha256}, {file.size} bytes)"
+        )
+    return data
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
