@@ -4,6 +4,8 @@ exact top k; `ef` and `exact` are checked."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import numpy as np
 
@@ -93,3 +95,25 @@ async def test_a_dataset_created_without_index_settings_keeps_todays_graph(
         state = (await client.get("/api/v1/admin/datasets/d/index")).json()
         assert (state["m"], state["ef_construction"], state["target_recall"]) == (16, 128, 0.99)
         assert state["measured_recall"] is None and state["tuned_rows"] == 0
+
+
+async def test_a_restored_dataset_keeps_its_index_settings(
+    embedded_settings: Settings, tmp_path: Path
+) -> None:
+    settings = embedded_settings.model_copy(update={"backup_url": str(tmp_path / "backups")})
+    async with serving(create_app(settings)) as client:
+        index = {"m": 8, "ef_construction": 40, "target_recall": 0.9}
+        body = {"name": "o", "dimensions": 4, "index": index}
+        assert (await client.post("/api/v1/datasets?wait=true", json=body)).status_code == 200
+        vectors = [{"id": f"v{i}", "vector": [float(i), 1.0, 2.0, 3.0]} for i in range(20)]
+        assert (
+            await client.post("/api/v1/datasets/o/vectors?wait=true", json={"vectors": vectors})
+        ).status_code == 200
+        taken = await client.post("/api/v1/datasets/o/snapshots?wait=true", json={})
+        assert taken.status_code == 200, taken.text
+        snapshot = taken.json()["operation_id"]
+        restored = await client.post(f"/api/v1/datasets/o/snapshots/{snapshot}/restore?target=copy&wait=true")
+        assert restored.status_code == 200, restored.text
+        for dataset in ("o", "copy"):
+            state = (await client.get(f"/api/v1/admin/datasets/{dataset}/index")).json()
+            assert (state["m"], state["ef_construction"], state["target_recall"]) == (8, 40, 0.9), dataset
