@@ -91,6 +91,7 @@ class Writer:
             text_field=body.text_field,
             embedder=body.embedder,
             text_analysis=body.text_analysis,
+            index=body.index,
         )
         return await self._submit(CreateDataset(tenant=self.tenant, dataset=body.name, payload=payload))
 

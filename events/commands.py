@@ -117,6 +117,29 @@ def embedder_mismatch(embedder: LocalEmbedderConfig | OpenAIEmbedderConfig, dime
     )
 
 
+# Today's HNSW graph (hnswlib's M and ef_construction) and target recall@10: the index of a dataset created
+# before they were configurable, and of one created without them.
+DEFAULT_M = 16
+DEFAULT_EF_CONSTRUCTION = 128
+DEFAULT_TARGET_RECALL = 0.99
+
+
+class IndexConfig(Payload):
+    """A dataset's HNSW index: its graph, built alike by every replica, and the recall@10 against exact search
+    that each replica tunes its search breadth (`ef`) to reach (query_api/tuning.py)."""
+
+    m: int = Field(default=DEFAULT_M, ge=4, le=64, description="HNSW links per node (hnswlib's M)")
+    ef_construction: int = Field(
+        default=DEFAULT_EF_CONSTRUCTION, ge=16, le=1024, description="HNSW breadth while inserting"
+    )
+    target_recall: float = Field(
+        default=DEFAULT_TARGET_RECALL,
+        ge=0.5,
+        le=1.0,
+        description="recall@10 against exact search that the tuned search breadth (ef) must reach",
+    )
+
+
 class CreateDatasetPayload(Payload):
     dimensions: int = Field(ge=1, le=MAX_DIMENSIONS)
     metric: Metric = "cosine"
@@ -132,6 +155,10 @@ class CreateDatasetPayload(Payload):
     # Absent from the commands of datasets created before it was configurable: they keep their plain words.
     text_analysis: TextAnalysis = Field(
         default=PLAIN_WORDS, description="How BM25 and $match analyse texts (events/analysis.py)"
+    )
+    # Absent from the commands of datasets created before it was configurable: they keep today's graph.
+    index: IndexConfig = Field(
+        default_factory=IndexConfig, description="The HNSW index and its target recall"
     )
 
     @model_validator(mode="after")

@@ -9,7 +9,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from events.analysis import PLAIN_WORDS, TextAnalysis
-from events.commands import EmbedderConfig, FieldName, FieldType, Metric, SnapshotId, VectorId
+from events.commands import EmbedderConfig, FieldName, FieldType, IndexConfig, Metric, SnapshotId, VectorId
 from events.envelope import Envelope
 from events.names import Name
 from events.vectors import Float32Matrix
@@ -26,6 +26,7 @@ class DatasetCreatedPayload(Payload):
     text_field: FieldName | None = None
     embedder: EmbedderConfig | None = None
     text_analysis: TextAnalysis = PLAIN_WORDS
+    index: IndexConfig = Field(default_factory=IndexConfig)
     version: str = Field(description="DeepLake version id after the commit")
 
 

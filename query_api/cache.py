@@ -43,9 +43,11 @@ class SearchCache:
         self._local: OrderedDict[str, bytes] = OrderedDict()
 
     @staticmethod
-    def key(tenant: str, dataset: str, version: str, applied: int, request: BaseModel) -> str:
+    def key(tenant: str, dataset: str, version: str, applied: int, ef: int, request: BaseModel) -> str:
+        """`ef`: the dataset's tuned search breadth, so that a tuning is not hidden by answers found before
+        it (a request's own `ef` and `exact` are in its JSON)."""
         digest = hashlib.sha256(canonical(request)).hexdigest()
-        return f"tributary:search:{tenant}:{dataset}:{version}:{applied}:{digest}"
+        return f"tributary:search:{tenant}:{dataset}:{version}:{applied}:{ef}:{digest}"
 
     async def get(self, key: str) -> bytes | None:
         found = self._local.get(key)

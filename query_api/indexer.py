@@ -7,6 +7,10 @@ other datasets have other dimensions), and pauses between turns, so searches and
 between: under a burst of writes the pending set grows and searches scan more rows exactly, instead of the
 writes waiting for HNSW. A small backlog is indexed on one core, leaving the
 others to the event loop and searches; a large one (a bulk load) on every core, as its exact scans cost more.
+
+When a projection has nothing left to index and its index was never tuned, or doubled since it last was, or was
+tuned before the replica had seen enough searches to measure on, the thread tunes its search breadth `ef` to the
+dataset's target recall (query_api/tuning.py), off the request path.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ import time
 
 from query_api.projection import INSERT_THREADS
 from query_api.registry import Projections
-from tributary.metrics import INDEX_MEMORY, VECTORS_PENDING_INDEX
+from query_api.tuning import due
+from tributary.metrics import BELOW_TARGET_RECALL, INDEX_MEMORY, INDEX_TUNINGS, VECTORS_PENDING_INDEX
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +62,37 @@ class Indexer:
             if self._index_a_chunk_of_each():
                 self._stopping.wait(PAUSE_S)
             else:
+                self._tune_each()
                 self._projections.written.wait(IDLE_S)
+
+    def _tune_each(self) -> None:
+        for served in self._projections.all():
+            projection = served.projection
+            if projection.pending or not due(
+                projection.tuning, projection.indexed, projection.recent_searches
+            ):
+                continue
+            try:
+                tuning = projection.tune(seed=projection.indexed)
+            except Exception:
+                log.exception("tuning the search breadth failed")
+                continue
+            INDEX_TUNINGS.inc()
+            log.info(
+                "tuned %d vectors on %s: ef %d, recall@10 %.3f (target %.3f)",
+                tuning.rows,
+                "recent searches" if tuning.on_searches else "queries made from rows",
+                tuning.ef,
+                tuning.recall,
+                tuning.target,
+            )
 
     def _measure(self) -> None:
         # Read without the lock: a figure a turn old is good enough for a gauge.
         served = [s.projection for s in self._projections.all()]
         VECTORS_PENDING_INDEX.set(sum(projection.pending for projection in served))
         INDEX_MEMORY.set(sum(projection.memory_bytes for projection in served))
+        BELOW_TARGET_RECALL.set(sum(projection.tuning.short for projection in served))
 
     def _index_a_chunk_of_each(self) -> bool:
         indexed = 0

@@ -12,8 +12,13 @@ event is applied. `index_pending` inserts pending slots into HNSW (query_api/ind
 background, a chunk at a time; loading from DeepLake calls it at once). A replaced vector's old HNSW entry is
 marked deleted at once, so it is never found.
 
+The HNSW graph (M, ef_construction) is the dataset's (`IndexConfig`, chosen at creation); the search breadth
+`ef` is tuned by each replica to the dataset's target recall (query_api/tuning.py, `tune`), and a search may
+override it or ask for an exact scan.
+
 Thread safety: searches run in worker threads and share a readers-writer lock; applying events and indexing take
-it exclusively (hnswlib's add is not safe alongside its search).
+it exclusively (hnswlib's add is not safe alongside its search). `ef` is a setting of the whole index: searches
+pass through an `EfGate`, so that all those running at once use the same.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import contextlib
 import itertools
 import os
 import threading
+from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,9 +38,19 @@ import numpy as np
 import numpy.typing as npt
 
 from events.analysis import PLAIN_WORDS, TextAnalysis, analyzer_for
-from events.commands import Metric
+from events.commands import IndexConfig, Metric
 from events.filters import FilterNode
 from query_api.text_index import TextIndex
+from query_api.tuning import (
+    SAMPLE,
+    TUNING_K,
+    EfGate,
+    Tuning,
+    exact_top_k,
+    recall_at_k,
+    sample_queries,
+    smallest_ef,
+)
 from tributary.metadata_columns import MetadataColumns, mask
 
 Vectors = npt.NDArray[np.float32]
@@ -42,12 +58,11 @@ Bools = npt.NDArray[np.bool_]
 
 # Below this many allowed rows an exact scan beats the filtered HNSW search (bench/ann.py: ~4,000 at 100k).
 EXACT_SCAN_ROWS = 4_000
-# Large enough for recall@10 >= 0.95 at 100k x 384 (bench/ann.py: 0.968 at ef 32 on clustered data).
-MIN_EF = 100
+# The search breadth until the first tuning: recall@10 >= 0.95 at 100k x 384 (bench/ann.py: 0.968 at ef 32 on
+# clustered data; 0.981 at this one on real MiniLM embeddings).
+UNTUNED_EF = 100
 _SPACES = {"cosine": "cosine", "dot": "ip", "l2": "l2"}
 _INITIAL_CAPACITY = 1024
-# Links per HNSW node (twice as many on the bottom level).
-_M = 16
 # Inserting is the most expensive thing a replica does (about 0.3 ms a new vector, one thread, 384 dimensions at
 # 100,000; 1.4 ms to replace one): a load from DeepLake inserts on every core, as searches wait for it anyway.
 _PARALLEL_INSERT_ROWS = 32
@@ -104,6 +119,7 @@ class DatasetProjection:
         version: str = "",
         text_field: str | None = None,
         text_analysis: TextAnalysis = PLAIN_WORDS,
+        index: IndexConfig | None = None,
     ) -> None:
         self.dimensions = dimensions
         self.metric = metric
@@ -115,8 +131,16 @@ class DatasetProjection:
         # Events applied at `version` (the events of one commit share it): part of the cache key.
         self.applied_at_version = 0
         self.lock = ReadWriteLock()
+        self.config = index or IndexConfig()
         self._index = hnswlib.Index(space=_SPACES[metric], dim=dimensions)
-        self._index.init_index(max_elements=_INITIAL_CAPACITY, M=_M, ef_construction=128)
+        self._index.init_index(
+            max_elements=_INITIAL_CAPACITY, M=self.config.m, ef_construction=self.config.ef_construction
+        )
+        # The last tuning of `ef` (query_api/tuning.py); until the first, UNTUNED_EF.
+        self.tuning = Tuning(ef=UNTUNED_EF, target=self.config.target_recall)
+        self._ef_gate = EfGate(self._index.set_ef, UNTUNED_EF)
+        # The last query vectors searched through HNSW: the sample the next tuning measures recall on.
+        self._recent: deque[Vectors] = deque(maxlen=SAMPLE)
         # Slots whose current vector is live in HNSW, and the live slots waiting to be inserted (in write order).
         self._in_index = np.zeros(_INITIAL_CAPACITY, dtype=bool)
         self._pending: dict[int, None] = {}
@@ -252,9 +276,10 @@ class DatasetProjection:
     @property
     def memory_bytes(self) -> int:
         """An estimate of the memory the vectors take: the arrays held here, and hnswlib's bottom level for each
-        slot of its capacity (the vector, 2·M links of 4 bytes and their count, the 8-byte label); its upper
-        levels add about 1/M of that. Ids, texts, metadata and the text index are not counted."""
-        hnsw = int(self._index.get_max_elements()) * (self.dimensions * 4 + 2 * _M * 4 + 4 + 8)
+        slot of its capacity (the vector, 2·M links of 4 bytes and their count, the 8-byte label; M is the
+        dataset's); its upper levels add about 1/M of that. Ids, texts, metadata and the text index are not
+        counted."""
+        hnsw = int(self._index.get_max_elements()) * (self.dimensions * 4 + 2 * self.config.m * 4 + 4 + 8)
         return self._vectors.nbytes + self._norms.nbytes + self._in_index.nbytes + hnsw
 
     def slot(self, vector_id: str) -> int | None:
@@ -283,15 +308,21 @@ class DatasetProjection:
         live = self.columns.live if allowed is None else allowed
         return np.flatnonzero(live)
 
-    def search(self, query: Vectors, k: int, allowed: Bools | None) -> list[Hit]:
+    def search(
+        self, query: Vectors, k: int, allowed: Bools | None, ef: int | None = None, exact: bool = False
+    ) -> list[Hit]:
         """The k best rows for `query` among the allowed ones, best first. Scores: cosine similarity, dot
-        product, or Euclidean distance for l2 (ascending)."""
+        product, or Euclidean distance for l2 (ascending). `exact`: every allowed row is scanned (recall 1);
+        `ef`: the HNSW search breadth instead of the tuned one."""
         if k <= 0 or not self._slot_of:
             return []
         query = np.asarray(query, dtype=np.float32)
+        if exact:
+            return self._exact(query, self.live_slots(allowed), k)
+        self._recent.append(query)
         # Rows live in HNSW and allowed: hnswlib fails when it finds fewer than k, so it is asked for no more.
         if allowed is None:
-            indexed = len(self._slot_of) - len(self._pending)
+            indexed = self.indexed
         else:
             candidates = np.flatnonzero(allowed)
             indexed = int(np.count_nonzero(self._in_index[candidates]))
@@ -300,7 +331,7 @@ class DatasetProjection:
             if len(candidates) <= EXACT_SCAN_ROWS or indexed <= EXACT_SCAN_ROWS:
                 return self._exact(query, candidates, k)
         try:
-            hits = self._index_search(query, min(k, indexed), allowed)
+            hits = self._index_search(query, min(k, indexed), allowed, ef)
         except RuntimeError:
             # hnswlib found fewer than k (many deleted entries around the query): answer exactly.
             return self._exact(query, self.live_slots(allowed), k)
@@ -314,20 +345,59 @@ class DatasetProjection:
             return sorted(hits, key=lambda hit: hit.score)[:k]
         return sorted(hits, key=lambda hit: -hit.score)[:k]
 
-    def _index_search(self, query: Vectors, k: int, allowed: Bools | None) -> list[Hit]:
+    def _index_search(self, query: Vectors, k: int, allowed: Bools | None, ef: int | None) -> list[Hit]:
         if k == 0:
             return []
-        self._index.set_ef(max(MIN_EF, 2 * k))
-        if allowed is None:
-            labels, distances = self._index.knn_query(query, k=k, num_threads=1)
-        else:
-            allow = allowed
-            labels, distances = self._index.knn_query(
-                query, k=k, num_threads=1, filter=lambda label: bool(allow[label])
-            )
+        # The tuned breadth was measured for the top 10; a longer list gets twice its length, as before tuning.
+        breadth = max(self.tuning.ef, 2 * k) if ef is None else max(ef, k)
+        with self._ef_gate.at(breadth):
+            if allowed is None:
+                labels, distances = self._index.knn_query(query, k=k, num_threads=1)
+            else:
+                allow = allowed
+                labels, distances = self._index.knn_query(
+                    query, k=k, num_threads=1, filter=lambda label: bool(allow[label])
+                )
         return [
             Hit(int(slot), self._score(float(d))) for slot, d in zip(labels[0], distances[0], strict=True)
         ]
+
+    def tune(self, seed: int = 0) -> Tuning:
+        """Measure recall@10 of the indexed rows against exact search at increasing `ef` and keep the smallest
+        that reaches the target (query_api/tuning.py), on the last SAMPLE searches or, before there were that
+        many, on queries made from rows. Callers hold no lock: it takes the read lock for the exact answers,
+        then again for each breadth tried, so events are applied in between."""
+        with self.lock.reading():
+            rows = self._vectors[: len(self._ids)]
+            indexed = self._in_index[: len(self._ids)].copy()
+            count = int(np.count_nonzero(indexed))
+            recent = list(self._recent)
+            on_searches = len(recent) >= SAMPLE
+            queries = np.stack(recent) if on_searches else sample_queries(rows, indexed, self.metric, seed)
+            truth = exact_top_k(rows, indexed, queries, TUNING_K, self.metric)
+
+        def measure(ef: int) -> float:
+            with self.lock.reading(), self._ef_gate.at(max(ef, truth.shape[1])):
+                try:
+                    labels, _ = self._index.knn_query(queries, k=truth.shape[1], num_threads=1)
+                except RuntimeError:
+                    # Rows deleted since the exact answers: fewer than k left around some query.
+                    return 0.0
+            return recall_at_k(labels, truth)
+
+        found = smallest_ef(measure, self.config.target_recall)
+        self.tuning = Tuning(found.ef, found.recall, count, found.target, on_searches)
+        return self.tuning
+
+    @property
+    def recent_searches(self) -> int:
+        """Query vectors kept for the next tuning (at most SAMPLE)."""
+        return len(self._recent)
+
+    @property
+    def indexed(self) -> int:
+        """Live vectors in HNSW."""
+        return len(self._slot_of) - len(self._pending)
 
     def text_search(self, query: str, k: int, allowed: Bools | None) -> list[Hit]:
         """BM25 over the texts, best first; only rows sharing a word with the query."""
@@ -342,13 +412,31 @@ class DatasetProjection:
     def _exact(self, query: Vectors, slots: npt.NDArray[np.int64], k: int) -> list[Hit]:
         if len(slots) == 0:
             return []
-        rows = self._vectors[slots]
-        if self.metric == "l2":
-            scores = np.linalg.norm(rows - query, axis=1)
-            order = np.argsort(scores, kind="stable")[:k]
+        live = len(self._ids)
+        if 2 * len(slots) > live:
+            # Most rows: rank the rows in place rather than gather a copy of them (150 MB at 100k x 384).
+            ascending = self._rank(query, self._vectors[:live], self._norms[:live])[slots]
         else:
-            scores = rows @ query
-            if self.metric == "cosine":
-                scores = scores / np.maximum(self._norms[slots] * np.linalg.norm(query), 1e-30)
-            order = np.argsort(-scores, kind="stable")[:k]
-        return [Hit(int(slots[i]), float(scores[i])) for i in order]
+            ascending = self._rank(query, self._vectors[slots], self._norms[slots])
+        best = np.argpartition(ascending, k - 1)[:k] if len(slots) > k else np.arange(len(slots))
+        chosen = slots[best]
+        if self.metric == "l2":
+            # The distances themselves, not their expansion (which loses precision near zero).
+            scores = np.linalg.norm(self._vectors[chosen] - query, axis=1)
+            ascending_best = scores
+        else:
+            scores = -ascending[best]
+            ascending_best = ascending[best]
+        # Best first; equal scores in slot order, as a stable sort of them all would give.
+        order = np.lexsort((best, ascending_best))
+        return [Hit(int(chosen[i]), float(scores[i])) for i in order]
+
+    def _rank(self, query: Vectors, rows: Vectors, norms: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+        """Lower is closer: -cosine similarity, -dot product, or |r|² - 2 r·q (|r - q|² less |q|²), which
+        needs no copy of the rows."""
+        product = np.asarray(rows @ query, dtype=np.float64)
+        if self.metric == "l2":
+            return np.asarray(norms, dtype=np.float64) ** 2 - 2 * product
+        if self.metric == "cosine":
+            product = product / np.maximum(norms * np.linalg.norm(query), 1e-30)
+        return -product

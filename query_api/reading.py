@@ -97,7 +97,12 @@ class Reader:
         projection = read.projection
         cache = self.services.search_cache
         key = SearchCache.key(
-            self.tenant, read.dataset, projection.version, projection.applied_at_version, body
+            self.tenant,
+            read.dataset,
+            projection.version,
+            projection.applied_at_version,
+            projection.tuning.ef,
+            body,
         )
         page = await cache.get(key)
         if page is None:

@@ -80,13 +80,15 @@ def apply_events(projections: Projections, events: Sequence[DomainEvent]) -> Non
 
 
 def rebuild(projections: Projections, store: DatasetStore, tenant: str, dataset: str) -> Served | None:
-    """Load the dataset again from DeepLake and serve the new projection (None if it no longer exists)."""
+    """Load the dataset again from DeepLake, tune its search breadth, and serve the new projection (None if it
+    no longer exists)."""
     with projections.applying:
         served = load_dataset(store, tenant, dataset)
         if served is None:
             projections.drop(tenant, dataset)
-        else:
-            projections.put(tenant, dataset, served)
+            return None
+        served.projection.tune()
+        projections.put(tenant, dataset, served)
         return served
 
 
@@ -97,7 +99,7 @@ def _apply_all(projections: Projections, events: Sequence[DomainEvent]) -> None:
                 if projections.get(event.tenant, event.dataset) is None:
                     spec = DatasetSpec.of(p)
                     projection = DatasetProjection(
-                        p.dimensions, p.metric, p.version, p.text_field, p.text_analysis
+                        p.dimensions, p.metric, p.version, p.text_field, p.text_analysis, p.index
                     )
                     projections.put(event.tenant, event.dataset, Served(spec, projection))
             case DatasetDeleted():
@@ -151,7 +153,7 @@ def load_dataset(store: DatasetStore, tenant: str, dataset: str, at: str | None 
         return None
     ds = store.read_at(tenant, dataset, at)
     projection = DatasetProjection(
-        spec.dimensions, spec.metric, str(ds.version), spec.text_field, spec.text_analysis
+        spec.dimensions, spec.metric, str(ds.version), spec.text_field, spec.text_analysis, spec.index
     )
     with projection.lock.writing():
         for start in range(0, len(ds), LOAD_CHUNK):

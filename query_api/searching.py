@@ -35,6 +35,8 @@ class SearchPlan:
     rrf_k: int
     alpha: float
     include: tuple[Include, ...]
+    ef: int | None = None
+    exact: bool = False
 
     @classmethod
     def of(
@@ -53,6 +55,8 @@ class SearchPlan:
             rrf_k=body.rrf_k,
             alpha=body.alpha,
             include=tuple(body.include),
+            ef=body.ef,
+            exact=body.exact,
         )
 
 
@@ -64,7 +68,8 @@ def run_search(served: Served, plan: SearchPlan) -> tuple[list[VectorView], bool
         allowed = projection.allowed(plan.filter)
         if plan.mode == "vector":
             assert plan.vector is not None
-            hits = _within_threshold(projection.search(plan.vector, wanted, allowed), plan, projection)
+            found = projection.search(plan.vector, wanted, allowed, plan.ef, plan.exact)
+            hits = _within_threshold(found, plan, projection)
         elif plan.mode == "text":
             hits = projection.text_search(plan.text or "", wanted, allowed)
         else:
@@ -85,7 +90,7 @@ def _hybrid(
     projection: DatasetProjection, plan: SearchPlan, allowed: npt.NDArray[np.bool_] | None, candidates: int
 ) -> list[Hit]:
     assert plan.vector is not None
-    by_vector = projection.search(plan.vector, candidates, allowed)
+    by_vector = projection.search(plan.vector, candidates, allowed, plan.ef, plan.exact)
     by_text = projection.text_search(plan.text or "", candidates, allowed)
     vector_side = (
         np.array([h.slot for h in by_vector], dtype=np.int64),

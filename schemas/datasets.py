@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from events.analysis import DEFAULT_ANALYSIS, TextAnalysis
-from events.commands import MAX_DIMENSIONS, EmbedderConfig, FieldName, FieldType, Metric
+from events.commands import MAX_DIMENSIONS, EmbedderConfig, FieldName, FieldType, IndexConfig, Metric
 from events.domain import RejectionCause
 from events.names import Name
 from schemas.requests import Integer, RequestModel
@@ -29,6 +29,11 @@ class CreateDatasetRequest(RequestModel):
         default=DEFAULT_ANALYSIS,
         description="How full-text search and $match analyse texts: tokenizer, language (Snowball stemming), "
         "stop_words, unicode_folding, ascii_folding",
+    )
+    index: IndexConfig = Field(
+        default_factory=IndexConfig,
+        description="The HNSW index: m, ef_construction, and the target_recall (recall@10 against exact search) "
+        "that each replica tunes its search breadth to reach",
     )
 
 

@@ -18,6 +18,8 @@ Fusion = Literal["rrf", "min_max", "dbsf", "weighted"]
 DEFAULT_FUSION: Fusion = "min_max"
 DEFAULT_ALPHA = 0.55
 MAX_K = 1000
+# The breadth of an HNSW search a request may ask for: beyond it an exact scan is the cheaper sure answer.
+MAX_EF = 10_000
 
 
 def _metadata_only() -> list[Include]:
@@ -75,12 +77,25 @@ class SearchRequest(RequestModel):
         description="hybrid: the vector side's weight in every fusion, the text side's being 1 - alpha",
     )
 
+    exact: bool = Field(
+        default=False, description="Scan every row instead of the HNSW index: the exact top k (recall 1)"
+    )
+    ef: Integer | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_EF,
+        description="The HNSW search breadth instead of the one tuned to the dataset's target recall "
+        "(larger: better recall, slower)",
+    )
+
     @model_validator(mode="after")
     def _query_given(self) -> SearchRequest:
         if self.mode == "vector" and self.vector is None and self.text is None:
             raise ValueError("vector mode needs a vector (or text to embed)")
         if self.mode in ("text", "hybrid") and self.text is None:
             raise ValueError(f"{self.mode} mode needs text")
+        if self.exact and self.ef is not None:
+            raise ValueError("give `exact` or `ef`, not both: an exact search has no breadth")
         return self
 
 

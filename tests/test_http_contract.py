@@ -73,6 +73,21 @@ async def test_every_error_has_one_json_shape_and_the_security_headers(embedded_
         ("/api/v1/datasets/docs/scroll", {"limit": True}, "limit"),
         ("/api/v1/datasets", {"name": "other", "dimensions": "3"}, "dimensions"),
         ("/api/v1/datasets/docs/vectors/get", {"ids": [1]}, "ids"),
+        # The search breadth and the recall a dataset is tuned to are bounded, and a bad one is named.
+        ("/api/v1/datasets/docs/search", {"vector": [1, 2, 3], "ef": 0}, "ef"),
+        ("/api/v1/datasets/docs/search", {"vector": [1, 2, 3], "ef": 10_001}, "ef"),
+        ("/api/v1/datasets/docs/search", {"vector": [1, 2, 3], "exact": "yes"}, "exact"),
+        (
+            "/api/v1/datasets",
+            {"name": "o", "dimensions": 3, "index": {"target_recall": 1.5}},
+            "target_recall",
+        ),
+        ("/api/v1/datasets", {"name": "o", "dimensions": 3, "index": {"m": 2}}, "m"),
+        (
+            "/api/v1/datasets",
+            {"name": "o", "dimensions": 3, "index": {"ef_construction": 0}},
+            "ef_construction",
+        ),
     ],
 )
 async def test_coercions_the_client_did_not_ask_for_are_refused(

@@ -136,6 +136,16 @@ INDEX_MEMORY = Gauge(
     "Estimated memory of a query replica's projections: vectors, norms and the HNSW graph",
     multiprocess_mode="livesum",
 )
+INDEX_TUNINGS = Counter(
+    "tributary_index_tunings_total",
+    "Times a query replica tuned a dataset's HNSW search breadth (ef) to its target recall",
+)
+BELOW_TARGET_RECALL = Gauge(
+    "tributary_datasets_below_target_recall",
+    "Datasets whose widest HNSW search breadth measured a recall@10 below their target at the last tuning "
+    "(a graph too sparse for the data: create the dataset with a larger m or ef_construction)",
+    multiprocess_mode="livemax",
+)
 SEARCH_CACHE_HITS = Counter(
     "tributary_search_cache_hits_total", "Searches answered from the cache", ["layer"]
 )

@@ -17,6 +17,7 @@ from events.analysis import PLAIN_WORDS, TextAnalysis
 from events.commands import (
     CreateDatasetPayload,
     FieldType,
+    IndexConfig,
     LocalEmbedderConfig,
     Metric,
     OpenAIEmbedderConfig,
@@ -52,6 +53,7 @@ class DatasetSpec:
     text_field: str | None = None
     embedder: LocalEmbedderConfig | OpenAIEmbedderConfig | None = None
     text_analysis: TextAnalysis = PLAIN_WORDS
+    index: IndexConfig = field(default_factory=IndexConfig)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -62,6 +64,7 @@ class DatasetSpec:
                 "text_field": self.text_field,
                 "embedder": self.embedder.model_dump(mode="json") if self.embedder else None,
                 "text_analysis": self.text_analysis.model_dump(mode="json"),
+                "index": self.index.model_dump(mode="json"),
             },
             sort_keys=True,
         )
@@ -75,6 +78,7 @@ class DatasetSpec:
             "text_field": self.text_field,
             "embedder": self.embedder,
             "text_analysis": self.text_analysis,
+            "index": self.index,
         }
 
     @classmethod
@@ -86,6 +90,7 @@ class DatasetSpec:
             text_field=payload.text_field,
             embedder=payload.embedder,
             text_analysis=payload.text_analysis,
+            index=payload.index,
         )
 
     @classmethod
@@ -99,6 +104,8 @@ class DatasetSpec:
             embedder=parse_embedder_config(data["embedder"]) if data.get("embedder") else None,
             # Specs written before analysis was configurable have none: their datasets keep plain words.
             text_analysis=TextAnalysis.model_validate(data.get("text_analysis") or PLAIN_WORDS),
+            # Likewise the index: today's graph and target.
+            index=IndexConfig.model_validate(data.get("index") or {}),
         )
 
 

@@ -429,7 +429,9 @@ def _include(include: Any) -> dict[str, Any]:
 
 def _query(query: pb.Query) -> dict[str, Any]:
     body: dict[str, Any] = {
-        **_present(query, "text", "mode", "k", "offset", "score_threshold", "fusion", "rrf_k", "alpha"),
+        **_present(
+            query, "text", "mode", "k", "offset", "score_threshold", "fusion", "rrf_k", "alpha", "exact", "ef"
+        ),
         **_json_fields(query, filter="filter_json"),
         **_include(query.include),
     }

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Literal
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from query_api.deps import ReadServicesDep
+from query_api.projection import DatasetProjection
 from query_api.registry import rebuild
 from tributary.deps import SettingsDep, TenantDep, WritableDataset, allowed
 from tributary.errors import AUTHENTICATED, responses
@@ -23,11 +25,48 @@ router = APIRouter(
 )
 
 
+class IndexState(BaseModel):
+    """This replica's HNSW index of a dataset: its graph, and the search breadth tuned to the target recall."""
+
+    m: int
+    ef_construction: int
+    target_recall: float
+    ef: int = Field(description="The search breadth used when a search gives none")
+    measured_recall: float | None = Field(
+        description="recall@10 against exact search measured at `ef` (none before the first tuning)"
+    )
+    tuned_rows: int = Field(
+        description="Indexed vectors when `ef` was tuned (it is tuned again at twice as many)"
+    )
+    tuned_on: Literal["searches", "rows"] | None = Field(
+        description="What the recall was measured on: this replica's recent searches, or queries made from rows "
+        "before it had seen enough (none before the first tuning)"
+    )
+    indexed: int
+    pending: int = Field(description="Vectors not in HNSW yet (searched by exact scan meanwhile)")
+
+    @classmethod
+    def of(cls, projection: DatasetProjection) -> IndexState:
+        tuning, config = projection.tuning, projection.config
+        return cls(
+            m=config.m,
+            ef_construction=config.ef_construction,
+            target_recall=config.target_recall,
+            ef=tuning.ef,
+            measured_recall=tuning.recall if tuning.rows else None,
+            tuned_rows=tuning.rows,
+            tuned_on=None if not tuning.rows else "searches" if tuning.on_searches else "rows",
+            indexed=projection.indexed,
+            pending=projection.pending,
+        )
+
+
 class Rebuilt(BaseModel):
     dataset: str
     vectors: int
     version: str
     seconds: float
+    index: IndexState
 
 
 @router.post("/datasets/{dataset}/rebuild", response_model=Rebuilt)
@@ -46,4 +85,14 @@ async def rebuild_projection(
         vectors=len(served.projection),
         version=served.projection.version,
         seconds=round(time.perf_counter() - started, 3),
+        index=IndexState.of(served.projection),
     )
+
+
+@router.get("/datasets/{dataset}/index", response_model=IndexState)
+async def index_state(dataset: WritableDataset, services: ReadServicesDep, tenant: TenantDep) -> IndexState:
+    """This replica's HNSW index of a dataset: the tuned search breadth and the recall it measured."""
+    served = services.projections.get(tenant, dataset)
+    if served is None:
+        raise NotFound(f"dataset {dataset!r} not found")
+    return IndexState.of(served.projection)

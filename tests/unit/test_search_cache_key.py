@@ -37,6 +37,8 @@ requests = st.fixed_dictionaries(
         "score_threshold": st.none() | st.floats() | st.integers(-2, 2),
         "include": st.lists(st.sampled_from(["vector", "metadata", "text"]), max_size=2),
         "alpha": st.floats(0, 1),
+        "exact": st.booleans(),
+        "ef": st.none() | st.integers(1, 3),
     },
 )
 
@@ -62,7 +64,7 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _key(request: SearchRequest) -> str:
-    return SearchCache.key("t", "d", "v1", 3, request)
+    return SearchCache.key("t", "d", "v1", 3, 100, request)
 
 
 @settings(max_examples=400, deadline=None)
@@ -95,3 +97,16 @@ def test_a_non_finite_threshold_is_refused(threshold: float) -> None:
     smuggled = SearchRequest.model_construct(**fields, score_threshold=threshold)
     plain = SearchRequest.model_construct(**fields, score_threshold=None)
     assert canonical(smuggled) != canonical(plain)
+
+
+def test_the_tuned_breadth_and_the_requested_one_are_in_the_key() -> None:
+    """An answer found before the dataset's `ef` was tuned is not served after; nor an exact or an `ef`
+    search's answer to a plain one."""
+    plain = SearchRequest(vector=[1.0])
+    assert SearchCache.key("t", "d", "v1", 3, 100, plain) != SearchCache.key("t", "d", "v1", 3, 48, plain)
+    keys = {
+        _key(plain),
+        _key(SearchRequest(vector=[1.0], exact=True)),
+        _key(SearchRequest(vector=[1.0], ef=50)),
+    }
+    assert len(keys) == 3

@@ -112,6 +112,10 @@ export interface SearchQuery {
   fusion?: "rrf" | "min_max" | "dbsf" | "weighted";
   rrf_k?: number;
   alpha?: number;
+  /** Scan every row instead of the HNSW index: the exact top k. */
+  exact?: boolean;
+  /** The HNSW search breadth instead of the one tuned to the dataset's target recall. */
+  ef?: number;
 }
 
 export interface GetOptions extends ReadOptions {

@@ -218,7 +218,7 @@ class VectorsResponse(_message.Message):
     def __init__(self, state: _Optional[_Union[ReadState, _Mapping]] = ..., results: _Optional[_Iterable[_Union[VectorView, _Mapping]]] = ...) -> None: ...
 
 class Query(_message.Message):
-    __slots__ = ("vector", "text", "mode", "k", "offset", "filter_json", "score_threshold", "include", "fusion", "rrf_k", "alpha")
+    __slots__ = ("vector", "text", "mode", "k", "offset", "filter_json", "score_threshold", "include", "fusion", "rrf_k", "alpha", "exact", "ef")
     VECTOR_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
@@ -230,6 +230,8 @@ class Query(_message.Message):
     FUSION_FIELD_NUMBER: _ClassVar[int]
     RRF_K_FIELD_NUMBER: _ClassVar[int]
     ALPHA_FIELD_NUMBER: _ClassVar[int]
+    EXACT_FIELD_NUMBER: _ClassVar[int]
+    EF_FIELD_NUMBER: _ClassVar[int]
     vector: bytes
     text: str
     mode: str
@@ -241,7 +243,9 @@ class Query(_message.Message):
     fusion: str
     rrf_k: int
     alpha: float
-    def __init__(self, vector: _Optional[bytes] = ..., text: _Optional[str] = ..., mode: _Optional[str] = ..., k: _Optional[int] = ..., offset: _Optional[int] = ..., filter_json: _Optional[str] = ..., score_threshold: _Optional[float] = ..., include: _Optional[_Iterable[str]] = ..., fusion: _Optional[str] = ..., rrf_k: _Optional[int] = ..., alpha: _Optional[float] = ...) -> None: ...
+    exact: bool
+    ef: int
+    def __init__(self, vector: _Optional[bytes] = ..., text: _Optional[str] = ..., mode: _Optional[str] = ..., k: _Optional[int] = ..., offset: _Optional[int] = ..., filter_json: _Optional[str] = ..., score_threshold: _Optional[float] = ..., include: _Optional[_Iterable[str]] = ..., fusion: _Optional[str] = ..., rrf_k: _Optional[int] = ..., alpha: _Optional[float] = ..., exact: _Optional[bool] = ..., ef: _Optional[int] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
     __slots__ = ("dataset", "query", "consistency")

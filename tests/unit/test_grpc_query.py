@@ -1,0 +1,27 @@
+"""A gRPC `Query` carries `exact` and `ef` to the search request as the HTTP body does, bounds included."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from entrypoints.grpc_api.servicers import _query, _validated
+from entrypoints.grpc_api.v1 import tributary_pb2 as pb
+from schemas.search import SearchRequest
+from tributary.failures import Invalid
+
+VECTOR = np.ones(3, dtype="<f4").tobytes()
+
+
+def test_exact_and_ef_reach_the_search_request() -> None:
+    assert _validated(SearchRequest, _query(pb.Query(vector=VECTOR, exact=True)), "query").exact
+    asked = _validated(SearchRequest, _query(pb.Query(vector=VECTOR, ef=64)), "query")
+    assert (asked.ef, asked.exact) == (64, False)
+    plain = _validated(SearchRequest, _query(pb.Query(vector=VECTOR)), "query")
+    assert (plain.ef, plain.exact) == (None, False)
+
+
+def test_an_ef_of_zero_is_refused_naming_the_field() -> None:
+    with pytest.raises(Invalid) as refused:
+        _validated(SearchRequest, _query(pb.Query(vector=VECTOR, ef=0)), "queries", 1)
+    assert [problem["loc"] for problem in refused.value.problems] == [("queries", 1, "ef")]
