@@ -27,6 +27,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.cluster import ADMIN_HEADERS, Processes, embedded_mode, kafka_mode, ready
 from bench.http_load import Load, post, run_load
@@ -109,8 +110,18 @@ async def indexed(url: str) -> None:
     while zeros < 10:
         async with httpx.AsyncClient(base_url=url) as client:
             metrics = (await client.get("/metrics")).text
-        zeros = zeros + 1 if "tributary_vectors_pending_index 0\n" in metrics else 0
+        zeros = zeros + 1 if _pending(metrics) == 0 else 0
         await asyncio.sleep(0.1)
+
+
+def _pending(metrics: str) -> float:
+    """`tributary_vectors_pending_index` of a /metrics answer (prometheus_client writes it as a float)."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(metrics)
+        if family.name == "tributary_vectors_pending_index"
+        for sample in family.samples
+    )
 
 
 async def measure(url: str, bodies: Callable[[int], dict[str, object]], clients: int, seconds: float) -> Load:
