@@ -11,6 +11,8 @@ import time
 
 from aiokafka.admin import AIOKafkaAdminClient
 
+from tributary import logs
+
 log = logging.getLogger(__name__)
 
 POLL_S = 0.01
@@ -34,7 +36,10 @@ class AppliedOffsets:
             return True
         self._waiting += 1
         if self._poller is None:
-            self._poller = asyncio.create_task(self._poll(), name="applied-offsets")
+            # Started by the first read that needs it, it outlives that read: its lines are no request's.
+            self._poller = asyncio.create_task(
+                self._poll(), name="applied-offsets", context=logs.outside_requests()
+            )
         try:
             async with self._changed:
                 await asyncio.wait_for(

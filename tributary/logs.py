@@ -202,12 +202,17 @@ def begin_message(
     bind_contextvars(**{name: value for name, value in known.items() if value is not None})
 
 
+def outside_requests() -> contextvars.Context:
+    """A copy of the current context without the request's log fields, for a task that outlives the request."""
+    context = contextvars.copy_context()
+    context.run(clear_contextvars)
+    return context
+
+
 async def apart_from_request(work: Coroutine[Any, Any, T]) -> T:
     """Awaits `work` in a task whose context has none of the request's: what it starts outlives the request (a
     Kafka producer started by the first write, its background tasks), and its later lines are no request's."""
-    context = contextvars.copy_context()
-    context.run(clear_contextvars)
-    return await asyncio.create_task(work, context=context)
+    return await asyncio.create_task(work, context=outside_requests())
 
 
 def without_input(error: ValidationError) -> str:
