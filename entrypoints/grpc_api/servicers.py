@@ -208,15 +208,7 @@ class Base:
 class Datasets(Base, pb_grpc.DatasetsServicer):
     @rpc("write", "tenant")
     async def Create(self, request: pb.CreateDatasetRequest, call: Call) -> pb.Accepted:
-        body = CreateDatasetRequest.model_validate(
-            {
-                "name": request.name,
-                "dimensions": request.dimensions,
-                **_present(request, "metric", "text_field"),
-                "metadata_schema": dict(request.metadata_schema),
-                **_json_fields(request, embedder="embedder_json", text_analysis="text_analysis_json"),
-            }
-        )
+        body = _create_body(request)
         async with call.writer(request.wait, request) as writer:
             return _accepted(await writer.replay() or await writer.create_dataset(body))
 
@@ -346,6 +338,20 @@ def _client(peer: str) -> str:
     """The address of `ipv4:127.0.0.1:5000` or `ipv6:[::1]:5000`."""
     address = peer.partition(":")[2]
     return address.rsplit(":", 1)[0].strip("[]") or "unknown"
+
+
+def _create_body(request: pb.CreateDatasetRequest) -> CreateDatasetRequest:
+    return CreateDatasetRequest.model_validate(
+        {
+            "name": request.name,
+            "dimensions": request.dimensions,
+            **_present(request, "metric", "text_field"),
+            "metadata_schema": dict(request.metadata_schema),
+            **_json_fields(
+                request, embedder="embedder_json", text_analysis="text_analysis_json", index="index_json"
+            ),
+        }
+    )
 
 
 def _given(message: Any, field: str) -> bool:

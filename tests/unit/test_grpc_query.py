@@ -1,11 +1,13 @@
-"""A gRPC `Query` carries `exact` and `ef` to the search request as the HTTP body does, bounds included."""
+"""A gRPC `Query` carries `exact` and `ef` to the search request, and `CreateDatasetRequest` the index settings to
+the dataset, as the HTTP bodies do, bounds included."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
-from entrypoints.grpc_api.servicers import _query, _validated
+from entrypoints.grpc_api.servicers import _create_body, _query, _validated
 from entrypoints.grpc_api.v1 import tributary_pb2 as pb
 from schemas.search import SearchRequest
 from tributary.failures import Invalid
@@ -25,3 +27,12 @@ def test_an_ef_of_zero_is_refused_naming_the_field() -> None:
     with pytest.raises(Invalid) as refused:
         _validated(SearchRequest, _query(pb.Query(vector=VECTOR, ef=0)), "queries", 1)
     assert [problem["loc"] for problem in refused.value.problems] == [("queries", 1, "ef")]
+
+
+def test_a_dataset_created_over_grpc_takes_the_index_settings_of_the_http_body() -> None:
+    asked = _create_body(pb.CreateDatasetRequest(name="docs", dimensions=4, index_json='{"m": 32}'))
+    assert (asked.index.m, asked.index.target_recall) == (32, 0.99)
+    assert _create_body(pb.CreateDatasetRequest(name="docs", dimensions=4)).index.m == 16
+    with pytest.raises(ValidationError) as refused:
+        _create_body(pb.CreateDatasetRequest(name="docs", dimensions=4, index_json='{"target_recall": 1.5}'))
+    assert [error["loc"] for error in refused.value.errors()] == [("index", "target_recall")]

@@ -23,7 +23,7 @@ class Accepted(_message.Message):
     def __init__(self, operation_id: _Optional[str] = ..., consistency_token: _Optional[str] = ..., status: _Optional[str] = ..., reason: _Optional[str] = ..., rejection: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreateDatasetRequest(_message.Message):
-    __slots__ = ("name", "dimensions", "metric", "metadata_schema", "text_field", "embedder_json", "text_analysis_json", "wait")
+    __slots__ = ("name", "dimensions", "metric", "metadata_schema", "text_field", "embedder_json", "text_analysis_json", "wait", "index_json")
     class MetadataSchemaEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -39,6 +39,7 @@ class CreateDatasetRequest(_message.Message):
     EMBEDDER_JSON_FIELD_NUMBER: _ClassVar[int]
     TEXT_ANALYSIS_JSON_FIELD_NUMBER: _ClassVar[int]
     WAIT_FIELD_NUMBER: _ClassVar[int]
+    INDEX_JSON_FIELD_NUMBER: _ClassVar[int]
     name: str
     dimensions: int
     metric: str
@@ -47,7 +48,8 @@ class CreateDatasetRequest(_message.Message):
     embedder_json: str
     text_analysis_json: str
     wait: bool
-    def __init__(self, name: _Optional[str] = ..., dimensions: _Optional[int] = ..., metric: _Optional[str] = ..., metadata_schema: _Optional[_Mapping[str, str]] = ..., text_field: _Optional[str] = ..., embedder_json: _Optional[str] = ..., text_analysis_json: _Optional[str] = ..., wait: _Optional[bool] = ...) -> None: ...
+    index_json: str
+    def __init__(self, name: _Optional[str] = ..., dimensions: _Optional[int] = ..., metric: _Optional[str] = ..., metadata_schema: _Optional[_Mapping[str, str]] = ..., text_field: _Optional[str] = ..., embedder_json: _Optional[str] = ..., text_analysis_json: _Optional[str] = ..., wait: _Optional[bool] = ..., index_json: _Optional[str] = ...) -> None: ...
 
 class DatasetRef(_message.Message):
     __slots__ = ("dataset", "wait")
