@@ -8,7 +8,7 @@ from typing import Annotated, Any, cast
 from fastapi import Depends, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from command_api.operations import Keyed, NotPublished
+from command_api.operations import MAX_IDEMPOTENCY_KEY, Keyed, NotPublished
 from command_api.writes import Writer
 from events import RejectionCause
 from schemas.datasets import Accepted
@@ -72,7 +72,7 @@ async def get_writer(
         str | None,
         Header(
             min_length=1,
-            max_length=256,
+            max_length=MAX_IDEMPOTENCY_KEY,
             description="A retry with the same key and body gets the first answer; nothing is published again",
         ),
     ] = None,
@@ -108,10 +108,6 @@ def replayed_answer(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(answer.model_dump(mode="json"), status_code=http_status(answer))
 
 
-# Kafka is away: by then a replaced producer and the backed-off reconnects have had time to find it again.
-RETRY_AFTER_S = 5
-
-
 def not_published_answer(_request: Request, exc: Exception) -> JSONResponse:
     """503 with Retry-After. The operation id and its status tell the client what became of the request: with
     "unconfirmed" it may still be applied (see GET /operations/{id}); a retry with the same Idempotency-Key
@@ -120,10 +116,10 @@ def not_published_answer(_request: Request, exc: Exception) -> JSONResponse:
     code = status.HTTP_503_SERVICE_UNAVAILABLE
     return JSONResponse(
         {
-            "detail": [problem(code, f"the command could not be published, retry later ({failure.reason})")],
+            "detail": [problem(code, failure.message)],
             "operation_id": failure.operation_id if failure.status is not None else None,
             "status": failure.status,
         },
         status_code=code,
-        headers={"Retry-After": str(RETRY_AFTER_S)},
+        headers={"Retry-After": str(failure.retry_after_s)},
     )

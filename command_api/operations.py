@@ -32,9 +32,20 @@ class NotPublished(Exception):
     """Publishing failed. `status` is what the operation's row now says: "unconfirmed" when the command may still
     arrive, None when nothing was sent (the row is gone, a retry starts over)."""
 
+    # Kafka is away: by then a replaced producer and the backed-off reconnects have had time to find it again.
+    retry_after_s = 5
+
     def __init__(self, operation_id: str, status: str | None, failure: PublishFailed) -> None:
         super().__init__(failure.reason)
         self.operation_id, self.status, self.reason = operation_id, status, failure.reason
+
+    @property
+    def message(self) -> str:
+        return f"the command could not be published, retry later ({self.reason})"
+
+
+# As long as the operations table's column (tributary/db/models.py) keeps.
+MAX_IDEMPOTENCY_KEY = 256
 
 
 @dataclass(frozen=True)

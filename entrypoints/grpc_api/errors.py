@@ -78,10 +78,10 @@ def failure_status(exc: Exception, renamed: Mapping[str, str]) -> grpc.Status | 
     if isinstance(exc, Unavailable):
         return _status(grpc.StatusCode.UNAVAILABLE, str(exc), _retry_info(exc.retry_after_s))
     if isinstance(exc, NotPublished):
-        reason = f"the command could not be published, retry later ({exc.reason})"
+        reason = exc.message
         if exc.status is not None:
             reason += f"; operation {exc.operation_id} is {exc.status}"
-        return _status(grpc.StatusCode.UNAVAILABLE, reason, _retry_info(5))
+        return _status(grpc.StatusCode.UNAVAILABLE, reason, _retry_info(exc.retry_after_s))
     return None
 
 

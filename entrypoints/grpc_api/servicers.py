@@ -16,19 +16,20 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Literal, TypeAlias, TypeVar, cast
+from typing import Any, Literal, TypeAlias, TypeVar, cast, get_args
 
 import grpc
 import numpy as np
 from google.protobuf.message import Message
 from pydantic import BaseModel, ValidationError
 
-from command_api.operations import Keyed
+from command_api.operations import MAX_IDEMPOTENCY_KEY, Keyed
 from command_api.writes import Writer
 from entrypoints.grpc_api.errors import abort, failure_status
 from entrypoints.grpc_api.v1 import tributary_pb2 as pb
 from entrypoints.grpc_api.v1 import tributary_pb2_grpc as pb_grpc
 from query_api import catalog
+from query_api.consistency import ConsistencyLevel
 from query_api.reading import Reader, ServedRead
 from query_api.services import ReadServices
 from schemas.datasets import Accepted, CreateDatasetRequest, DatasetView, OperationView
@@ -114,8 +115,9 @@ class Call:
         keyed = None
         key = self.metadata("idempotency-key")
         if key is not None and request is not None:
-            if not 1 <= len(key) <= 256:
-                raise Invalid([{"loc": ("header", "idempotency-key"), "msg": "must be 1 to 256 characters"}])
+            if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+                reason = f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters"
+                raise Invalid([{"loc": ("header", "idempotency-key"), "msg": reason}])
             digest = hashlib.sha256(f"{self.principal.tenant}\n{type(request).__name__}\n".encode())
             digest.update(request.SerializeToString(deterministic=True))
             keyed = Keyed(key, digest.hexdigest())
@@ -448,9 +450,10 @@ def _query(query: pb.Query) -> dict[str, Any]:
 
 async def _served(reader: Reader, dataset: str, consistency: pb.Consistency) -> ServedRead:
     level = consistency.level or "bounded"
-    if level not in ("eventual", "bounded", "session", "strong"):
-        raise Invalid([{"loc": ("consistency", "level"), "msg": "eventual, bounded, session or strong"}])
-    return await reader.served(dataset, cast(Any, level), consistency.token or None)
+    if level not in get_args(ConsistencyLevel):
+        levels = ", ".join(get_args(ConsistencyLevel))
+        raise Invalid([{"loc": ("consistency", "level"), "msg": f"one of {levels}"}])
+    return await reader.served(dataset, cast(ConsistencyLevel, level), consistency.token or None)
 
 
 def _state(read: ServedRead) -> pb.ReadState:
