@@ -42,6 +42,7 @@ from events import (
     UpsertVectorsPayload,
     parse_embedder_config,
 )
+from events.commands import DatasetDefinition
 from schemas.datasets import Accepted, CreateDatasetRequest
 from schemas.snapshots import CreateSnapshotRequest
 from schemas.vectors import OUTSIDE_FLOAT32, DeleteVectorsRequest, MetadataPatch, VectorRecord
@@ -85,13 +86,7 @@ class Writer:
         if await self.session.get(DatasetRow, (self.tenant, body.name)) is not None:
             raise Conflict(f"dataset {body.name!r} already exists")
         payload = CreateDatasetPayload(
-            dimensions=body.dimensions,
-            metric=body.metric,
-            metadata_schema=body.metadata_schema,
-            text_field=body.text_field,
-            embedder=body.embedder,
-            text_analysis=body.text_analysis,
-            index=body.index,
+            **{field: getattr(body, field) for field in DatasetDefinition.model_fields}
         )
         return await self._submit(CreateDataset(tenant=self.tenant, dataset=body.name, payload=payload))
 

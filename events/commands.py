@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -25,6 +26,15 @@ Metric = Literal["cosine", "dot", "l2"]
 FieldType = Literal["string", "integer", "number", "boolean", "string_list"]
 VectorId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 FieldName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.]{0,127}$")]
+
+
+def _integral_float(value: Any) -> Any:
+    # JSON has one number type: 10.0 is the integer 10 (JSON Schema agrees), "10" is not.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# An integer a strict request model (schemas.requests.RequestModel) also takes as 10.0.
+Integer = Annotated[int, BeforeValidator(_integral_float)]
 
 MAX_DIMENSIONS = 65_536
 MAX_METADATA_DEPTH = 32
@@ -140,8 +150,11 @@ class IndexConfig(Payload):
     )
 
 
-class CreateDatasetPayload(Payload):
-    dimensions: int = Field(ge=1, le=MAX_DIMENSIONS)
+class DatasetDefinition(BaseModel):
+    """What a dataset is made of: the command's payload (CreateDatasetPayload) and the HTTP request
+    (schemas.datasets.CreateDatasetRequest, which adds the name) both."""
+
+    dimensions: Integer = Field(ge=1, le=MAX_DIMENSIONS)
     metric: Metric = "cosine"
     metadata_schema: dict[FieldName, FieldType] = Field(
         default_factory=dict, description="Typed metadata fields that filters may use"
@@ -150,17 +163,27 @@ class CreateDatasetPayload(Payload):
         default=None, description="Metadata field indexed for full-text search"
     )
     embedder: EmbedderConfig | None = Field(
-        default=None, description="Embeds the text of records sent without a vector; none: vectors required"
+        default=None,
+        description='Embeds the text of records sent without a vector, e.g. {"kind": "local", "model": '
+        '"all-minilm-l6-v2"} (384 dimensions) or {"kind": "openai", "model": ..., "endpoint": <a name in '
+        "TRIBUTARY_EMBEDDING_ENDPOINTS>}; none: vectors are required",
     )
     # Absent from the commands of datasets created before it was configurable: they keep their plain words.
+    # A new dataset's default is the request's (DEFAULT_ANALYSIS).
     text_analysis: TextAnalysis = Field(
-        default=PLAIN_WORDS, description="How BM25 and $match analyse texts (events/analysis.py)"
+        default=PLAIN_WORDS,
+        description="How full-text search and $match analyse texts: tokenizer, language (Snowball stemming), "
+        "stop_words, unicode_folding, ascii_folding",
     )
     # Absent from the commands of datasets created before it was configurable: they keep today's graph.
     index: IndexConfig = Field(
-        default_factory=IndexConfig, description="The HNSW index and its target recall"
+        default_factory=IndexConfig,
+        description="The HNSW index: m, ef_construction, and the target_recall (recall@10 against exact search) "
+        "that each replica tunes its search breadth to reach",
     )
 
+
+class CreateDatasetPayload(Payload, DatasetDefinition):
     @model_validator(mode="after")
     def _embedder_fits(self) -> CreateDatasetPayload:
         if self.embedder is not None and (reason := embedder_mismatch(self.embedder, self.dimensions)):
@@ -194,18 +217,41 @@ class UpsertVectorsPayload(Payload):
         return self
 
 
-class DeleteVectorsPayload(Payload):
-    ids: list[VectorId] | None = None
+class VectorSelection(BaseModel):
+    """The vectors a delete removes: the command's payload (DeleteVectorsPayload) and the HTTP request
+    (schemas.vectors.DeleteVectorsRequest, which bounds the ids a request may list) both."""
+
+    # The rule of `_one_selector`, in the documents too.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["ids"], "properties": {"ids": {"type": "array"}, "filter": {"type": "null"}}},
+                {
+                    "required": ["filter"],
+                    "properties": {"filter": {"type": "object", "minProperties": 1}, "ids": {"type": "null"}},
+                },
+            ]
+        }
+    )
+
+    ids: list[VectorId] | None = Field(default=None, min_length=1)
     filter: FilterDict | None = Field(
         default=None,
         description="Delete every vector whose metadata matches (the query API's filter language)",
     )
 
     @model_validator(mode="after")
-    def _one_selector(self) -> DeleteVectorsPayload:
+    def _one_selector(self) -> Self:
         if (self.ids is None) == (self.filter is None):
             raise ValueError("give exactly one of ids and filter")
+        if self.filter == {}:
+            # An empty filter matches every vector: too easy to send by mistake to mean "delete all".
+            raise ValueError("an empty filter would delete every vector; delete the dataset, or give ids")
         return self
+
+
+class DeleteVectorsPayload(Payload, VectorSelection):
+    pass
 
 
 class MetadataChange(BaseModel):

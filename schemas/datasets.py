@@ -8,32 +8,18 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from events.analysis import DEFAULT_ANALYSIS, TextAnalysis
-from events.commands import MAX_DIMENSIONS, EmbedderConfig, FieldName, FieldType, IndexConfig, Metric
+from events.commands import DatasetDefinition, EmbedderConfig, FieldType, Metric
 from events.domain import RejectionCause
 from events.names import Name
-from schemas.requests import Integer, RequestModel
+from schemas.requests import RequestModel
 
 
-class CreateDatasetRequest(RequestModel):
+class CreateDatasetRequest(RequestModel, DatasetDefinition):
     name: Name = Field(description="Lowercase letters, digits, '-' and '_'; at most 63 characters")
-    dimensions: Integer = Field(ge=1, le=MAX_DIMENSIONS)
-    metric: Metric = "cosine"
-    metadata_schema: dict[FieldName, FieldType] = Field(default_factory=dict)
-    text_field: FieldName | None = None
-    embedder: EmbedderConfig | None = Field(
-        default=None,
-        description='Embeds the text of records sent without a vector, e.g. {"kind": "local", "model": '
-        '"all-minilm-l6-v2"} (384 dimensions) or {"kind": "openai", "model": ..., "endpoint": <a name in TRIBUTARY_EMBEDDING_ENDPOINTS>}',
-    )
+    # A new dataset analyses texts the way that measured best (docs/benchmarks.md); the payload's own default
+    # keeps the plain words of datasets created before analysis was configurable.
     text_analysis: TextAnalysis = Field(
-        default=DEFAULT_ANALYSIS,
-        description="How full-text search and $match analyse texts: tokenizer, language (Snowball stemming), "
-        "stop_words, unicode_folding, ascii_folding",
-    )
-    index: IndexConfig = Field(
-        default_factory=IndexConfig,
-        description="The HNSW index: m, ef_construction, and the target_recall (recall@10 against exact search) "
-        "that each replica tunes its search breadth to reach",
+        default=DEFAULT_ANALYSIS, description=DatasetDefinition.model_fields["text_analysis"].description
     )
 
 

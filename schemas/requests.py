@@ -2,17 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-
-from pydantic import BaseModel, BeforeValidator, ConfigDict
-
-
-def _integral_float(value: Any) -> Any:
-    # JSON has one number type: 10.0 is the integer 10 (JSON Schema agrees), "10" is not.
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
-Integer = Annotated[int, BeforeValidator(_integral_float)]
+from pydantic import BaseModel, ConfigDict
 
 
 class RequestModel(BaseModel):

@@ -6,9 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from events.commands import VectorId
+from events.commands import Integer, VectorId
 from events.filters import FilterDict
-from schemas.requests import Integer, RequestModel
+from schemas.requests import RequestModel
 from schemas.vectors import MAX_RECORDS, FiniteFloat, Float32List, PackedVector
 
 Include = Literal["vector", "metadata", "text"]

@@ -6,8 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from events.commands import Metric
-from schemas.requests import Integer, RequestModel
+from events.commands import Integer, Metric
+from schemas.requests import RequestModel
 
 
 class CreateSnapshotRequest(RequestModel):

@@ -15,11 +15,9 @@ from pydantic import (
     PlainSerializer,
     PlainValidator,
     WithJsonSchema,
-    model_validator,
 )
 
-from events.commands import Metadata, MetadataChange, VectorId
-from events.filters import FilterDict
+from events.commands import Metadata, MetadataChange, VectorId, VectorSelection
 from schemas.requests import RequestModel
 
 MAX_RECORDS = 10_000
@@ -88,31 +86,8 @@ class UpsertVectorsRequest(RequestModel):
     vectors: list[VectorRecord] = Field(min_length=1, max_length=MAX_RECORDS)
 
 
-class DeleteVectorsRequest(RequestModel):
-    # The rule of `_one_selector`, in the document too.
-    model_config = ConfigDict(
-        json_schema_extra={
-            "oneOf": [
-                {"required": ["ids"], "properties": {"ids": {"type": "array"}, "filter": {"type": "null"}}},
-                {
-                    "required": ["filter"],
-                    "properties": {"filter": {"type": "object", "minProperties": 1}, "ids": {"type": "null"}},
-                },
-            ]
-        }
-    )
-
+class DeleteVectorsRequest(RequestModel, VectorSelection):
     ids: list[VectorId] | None = Field(default=None, min_length=1, max_length=MAX_RECORDS)
-    filter: FilterDict | None = Field(default=None, description="Delete every vector whose metadata matches")
-
-    @model_validator(mode="after")
-    def _one_selector(self) -> DeleteVectorsRequest:
-        if (self.ids is None) == (self.filter is None):
-            raise ValueError("give exactly one of ids and filter")
-        if self.filter == {}:
-            # An empty filter matches every vector: too easy to send by mistake to mean "delete all".
-            raise ValueError("an empty filter would delete every vector; delete the dataset, or give ids")
-        return self
 
 
 class MetadataPatch(RequestModel, MetadataChange):
