@@ -7,14 +7,16 @@ import uuid
 
 import numpy as np
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from events import (
     CreateDataset,
     CreateDatasetPayload,
     DatasetCreated,
     DatasetCreatedPayload,
+    DeleteVectorsPayload,
     Topics,
+    UpdateMetadataPayload,
     UpsertVectors,
     UpsertVectorsPayload,
     event_for,
@@ -22,6 +24,8 @@ from events import (
     parse_event,
     partition_key,
 )
+from schemas.datasets import CreateDatasetRequest
+from schemas.vectors import DeleteVectorsRequest, MetadataPatch
 from tributary.bus import ConsistencyToken
 
 
@@ -107,3 +111,31 @@ def test_consistency_token_round_trip() -> None:
     assert ConsistencyToken.parse(str(token)) == token
     with pytest.raises(ValueError, match="partition"):
         ConsistencyToken.parse(str(uuid.uuid4()))
+
+
+@pytest.mark.parametrize(
+    ("request_model", "payload"),
+    [
+        (CreateDatasetRequest, CreateDatasetPayload),
+        (DeleteVectorsRequest, DeleteVectorsPayload),
+        (MetadataPatch, UpdateMetadataPayload),
+    ],
+)
+def test_a_request_that_mirrors_a_payload_states_no_field_of_its_own_twice(
+    request_model: type[BaseModel], payload: type[BaseModel]
+) -> None:
+    shared = next(
+        base for base in payload.__mro__[1:] if base in request_model.__mro__ and base is not BaseModel
+    )
+    assert shared.model_fields, f"{request_model.__name__} and {payload.__name__} share no field base"
+    for field, info in shared.model_fields.items():
+        assert payload.model_fields[field].annotation == info.annotation
+        # The request may narrow a field (a default, a bound per request) but keeps its type.
+        assert request_model.model_fields[field].annotation == info.annotation
+
+
+def test_a_delete_command_with_an_empty_filter_is_refused_as_the_request_is() -> None:
+    with pytest.raises(ValidationError, match="would delete every vector"):
+        DeleteVectorsPayload(filter={})
+    with pytest.raises(ValidationError, match="would delete every vector"):
+        DeleteVectorsRequest.model_validate({"filter": {}})
