@@ -41,6 +41,9 @@ Float32List = Annotated[list[FiniteFloat], AfterValidator(_fits_float32)]
 
 
 def _unpack_vector(value: Any) -> npt.NDArray[np.float32]:
+    if isinstance(value, np.ndarray) and value.dtype == np.float32 and value.ndim == 1:
+        # Unpacked already by a transport that carries bytes (gRPC), and found finite there.
+        return value
     if not isinstance(value, str):
         raise ValueError("a packed vector is a base64 string")
     try:

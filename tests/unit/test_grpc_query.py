@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from entrypoints.grpc_api.servicers import _create_body, _query, _validated
+from entrypoints.grpc_api.servicers import _create_body, _query, _upsert_body, _validated
 from entrypoints.grpc_api.v1 import tributary_pb2 as pb
 from schemas.search import SearchRequest
 from tributary.failures import Invalid
@@ -36,3 +36,23 @@ def test_a_dataset_created_over_grpc_takes_the_index_settings_of_the_http_body()
     with pytest.raises(ValidationError) as refused:
         _create_body(pb.CreateDatasetRequest(name="docs", dimensions=4, index_json='{"target_recall": 1.5}'))
     assert [error["loc"] for error in refused.value.errors()] == [("index", "target_recall")]
+
+
+def test_streamed_vectors_decoded_in_bulk_are_the_records_own_and_bad_ones_are_named() -> None:
+    rows = np.arange(12, dtype="<f4").reshape(4, 3)
+    records = [pb.Record(id=f"r{i}", vector=row.tobytes()) for i, row in enumerate(rows)]
+    body = _upsert_body(records)
+    assert [record.id for record in body.vectors] == ["r0", "r1", "r2", "r3"]
+    np.testing.assert_array_equal(np.stack([record.vector for record in body.vectors]), rows)  # type: ignore[arg-type]
+
+    # A NaN among vectors of one width, and a width that is not whole floats: each refused at its record.
+    poisoned = rows.copy()
+    poisoned[2, 1] = np.nan
+    for bad, index, reason in (
+        ([pb.Record(vector=row.tobytes()) for row in poisoned], 2, "NaN or infinite"),
+        ([pb.Record(vector=VECTOR), pb.Record(vector=b"\x00" * 5)], 1, "multiple of 4"),
+    ):
+        with pytest.raises(ValidationError) as refused:
+            _upsert_body(bad)
+        assert {error["loc"][:2] for error in refused.value.errors()} == {("vectors", index)}
+        assert reason in str(refused.value)
