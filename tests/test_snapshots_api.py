@@ -5,6 +5,7 @@ with its reason and changes nothing; another tenant sees none of it."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 from collections.abc import AsyncIterator
@@ -18,11 +19,14 @@ import pytest
 from pydantic import SecretStr
 
 from entrypoints.http_app import create_app
-from tests.helpers import serving
+from tests.helpers import eventually, serving
 from tests.kafka_tools import workers
 from tests.services import S3Service
+from tests.write_stream import DIMENSIONS, stored_rows, stream_writes, until_stored
 from tributary.backup_store import FolderStore, S3Store
 from tributary.settings import Settings
+from tributary.snapshots import tag_of
+from tributary.storage import DatasetStore
 
 DIMS = 8
 STRONG = "?consistency=strong"
@@ -95,6 +99,13 @@ def mode(request: pytest.FixtureRequest, tmp_path: Path, run_id: str) -> tuple[S
         settings: Settings = request.getfixturevalue("embedded_settings")
         settings = settings.model_copy(update={"backup_url": str(tmp_path / "backups")})
         return settings, embedded, FolderStore(tmp_path / "backups")
+    settings, plain = request.getfixturevalue("sealed_on_s3")
+    return settings, distributed, plain
+
+
+@pytest.fixture
+def sealed_on_s3(request: pytest.FixtureRequest, run_id: str) -> tuple[Settings, S3Store]:
+    """Distributed settings with the backups on S3Proxy, sealed with AES-256-GCM, and the plain store under them."""
     s3: S3Service = request.getfixturevalue("s3_service")
     monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3.access_key_id)
@@ -108,7 +119,7 @@ def mode(request: pytest.FixtureRequest, tmp_path: Path, run_id: str) -> tuple[S
             "backup_encryption_key": SecretStr(base64.b64encode(os.urandom(32)).decode()),
         }
     )
-    return settings, distributed, S3Store(s3.bucket, f"{run_id}/backups", s3.endpoint, "us-east-1")
+    return settings, S3Store(s3.bucket, f"{run_id}/backups", s3.endpoint, "us-east-1")
 
 
 async def test_restore_answers_as_at_the_snapshot_and_a_corrupt_one_changes_nothing(
@@ -195,3 +206,57 @@ async def test_restore_answers_as_at_the_snapshot_and_a_corrupt_one_changes_noth
         assert (await reads.get("/api/v1/datasets/docs/snapshots")).json()["snapshots"] == []
         gone = await commands.post(f"/api/v1/datasets/docs/snapshots/{snapshot_id}/restore")
         assert gone.status_code == 404
+
+
+async def test_a_snapshot_taken_while_100k_vectors_stream_in_restores_as_the_dataset_was_then(
+    sealed_on_s3: tuple[Settings, S3Store],
+) -> None:
+    """Through Kafka, with the backups on S3 and sealed: a snapshot lands in the middle of a stream of 100,000
+    vectors (upserts, overwrites, deletes); restored into a new dataset it holds exactly the original's ids,
+    vectors and metadata at the snapshot's version and answers its exact searches, while the original keeps
+    every write acknowledged after it."""
+    settings, _ = sealed_on_s3
+    async with distributed(settings) as (commands, reads):
+        await write(commands, "/api/v1/datasets", {"name": "big", "dimensions": DIMENSIONS})
+        stream = asyncio.ensure_future(stream_writes(commands, "big", requests=110, batch=1000, seed=1))
+
+        async def halfway() -> bool | None:
+            answer = await reads.post("/api/v1/datasets/big/count", json={})
+            return True if answer.status_code == 200 and answer.json()["count"] >= 40_000 else None
+
+        await eventually(halfway, timeout=600, every=0.5)
+        snapshot_id = (await write(commands, "/api/v1/datasets/big/snapshots", {}))["operation_id"]
+        assert not stream.done(), "the stream ended before the snapshot: it must fall in the middle"
+        expected = await stream
+        assert expected.written >= 100_000
+        await until_stored(settings, "big", expected, timeout=300)
+
+        await write(commands, f"/api/v1/datasets/big/snapshots/{snapshot_id}/restore?target=copy")
+        held = (await reads.get(f"/api/v1/datasets/big/snapshots/{snapshot_id}")).json()["vector_count"]
+        assert 40_000 <= held < len(expected.rows)
+        then = DatasetStore(settings.resolved_storage_root).rows_at(
+            "default", "big", tag_of(snapshot_id), 0, held
+        )
+        ids, vectors, metadata = stored_rows(settings, "copy")
+        assert len(ids) == len(set(ids)) == held
+        original = {
+            i: (v.tobytes(), m) for i, v, m in zip(then.ids, then.vectors, then.metadata, strict=True)
+        }
+        copied = {i: (v.tobytes(), str(m)) for i, v, m in zip(ids, vectors, metadata, strict=True)}
+        assert copied == original
+
+        unit = then.vectors / np.linalg.norm(then.vectors, axis=1, keepdims=True)
+        for query in np.random.default_rng(2).normal(size=(5, DIMENSIONS)).astype(np.float32):
+            exact = np.argsort(-(unit @ (query / np.linalg.norm(query))))[:10]
+            body = {"vector": query.tolist(), "k": 10, "exact": True}
+
+            async def searched() -> httpx.Response | None:
+                # The replica loads the restored 100,000 rows: a strong read may time out (504) meanwhile.
+                answer = await reads.post(f"/api/v1/datasets/copy/search{STRONG}", json=body)  # noqa: B023
+                return None if answer.status_code == 504 else answer
+
+            answer = await eventually(searched, timeout=300, every=0.5)
+            assert answer.status_code == 200, answer.text
+            assert [r["id"] for r in answer.json()["results"]] == [then.ids[row] for row in exact]
+        assert await count(reads, "copy") == held
+        assert await count(reads, "big") == len(expected.rows)
