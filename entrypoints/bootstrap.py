@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from command_api.retention import purge_periodically
+from command_api.schedules import run_schedules
 from entrypoints.asyncapi import asyncapi_document
 from entrypoints.embedded_bus import EmbeddedBus
 from events import Topics
@@ -109,6 +110,8 @@ async def start_services(settings: Settings, role: ApiRole, stack: AsyncExitStac
         readiness.required["events"] = follower.ready
         read_side = projections, follower
         _index_in_background(stack, projections)
+    if publisher is not None:
+        _in_background(stack, run_schedules(sessions, publisher, embedders, settings))
     redis = None
     if settings.redis_url:
         redis = Redis.from_url(

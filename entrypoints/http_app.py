@@ -53,6 +53,7 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
         app.include_router(command_vectors.router)
         app.include_router(command_keys.router)
         app.include_router(command_snapshots.router)
+        app.include_router(command_snapshots.schedules)
     if role in ("embedded", "query-api"):
         app.include_router(catalog.router)
         app.include_router(search.router)

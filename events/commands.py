@@ -271,16 +271,21 @@ SnapshotId = Annotated[
 ]
 
 
-class CreateSnapshotPayload(Payload):
-    """Snapshot the dataset as the commands before this one left it; then apply the retention, if given, to
-    the dataset's snapshots (the new one is always kept)."""
+class Retention(BaseModel):
+    """Which of a dataset's snapshots to keep after taking one: the command's payload (CreateSnapshotPayload),
+    the HTTP request and a dataset's snapshot schedule (schemas/snapshots.py) all."""
 
-    keep_last: int | None = Field(
-        default=None, ge=1, le=10_000, description="Keep at most this many snapshots"
+    keep_last: Integer | None = Field(
+        default=None, ge=1, le=10_000, description="Then keep at most this many snapshots of the dataset"
     )
     max_age_days: float | None = Field(
-        default=None, gt=0, le=36_500, description="Delete snapshots older than this many days"
+        default=None, gt=0, le=36_500, description="Then delete the dataset's snapshots older than this"
     )
+
+
+class CreateSnapshotPayload(Payload, Retention):
+    """Snapshot the dataset as the commands before this one left it; then apply the retention, if given, to
+    the dataset's snapshots (the new one is always kept)."""
 
 
 class DeleteSnapshotPayload(Payload):

@@ -6,17 +6,32 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from events.commands import Integer, Metric
+from events.commands import Metric, Retention
 from schemas.requests import RequestModel
 
 
-class CreateSnapshotRequest(RequestModel):
-    keep_last: Integer | None = Field(
-        default=None, ge=1, le=10_000, description="Then keep at most this many snapshots of the dataset"
+class CreateSnapshotRequest(RequestModel, Retention):
+    pass
+
+
+# A snapshot copies the whole dataset: more often than this would do little but copy.
+MIN_SCHEDULE_EVERY_S = 1.0
+
+
+class SnapshotSchedule(RequestModel, Retention):
+    """A dataset's snapshots taken every `every_s`, each through the command log like a requested one, with the
+    retention applied after each."""
+
+    every_s: float = Field(
+        ge=MIN_SCHEDULE_EVERY_S, le=366 * 86_400, description="Seconds between two scheduled snapshots"
     )
-    max_age_days: float | None = Field(
-        default=None, gt=0, le=36_500, description="Then delete the dataset's snapshots older than this"
-    )
+
+
+class SnapshotScheduleView(SnapshotSchedule):
+    model_config = ConfigDict(from_attributes=True)
+
+    dataset: str
+    next_at: datetime = Field(description="When the next scheduled snapshot is taken")
 
 
 class SnapshotView(BaseModel):

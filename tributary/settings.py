@@ -180,6 +180,12 @@ class Settings(BaseSettings):
         description="How long an operation's status, and the Idempotency-Key that made it, are kept after its last "
         "change; a request with that key afterwards is not matched to the first answer",
     )
+    snapshot_schedule_poll_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="How often the command API looks for datasets whose scheduled snapshot is due (a snapshot is "
+        "taken at most this late)",
+    )
     embedding_endpoints: dict[Name, EmbeddingEndpoint] = Field(
         default_factory=dict,
         description="The OpenAI-compatible embedding endpoints a dataset may name, by name, each with its URL and "

@@ -3,17 +3,20 @@ builds and submits the commands; the applier does the work in command order, wor
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from command_api.deps import WRITE_RESPONSES, WriterDep, answer_retries_first, status_of
+from command_api.schedules import delete_schedule, set_schedule
 from events import SnapshotId
 from events.names import Name
 from schemas.datasets import Accepted
-from schemas.snapshots import CreateSnapshotRequest
+from schemas.snapshots import CreateSnapshotRequest, SnapshotSchedule, SnapshotScheduleView
 from tributary.auth.gate import check_dataset
-from tributary.deps import CurrentPrincipal, WritableDataset, allowed, scope_check
+from tributary.deps import CurrentPrincipal, SessionDep, TenantDep, WritableDataset, allowed, scope_check
+from tributary.errors import AUTHENTICATED, responses
 from tributary.json_route import JSONRoute
 
 router = APIRouter(
@@ -73,3 +76,28 @@ async def restore_snapshot(
     writer: WriterDep,
 ) -> Accepted:
     return status_of(await writer.restore_snapshot(dataset, snapshot_id, target), response)
+
+
+# A schedule is the dataset's configuration, kept in SQL (command_api/schedules.py), not a command: its
+# answers are the schedule itself.
+schedules = APIRouter(
+    prefix="/api/v1/datasets",
+    tags=["snapshots"],
+    dependencies=[Depends(allowed("write"))],
+    route_class=JSONRoute,
+    responses=AUTHENTICATED | responses(404, 413),
+)
+
+
+@schedules.put("/{dataset}/snapshot-schedule", response_model=SnapshotScheduleView)
+async def set_snapshot_schedule(
+    dataset: WritableDataset, body: SnapshotSchedule, session: SessionDep, tenant: TenantDep
+) -> SnapshotScheduleView:
+    """Take the dataset's snapshots every `every_s` seconds (the first `every_s` from now), each through the
+    command log as a requested one, with the retention applied after each."""
+    return await set_schedule(session, tenant, dataset, body, datetime.now(UTC))
+
+
+@schedules.delete("/{dataset}/snapshot-schedule", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_snapshot_schedule(dataset: WritableDataset, session: SessionDep, tenant: TenantDep) -> None:
+    await delete_schedule(session, tenant, dataset)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path
 
 from events import SnapshotId
 from query_api import snapshots
-from schemas.snapshots import SnapshotList, SnapshotView
+from schemas.snapshots import SnapshotList, SnapshotScheduleView, SnapshotView
 from tributary.deps import ReadableDataset, SessionDep, SettingsDep, TenantDep, allowed
 from tributary.errors import AUTHENTICATED, responses
 
@@ -25,6 +25,13 @@ async def list_snapshots(
     dataset: ReadableDataset, settings: SettingsDep, session: SessionDep, tenant: TenantDep
 ) -> SnapshotList:
     return SnapshotList(snapshots=await snapshots.list_snapshots(settings, session, tenant, dataset))
+
+
+@router.get("/{dataset}/snapshot-schedule", response_model=SnapshotScheduleView, responses=responses(404))
+async def get_snapshot_schedule(
+    dataset: ReadableDataset, session: SessionDep, tenant: TenantDep
+) -> SnapshotScheduleView:
+    return await snapshots.get_schedule(session, tenant, dataset)
 
 
 @router.get("/{dataset}/snapshots/{snapshot_id}", response_model=SnapshotView, responses=responses(404, 409))

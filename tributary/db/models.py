@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Index, Integer, String, Text, func
+from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Float, Index, Integer, String, Text, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -149,3 +149,18 @@ class AuditRow(Base):
     outcome: Mapped[int] = mapped_column(Integer)
     # How many requests the record stands for: anonymous refusals are counted, not recorded one by one.
     count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+
+class SnapshotScheduleRow(Base):
+    """A dataset's snapshot schedule (command_api/schedules.py): every `every_s`, then the retention."""
+
+    __tablename__ = "snapshot_schedules"
+
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dataset: Mapped[str] = mapped_column(String(64), primary_key=True)
+    every_s: Mapped[float] = mapped_column(Float)
+    keep_last: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_age_days: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Moved on by whoever takes the snapshot due at it, in the same statement that checks it is still due: of
+    # several command-API replicas, one takes each.
+    next_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
