@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -233,12 +234,17 @@ async def test_grpc_end_to_end_through_kafka(distributed_settings: Settings) -> 
             "Search.SearchBatch": pb.SearchBatchRequest(dataset="docs", queries=[pb.Query(vector=one)]),
             "Operations.Get": pb.OperationRef(operation_id=created.operation_id),
             "Operations.Wait": pb.OperationRef(operation_id=created.operation_id, timeout_s=0),
+            "Snapshots.Create": pb.CreateSnapshotRequest(dataset="docs"),
+            "Snapshots.List": pb.DatasetRef(dataset="docs"),
+            "Snapshots.Get": pb.SnapshotRef(dataset="docs", snapshot_id=created.operation_id),
+            "Snapshots.Delete": pb.SnapshotRef(dataset="docs", snapshot_id=created.operation_id),
+            "Snapshots.Restore": pb.RestoreSnapshotRequest(dataset="docs", snapshot_id=created.operation_id),
         }
         servicers = {servicer.__name__: servicer for servicer in SERVICERS}
         for service, method in METHODS:
             channel = (
                 writes
-                if method.name in ("Create", "Delete", "Upsert", "UpsertStream", "UpdateMetadata")
+                if method.name in ("Create", "Delete", "Upsert", "UpsertStream", "UpdateMetadata", "Restore")
                 else reads
             )
             request = getattr(pb, method.input_type.name)()
@@ -330,3 +336,72 @@ async def test_rate_limits_idempotency_and_outages_over_grpc(
         assert away.value.code() == grpc.StatusCode.UNAVAILABLE
         assert "Redis" in (away.value.details() or "")
         assert isinstance(details(away.value)[0], error_details_pb2.RetryInfo)
+
+
+async def test_snapshots_over_grpc(embedded_settings: Settings, tmp_path: Path) -> None:
+    """Taken, listed, read, restored into a new dataset and deleted, as over HTTP; bad ids and names refused."""
+    port = free_port()
+    settings = embedded_settings.model_copy(
+        update={"grpc_port": port, "backup_url": str(tmp_path / "backups")}
+    )
+    async with serving(create_app(settings)), grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        admin = auth(ADMIN_KEY)
+        datasets, vectors = pb_grpc.DatasetsStub(channel), pb_grpc.VectorsStub(channel)
+        snapshots = pb_grpc.SnapshotsStub(channel)
+        await datasets.Create(pb.CreateDatasetRequest(name="docs", dimensions=2, wait=True), metadata=admin)
+        rows = packed(np.random.default_rng(3).standard_normal((100, 2)).astype(np.float32))
+        records = [pb.Record(id=f"v{i}", vector=row) for i, row in enumerate(rows)]
+        await vectors.Upsert(pb.UpsertRequest(dataset="docs", records=records, wait=True), metadata=admin)
+
+        taken = await snapshots.Create(
+            pb.CreateSnapshotRequest(dataset="docs", keep_last=3, wait=True), metadata=admin
+        )
+        assert taken.status == "applied"
+        listed = await snapshots.List(pb.DatasetRef(dataset="docs"), metadata=admin)
+        assert [(s.snapshot_id, s.vector_count, s.dimensions) for s in listed.snapshots] == [
+            (taken.operation_id, 100, 2)
+        ]
+        one = await snapshots.Get(
+            pb.SnapshotRef(dataset="docs", snapshot_id=taken.operation_id), metadata=admin
+        )
+        assert one.metric == "cosine" and not one.encrypted
+
+        await vectors.Upsert(
+            pb.UpsertRequest(dataset="docs", records=[pb.Record(id="late", vector=rows[0])], wait=True),
+            metadata=admin,
+        )
+        restored = await snapshots.Restore(
+            pb.RestoreSnapshotRequest(
+                dataset="docs", snapshot_id=taken.operation_id, target="copy", wait=True
+            ),
+            metadata=admin,
+        )
+        assert restored.status == "applied"
+        assert (await datasets.Get(pb.DatasetRef(dataset="copy"), metadata=admin)).vector_count == 100
+        assert (await datasets.Get(pb.DatasetRef(dataset="docs"), metadata=admin)).vector_count == 101
+
+        for call, field in (
+            (
+                snapshots.Get(pb.SnapshotRef(dataset="docs", snapshot_id="nope"), metadata=admin),
+                "snapshot_id",
+            ),
+            (
+                snapshots.Restore(
+                    pb.RestoreSnapshotRequest(
+                        dataset="docs", snapshot_id=taken.operation_id, target="Bad Name"
+                    ),
+                    metadata=admin,
+                ),
+                "target",
+            ),
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await call
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert [v.field for v in details(refused.value)[0].field_violations] == [field]
+
+        deleted = await snapshots.Delete(
+            pb.SnapshotRef(dataset="docs", snapshot_id=taken.operation_id, wait=True), metadata=admin
+        )
+        assert deleted.status == "applied"
+        assert list((await snapshots.List(pb.DatasetRef(dataset="docs"), metadata=admin)).snapshots) == []

@@ -22,19 +22,22 @@ import grpc
 import numpy as np
 import numpy.typing as npt
 from google.protobuf.message import Message
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from command_api.operations import MAX_IDEMPOTENCY_KEY, Keyed
 from command_api.writes import Writer
 from entrypoints.grpc_api.errors import abort, failure_status
 from entrypoints.grpc_api.v1 import tributary_pb2 as pb
 from entrypoints.grpc_api.v1 import tributary_pb2_grpc as pb_grpc
-from query_api import catalog
+from events import SnapshotId
+from events.names import Name
+from query_api import catalog, snapshots
 from query_api.consistency import ConsistencyLevel
 from query_api.reading import Reader, ServedRead
 from query_api.services import ReadServices
 from schemas.datasets import Accepted, CreateDatasetRequest, DatasetView, OperationView
 from schemas.search import GetVectorsRequest, SearchRequest
+from schemas.snapshots import CreateSnapshotRequest, SnapshotView
 from schemas.vectors import DeleteVectorsRequest, MetadataPatch, UpsertVectorsRequest
 from tributary import audit, logs
 from tributary.auth.authenticate import authenticate
@@ -328,12 +331,58 @@ class Operations(Base, pb_grpc.OperationsServicer):
         return _operation(view)
 
 
-SERVICERS = (Datasets, Vectors, Search, Operations)
+class Snapshots(Base, pb_grpc.SnapshotsServicer):
+    @rpc("write", "dataset")
+    async def Create(self, request: pb.CreateSnapshotRequest, call: Call) -> pb.Accepted:
+        body = CreateSnapshotRequest.model_validate(_present(request, "keep_last", "max_age_days"))
+        async with call.writer(request.wait, request) as writer:
+            return _accepted(await writer.replay() or await writer.create_snapshot(request.dataset, body))
+
+    @rpc("read", "dataset")
+    async def List(self, request: pb.DatasetRef, call: Call) -> pb.SnapshotList:
+        async with call.services.sessions() as session:
+            views = await snapshots.list_snapshots(
+                call.services.settings, session, call.principal.tenant, request.dataset
+            )
+        return pb.SnapshotList(snapshots=[_snapshot(view) for view in views])
+
+    @rpc("read", "dataset")
+    async def Get(self, request: pb.SnapshotRef, call: Call) -> pb.Snapshot:
+        snapshot_id = _snapshot_id(request.snapshot_id)
+        view = await snapshots.get_snapshot(
+            call.services.settings, call.principal.tenant, request.dataset, snapshot_id
+        )
+        return _snapshot(view)
+
+    @rpc("write", "dataset")
+    async def Delete(self, request: pb.SnapshotRef, call: Call) -> pb.Accepted:
+        snapshot_id = _snapshot_id(request.snapshot_id)
+        async with call.writer(request.wait, request) as writer:
+            return _accepted(
+                await writer.replay() or await writer.delete_snapshot(request.dataset, snapshot_id)
+            )
+
+    @rpc("write", "dataset")
+    async def Restore(self, request: pb.RestoreSnapshotRequest, call: Call) -> pb.Accepted:
+        snapshot_id = _snapshot_id(request.snapshot_id)
+        # The key must be allowed to write the target too, as over HTTP.
+        target = (
+            call.on_dataset(_validated_name(request.target, "target")) if request.HasField("target") else None
+        )
+        async with call.writer(request.wait, request) as writer:
+            answer = await writer.replay() or await writer.restore_snapshot(
+                request.dataset, snapshot_id, target or request.dataset
+            )
+            return _accepted(answer)
+
+
+SERVICERS = (Datasets, Vectors, Search, Operations, Snapshots)
 ADD_TO_SERVER = {
     Datasets: pb_grpc.add_DatasetsServicer_to_server,
     Vectors: pb_grpc.add_VectorsServicer_to_server,
     Search: pb_grpc.add_SearchServicer_to_server,
     Operations: pb_grpc.add_OperationsServicer_to_server,
+    Snapshots: pb_grpc.add_SnapshotsServicer_to_server,
 }
 
 
@@ -516,6 +565,29 @@ def _dataset(view: DatasetView) -> pb.Dataset:
     if "embedder" in fields:
         fields["embedder_json"] = json.dumps(fields.pop("embedder"))
     return pb.Dataset(**fields)
+
+
+_snapshot_ids: TypeAdapter[str] = TypeAdapter(SnapshotId)
+_names: TypeAdapter[str] = TypeAdapter(Name)
+
+
+def _snapshot_id(value: str) -> str:
+    return _validated_value(_snapshot_ids, value, "snapshot_id")
+
+
+def _validated_name(value: str, field: str) -> str:
+    return _validated_value(_names, value, field)
+
+
+def _validated_value(adapter: TypeAdapter[str], value: str, field: str) -> str:
+    try:
+        return adapter.validate_python(value)
+    except ValidationError as exc:
+        raise Invalid([{"loc": (field,), "msg": error["msg"]} for error in exc.errors()]) from None
+
+
+def _snapshot(view: SnapshotView) -> pb.Snapshot:
+    return pb.Snapshot(**view.model_dump(mode="json"))
 
 
 def _operation(view: OperationView) -> pb.Operation:

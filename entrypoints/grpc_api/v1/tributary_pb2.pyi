@@ -322,3 +322,65 @@ class Operation(_message.Message):
     created_at: str
     updated_at: str
     def __init__(self, id: _Optional[str] = ..., dataset: _Optional[str] = ..., command_type: _Optional[str] = ..., status: _Optional[str] = ..., reason: _Optional[str] = ..., rejection: _Optional[str] = ..., consistency_token: _Optional[str] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ...) -> None: ...
+
+class CreateSnapshotRequest(_message.Message):
+    __slots__ = ("dataset", "keep_last", "max_age_days", "wait")
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    KEEP_LAST_FIELD_NUMBER: _ClassVar[int]
+    MAX_AGE_DAYS_FIELD_NUMBER: _ClassVar[int]
+    WAIT_FIELD_NUMBER: _ClassVar[int]
+    dataset: str
+    keep_last: int
+    max_age_days: float
+    wait: bool
+    def __init__(self, dataset: _Optional[str] = ..., keep_last: _Optional[int] = ..., max_age_days: _Optional[float] = ..., wait: _Optional[bool] = ...) -> None: ...
+
+class SnapshotRef(_message.Message):
+    __slots__ = ("dataset", "snapshot_id", "wait")
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_ID_FIELD_NUMBER: _ClassVar[int]
+    WAIT_FIELD_NUMBER: _ClassVar[int]
+    dataset: str
+    snapshot_id: str
+    wait: bool
+    def __init__(self, dataset: _Optional[str] = ..., snapshot_id: _Optional[str] = ..., wait: _Optional[bool] = ...) -> None: ...
+
+class RestoreSnapshotRequest(_message.Message):
+    __slots__ = ("dataset", "snapshot_id", "target", "wait")
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    WAIT_FIELD_NUMBER: _ClassVar[int]
+    dataset: str
+    snapshot_id: str
+    target: str
+    wait: bool
+    def __init__(self, dataset: _Optional[str] = ..., snapshot_id: _Optional[str] = ..., target: _Optional[str] = ..., wait: _Optional[bool] = ...) -> None: ...
+
+class Snapshot(_message.Message):
+    __slots__ = ("snapshot_id", "dataset", "version", "vector_count", "dimensions", "metric", "created_at", "size_bytes", "encrypted")
+    SNAPSHOT_ID_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_COUNT_FIELD_NUMBER: _ClassVar[int]
+    DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    ENCRYPTED_FIELD_NUMBER: _ClassVar[int]
+    snapshot_id: str
+    dataset: str
+    version: str
+    vector_count: int
+    dimensions: int
+    metric: str
+    created_at: str
+    size_bytes: int
+    encrypted: bool
+    def __init__(self, snapshot_id: _Optional[str] = ..., dataset: _Optional[str] = ..., version: _Optional[str] = ..., vector_count: _Optional[int] = ..., dimensions: _Optional[int] = ..., metric: _Optional[str] = ..., created_at: _Optional[str] = ..., size_bytes: _Optional[int] = ..., encrypted: _Optional[bool] = ...) -> None: ...
+
+class SnapshotList(_message.Message):
+    __slots__ = ("snapshots",)
+    SNAPSHOTS_FIELD_NUMBER: _ClassVar[int]
+    snapshots: _containers.RepeatedCompositeFieldContainer[Snapshot]
+    def __init__(self, snapshots: _Optional[_Iterable[_Union[Snapshot, _Mapping]]] = ...) -> None: ...

@@ -699,3 +699,247 @@ class Operations:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class SnapshotsStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Create = channel.unary_unary(
+                '/tributary.v1.Snapshots/Create',
+                request_serializer=tributary_dot_v1_dot_tributary__pb2.CreateSnapshotRequest.SerializeToString,
+                response_deserializer=tributary_dot_v1_dot_tributary__pb2.Accepted.FromString,
+                _registered_method=True)
+        self.List = channel.unary_unary(
+                '/tributary.v1.Snapshots/List',
+                request_serializer=tributary_dot_v1_dot_tributary__pb2.DatasetRef.SerializeToString,
+                response_deserializer=tributary_dot_v1_dot_tributary__pb2.SnapshotList.FromString,
+                _registered_method=True)
+        self.Get = channel.unary_unary(
+                '/tributary.v1.Snapshots/Get',
+                request_serializer=tributary_dot_v1_dot_tributary__pb2.SnapshotRef.SerializeToString,
+                response_deserializer=tributary_dot_v1_dot_tributary__pb2.Snapshot.FromString,
+                _registered_method=True)
+        self.Delete = channel.unary_unary(
+                '/tributary.v1.Snapshots/Delete',
+                request_serializer=tributary_dot_v1_dot_tributary__pb2.SnapshotRef.SerializeToString,
+                response_deserializer=tributary_dot_v1_dot_tributary__pb2.Accepted.FromString,
+                _registered_method=True)
+        self.Restore = channel.unary_unary(
+                '/tributary.v1.Snapshots/Restore',
+                request_serializer=tributary_dot_v1_dot_tributary__pb2.RestoreSnapshotRequest.SerializeToString,
+                response_deserializer=tributary_dot_v1_dot_tributary__pb2.Accepted.FromString,
+                _registered_method=True)
+
+
+class SnapshotsServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def Create(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def List(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Get(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Delete(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Restore(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_SnapshotsServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Create': grpc.unary_unary_rpc_method_handler(
+                    servicer.Create,
+                    request_deserializer=tributary_dot_v1_dot_tributary__pb2.CreateSnapshotRequest.FromString,
+                    response_serializer=tributary_dot_v1_dot_tributary__pb2.Accepted.SerializeToString,
+            ),
+            'List': grpc.unary_unary_rpc_method_handler(
+                    servicer.List,
+                    request_deserializer=tributary_dot_v1_dot_tributary__pb2.DatasetRef.FromString,
+                    response_serializer=tributary_dot_v1_dot_tributary__pb2.SnapshotList.SerializeToString,
+            ),
+            'Get': grpc.unary_unary_rpc_method_handler(
+                    servicer.Get,
+                    request_deserializer=tributary_dot_v1_dot_tributary__pb2.SnapshotRef.FromString,
+                    response_serializer=tributary_dot_v1_dot_tributary__pb2.Snapshot.SerializeToString,
+            ),
+            'Delete': grpc.unary_unary_rpc_method_handler(
+                    servicer.Delete,
+                    request_deserializer=tributary_dot_v1_dot_tributary__pb2.SnapshotRef.FromString,
+                    response_serializer=tributary_dot_v1_dot_tributary__pb2.Accepted.SerializeToString,
+            ),
+            'Restore': grpc.unary_unary_rpc_method_handler(
+                    servicer.Restore,
+                    request_deserializer=tributary_dot_v1_dot_tributary__pb2.RestoreSnapshotRequest.FromString,
+                    response_serializer=tributary_dot_v1_dot_tributary__pb2.Accepted.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'tributary.v1.Snapshots', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('tributary.v1.Snapshots', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Snapshots:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def Create(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tributary.v1.Snapshots/Create',
+            tributary_dot_v1_dot_tributary__pb2.CreateSnapshotRequest.SerializeToString,
+            tributary_dot_v1_dot_tributary__pb2.Accepted.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def List(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tributary.v1.Snapshots/List',
+            tributary_dot_v1_dot_tributary__pb2.DatasetRef.SerializeToString,
+            tributary_dot_v1_dot_tributary__pb2.SnapshotList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Get(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tributary.v1.Snapshots/Get',
+            tributary_dot_v1_dot_tributary__pb2.SnapshotRef.SerializeToString,
+            tributary_dot_v1_dot_tributary__pb2.Snapshot.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Delete(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tributary.v1.Snapshots/Delete',
+            tributary_dot_v1_dot_tributary__pb2.SnapshotRef.SerializeToString,
+            tributary_dot_v1_dot_tributary__pb2.Accepted.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Restore(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tributary.v1.Snapshots/Restore',
+            tributary_dot_v1_dot_tributary__pb2.RestoreSnapshotRequest.SerializeToString,
+            tributary_dot_v1_dot_tributary__pb2.Accepted.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
