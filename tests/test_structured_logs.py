@@ -110,11 +110,11 @@ async def test_every_role_logs_json_lines_with_the_request_context_and_no_secret
                 metadata=(("authorization", f"Bearer {reader_key}"), ("x-request-id", "grpc-1")),
             )
             await listing
-            assert ("x-request-id", "grpc-1") in tuple(await listing.initial_metadata())
+            assert ("x-request-id", "grpc-1") in tuple(await listing.trailing_metadata())
             with pytest.raises(grpc.aio.AioRpcError) as unauthenticated:
                 await datasets.List(pb.ListDatasetsRequest(), metadata=(("x-request-id", "grpc-2"),))
             assert unauthenticated.value.code() == grpc.StatusCode.UNAUTHENTICATED
-            assert ("x-request-id", "grpc-2") in tuple(unauthenticated.value.initial_metadata())
+            assert ("x-request-id", "grpc-2") in tuple(unauthenticated.value.trailing_metadata())
     finally:
         for process in processes.values():
             process.terminate()

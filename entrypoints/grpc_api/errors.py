@@ -85,8 +85,11 @@ def failure_status(exc: Exception, renamed: Mapping[str, str]) -> grpc.Status | 
     return None
 
 
-async def abort(context: grpc.aio.ServicerContext[Any, Any], status: grpc.Status) -> NoReturn:
-    await context.abort(status.code, status.details, status.trailing_metadata)
+async def abort(
+    context: grpc.aio.ServicerContext[Any, Any], status: grpc.Status, also: tuple[tuple[str, str], ...] = ()
+) -> NoReturn:
+    """End the call with `status`, its details and `also` in the trailing metadata."""
+    await context.abort(status.code, status.details, (*status.trailing_metadata, *also))
     raise AssertionError("abort returns only by raising")
 
 

@@ -158,9 +158,10 @@ def rpc(
             principal: Principal | None = None
             code = grpc.StatusCode.UNKNOWN
             started = time.perf_counter()
-            # The request id in and out (initial metadata, so an error's trailing details do not replace it).
-            request_id = logs.begin_request(dict(context.invocation_metadata() or ()))
-            await context.send_initial_metadata(((logs.REQUEST_ID_HEADER, request_id),))
+            # The request id in and out: in the trailing metadata, which goes with the status (initial metadata of
+            # its own would cost a write of its own: a sixth of a search's CPU, measured with py-spy).
+            echo = ((logs.REQUEST_ID_HEADER, logs.begin_request(dict(context.invocation_metadata() or ()))),)
+            context.set_trailing_metadata(echo)
             try:
                 call = await self.authenticated(context, action)
                 principal = call.principal
@@ -175,13 +176,13 @@ def rpc(
                 return answer
             except _Unimplemented as exc:
                 code = grpc.StatusCode.UNIMPLEMENTED
-                await context.abort(code, str(exc))
+                await context.abort(code, str(exc), echo)
             except Exception as exc:
                 status = failure_status(exc, renamed or {})
                 if status is None:
                     raise
                 code = status.code
-                await abort(context, status)
+                await abort(context, status, echo)
             finally:
                 target = f"/{SERVICE_PACKAGE}.{type(self).__name__}/{method.__name__}"
                 GRPC_REQUESTS.labels(target, code.name).inc()
