@@ -26,7 +26,11 @@ from tributary.metrics import MULTIPROC_DIR_VARIABLE
 from tributary.settings import ApiRole, Role, Settings, WorkerRole
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
     from command_api.dead_letters import DeadLetters
+    from tributary.backup_store import BackupStore
+    from tributary.storage import DatasetStore
 
 T = TypeVar("T")
 
@@ -405,3 +409,72 @@ def refusing(run: Callable[[], Coroutine[Any, Any, T]]) -> T:
     except NotPublished as exc:
         typer.echo(f"tributary: {exc.message}", err=True)
     raise typer.Exit(1)
+
+
+@app.command()
+def backup(
+    destination: Annotated[
+        str,
+        typer.Argument(
+            help="An empty folder, or s3://bucket/prefix (endpoint, region, key: the backup settings)"
+        ),
+    ],
+) -> None:
+    """Back up the whole deployment: every dataset of every tenant at its last commit, and the SQL catalog (keys,
+    operations, audit, datasets, dead letters), checksummed, to be put back by `tributary restore`."""
+    from tributary.disaster_recovery import back_up
+
+    settings = load_settings()
+
+    async def run() -> str:
+        async with deployment_of(settings, destination) as (engine, store, backups):
+            manifest = await back_up(engine, store, backups)
+        return f"backup {manifest.backup_id}: {len(manifest.datasets)} datasets, " + ", ".join(
+            f"{dump.rows} {dump.table}" for dump in manifest.tables
+        )
+
+    typer.echo(refusing(run))
+
+
+@app.command()
+def restore(
+    source: Annotated[str, typer.Argument(help="The folder or s3://bucket/prefix of a `tributary backup`")],
+) -> None:
+    """Put a backup into this (fresh) deployment: every object is checked against its checksum before anything
+    changes, then the datasets are created and the SQL catalog's tables replaced (the schema migrated). Start
+    the deployment after it."""
+    from tributary.disaster_recovery import restore as restore_backup
+
+    settings = load_settings()
+
+    async def run() -> str:
+        async with deployment_of(settings, source) as (engine, store, backups):
+            manifest = await restore_backup(engine, store, backups)
+        return f"restored backup {manifest.backup_id} of {manifest.created_at.isoformat()}: " + (
+            f"{len(manifest.datasets)} datasets"
+        )
+
+    typer.echo(refusing(run))
+
+
+@contextlib.asynccontextmanager
+async def deployment_of(
+    settings: Settings, backup_url: str
+) -> AsyncIterator[tuple[AsyncEngine, DatasetStore, BackupStore]]:
+    """The configured database and dataset storage, and the backup store at `backup_url` (with the settings'
+    S3 endpoint, region and encryption key)."""
+    from tributary.backup_store import open_backup_store
+    from tributary.db.session import engine_for
+    from tributary.storage import DatasetStore
+
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = engine_for(settings)
+    try:
+        yield (
+            engine,
+            DatasetStore(settings.resolved_storage_root),
+            open_backup_store(settings.model_copy(update={"backup_url": backup_url})),
+        )
+    finally:
+        await engine.dispose()
