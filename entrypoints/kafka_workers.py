@@ -15,7 +15,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import TypeAlias, cast
+from typing import TypeAlias, TypeVar, cast
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
@@ -39,6 +39,7 @@ from workers.projector import project_event
 log = logging.getLogger(__name__)
 
 Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
+T = TypeVar("T")
 
 
 def register_applier(
@@ -162,16 +163,8 @@ def register_projector(
     )
     async def on_event(message: KafkaMessage) -> None:
         logs.begin_message()
-        try:
-            event = parse_event(message.body)
-        except ValidationError as exc:
-            # Events come from our own applier; an unreadable one is from a newer schema or a foreign
-            # producer, and must not stop the projection.
-            log.error(
-                "skipping an unreadable event at offset %s: %s",
-                consumer_record(message).offset,
-                logs.without_input(exc),
-            )
+        event = _readable(message, parse_event, "event")
+        if event is None:
             return
         logs.begin_message(event.tenant, event.dataset, event.trace.traceparent)
         await in_transaction(partial(project_event, event))
@@ -187,14 +180,8 @@ def register_projector(
     )
     async def on_dead_letter(message: KafkaMessage) -> None:
         logs.begin_message()
-        try:
-            letter = DeadLetter.model_validate_json(message.body)
-        except ValidationError as exc:
-            log.error(
-                "skipping an unreadable dead letter at offset %s: %s",
-                consumer_record(message).offset,
-                logs.without_input(exc),
-            )
+        letter = _readable(message, DeadLetter.model_validate_json, "dead letter")
+        if letter is None:
             return
         await in_transaction(partial(store_dead_letter, letter, default_tenant=default_tenant))
 
@@ -218,3 +205,18 @@ def register_projector(
                 "projector waiting for the database: %s", "projector: the database answers again"
             )
             return
+
+
+def _readable(message: KafkaMessage, parse: Callable[[bytes], T], what: str) -> T | None:
+    """The message parsed, or None (logged). Events and dead letters come from our own applier; an unreadable
+    one is from a newer schema or a foreign producer, and must not stop the projection."""
+    try:
+        return parse(message.body)
+    except ValidationError as exc:
+        log.error(
+            "skipping an unreadable %s at offset %s: %s",
+            what,
+            consumer_record(message).offset,
+            logs.without_input(exc),
+        )
+        return None

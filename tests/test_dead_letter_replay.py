@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaProducer
 from entrypoints.http_app import create_app
 from events import Topics, UpsertVectors, UpsertVectorsPayload, partition_key
 from tests.helpers import eventually, sample, serving
-from tests.kafka_tools import workers
+from tests.kafka_tools import distributed
 from tests.processes import tributary_env
 from tributary.bus import EncodedCommand
 from tributary.db.models import BusCommandRow
@@ -45,11 +45,7 @@ async def deployment(
         async with serving(app) as client:
             yield client, client, direct_producer(settings)
         return
-    async with (
-        workers(settings, "applier", "projector"),
-        serving(create_app(settings, "command-api")) as commands,
-        serving(create_app(settings, "query-api")) as queries,
-    ):
+    async with distributed(settings) as (commands, queries):
         yield commands, queries, direct_producer(settings)
 
 

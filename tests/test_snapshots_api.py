@@ -19,7 +19,7 @@ from pydantic import SecretStr
 
 from entrypoints.http_app import create_app
 from tests.helpers import serving
-from tests.kafka_tools import workers
+from tests.kafka_tools import distributed
 from tests.services import S3Service
 from tributary.backup_store import FolderStore, S3Store
 from tributary.settings import Settings
@@ -32,16 +32,6 @@ STRONG = "?consistency=strong"
 async def embedded(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
     async with serving(create_app(settings)) as client:
         yield client, client
-
-
-@asynccontextmanager
-async def distributed(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
-    async with (
-        workers(settings, "applier", "projector"),
-        serving(create_app(settings, "command-api")) as commands,
-        serving(create_app(settings, "query-api")) as queries,
-    ):
-        yield commands, queries
 
 
 def records(ids: range, rng: np.random.Generator, tag: str) -> list[dict[str, Any]]:

@@ -11,8 +11,8 @@ A backup's layout in its store:
   table's dump with its size and sha256. A backup exists once it does. (`_` starts no tenant name.)
 
 A restore reads the backup's manifest and checks every object against its size and sha256 before it changes
-anything; then it creates each dataset with its rows (one commit each, the ledger of the original kept) and
-replaces the tables' rows, migrated to the backup's revision first and to the code's after.
+anything; then it migrates the database to the backup's revision, creates each dataset with its rows (one
+commit each, the ledger of the original kept), replaces the tables' rows and migrates to the code's revision.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy import DateTime, Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -160,7 +161,10 @@ def _jsonable(value: object) -> str:
 
 async def restore(engine: AsyncEngine, store: DatasetStore, backups: BackupStore) -> BackupManifest:
     """Verify the whole backup, then put its datasets and tables into this (fresh) deployment."""
-    manifest, snapshots, dumps = await asyncio.to_thread(_verify, backups)
+    try:
+        manifest, snapshots, dumps = await asyncio.to_thread(_verify, backups)
+    except SnapshotCorrupt as exc:
+        raise BackupRefused(f"{exc}; nothing was restored") from exc
     revisions = ScriptDirectory.from_config(alembic_config())
     if manifest.alembic_revision not in {script.revision for script in revisions.walk_revisions()}:
         raise BackupRefused(
@@ -174,12 +178,18 @@ async def restore(engine: AsyncEngine, store: DatasetStore, backups: BackupStore
     ]
     if existing:
         raise BackupRefused(f"datasets exist already: {', '.join(existing)}; restore into a fresh deployment")
+    try:
+        await upgrade(engine, manifest.alembic_revision)
+    except CommandError as exc:
+        raise BackupRefused(
+            f"the database cannot take the backup's schema (revision {manifest.alembic_revision}): {exc}; "
+            "restore into an empty database"
+        ) from exc
     versions: dict[tuple[str, str], tuple[str, int]] = {}
     for snapshot in snapshots:
         versions[(snapshot.tenant, snapshot.dataset)] = await asyncio.to_thread(
             _restore_dataset, backups, store, snapshot
         )
-    await upgrade(engine, manifest.alembic_revision)
     async with engine.begin() as connection:
         for table in TABLES:
             await connection.execute(delete(table))
