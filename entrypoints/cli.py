@@ -398,9 +398,11 @@ def purge_dead_letters(
 
 
 def refusing(run: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """`run`'s answer, or its refusal (a missing dead letter, one that is no command) as one line and exit 1."""
+    """`run`'s answer, or its refusal (a missing dead letter, a corrupt backup) or a dependency away (Kafka, the
+    backup store) as one line and exit 1."""
     from command_api.operations import NotPublished
     from tributary.failures import Refused
+    from tributary.resilience import Unavailable
 
     try:
         return asyncio.run(run())
@@ -408,6 +410,8 @@ def refusing(run: Callable[[], Coroutine[Any, Any, T]]) -> T:
         typer.echo(f"tributary: {exc.reason}", err=True)
     except NotPublished as exc:
         typer.echo(f"tributary: {exc.message}", err=True)
+    except Unavailable as exc:
+        typer.echo(f"tributary: {exc}", err=True)
     raise typer.Exit(1)
 
 

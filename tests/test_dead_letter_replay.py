@@ -4,10 +4,7 @@ is replayed, then purged; a tenant sees only its own; the count is on /metrics; 
 
 from __future__ import annotations
 
-import asyncio
 import json
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,7 +19,7 @@ from entrypoints.http_app import create_app
 from events import Topics, UpsertVectors, UpsertVectorsPayload, partition_key
 from tests.helpers import eventually, sample, serving
 from tests.kafka_tools import distributed
-from tests.processes import tributary_env
+from tests.processes import tributary_command
 from tributary.bus import EncodedCommand
 from tributary.db.models import BusCommandRow
 from tributary.db.session import engine_for, make_sessionmaker
@@ -215,44 +212,29 @@ async def test_dead_letters_are_listed_inspected_replayed_once_and_purged_per_te
         assert [letter["id"] for letter in await letters(writes, headers=other)] == [others["id"]]
 
 
-async def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    """`tributary dead-letters ...` on the server's machine (in a thread: the server runs on this loop)."""
-    env = {name: value for name, value in tributary_env(settings).items() if value}
-    if settings.database_url is None:
-        del env["TRIBUTARY_DATABASE_URL"]  # embedded mode's own SQLite file, found under the data directory
-    return await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "tributary", "dead-letters", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 async def test_the_cli_lists_shows_replays_and_purges(settings: Settings) -> None:
     async with deployment(settings) as (writes, reads, publish):
         late = poison("default", "late", "client-key-1")
         await publish([EncodedCommand.of(late).body])
         (dead,) = await listed(writes, 1)
 
-        listing = await cli(settings, "list", "--status", "dead")
+        listing = await tributary_command(settings, "dead-letters", "list", "--status", "dead")
         assert listing.returncode == 0, listing.stderr
         assert [json.loads(line)["id"] for line in listing.stdout.splitlines()] == [dead["id"]]
-        shown = await cli(settings, "show", dead["id"])
+        shown = await tributary_command(settings, "dead-letters", "show", dead["id"])
         assert json.loads(shown.stdout)["envelope"]["id"] == str(late.id)
 
         created = await writes.post("/api/v1/datasets?wait=true", json={"name": "late", "dimensions": 4})
         assert created.status_code == 200, created.text
-        replayed = await cli(settings, "replay", dead["id"])
+        replayed = await tributary_command(settings, "dead-letters", "replay", dead["id"])
         assert replayed.returncode == 0, replayed.stderr
         operation = json.loads(replayed.stdout)["operation"]["operation_id"]
         await applied(reads, operation)
         assert (await dataset_state(reads))[1] == 1
-        again = await cli(settings, "replay", "--all")
+        again = await tributary_command(settings, "dead-letters", "replay", "--all")
         assert again.returncode == 0 and again.stdout == "", again.stderr
 
-        purged = await cli(settings, "purge", "--all", "--status", "replayed")
+        purged = await tributary_command(settings, "dead-letters", "purge", "--all", "--status", "replayed")
         assert purged.stdout.strip() == "purged 1 dead letters", purged.stderr
-        missing = await cli(settings, "show", dead["id"])
+        missing = await tributary_command(settings, "dead-letters", "show", dead["id"])
         assert missing.returncode == 1 and "not found" in missing.stderr

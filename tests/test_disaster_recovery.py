@@ -5,23 +5,24 @@ flipped is refused before anything changes."""
 
 from __future__ import annotations
 
-import asyncio
+import base64
+import os
 import shutil
-import subprocess
-import sys
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from entrypoints.http_app import create_app
 from tests.helpers import serving
 from tests.kafka_tools import distributed
-from tests.processes import tributary_env
-from tributary.backup_store import FolderStore
+from tests.processes import tributary_command
+from tests.services import S3Service
+from tributary.backup_store import SEALED_MAGIC, FolderStore, S3Store
 from tributary.db.session import engine_for
 from tributary.disaster_recovery import BACKUP_MANIFEST, BackupRefused, back_up, restore
 from tributary.settings import Settings
@@ -47,17 +48,6 @@ async def answers(client: httpx.AsyncClient, key: str, dataset: str, queries: np
         assert answer.status_code == 200, answer.text
         found.append([(r["id"], round(r["score"], 4), r["metadata"]) for r in answer.json()["results"]])
     return found
-
-
-async def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "tributary", *args],
-        env={name: value for name, value in tributary_env(settings).items() if value},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 async def test_the_drill_restores_searches_and_keys_into_a_fresh_deployment(
@@ -88,7 +78,7 @@ async def test_the_drill_restores_searches_and_keys_into_a_fresh_deployment(
             assert upserted.status_code == 200, upserted.text
         before = {d: await answers(reads, keys[t], d, queries) for t, d, _ in DATASETS}
         # Backed up while the deployment runs.
-        made_backup = await cli(settings, "backup", str(backup))
+        made_backup = await tributary_command(settings, "backup", str(backup))
         assert made_backup.returncode == 0, made_backup.stderr
         assert "2 datasets" in made_backup.stdout
 
@@ -102,7 +92,7 @@ async def test_the_drill_restores_searches_and_keys_into_a_fresh_deployment(
     await engine.dispose()
 
     fresh = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}-fresh"})
-    restored = await cli(fresh, "restore", str(backup))
+    restored = await tributary_command(fresh, "restore", str(backup))
     assert restored.returncode == 0, restored.stderr
     async with distributed(fresh) as (writes, reads):
         # `strong` on the fresh topics, where the datasets' partitions hold no command yet (it waited for an
@@ -163,3 +153,47 @@ async def test_a_flipped_byte_is_refused_before_anything_changes(
     assert tables == []
     assert not DatasetStore(empty.resolved_storage_root).exists("default", "docs")
     assert backups.keys(BACKUP_MANIFEST) == [BACKUP_MANIFEST]
+
+
+async def test_embedded_mode_backs_up_to_s3_sealed_and_restores(
+    embedded_settings: Settings,
+    s3_service: S3Service,
+    run_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_service.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_service.secret_access_key)
+    sealing = {
+        "backup_s3_endpoint": s3_service.endpoint,
+        "backup_s3_region": "us-east-1",
+        "backup_encryption_key": SecretStr(base64.b64encode(os.urandom(32)).decode()),
+    }
+    settings = embedded_settings.model_copy(update=sealing)
+    destination = f"s3://{s3_service.bucket}/{run_id}/drill"
+    rng = np.random.default_rng(3)
+    queries = rng.normal(size=(4, DIMS)).astype(np.float32)
+    async with serving(create_app(settings)) as client:
+        created = await client.post("/api/v1/datasets?wait=true", json={"name": "docs", "dimensions": DIMS})
+        assert created.status_code == 200, created.text
+        records = [
+            {"id": f"v{i}", "vector": rng.normal(size=DIMS).tolist(), "metadata": {"i": i}} for i in range(80)
+        ]
+        upserted = await client.post("/api/v1/datasets/docs/vectors?wait=true", json={"vectors": records})
+        assert upserted.status_code == 200, upserted.text
+        made = await client.post("/api/v1/admin/keys", json={"tenant": "default", "roles": ["reader"]})
+        reader = made.json()["key"]
+        before = await answers(client, reader, "docs", queries)
+    made_backup = await tributary_command(settings, "backup", destination)
+    assert made_backup.returncode == 0, made_backup.stderr
+    # Sealed: nothing readable leaves the process.
+    plain = S3Store(s3_service.bucket, f"{run_id}/drill", s3_service.endpoint, "us-east-1")
+    assert all(plain.get(key).startswith(SEALED_MAGIC) for key in plain.keys(""))
+
+    fresh = Settings(  # type: ignore[call-arg]
+        _env_file=None, data_dir=tmp_path_factory.mktemp("fresh") / "data", **sealing
+    )
+    restored = await tributary_command(fresh, "restore", destination)
+    assert restored.returncode == 0, restored.stderr
+    async with serving(create_app(fresh)) as client:
+        assert await answers(client, reader, "docs", queries) == before
