@@ -32,7 +32,7 @@ def documented_broker(settings: Settings) -> KafkaBroker:
         store,
         PartitionFence(sessions, channels.topics.commands, "docs"),
     )
-    register_projector(broker, channels, sessions)
+    register_projector(broker, channels, sessions, settings.default_tenant)
     return broker
 
 

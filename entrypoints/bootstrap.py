@@ -46,10 +46,11 @@ from tributary.kafka import (
     ensure_topics,
     make_broker,
 )
-from tributary.resilience import CircuitBreaker
+from tributary.resilience import CircuitBreaker, Supervised
 from tributary.services import Services
 from tributary.settings import ApiRole, Settings
 from tributary.storage import DatasetStore
+from workers.dead_letters import sample_dead_letters
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +85,17 @@ async def start_services(settings: Settings, role: ApiRole, stack: AsyncExitStac
     if role == "embedded":
         projections = Projections(store)
         await asyncio.to_thread(load_all, projections, store, await _catalog(sessions))
-        bus = EmbeddedBus(sessions, store, on_events=partial(apply_events, projections))
+        bus = EmbeddedBus(
+            sessions, store, settings.default_tenant, on_events=partial(apply_events, projections)
+        )
         await bus.start()
         stack.push_async_callback(bus.stop)
         readiness.required["bus"] = bus.ready
         publisher, read_side = bus, (projections, EmbeddedBarrier(bus))
         _index_in_background(stack, projections)
+        counting = Supervised("dead-letter count", partial(sample_dead_letters, sessions), log)
+        counting.start()
+        stack.push_async_callback(counting.stop)
     elif role == "command-api":
         broker = make_broker(settings, client_id="tributary-command-api")
         channels = declare_channels(broker, Topics(settings.topic_prefix))

@@ -9,19 +9,30 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Annotated, cast, get_args
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast, get_args
 
 import typer
 import uvicorn
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_settings import SettingsError
 
 from events.names import NAME_PATTERN
+from schemas.dead_letters import DeadLetterDetail, DeadLetterList, ReplayedLetter, ReplayReport
 from tributary import logs
+from tributary.db.models import DeadLetterStatus
 from tributary.metrics import MULTIPROC_DIR_VARIABLE
 from tributary.settings import ApiRole, Role, Settings, WorkerRole
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from command_api.dead_letters import DeadLetters
+    from tributary.backup_store import BackupStore
+    from tributary.storage import DatasetStore
+
+T = TypeVar("T")
 
 app = typer.Typer(help="Tributary: vector search for DeepLake over Kafka.", no_args_is_help=True)
 log = logging.getLogger("tributary")
@@ -253,3 +264,221 @@ def asyncapi(
         typer.echo(text, nl=False)
     else:
         output.write_text(text)
+
+
+dead_letters_app = typer.Typer(
+    help="Dead letters, on the server's machine: list, inspect, replay after a fix, purge (every tenant's, or "
+    "--tenant's). The admin API (/api/v1/admin/dead-letters) does the same for a tenant's admins."
+)
+app.add_typer(dead_letters_app, name="dead-letters")
+
+TenantOption = Annotated[str | None, typer.Option(help="Only this tenant's dead letters")]
+DatasetOption = Annotated[str | None, typer.Option(help="Only the dead letters of this dataset")]
+StatusOption = Annotated[DeadLetterStatus | None, typer.Option(help="Only the dead letters in this status")]
+
+
+@contextlib.asynccontextmanager
+async def dead_letters_of(tenant: str | None, *, replaying: bool = False) -> AsyncIterator[DeadLetters]:
+    """The dead-letter service over the configured database; `replaying`, with the deployment's command bus:
+    Kafka's command topic, or embedded mode's log (which a running server reads within a second)."""
+    from command_api.dead_letters import DeadLetters
+    from entrypoints.embedded_bus import EmbeddedBus
+    from events import Topics
+    from tributary.bus import CommandPublisher
+    from tributary.db.session import engine_for, make_sessionmaker
+    from tributary.kafka import KafkaCommandPublisher
+    from tributary.storage import DatasetStore
+
+    settings = load_settings()
+    engine = engine_for(settings)
+    sessions = make_sessionmaker(engine)
+    kafka: KafkaCommandPublisher | None = None
+    publisher: CommandPublisher | None = None
+    if replaying and settings.database_url:
+        publisher = kafka = KafkaCommandPublisher(Topics(settings.topic_prefix), settings)
+    elif replaying:
+        publisher = EmbeddedBus(
+            sessions, DatasetStore(settings.resolved_storage_root), settings.default_tenant
+        )
+    try:
+        async with sessions() as session:
+            yield DeadLetters(tenant, session, settings, publisher)
+    finally:
+        if kafka is not None:
+            await kafka.close()
+        await engine.dispose()
+
+
+def echo_json(model: BaseModel) -> None:
+    typer.echo(model.model_dump_json())
+
+
+@dead_letters_app.command("list")
+def list_dead_letters(
+    tenant: TenantOption = None,
+    dataset: DatasetOption = None,
+    status: StatusOption = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many")] = 1000,
+) -> None:
+    """One JSON line per dead letter (without its message), oldest first."""
+
+    async def run() -> DeadLetterList:
+        async with dead_letters_of(tenant) as dead_letters:
+            return await dead_letters.list(status=status, dataset=dataset, limit=limit, offset=0)
+
+    for letter in asyncio.run(run()).dead_letters:
+        echo_json(letter)
+
+
+@dead_letters_app.command("show")
+def show_dead_letter(letter_id: str) -> None:
+    """A dead letter as JSON, with its reason and the original message."""
+
+    async def run() -> DeadLetterDetail:
+        async with dead_letters_of(None) as dead_letters:
+            return await dead_letters.get(letter_id)
+
+    echo_json(refusing(run))
+
+
+@dead_letters_app.command("replay")
+def replay_dead_letters(
+    letter_ids: Annotated[list[str] | None, typer.Argument(help="The dead letters to replay")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Every dead letter not replayed yet")] = False,
+    tenant: TenantOption = None,
+    dataset: DatasetOption = None,
+) -> None:
+    """Submit dead letters' commands again as new operations (after fixing what rejected them): one JSON line
+    per replay. A dead letter replayed before answers its first replay's operation; nothing is sent again."""
+    if bool(letter_ids) == every:
+        raise typer.BadParameter("give dead-letter ids or --all", param_hint="--all")
+
+    async def run() -> ReplayReport:
+        async with dead_letters_of(tenant, replaying=True) as dead_letters:
+            if every:
+                return await dead_letters.replay_all(dataset)
+            return ReplayReport(
+                replayed=[
+                    ReplayedLetter(dead_letter=letter_id, operation=await dead_letters.replay(letter_id))
+                    for letter_id in letter_ids or []
+                ],
+                skipped=[],
+            )
+
+    report = refusing(run)
+    for replayed in report.replayed:
+        echo_json(replayed)
+    for skipped in report.skipped:
+        typer.echo(f"tributary: not replayed: {skipped.dead_letter}: {skipped.reason}", err=True)
+
+
+@dead_letters_app.command("purge")
+def purge_dead_letters(
+    letter_ids: Annotated[list[str] | None, typer.Argument(help="The dead letters to drop")] = None,
+    every: Annotated[
+        bool, typer.Option("--all", help="Every dead letter (of --tenant, --status, --dataset)")
+    ] = False,
+    tenant: TenantOption = None,
+    dataset: DatasetOption = None,
+    status: StatusOption = None,
+) -> None:
+    """Drop dead letters for good."""
+    if bool(letter_ids) == every:
+        raise typer.BadParameter("give dead-letter ids or --all", param_hint="--all")
+
+    async def run() -> int:
+        async with dead_letters_of(tenant) as dead_letters:
+            if every:
+                return await dead_letters.purge_all(status=status, dataset=dataset)
+            for letter_id in letter_ids or []:
+                await dead_letters.purge(letter_id)
+            return len(letter_ids or [])
+
+    typer.echo(f"purged {refusing(run)} dead letters")
+
+
+def refusing(run: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """`run`'s answer, or its refusal (a missing dead letter, a corrupt backup) or a dependency away (Kafka, the
+    backup store) as one line and exit 1."""
+    from command_api.operations import NotPublished
+    from tributary.failures import Refused
+    from tributary.resilience import Unavailable
+
+    try:
+        return asyncio.run(run())
+    except Refused as exc:
+        typer.echo(f"tributary: {exc.reason}", err=True)
+    except NotPublished as exc:
+        typer.echo(f"tributary: {exc.message}", err=True)
+    except Unavailable as exc:
+        typer.echo(f"tributary: {exc}", err=True)
+    raise typer.Exit(1)
+
+
+@app.command()
+def backup(
+    destination: Annotated[
+        str,
+        typer.Argument(
+            help="An empty folder, or s3://bucket/prefix (endpoint, region, key: the backup settings)"
+        ),
+    ],
+) -> None:
+    """Back up the whole deployment: every dataset of every tenant at its last commit, and the SQL catalog (keys,
+    operations, audit, datasets, dead letters), checksummed, to be put back by `tributary restore`."""
+    from tributary.disaster_recovery import back_up
+
+    settings = load_settings()
+
+    async def run() -> str:
+        async with deployment_of(settings, destination) as (engine, store, backups):
+            manifest = await back_up(engine, store, backups)
+        return f"backup {manifest.backup_id}: {len(manifest.datasets)} datasets, " + ", ".join(
+            f"{dump.rows} {dump.table}" for dump in manifest.tables
+        )
+
+    typer.echo(refusing(run))
+
+
+@app.command()
+def restore(
+    source: Annotated[str, typer.Argument(help="The folder or s3://bucket/prefix of a `tributary backup`")],
+) -> None:
+    """Put a backup into this (fresh) deployment: every object is checked against its checksum before anything
+    changes, then the datasets are created and the SQL catalog's tables replaced (the schema migrated). Start
+    the deployment after it."""
+    from tributary.disaster_recovery import restore as restore_backup
+
+    settings = load_settings()
+
+    async def run() -> str:
+        async with deployment_of(settings, source) as (engine, store, backups):
+            manifest = await restore_backup(engine, store, backups)
+        return f"restored backup {manifest.backup_id} of {manifest.created_at.isoformat()}: " + (
+            f"{len(manifest.datasets)} datasets"
+        )
+
+    typer.echo(refusing(run))
+
+
+@contextlib.asynccontextmanager
+async def deployment_of(
+    settings: Settings, backup_url: str
+) -> AsyncIterator[tuple[AsyncEngine, DatasetStore, BackupStore]]:
+    """The configured database and dataset storage, and the backup store at `backup_url` (with the settings'
+    S3 endpoint, region and encryption key)."""
+    from tributary.backup_store import open_backup_store
+    from tributary.db.session import engine_for
+    from tributary.storage import DatasetStore
+
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = engine_for(settings)
+    try:
+        yield (
+            engine,
+            DatasetStore(settings.resolved_storage_root),
+            open_backup_store(settings.model_copy(update={"backup_url": backup_url})),
+        )
+    finally:
+        await engine.dispose()

@@ -10,25 +10,32 @@ repeats it); the handlers are idempotent, so the effect is once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 
 from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from events import DomainEvent, parse_event, partition_key
+from events import DeadLetter, DomainEvent, parse_event, partition_key
 from tributary.bus import ConsistencyToken, EncodedCommand, count_accepted
 from tributary.db.models import BusCommandRow, BusEventRow
 from tributary.limits import COMMAND_BATCH
 from tributary.resilience import Backoff, RepeatedLog, Supervised
 from tributary.storage import DatasetStore
 from tributary.threads import in_thread_to_completion
+from workers.dead_letters import store_dead_letter
 from workers.pipeline import ApplierPipeline, Settled
 from workers.projector import project_event
 
 log = logging.getLogger(__name__)
 
 PENDING, DONE, DEAD = "pending", "done", "dead"
+# The `source_topic` of the dead letters of this log.
+BUS_SOURCE = "bus_commands"
+# Commands written by another process (the CLI's dead-letter replay) wake no one: the log is read again at least
+# this often.
+POLL_S = 1.0
 
 
 class EmbeddedBus:
@@ -36,9 +43,11 @@ class EmbeddedBus:
         self,
         sessions: async_sessionmaker[AsyncSession],
         store: DatasetStore,
+        default_tenant: str,
         on_events: Callable[[list[DomainEvent]], None] | None = None,
     ) -> None:
         self._sessions = sessions
+        self._default_tenant = default_tenant
         # Called (in a thread) with each batch's events before the batch counts as applied: the in-process
         # search projections, so a read that waited for a command sees it.
         self._on_events = on_events
@@ -47,7 +56,7 @@ class EmbeddedBus:
         self._applied_seq = 0
         self._applying = Supervised("embedded bus", self._run, log)
         self._started = False
-        self._pipeline = ApplierPipeline[Row[int, str]](
+        self._pipeline = ApplierPipeline[Row[int, str, str]](
             store, body=lambda row: row.body, position=lambda row: row.seq
         )
         self._backoff = Backoff(first_s=0.5, cap_s=10.0)
@@ -128,13 +137,14 @@ class EmbeddedBus:
             self._wake.clear()
             applied = await self._apply_pending()
             if not applied:
-                await self._wake.wait()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), POLL_S)
 
     async def _apply_pending(self) -> int:
         async with self._sessions() as session:
             rows = (
                 await session.execute(
-                    select(BusCommandRow.seq, BusCommandRow.body)
+                    select(BusCommandRow.seq, BusCommandRow.body, BusCommandRow.key)
                     .where(BusCommandRow.status == PENDING)
                     .order_by(BusCommandRow.seq)
                     .limit(COMMAND_BATCH)
@@ -160,7 +170,7 @@ class EmbeddedBus:
             self._applied.notify_all()
         return len(rows)
 
-    async def _record(self, settled: Settled[Row[int, str]]) -> None:
+    async def _record(self, settled: Settled[Row[int, str, str]]) -> None:
         """The batch's events, their projection and the rows' outcome, in one SQL transaction."""
         async with self._sessions.begin() as session:
             for encoded in settled.events:
@@ -177,6 +187,14 @@ class EmbeddedBus:
                     .where(BusCommandRow.seq == letter.message.seq)
                     .values(status=DEAD, reason=letter.reason)
                 )
+                dead = DeadLetter(
+                    reason=letter.reason,
+                    source_topic=BUS_SOURCE,
+                    offset=letter.message.seq,
+                    key=letter.message.key,
+                    message=letter.message.body,
+                )
+                await store_dead_letter(dead, session, default_tenant=self._default_tenant)
             await session.execute(
                 update(BusCommandRow)
                 .where(

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from command_api.deps import ReplayedAnswer, not_published_answer, replayed_answer
 from command_api.operations import NotPublished
 from command_api.routes import datasets as command_datasets
+from command_api.routes import dead_letters
 from command_api.routes import keys as command_keys
 from command_api.routes import snapshots as command_snapshots
 from command_api.routes import vectors as command_vectors
@@ -54,6 +55,7 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
         app.include_router(command_keys.router)
         app.include_router(command_snapshots.router)
         app.include_router(command_snapshots.schedules)
+        app.include_router(dead_letters.router)
     if role in ("embedded", "query-api"):
         app.include_router(catalog.router)
         app.include_router(search.router)

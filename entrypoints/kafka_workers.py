@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import TypeAlias, cast
+from typing import TypeAlias, TypeVar, cast
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
@@ -23,13 +24,14 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from events import parse_event, partition_key
+from events import DeadLetter, parse_event, partition_key
 from tributary import logs
 from tributary.kafka import Channels, consumer_record, consumer_records, dead_letter, json_headers
 from tributary.limits import COMMAND_BATCH, MAX_MESSAGE_BYTES
 from tributary.producer import Outgoing, ResilientProducer
 from tributary.resilience import Backoff, RepeatedLog, Unavailable
 from tributary.storage import DatasetStore
+from workers.dead_letters import store_dead_letter
 from workers.fencing import Fenced, FencingListener, LeasePending, PartitionFence
 from workers.pipeline import ApplierPipeline, Settled
 from workers.projector import project_event
@@ -37,6 +39,7 @@ from workers.projector import project_event
 log = logging.getLogger(__name__)
 
 Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
+T = TypeVar("T")
 
 
 def register_applier(
@@ -140,7 +143,10 @@ def _rewind(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None
 
 
 def register_projector(
-    broker: KafkaBroker, channels: Channels, sessions: async_sessionmaker[AsyncSession]
+    broker: KafkaBroker,
+    channels: Channels,
+    sessions: async_sessionmaker[AsyncSession],
+    default_tenant: str,
 ) -> None:
     topics = channels.topics
     backoff = Backoff()
@@ -157,30 +163,41 @@ def register_projector(
     )
     async def on_event(message: KafkaMessage) -> None:
         logs.begin_message()
-        try:
-            event = parse_event(message.body)
-        except ValidationError as exc:
-            # Events come from our own applier; an unreadable one is from a newer schema or a foreign
-            # producer, and must not stop the projection.
-            log.error(
-                "skipping an unreadable event at offset %s: %s",
-                consumer_record(message).offset,
-                logs.without_input(exc),
-            )
+        event = _readable(message, parse_event, "event")
+        if event is None:
             return
         logs.begin_message(event.tenant, event.dataset, event.trace.traceparent)
+        await in_transaction(partial(project_event, event))
+
+    @broker.subscriber(
+        topics.dead_letters,
+        group_id=f"{topics.prefix}.dead-letter-store",
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
+        title=f"{topics.dead_letters}:projector",
+        description="Keeps each dead letter in SQL, where the admin API and the CLI list, replay and purge them.",
+    )
+    async def on_dead_letter(message: KafkaMessage) -> None:
+        logs.begin_message()
+        letter = _readable(message, DeadLetter.model_validate_json, "dead letter")
+        if letter is None:
+            return
+        await in_transaction(partial(store_dead_letter, letter, default_tenant=default_tenant))
+
+    async def in_transaction(work: Callable[[AsyncSession], Awaitable[None]]) -> None:
         while True:
             try:
                 async with sessions.begin() as session:
-                    await project_event(event, session)
+                    await work(session)
             except Unavailable as exc:
-                # Waiting here, instead of failing the message, keeps the event in hand without a redelivery
+                # Waiting here, instead of failing the message, keeps the message in hand without a redelivery
                 # (and a logged failure) per attempt.
                 repeated(logging.WARNING, "projector waiting for the database: %s", exc)
                 await backoff.sleep()
                 continue
             except Exception:
-                # FastStream rewinds and redelivers the event; pause first so a bug does not spin the worker.
+                # FastStream rewinds and redelivers the message; pause first so a bug does not spin the worker.
                 await backoff.sleep()
                 raise
             backoff.reset()
@@ -188,3 +205,18 @@ def register_projector(
                 "projector waiting for the database: %s", "projector: the database answers again"
             )
             return
+
+
+def _readable(message: KafkaMessage, parse: Callable[[bytes], T], what: str) -> T | None:
+    """The message parsed, or None (logged). Events and dead letters come from our own applier; an unreadable
+    one is from a newer schema or a foreign producer, and must not stop the projection."""
+    try:
+        return parse(message.body)
+    except ValidationError as exc:
+        log.error(
+            "skipping an unreadable %s at offset %s: %s",
+            what,
+            consumer_record(message).offset,
+            logs.without_input(exc),
+        )
+        return None

@@ -22,6 +22,7 @@ from tributary.producer import ResilientProducer
 from tributary.resilience import Supervised
 from tributary.settings import Settings, WorkerRole
 from tributary.storage import DatasetStore
+from workers.dead_letters import sample_dead_letters
 from workers.fencing import PartitionFence, holder_name
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ async def run_worker(
         readiness.required["leases"] = partial(_leases_held, fence)
         readiness.required["kafka_publish"] = producer.ready
     else:
-        register_projector(broker, channels, sessions)
+        register_projector(broker, channels, sessions, settings.default_tenant)
     async with AsyncExitStack() as stack:
         stack.push_async_callback(engine.dispose)
         port = port or settings.health_port
@@ -78,6 +79,10 @@ async def run_worker(
             lag = Supervised("consumer lag", partial(sample_consumer_lag, settings, group, topic, role), log)
             lag.start()
             stack.push_async_callback(lag.stop)
+        if role == "projector":
+            counting = Supervised("dead-letter count", partial(sample_dead_letters, sessions), log)
+            counting.start()
+            stack.push_async_callback(counting.stop)
         if producer is not None:
             # Started now rather than by the first batch's events (a failure here is retried by that batch).
             await producer.ready()

@@ -7,10 +7,13 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 
+import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from entrypoints.http_app import create_app
 from entrypoints.worker import run_worker
 from events import CommandRejected, CommandRejectedPayload, Topics, partition_key
+from tests.helpers import serving
 from tributary.kafka import json_headers
 from tributary.settings import Settings, WorkerRole
 
@@ -24,6 +27,17 @@ async def workers(settings: Settings, *roles: WorkerRole) -> AsyncIterator[None]
     finally:
         stop.set()
         await asyncio.gather(*tasks)
+
+
+@contextlib.asynccontextmanager
+async def distributed(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    """The four distributed roles in this process: clients of the command API and of the query API."""
+    async with (
+        workers(settings, "applier", "projector"),
+        serving(create_app(settings, "command-api")) as commands,
+        serving(create_app(settings, "query-api")) as queries,
+    ):
+        yield commands, queries
 
 
 @contextlib.asynccontextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -34,7 +35,29 @@ def tributary_env(settings: Settings, **extra: str) -> dict[str, str]:
     }
     if settings.admin_key is not None:
         env["TRIBUTARY_ADMIN_KEY"] = settings.admin_key.get_secret_value()
+    if settings.backup_encryption_key is not None:
+        env["TRIBUTARY_BACKUP_ENCRYPTION_KEY"] = settings.backup_encryption_key.get_secret_value()
+    if settings.backup_s3_endpoint is not None:
+        env["TRIBUTARY_BACKUP_S3_ENDPOINT"] = settings.backup_s3_endpoint
+    if settings.backup_s3_region is not None:
+        env["TRIBUTARY_BACKUP_S3_REGION"] = settings.backup_s3_region
     return env | extra
+
+
+async def tributary_command(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    """`tributary <args>` on the server's machine, with the settings' variables (run in a thread, so a server on
+    this event loop keeps answering)."""
+    env = {name: value for name, value in tributary_env(settings).items() if value}
+    if settings.database_url is None:
+        del env["TRIBUTARY_DATABASE_URL"]  # embedded mode's own SQLite file, found under the data directory
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "tributary", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def serve(

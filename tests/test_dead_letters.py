@@ -92,7 +92,7 @@ async def embedded_letters(settings: Settings, bodies: list[bytes]) -> dict[int,
             session.add_all(rows)
             await session.flush()
             seqs = [row.seq for row in rows]
-        bus = EmbeddedBus(sessions, DatasetStore(settings.resolved_storage_root))
+        bus = EmbeddedBus(sessions, DatasetStore(settings.resolved_storage_root), settings.default_tenant)
         await bus.start()
         try:
             assert await bus.wait_applied(ConsistencyToken(0, seqs[-1]), timeout=60)

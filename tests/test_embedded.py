@@ -52,7 +52,11 @@ async def test_acknowledged_command_is_applied_after_a_crash_before_applying(
     engine = engine_for(embedded_settings)
     await upgrade(engine)
     # The bus logs the command and acknowledges it, and the process "dies" before the applier runs.
-    stopped = EmbeddedBus(make_sessionmaker(engine), DatasetStore(embedded_settings.resolved_storage_root))
+    stopped = EmbeddedBus(
+        make_sessionmaker(engine),
+        DatasetStore(embedded_settings.resolved_storage_root),
+        embedded_settings.default_tenant,
+    )
     command = CreateDataset(tenant="default", dataset="kept", payload=CreateDatasetPayload(dimensions=3))
     token = await stopped.publish([EncodedCommand.of(command)])
     await engine.dispose()

@@ -226,7 +226,7 @@ class FailingOnce:
 def test_a_copy_that_stops_half_way_is_never_listed_and_the_redelivery_completes_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("workers.snapshots.PART_ROWS", 2)
+    monkeypatch.setattr("tributary.snapshots.PART_ROWS", 2)
     backups = FailingOnce(FolderStore(tmp_path / "backups"), fail_on="records-00001.json")
     store = DatasetStore(str(tmp_path / "datasets"), backups=backups)
     apply(store, create(), upsert(["a", "b", "c", "d", "e"], 1.0))

@@ -108,6 +108,13 @@ DEAD_LETTERS = Counter(
     "Commands the applier dead-letters (counted as its batch settles): unreadable, or rejected (crashing it included)",
     ["reason"],
 )
+DEAD_LETTERS_STORED = Gauge(
+    "tributary_dead_letters_stored",
+    "Dead letters kept for the admin API and the CLI, by status: dead (waiting for a replay or a purge) or "
+    "replayed; read from SQL every few seconds by the projector (embedded mode: its one process)",
+    ["status"],
+    multiprocess_mode="livemax",
+)
 
 # -- Consumers ------------------------------------------------------------------------------------------------
 CONSUMER_LAG = Gauge(

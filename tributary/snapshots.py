@@ -13,17 +13,23 @@ import hashlib
 import io
 import json
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from events import SnapshotId
-from tributary.backup_store import BackupStore, ObjectMissing, ObjectUnreadable, open_backup_store
+from tributary.backup_store import (
+    BackupStore,
+    ObjectMissing,
+    ObjectUnreadable,
+    SealedStore,
+    open_backup_store,
+)
 from tributary.failures import Conflict, NotFound
 from tributary.settings import Settings
-from tributary.storage import DatasetSpec, Rows
+from tributary.storage import Committed, DatasetSpec, DatasetStore, Rows
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +117,49 @@ def described(name: str, data: bytes) -> SnapshotFile:
     return SnapshotFile(name=name, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
 
 
+def write_snapshot(
+    backups: BackupStore,
+    store: DatasetStore,
+    tenant: str,
+    dataset: str,
+    at: str,
+    source: Committed,
+    *,
+    snapshot_id: str,
+    command_id: str,
+) -> SnapshotManifest:
+    """Copy the dataset's rows at `at` (a tag or version id: the commit `source` describes) to `backups` in
+    parts, then the manifest, last."""
+    base = folder(tenant, dataset, snapshot_id)
+    parts: list[SnapshotPart] = []
+    for index, start in enumerate(range(0, source.count, PART_ROWS)):
+        rows = store.rows_at(tenant, dataset, at, start, min(start + PART_ROWS, source.count))
+        vectors, records = encode_part(rows)
+        names = (f"vectors-{index:05d}.npy", f"records-{index:05d}.json")
+        backups.put(base + names[0], vectors)
+        backups.put(base + names[1], records)
+        parts.append(
+            SnapshotPart(
+                rows=len(rows), vectors=described(names[0], vectors), records=described(names[1], records)
+            )
+        )
+    manifest = SnapshotManifest(
+        snapshot_id=snapshot_id,
+        tenant=tenant,
+        dataset=dataset,
+        spec=source.spec.to_json(),
+        version=source.version,
+        vector_count=source.count,
+        created_at=datetime.now(UTC),
+        command_id=command_id,
+        ledger=source.ledger,
+        parts=parts,
+        encrypted=isinstance(backups, SealedStore),
+    )
+    backups.put(base + MANIFEST, manifest.model_dump_json().encode())
+    return manifest
+
+
 def get_manifest(
     backups: BackupStore, tenant: str, dataset: str, snapshot_id: str
 ) -> SnapshotManifest | None:
@@ -174,8 +223,8 @@ def read_verified(backups: BackupStore, manifest: SnapshotManifest) -> Rows:
     metadata: list[str] = []
     vectors: list[np.ndarray] = []
     for part in manifest.parts:
-        raw_vectors = _verified(backups, base, part.vectors, manifest.snapshot_id)
-        raw_records = _verified(backups, base, part.records, manifest.snapshot_id)
+        raw_vectors = verified(backups, base, part.vectors, manifest.snapshot_id)
+        raw_records = verified(backups, base, part.records, manifest.snapshot_id)
         matrix = np.load(io.BytesIO(raw_vectors), allow_pickle=False)
         records = json.loads(raw_records)
         if matrix.shape != (part.rows, dims) or len(records["ids"]) != part.rows:
@@ -194,7 +243,7 @@ def read_verified(backups: BackupStore, manifest: SnapshotManifest) -> Rows:
     return Rows(ids=ids, vectors=matrix, texts=texts, metadata=metadata)
 
 
-def _verified(backups: BackupStore, base: str, file: SnapshotFile, snapshot_id: str) -> bytes:
+def verified(backups: BackupStore, base: str, file: SnapshotFile, snapshot_id: str) -> bytes:
     try:
         data = backups.get(base + file.name)
     except ObjectMissing:

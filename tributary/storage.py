@@ -130,6 +130,14 @@ class Rows:
         }
 
 
+@dataclass(frozen=True)
+class Committed:
+    version: str
+    spec: DatasetSpec
+    count: int
+    ledger: list[str]
+
+
 class DatasetStore:
     def __init__(self, root: str, backups: BackupStore | None = None) -> None:
         self.root = root.rstrip("/")
@@ -175,6 +183,17 @@ class DatasetStore:
 
     def version(self, tenant: str, dataset: str) -> str:
         return str(deeplake.open_read_only(self.url(tenant, dataset)).version)
+
+    def last_commit(self, tenant: str, dataset: str) -> Committed:
+        """The dataset's last commit, read only (beside its writer, which may be writing the next)."""
+        ds = deeplake.open_read_only(self.url(tenant, dataset))
+        version = str(ds.version)
+        return Committed(
+            version=version,
+            spec=DatasetSpec.from_json(str(ds.metadata[SPEC_KEY])),
+            count=len(ds.history[version].open()),
+            ledger=_ledger(ds),
+        )
 
     def read_at(self, tenant: str, dataset: str, at: str | None = None) -> Any:
         """A read-only handle on the dataset at a tag or version id (its latest commit without one)."""
@@ -249,10 +268,7 @@ class DatasetWriter:
         self._rows = self._read_rows()
 
     def _read_ledger(self) -> list[str]:
-        message = str(self._ds.history[self._ds.version].message or "")
-        if not message.startswith(LEDGER_PREFIX):
-            return []  # nothing applied since the dataset was created
-        return [str(command_id) for command_id in json.loads(message[len(LEDGER_PREFIX) :])]
+        return _ledger(self._ds)
 
     def _read_rows(self) -> dict[str, int]:
         ids: list[str] = self._ds["id"][:]  # type: ignore[assignment]
@@ -377,6 +393,14 @@ class DatasetWriter:
         self._ds.commit(LEDGER_PREFIX + json.dumps(ledger, separators=(",", ":")))
         self._ledger, self._pending, self._known = ledger, [], set(ledger)
         return self.version
+
+
+def _ledger(ds: Any) -> list[str]:
+    """The ledger of the dataset's last commit."""
+    message = str(ds.history[ds.version].message or "")
+    if not message.startswith(LEDGER_PREFIX):
+        return []  # nothing applied since the dataset was created
+    return [str(command_id) for command_id in json.loads(message[len(LEDGER_PREFIX) :])]
 
 
 def _as_json(metadata: dict[str, Any]) -> str:

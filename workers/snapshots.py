@@ -9,7 +9,7 @@ deleted one is deleted again (nothing happens); a restore recorded in the datase
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from events import (
     CreateSnapshot,
@@ -23,22 +23,19 @@ from events import (
     SnapshotRestoredPayload,
     event_for,
 )
-from tributary.backup_store import BackupStore, SealedStore
+from tributary.backup_store import BackupStore
 from tributary.snapshots import (
     MANIFEST,
-    PART_ROWS,
     SnapshotCorrupt,
     SnapshotManifest,
-    SnapshotPart,
-    described,
-    encode_part,
     folder,
     get_manifest,
     list_manifests,
     read_verified,
     tag_of,
+    write_snapshot,
 )
-from tributary.storage import DatasetSpec, DatasetStore
+from tributary.storage import Committed, DatasetStore
 from workers.rejection import Rejected
 
 log = logging.getLogger(__name__)
@@ -60,7 +57,16 @@ def create_snapshot(command: CreateSnapshot, store: DatasetStore) -> SnapshotCre
         if writer is None:
             raise Rejected(f"dataset {dataset!r} does not exist", "not_found")
         version = writer.tag(tag_of(snapshot_id))
-        manifest = _copy(backups, store, command, version, writer.spec, writer.count, writer.ledger)
+        manifest = write_snapshot(
+            backups,
+            store,
+            tenant,
+            dataset,
+            tag_of(snapshot_id),
+            Committed(version, writer.spec, writer.count, writer.ledger),
+            snapshot_id=snapshot_id,
+            command_id=str(command.id),
+        )
         log.info(
             "snapshot %s of %s/%s: %d vectors at %s", snapshot_id, tenant, dataset, writer.count, version
         )
@@ -76,46 +82,6 @@ def create_snapshot(command: CreateSnapshot, store: DatasetStore) -> SnapshotCre
             pruned=pruned,
         ),
     )
-
-
-def _copy(
-    backups: BackupStore,
-    store: DatasetStore,
-    command: CreateSnapshot,
-    version: str,
-    spec: DatasetSpec,
-    count: int,
-    ledger: list[str],
-) -> SnapshotManifest:
-    tenant, dataset, snapshot_id = command.tenant, command.dataset, snapshot_id_of(command)
-    base = folder(tenant, dataset, snapshot_id)
-    parts: list[SnapshotPart] = []
-    for index, start in enumerate(range(0, count, PART_ROWS)):
-        rows = store.rows_at(tenant, dataset, tag_of(snapshot_id), start, min(start + PART_ROWS, count))
-        vectors, records = encode_part(rows)
-        names = (f"vectors-{index:05d}.npy", f"records-{index:05d}.json")
-        backups.put(base + names[0], vectors)
-        backups.put(base + names[1], records)
-        parts.append(
-            SnapshotPart(
-                rows=len(rows), vectors=described(names[0], vectors), records=described(names[1], records)
-            )
-        )
-    manifest = SnapshotManifest(
-        snapshot_id=snapshot_id,
-        tenant=tenant,
-        dataset=dataset,
-        spec=spec.to_json(),
-        version=version,
-        vector_count=count,
-        created_at=datetime.now(UTC),
-        command_id=str(command.id),
-        ledger=ledger,
-        parts=parts,
-        encrypted=isinstance(backups, SealedStore),
-    )
-    backups.put(base + MANIFEST, manifest.model_dump_json().encode())
-    return manifest
 
 
 def _apply_retention(

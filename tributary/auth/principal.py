@@ -3,7 +3,8 @@
 Rules, in the order they are checked:
 - the operator (the bootstrap admin key) may manage the keys of any tenant, and nothing more;
 - a principal acts only within its own tenant (there is no cross-tenant role);
-- writes need writer or admin, reads need reader, writer or admin, key management needs admin;
+- writes need writer or admin, reads need reader, writer or admin, key management and the tenant's
+  administration (its dead letters) need admin;
 - a dataset allow-list restricts reads and writes to those datasets; with one, tenant-wide writes and key
   management are refused (an admin limited to some datasets could otherwise mint itself an unrestricted key).
   Tenant-wide reads (listing datasets) stay allowed: the caller shows only the datasets `authorize` allows.
@@ -18,13 +19,14 @@ from pydantic import BaseModel, ConfigDict
 from events.names import Name
 
 Role = Literal["admin", "writer", "reader"]
-Action = Literal["read", "write", "manage_keys"]
+Action = Literal["read", "write", "manage_keys", "administer"]
 ROLES: frozenset[Role] = frozenset({"admin", "writer", "reader"})
 
 ROLES_FOR: dict[Action, frozenset[Role]] = {
     "read": frozenset({"reader", "writer", "admin"}),
     "write": frozenset({"writer", "admin"}),
     "manage_keys": frozenset({"admin"}),
+    "administer": frozenset({"admin"}),
 }
 
 

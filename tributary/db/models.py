@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Float, Index, Integer, String, Text, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -164,3 +164,34 @@ class SnapshotScheduleRow(Base):
     # Moved on by whoever takes the snapshot due at it, in the same statement that checks it is still due: of
     # several command-API replicas, one takes each.
     next_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+# "dead" once stored, "replayed" once a replay of it was published.
+DeadLetterStatus = Literal["dead", "replayed"]
+
+
+class DeadLetterRow(Base):
+    """A command that could not be applied, as the dead-letter topic (or embedded mode's log) carried it, kept
+    until it is replayed or purged. Written by `workers/dead_letters.store_dead_letter` from either transport."""
+
+    __tablename__ = "dead_letters"
+
+    # Derived from where the message was (topic, partition, offset), so a dead letter read twice is one row.
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    # The tenant and dataset the message names (its envelope, else its key); the default tenant's when it names
+    # none. NULL dataset: the message named none.
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
+    dataset: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # None when the message is not a command (it cannot be replayed as it is).
+    command_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    reason: Mapped[str] = mapped_column(Text)
+    source_topic: Mapped[str] = mapped_column(String(255))
+    partition: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    offset: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    message: Mapped[str] = mapped_column(Text)
+    failed_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    status: Mapped[DeadLetterStatus] = mapped_column(String(16), index=True)
+    # The operation of the command that replayed it.
+    replay_operation: Mapped[str | None] = mapped_column(String(36), nullable=True)
