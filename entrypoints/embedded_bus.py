@@ -57,7 +57,7 @@ class EmbeddedBus:
         self._applying = Supervised("embedded bus", self._run, log)
         self._started = False
         self._pipeline = ApplierPipeline[Row[int, str, str]](
-            store, body=lambda row: row.body, position=lambda row: row.seq
+            store, body=lambda row: row.body, position=lambda row: ConsistencyToken(0, row.seq)
         )
         self._backoff = Backoff(first_s=0.5, cap_s=10.0)
         self._repeated = RepeatedLog(log)

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from events import DeadLetter, parse_event, partition_key
 from tributary import logs
+from tributary.bus import ConsistencyToken
 from tributary.kafka import Channels, consumer_record, consumer_records, dead_letter, json_headers
 from tributary.limits import COMMAND_BATCH, MAX_MESSAGE_BYTES
 from tributary.producer import Outgoing, ResilientProducer
@@ -54,7 +55,7 @@ def register_applier(
     pipeline = ApplierPipeline[Record](
         store,
         body=lambda record: record.value or b"",
-        position=lambda record: (record.partition, record.offset),
+        position=lambda record: ConsistencyToken(record.partition, record.offset),
     )
     # Waits for a lease or the database: a pause that grows, so an outage does not spin the worker.
     backoff = Backoff()

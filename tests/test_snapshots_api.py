@@ -25,7 +25,7 @@ from tests.services import S3Service
 from tests.write_stream import DIMENSIONS, stored_rows, stream_writes, until_stored
 from tributary.backup_store import FolderStore, S3Store
 from tributary.settings import Settings
-from tributary.snapshots import tag_of
+from tributary.snapshots import existing_snapshot, tag_of
 from tributary.storage import DatasetStore
 
 DIMS = 8
@@ -131,6 +131,9 @@ async def test_restore_answers_as_at_the_snapshot_and_a_corrupt_one_changes_noth
 
         taken = await write(commands, "/api/v1/datasets/docs/snapshots", {"keep_last": 5})
         snapshot_id = taken["operation_id"]
+        # The manifest names where its command is in the command log: the snapshot's consistency token.
+        manifest = await existing_snapshot(settings, "default", "docs", snapshot_id)
+        assert manifest.log_position == taken["consistency_token"]
 
         # Later writes: new vectors near the queries, replaced ones, a delete and a metadata change.
         near = [{"id": f"n{i}", "vector": (q + 0.01).tolist()} for i, q in enumerate(queries)]

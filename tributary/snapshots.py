@@ -69,6 +69,12 @@ class SnapshotManifest(BaseModel):
     command_id: str = Field(
         description="The CreateSnapshot command: the snapshot reflects every command before it"
     )
+    log_position: str | None = Field(
+        default=None,
+        description="Where the CreateSnapshot command is in the command log, as a consistency token "
+        "(<partition>:<offset>): the snapshot reflects every command of the dataset's partition before that "
+        "offset. None for a deployment backup (`tributary backup`), taken outside the log",
+    )
     ledger: list[str] = Field(
         description="The last commands applied to the dataset at that version, newest last"
     )
@@ -127,6 +133,7 @@ def write_snapshot(
     *,
     snapshot_id: str,
     command_id: str,
+    log_position: str | None = None,
 ) -> SnapshotManifest:
     """Copy the dataset's rows at `at` (a tag or version id: the commit `source` describes) to `backups` in
     parts, then the manifest, last."""
@@ -152,6 +159,7 @@ def write_snapshot(
         vector_count=source.count,
         created_at=datetime.now(UTC),
         command_id=command_id,
+        log_position=log_position,
         ledger=source.ledger,
         parts=parts,
         encrypted=isinstance(backups, SealedStore),

@@ -7,9 +7,10 @@ derive from the command's).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 from events import (
     Command,
@@ -39,6 +40,7 @@ from events import (
 )
 from events.analysis import analyzer_for
 from events.filters import parse_filter
+from tributary.bus import ConsistencyToken
 from tributary.metrics import APPLIER_COMMIT_SECONDS
 from tributary.storage import DatasetSpec, DatasetStore, DatasetWriter
 from workers.rejection import Rejected
@@ -59,7 +61,11 @@ class Effect:
     event: DomainEvent | None = None
 
 
-def apply_commands(commands: Sequence[Command], store: DatasetStore) -> list[DomainEvent]:
+def apply_commands(
+    commands: Sequence[Command],
+    store: DatasetStore,
+    positions: Mapping[UUID, ConsistencyToken] | None = None,
+) -> list[DomainEvent]:
     """Apply commands in order and return their events in the same order. The vector writes of one dataset
     share one DeepLake commit (with their ids in its ledger); a command on the dataset as a whole (create,
     delete, snapshot, restore) first commits the writes before it. On an unexpected error nothing uncommitted
@@ -82,7 +88,7 @@ def apply_commands(commands: Sequence[Command], store: DatasetStore) -> list[Dom
             if isinstance(command, Lifecycle):
                 if url in open_writes:
                     flush(url)
-                out.append(_lifecycle(command, store))
+                out.append(_lifecycle(command, store, (positions or {}).get(command.id)))
                 continue
             if url not in open_writes:
                 writer = store.writer(command.tenant, command.dataset)
@@ -111,7 +117,7 @@ def _event_of(item: DomainEvent | Effect) -> DomainEvent:
     return item.event
 
 
-def _lifecycle(command: Lifecycle, store: DatasetStore) -> DomainEvent:
+def _lifecycle(command: Lifecycle, store: DatasetStore, position: ConsistencyToken | None) -> DomainEvent:
     try:
         match command:
             case CreateDataset():
@@ -119,7 +125,7 @@ def _lifecycle(command: Lifecycle, store: DatasetStore) -> DomainEvent:
             case DeleteDataset():
                 return delete_dataset(command, store)
             case CreateSnapshot():
-                return create_snapshot(command, store)
+                return create_snapshot(command, store, position)
             case DeleteSnapshot():
                 return delete_snapshot(command, store)
             case RestoreSnapshot():

@@ -4,10 +4,12 @@ others show the failure is the command's and not the system's."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from uuid import UUID
 
 from events import Command, DomainEvent
+from tributary.bus import ConsistencyToken
 from tributary.metrics import ACK_TO_APPLIED, APPLIER_APPLY_SECONDS, APPLIER_BATCH_COMMANDS, observe_since
 from tributary.storage import DatasetStore
 from workers.applier import apply_commands, rejection
@@ -26,20 +28,31 @@ class BatchOutcome:
     poisoned: list[tuple[int, str]] = field(default_factory=list)
 
 
-def apply_batch(commands: Sequence[Command], store: DatasetStore, *, give_up: bool) -> BatchOutcome:
+def apply_batch(
+    commands: Sequence[Command],
+    store: DatasetStore,
+    *,
+    give_up: bool,
+    positions: Mapping[UUID, ConsistencyToken] | None = None,
+) -> BatchOutcome:
     """Apply the batch in one go; if that crashes, apply its commands one by one. A command that still crashes
     is rejected and reported as poisoned, unless every command crashed and `give_up` is false: that looks like
     an outage (storage unreachable), so the error propagates and the batch is delivered again later."""
     APPLIER_BATCH_COMMANDS.observe(len(commands))
     with APPLIER_APPLY_SECONDS.time():
-        outcome = _apply_batch(commands, store, give_up=give_up)
+        outcome = _apply_batch(commands, store, give_up, positions or {})
     observe_since(ACK_TO_APPLIED, [command.occurred_at for command in commands])
     return outcome
 
 
-def _apply_batch(commands: Sequence[Command], store: DatasetStore, *, give_up: bool) -> BatchOutcome:
+def _apply_batch(
+    commands: Sequence[Command],
+    store: DatasetStore,
+    give_up: bool,
+    positions: Mapping[UUID, ConsistencyToken],
+) -> BatchOutcome:
     try:
-        return BatchOutcome(apply_commands(commands, store))
+        return BatchOutcome(apply_commands(commands, store, positions))
     except Exception:
         if len(commands) == 1 and not give_up:
             raise
@@ -49,7 +62,7 @@ def _apply_batch(commands: Sequence[Command], store: DatasetStore, *, give_up: b
     failure: Exception | None = None
     for index, command in enumerate(commands):
         try:
-            events.extend(apply_commands([command], store))
+            events.extend(apply_commands([command], store, positions))
         except Exception as exc:
             failure = exc
             reason = f"the applier failed on this command: {type(exc).__name__}: {exc}"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -20,6 +20,7 @@ from typing import Generic, TypeVar
 from pydantic import ValidationError
 
 from events import Command, CommandRejected, DomainEvent, parse_command
+from tributary.bus import ConsistencyToken
 from tributary.logs import without_input
 from tributary.metrics import count_dead_letters
 from tributary.storage import DatasetStore
@@ -60,20 +61,21 @@ class Settled(Generic[M]):
 
 
 class ApplierPipeline(Generic[M]):
-    """Applies batches of one transport's messages; `body` reads a message's raw command, `position` names it
-    (the first message's position names a batch across redeliveries, for counting its failed attempts)."""
+    """Applies batches of one transport's messages; `body` reads a message's raw command, `position` says where
+    it is in the command log (the first message's position names a batch across redeliveries, for counting its
+    failed attempts; a snapshot's manifest records its command's)."""
 
     def __init__(
         self,
         store: DatasetStore,
         *,
         body: Callable[[M], bytes | str],
-        position: Callable[[M], Hashable],
+        position: Callable[[M], ConsistencyToken],
     ) -> None:
         self._store = store
         self._body, self._position = body, position
         # Failed deliveries of a batch, by the position of its first message.
-        self._failures: dict[Hashable, int] = {}
+        self._failures: dict[ConsistencyToken, int] = {}
 
     def failures(self, messages: Sequence[M]) -> int:
         """How many deliveries of this batch failed so far (the applier raised)."""
@@ -100,6 +102,7 @@ class ApplierPipeline(Generic[M]):
                     [command for _, command in readable],
                     self._store,
                     give_up=attempt >= MAX_ATTEMPTS,
+                    positions={command.id: self._position(message) for message, command in readable},
                 )
             except Exception:
                 self._failures[first] = attempt

@@ -24,6 +24,7 @@ from events import (
     event_for,
 )
 from tributary.backup_store import BackupStore
+from tributary.bus import ConsistencyToken
 from tributary.snapshots import (
     MANIFEST,
     SnapshotCorrupt,
@@ -46,9 +47,12 @@ def snapshot_id_of(command: CreateSnapshot) -> str:
     return str(command.id)
 
 
-def create_snapshot(command: CreateSnapshot, store: DatasetStore) -> SnapshotCreated:
+def create_snapshot(
+    command: CreateSnapshot, store: DatasetStore, position: ConsistencyToken | None = None
+) -> SnapshotCreated:
     """Tag the dataset's last commit (the caller committed what was pending) and copy it, then apply the
-    retention. The manifest goes last: until it exists, the snapshot does not."""
+    retention. The manifest goes last: until it exists, the snapshot does not. `position`: where the command is
+    in the command log, recorded in the manifest."""
     backups = _backups(store)
     tenant, dataset, snapshot_id = command.tenant, command.dataset, snapshot_id_of(command)
     manifest = _manifest(backups, tenant, dataset, snapshot_id)
@@ -66,6 +70,7 @@ def create_snapshot(command: CreateSnapshot, store: DatasetStore) -> SnapshotCre
             Committed(version, writer.spec, writer.count, writer.ledger),
             snapshot_id=snapshot_id,
             command_id=str(command.id),
+            log_position=None if position is None else str(position),
         )
         log.info(
             "snapshot %s of %s/%s: %d vectors at %s", snapshot_id, tenant, dataset, writer.count, version
