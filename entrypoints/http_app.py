@@ -8,7 +8,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import cast
 
 from fastapi import FastAPI
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from fastapi.telemetry import TelemetryConfig
 
 from command_api.deps import ReplayedAnswer, not_published_answer, replayed_answer
 from command_api.operations import NotPublished
@@ -24,12 +24,10 @@ from query_api.routes import snapshots as read_snapshots
 from tributary import __version__, errors, http_hygiene, logs, metrics
 from tributary.audit import AuditMiddleware
 from tributary.http_metrics import HttpMetrics
+from tributary.http_tracing import HttpTracing
 from tributary.settings import ApiRole, Settings
 
 WORKER_ROLE_VARIABLE = "TRIBUTARY_SERVE_ROLE"
-# Probes and scrapes are not traced: they would be most of the traces and say nothing (regular expressions
-# searched in the URL).
-UNTRACED = "/healthz$,/readyz$,/metrics$"
 
 
 def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
@@ -47,18 +45,19 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
                 )
             yield
 
-    app = FastAPI(title="Tributary", version=__version__, lifespan=lifespan)
+    # FastAPI's own telemetry stays off: it would trace (and meter) every request once a tracer provider is
+    # installed, beside HttpTracing, and it costs each request a look at the providers even when none is.
+    off: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+    app = FastAPI(title="Tributary", version=__version__, lifespan=lifespan, telemetry=off)
     errors.install(app)
     app.add_middleware(AuditMiddleware)
     http_hygiene.install(app, settings)
-    # Added last, so outermost of these: it times and counts every answer, a refusal by the others included.
+    # Added after the others, so outermost of them: it times and counts every answer, a refusal by the others
+    # included.
     app.add_middleware(HttpMetrics)
     if traced is not None:
-        # Outermost of all: a request's span is current in every middleware and route, and its trace id is in
-        # every line they log. Each request is a server span; the ASGI messages are no spans of their own.
-        FastAPIInstrumentor.instrument_app(
-            app, tracer_provider=traced, excluded_urls=UNTRACED, exclude_spans=["receive", "send"]
-        )
+        # Outermost of all: the request's span is current in every middleware and route.
+        app.add_middleware(HttpTracing, provider=traced)
     app.include_router(health.router)
     if role in ("embedded", "command-api"):
         app.add_exception_handler(ReplayedAnswer, replayed_answer)
