@@ -1,16 +1,20 @@
-"""What tracing costs the search path: QPS with tracing off, on sampled at 1% and on at 100%.
+"""What tracing costs the search path: QPS and server CPU per search with tracing off, on sampled at 1% and on at
+100%.
 
-    python -m bench.tracing [--vectors 20000] [--dims 384] [--clients 8] [--seconds 10] [--rounds 3]
+    python -m bench.tracing [--vectors 20000] [--dims 384] [--clients 8] [--seconds 5] [--rounds 5]
 
-Embedded mode (one `tributary serve` process: the search path is the query API's, the same code as a query-api
-role). Loads --vectors clustered vectors once, then restarts the server with each tracing setting in turn, in
---rounds rounds (the order rotated each round, so drift on a shared machine falls on every setting alike), and
-measures searches from --clients keep-alive clients for --seconds: cold (every query a new vector) and cached
-(20 queries repeated, the cheapest request, where a per-request cost shows most). The settings are the standard
-variables: off (none set); `OTEL_TRACES_EXPORTER=otlp` with `OTEL_TRACES_SAMPLER=parentbased_traceidratio` and
-`OTEL_TRACES_SAMPLER_ARG=0.01`; and with `parentbased_always_on`. The spans go over OTLP/gRPC to a sink in
-this process that acknowledges each export unread, so the server pays the whole export (batching, encoding,
-sending) and the sink almost nothing. Prints the median QPS of each setting and its cost against off.
+Loads --vectors clustered vectors into an embedded-mode server (its search path is the query API's, the same
+code as a query-api role), copies its data directory twice, and runs three servers side by side, one per
+setting of the standard variables: off (none set); `OTEL_TRACES_EXPORTER=otlp` with
+`OTEL_TRACES_SAMPLER=parentbased_traceidratio` and `OTEL_TRACES_SAMPLER_ARG=0.01`; and with
+`parentbased_always_on`. Their spans go over OTLP/gRPC to a sink in this process that acknowledges each export
+unread, so a server pays the whole export (batching, encoding, sending) and the sink almost nothing. Then, in
+--rounds rounds (the servers' order rotated each round, so drift on a shared machine falls on each alike), it
+searches each server from --clients keep-alive clients for --seconds: cold (every query a new vector) and cached
+(20 queries repeated: the cheapest search, where a per-request cost shows most). Prints, per setting, the median
+QPS and the median server CPU per search (user + system time of the server process from /proc, exporter thread
+included, over the searches it answered), each against off. On a machine shared with other work the CPU per
+search is the steadier of the two: QPS moves with whatever else runs.
 """
 
 from __future__ import annotations
@@ -18,9 +22,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
+import socket
 import statistics
 import tempfile
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import grpc
@@ -40,6 +47,7 @@ SETTINGS: dict[str, dict[str, str]] = {
     },
     "on, 100%": {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_TRACES_SAMPLER": "parentbased_always_on"},
 }
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class Sink:
@@ -66,76 +74,107 @@ class Sink:
         await self._server.stop(None)
 
 
-async def measured(
-    work: Path, setting: dict[str, str], data: Data, clients: int, seconds: float
-) -> tuple[float, float]:
-    """Cold and cached QPS of a server started with `setting` over the data in `work`."""
-    for name in [name for name in os.environ if name.startswith("OTEL_")]:
-        del os.environ[name]
-    os.environ.update(setting)
-    async with embedded_mode(work) as (_, url, _):
-        await indexed(url)
-        rng = np.random.default_rng(5)
-        noise = 0.01 * rng.standard_normal((4096, data.vectors.shape[1])).astype(np.float32)
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
-        def cold(n: int) -> dict[str, object]:
-            query = data.queries[n % 200] + noise[n % 4096] * (1 + n // 4096)
-            return {"vector": packed(query), "k": 10, "include": []}
 
-        def cached(n: int) -> dict[str, object]:
-            return cold(n % 20)
+def cpu_seconds(pid: int) -> float:
+    """User and system time of a process so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
 
-        qps: list[float] = []
-        bodies: Callable[[int], dict[str, object]]
-        for bodies in (cold, cached):
-            await measure(url, bodies, 1, 1.0)  # warm up (and fill the cache)
-            qps.append((await measure(url, bodies, clients, seconds)).qps)
-        return qps[0], qps[1]
+
+class Server:
+    def __init__(self, url: str, pid: int) -> None:
+        self.url, self.pid = url, pid
+
+    async def searched(
+        self, bodies: Callable[[int], dict[str, object]], clients: int, seconds: float
+    ) -> tuple[float, float]:
+        """QPS, and server CPU microseconds per search."""
+        before = cpu_seconds(self.pid)
+        got = await measure(self.url, bodies, clients, seconds)
+        used = cpu_seconds(self.pid) - before
+        return got.qps, used / (got.qps * seconds) * 1e6
 
 
 async def run(args: argparse.Namespace) -> None:
+    for name in [name for name in os.environ if name.startswith("OTEL_")]:
+        del os.environ[name]
+    data = Data(args.vectors, args.dims)
+    rng = np.random.default_rng(5)
+    noise = 0.01 * rng.standard_normal((4096, args.dims)).astype(np.float32)
+
+    def cold(n: int) -> dict[str, object]:
+        query = data.queries[n % 200] + noise[n % 4096] * (1 + n // 4096)
+        return {"vector": packed(query), "k": 10, "include": []}
+
+    def cached(n: int) -> dict[str, object]:
+        return cold(n % 20)
+
+    kinds = {"cold": cold, "cached": cached}
     sink = Sink()
     await sink.start()
-    endpoint = f"http://127.0.0.1:{sink.port}"
-    data = Data(args.vectors, args.dims)
-    results: dict[str, list[tuple[float, float]]] = {name: [] for name in SETTINGS}
+    endpoint = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink.port}"}
+    # setting -> kind -> [(QPS, CPU us a search)] over the rounds
+    results: dict[str, dict[str, list[tuple[float, float]]]] = {
+        name: {kind: [] for kind in kinds} for name in SETTINGS
+    }
     try:
-        with tempfile.TemporaryDirectory() as work:
+        with tempfile.TemporaryDirectory() as tmp:
+            seed = Path(tmp) / "seed"
+            seed.mkdir()
             async with (
-                embedded_mode(Path(work)) as (commands, queries, _),
-                httpx.AsyncClient(base_url=commands, headers=ADMIN_HEADERS, timeout=120) as writes,
-                httpx.AsyncClient(base_url=queries, headers=ADMIN_HEADERS, timeout=120) as reads,
+                embedded_mode(seed, free_port(), free_port()) as (url, _, _),
+                httpx.AsyncClient(base_url=url, headers=ADMIN_HEADERS, timeout=120) as client,
             ):
-                created = await writes.post(
+                created = await client.post(
                     "/api/v1/datasets?wait=true", json={"name": "bench", "dimensions": args.dims}
                 )
                 created.raise_for_status()
-                await load(writes, reads, data)
-            names = list(SETTINGS)
-            for round_ in range(args.rounds):
-                for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
-                    before = sink.received
-                    setting = SETTINGS[name] | (
-                        {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint} if SETTINGS[name] else {}
+                await load(client, client, data)
+            async with AsyncExitStack() as stack:
+                servers: dict[str, Server] = {}
+                for name, setting in SETTINGS.items():
+                    work = Path(tmp) / name.replace(" ", "").replace(",", "-").replace("%", "pc")
+                    shutil.copytree(seed, work)
+                    url, _, running = await stack.enter_async_context(
+                        embedded_mode(work, free_port(), free_port(), setting | endpoint if setting else None)
                     )
-                    cold, cached = await measured(Path(work), setting, data, args.clients, args.seconds)
-                    results[name].append((cold, cached))
-                    print(
-                        f"round {round_ + 1}, tracing {name:8s}: cold {cold:6.0f} QPS, cached {cached:6.0f} QPS, "
-                        f"{(sink.received - before) / 1e6:6.2f} MB of spans exported"
-                    )
+                    servers[name] = Server(url, running.pid("embedded"))
+                for server in servers.values():
+                    await indexed(server.url)
+                    for bodies in kinds.values():
+                        await measure(server.url, bodies, 1, 1.0)  # warm up (and fill the cache)
+                names = list(SETTINGS)
+                for round_ in range(args.rounds):
+                    for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+                        line = []
+                        for kind, bodies in kinds.items():
+                            qps, cpu = await servers[name].searched(bodies, args.clients, args.seconds)
+                            results[name][kind].append((qps, cpu))
+                            line.append(f"{kind} {qps:5.0f} QPS {cpu:5.0f} us CPU")
+                        print(f"round {round_ + 1}, tracing {name:8s}: {', '.join(line)}")
     finally:
         await sink.stop()
-    off_cold = statistics.median(cold for cold, _ in results["off"])
-    off_cached = statistics.median(cached for _, cached in results["off"])
+    print(f"{sink.received / 1e6:.1f} MB of spans exported in all")
     print(f"median of {args.rounds} rounds, {args.clients} clients, {args.seconds:.0f} s each:")
-    for name, runs in results.items():
-        cold = statistics.median(c for c, _ in runs)
-        cached = statistics.median(c for _, c in runs)
-        print(
-            f"  tracing {name:8s}: cold {cold:6.0f} QPS ({cold / off_cold - 1:+6.1%}), "
-            f"cached {cached:6.0f} QPS ({cached / off_cached - 1:+6.1%})"
-        )
+    off = {
+        kind: (statistics.median(q for q, _ in runs), statistics.median(c for _, c in runs))
+        for kind, runs in results["off"].items()
+    }
+    for name, by_kind in results.items():
+        parts = []
+        for kind, runs in by_kind.items():
+            qps, cpu = statistics.median(q for q, _ in runs), statistics.median(c for _, c in runs)
+            parts.append(
+                f"{kind} {qps:5.0f} QPS ({qps / off[kind][0] - 1:+6.1%}), "
+                f"{cpu:5.0f} us CPU a search ({cpu / off[kind][1] - 1:+6.1%})"
+            )
+        print(f"  tracing {name:8s}: {'; '.join(parts)}")
 
 
 def main() -> None:
@@ -145,8 +184,8 @@ def main() -> None:
     parser.add_argument("--vectors", type=int, default=20_000)
     parser.add_argument("--dims", type=int, default=384)
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=5)
     asyncio.run(run(parser.parse_args()))
 
 
