@@ -4,8 +4,9 @@
     python -m bench.tracing [--vectors 20000] [--dims 384] [--clients 8] [--seconds 5] [--rounds 5]
 
 Loads --vectors clustered vectors into an embedded-mode server (its search path is the query API's, the same
-code as a query-api role), copies its data directory twice, and runs three servers side by side, one per
-setting of the standard variables: off (none set); `OTEL_TRACES_EXPORTER=otlp` with
+code as a query-api role), copies its data directory, and runs four servers side by side, one per setting of
+the standard variables: off (none set), twice (the second one a control: each server builds its own HNSW
+graph, and cold searches differ by that much between two identical servers); `OTEL_TRACES_EXPORTER=otlp` with
 `OTEL_TRACES_SAMPLER=parentbased_traceidratio` and `OTEL_TRACES_SAMPLER_ARG=0.01`; and with
 `parentbased_always_on`. Their spans go over OTLP/gRPC to a sink in this process that acknowledges each export
 unread, so a server pays the whole export (batching, encoding, sending) and the sink almost nothing. Then, in
@@ -40,6 +41,9 @@ from bench.search import Data, indexed, load, measure, packed
 TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 SETTINGS: dict[str, dict[str, str]] = {
     "off": {},
+    # A second server without tracing: each server builds its own HNSW graph (threads make it differ a little),
+    # so the spread between the two "off" servers is what the cold figures can tell apart.
+    "off again": {},
     "on, 1%": {
         "OTEL_TRACES_EXPORTER": "otlp",
         "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
@@ -139,7 +143,7 @@ async def run(args: argparse.Namespace) -> None:
             async with AsyncExitStack() as stack:
                 servers: dict[str, Server] = {}
                 for name, setting in SETTINGS.items():
-                    work = Path(tmp) / name.replace(" ", "").replace(",", "-").replace("%", "pc")
+                    work = Path(tmp) / f"server{len(servers)}"
                     shutil.copytree(seed, work)
                     url, _, running = await stack.enter_async_context(
                         embedded_mode(work, free_port(), free_port(), setting | endpoint if setting else None)

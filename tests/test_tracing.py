@@ -34,6 +34,8 @@ from tributary.stream import EventStream
 
 HTTP_UPSERT = "POST /api/v1/datasets/{dataset}/vectors"
 GRPC_UPSERT = "/tributary.v1.Vectors/Upsert"
+# A client's own trace context, sent with a write.
+CLIENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
 def span_id(span: ReadableSpan) -> int:
@@ -89,12 +91,24 @@ async def test_one_write_is_one_trace_through_the_embedded_bus(
         created = await client.post("/api/v1/datasets?wait=true", json={"name": "docs", "dimensions": 4})
         assert created.status_code == 200, created.text
         written = await client.post(
-            "/api/v1/datasets/docs/vectors?wait=true", json={"vectors": [{"id": "a", "vector": [1, 0, 0, 0]}]}
+            "/api/v1/datasets/docs/vectors?wait=true",
+            json={"vectors": [{"id": "a", "vector": [1, 0, 0, 0]}]},
+            headers={"traceparent": CLIENT},
         )
         assert written.status_code == 200, written.text
         chain = await traced(spans, HTTP_UPSERT, replicas=1)
-    assert chain["request"].attributes is not None
-    assert chain["request"].attributes["http.route"] == "/api/v1/datasets/{dataset}/vectors"
+        assert (await client.get("/healthz")).status_code == 200
+    # The request continues the client's trace; probes are not traced.
+    request = chain["request"]
+    assert request.parent is not None and request.context is not None
+    assert trace.format_span_id(request.parent.span_id) == CLIENT.split("-")[2]
+    assert trace.format_trace_id(request.context.trace_id) == CLIENT.split("-")[1]
+    assert request.attributes is not None
+    assert request.attributes["http.route"] == "/api/v1/datasets/{dataset}/vectors"
+    assert request.attributes["http.response.status_code"] == 200
+    assert not [
+        span for span in spans.get_finished_spans() if span.kind == SpanKind.SERVER and "GET" in span.name
+    ]
 
 
 async def test_one_write_is_one_trace_through_kafka_over_http_and_grpc(

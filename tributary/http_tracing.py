@@ -11,9 +11,10 @@ span that is recorded."""
 
 from __future__ import annotations
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import SpanKind, StatusCode, TracerProvider
+from opentelemetry.trace import Span, SpanKind, StatusCode, TracerProvider
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from events import TraceContext
@@ -36,30 +37,42 @@ class HttpTracing(HttpMiddleware):
         # A client may send any token as its method; the span's name keeps to the known ones (semconv: HTTP).
         method = scope["method"] if scope["method"] in METHODS else "HTTP"
         span = self._tracer.start_span(method, context=_parent(scope), kind=SpanKind.SERVER)
-        with trace.use_span(span, end_on_exit=True):
+        # Made current by hand rather than with `trace.use_span`: a request that is not sampled (99 in 100 at 1%)
+        # pays for no more than starting the span and attaching it.
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
             if not span.is_recording():
                 await self.app(scope, receive, send)
                 return
-            # An exception that escapes the app becomes a 500 in Starlette's outermost middleware.
-            status = 500
-            try:
-                status = await answered_status(self.app, scope, receive, send) or status
-            finally:
-                span.set_attributes(
-                    {
-                        "http.request.method": method,
-                        "url.path": scope["path"],
-                        "url.scheme": scope.get("scheme", "http"),
-                        "http.response.status_code": status,
-                    }
-                )
-                # The router put the matched route in the scope it was given: this one.
-                route = getattr(scope.get("route"), "path", None)
-                if route is not None:
-                    span.set_attribute("http.route", route)
-                    span.update_name(f"{method} {route}")
-                if status >= 500:
-                    span.set_status(StatusCode.ERROR)
+            await self._recorded(span, method, scope, receive, send)
+        finally:
+            otel_context.detach(token)
+            span.end()
+
+    async def _recorded(self, span: Span, method: str, scope: Scope, receive: Receive, send: Send) -> None:
+        # An exception that escapes the app becomes a 500 in Starlette's outermost middleware.
+        status = 500
+        try:
+            status = await answered_status(self.app, scope, receive, send) or status
+        except Exception as exc:
+            span.record_exception(exc)
+            raise
+        finally:
+            span.set_attributes(
+                {
+                    "http.request.method": method,
+                    "url.path": scope["path"],
+                    "url.scheme": scope.get("scheme", "http"),
+                    "http.response.status_code": status,
+                }
+            )
+            # The router put the matched route in the scope it was given: this one.
+            route = getattr(scope.get("route"), "path", None)
+            if route is not None:
+                span.set_attribute("http.route", route)
+                span.update_name(f"{method} {route}")
+            if status >= 500:
+                span.set_status(StatusCode.ERROR)
 
 
 def _parent(scope: Scope) -> Context:

@@ -4,6 +4,7 @@ unchanged."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 
@@ -126,3 +127,18 @@ def test_a_line_logged_in_a_span_carries_its_trace_id(spans: InMemorySpanExporte
     # The span's trace, not the one bound from the request's header; outside the span, the bound one.
     assert '"trace_id": "0af7651916cd43dd8448eb211c80319c"' in line
     assert '"trace_id": "1bf7651916cd43dd8448eb211c80319c"' in outside
+
+
+async def test_what_a_request_starts_to_outlive_it_is_in_none_of_its_spans(
+    spans: InMemorySpanExporter,
+) -> None:
+    async def start_a_client() -> asyncio.Task[bool]:
+        async def background() -> bool:
+            return trace.get_current_span().get_span_context().is_valid
+
+        return asyncio.create_task(background())
+
+    with tracing.continuing("apply", command(SAMPLED)):
+        outliving = await logs.apart_from_request(start_a_client())
+        assert trace.get_current_span().get_span_context().is_valid
+    assert await outliving is False
