@@ -6,7 +6,7 @@ not traced.
 
 Ours rather than FastAPI's native telemetry or opentelemetry-instrumentation-fastapi: both compute the request's
 attributes (URL, query, server address, ...) for every request before the sampler runs, and cost 62 and 125 us
-of CPU a request with 1% sampled, where this one costs 18 us (docs/benchmarks.md): attributes are set only on a
+of CPU a request with 1% sampled, where this one costs 16 us (docs/benchmarks.md): attributes are set only on a
 span that is recorded."""
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ request or message being handled, and a repeated line logged once with a count.
 Every record goes through the standard library's logging (ours, uvicorn's, aiokafka's, grpcio's), so one handler
 on the root logger renders them all, with structlog's `ProcessorFormatter`: `time` (UTC, ISO 8601), `level`,
 `logger`, `message`, `role`, and what the context holds: `request_id` (bound per HTTP request or gRPC call by
-`begin_request`), `trace_id` (of the current span when tracing records one, tributary/tracing.py; else of the
-request's `traceparent` header or the worker's message), `tenant` and `dataset` (bound where a request's credential and dataset are known,
+`begin_request`), `trace_id` (of the current span, tributary/tracing.py; else of the request's `traceparent` header
+or the worker's message), `tenant` and `dataset` (bound where a request's credential and dataset are known,
 tributary/auth/gate.py, or a worker's message), `exception` (its traceback, one string).
 
 With a dependency away, clients log the same failure many times a second (aiokafka's `Unable connect to node`).
