@@ -37,6 +37,9 @@ class Processes:
             )
         self._running[name] = (process, args, env)
 
+    def pid(self, name: str) -> int:
+        return self._running[name][0].pid
+
     def stop(self, name: str) -> tuple[list[str], dict[str, str]]:
         process, args, env = self._running.pop(name)
         process.terminate()
@@ -133,9 +136,13 @@ async def _create_schema(url: str, schema: str) -> None:
 
 
 @asynccontextmanager
-async def embedded_mode(work: Path) -> AsyncIterator[tuple[str, str, Processes]]:
-    env = {**os.environ, "TRIBUTARY_DATA_DIR": str(work), "TRIBUTARY_ADMIN_KEY": ADMIN_KEY}
+async def embedded_mode(
+    work: Path, port: int = 18182, grpc_port: int = 18192, env: dict[str, str] | None = None
+) -> AsyncIterator[tuple[str, str, Processes]]:
+    """`env`: added to this process's environment."""
+    env = {**os.environ, **(env or {}), "TRIBUTARY_DATA_DIR": str(work), "TRIBUTARY_ADMIN_KEY": ADMIN_KEY}
+    url = f"http://127.0.0.1:{port}"
     with processes(work) as running:
-        running.start("embedded", ["serve", "--port", "18182", "--grpc-port", "18192"], env)
-        await ready("http://127.0.0.1:18182")
-        yield "http://127.0.0.1:18182", "http://127.0.0.1:18182", running
+        running.start("embedded", ["serve", "--port", str(port), "--grpc-port", str(grpc_port)], env)
+        await ready(url)
+        yield url, url, running

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from command_api.splitting import split_command
 from events import Command
 from schemas.datasets import Accepted
+from tributary import tracing
 from tributary.bus import CommandPublisher, PublishFailed
 from tributary.db.models import OperationRow
 from tributary.db.outcomes import settled
@@ -143,8 +144,13 @@ async def _publish(
     retried: bool,
 ) -> Accepted:
     try:
-        # Serialising a large command takes milliseconds of CPU: off the event loop, which serves other requests.
-        token = await publisher.publish(await asyncio.to_thread(split_command, command, part_bytes))
+        with tracing.producing("publish", command) as span:
+            # The command carries this span's context, so its consumers continue the request's trace.
+            traced = tracing.stamped(command)
+            # Serialising a large command takes milliseconds of CPU: off the event loop, which serves other
+            # requests.
+            token = await publisher.publish(await asyncio.to_thread(split_command, traced, part_bytes))
+            span.set_attribute("tributary.consistency_token", str(token))
     except PublishFailed as exc:
         if exc.unconfirmed or retried:
             # It may still arrive (or an earlier attempt's did): keep the row, so the status says so and a retry

@@ -1,5 +1,6 @@
 """The composition root: builds the `Services` of one role from the settings, starts what runs in the
-background, and registers every close on the caller's exit stack (in reverse order of opening)."""
+background, and registers every close on the caller's exit stack (in reverse order of opening); and installs
+the process's OpenTelemetry SDK when the `OTEL_*` variables ask for traces (`configure_tracing`)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,13 @@ import sys
 from collections.abc import Coroutine
 from contextlib import AsyncExitStack
 from functools import partial
+from importlib.metadata import entry_points
 from typing import Any
 
+from opentelemetry import trace
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -27,6 +33,7 @@ from query_api.follower import EventFollower
 from query_api.indexer import Indexer
 from query_api.registry import Projections, apply_events, load_all
 from query_api.services import ReadServices
+from tributary import tracing
 from tributary.audit import RefusalTally, flush_refusals, flush_refusals_periodically
 from tributary.auth.authenticate import install_bootstrap_key
 from tributary.auth.jwt import JwtVerifier
@@ -48,7 +55,7 @@ from tributary.kafka import (
 )
 from tributary.resilience import CircuitBreaker, Supervised
 from tributary.services import Services
-from tributary.settings import ApiRole, Settings
+from tributary.settings import ApiRole, Role, Settings
 from tributary.storage import DatasetStore
 from workers.dead_letters import sample_dead_letters
 
@@ -56,6 +63,57 @@ log = logging.getLogger(__name__)
 
 # Where the admin key made at the first start is written when stdout is no terminal, in `data_dir`.
 ADMIN_KEY_FILE = "admin-key"
+
+# The span exporter `OTEL_TRACES_EXPORTER=otlp` means for each `OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL`, as the
+# SDK's own configuration (opentelemetry-instrument) reads them; the default is grpc.
+OTLP_EXPORTERS = {"grpc": "otlp_proto_grpc", "http/protobuf": "otlp_proto_http"}
+
+
+def configure_tracing(role: Role) -> trace.TracerProvider | None:
+    """Install the process's OpenTelemetry SDK (tributary/tracing.py) when `OTEL_TRACES_EXPORTER` names span
+    exporters (`otlp`, `otlp_proto_http`, `console`, or any installed one); by default it names none and traces
+    are off, unlike the SDK's own default (`otlp`), so nothing is sent to a collector nobody runs. The rest is
+    read by the SDK from the standard variables: the OTLP endpoint, headers and protocol
+    (`OTEL_EXPORTER_OTLP_*`), the sampler (`OTEL_TRACES_SAMPLER` and `_ARG`; default `parentbased_always_on`),
+    the batching (`OTEL_BSP_*`), the resource (`OTEL_SERVICE_NAME`, default `tributary-<role>`, and
+    `OTEL_RESOURCE_ATTRIBUTES`); `OTEL_SDK_DISABLED=true` turns it off. Once per process: a provider installed
+    before (by an earlier app of this process, or a test) is the one returned. None when tracing is off."""
+    installed = tracing.provider()
+    if installed is not None or os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return installed
+    names = [name.strip() for name in os.environ.get("OTEL_TRACES_EXPORTER", "").split(",")]
+    exporters = [_span_exporter(name) for name in names if name and name != "none"]
+    if not exporters:
+        return None
+    resource = Resource.create()
+    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({SERVICE_NAME: f"tributary-{role}"}))
+    provider = TracerProvider(resource=resource)
+    for exporter in exporters:
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    # Global too, for any other library's instrumentation in the process.
+    trace.set_tracer_provider(provider)
+    tracing.install(provider)
+    return provider
+
+
+def _span_exporter(name: str) -> SpanExporter:
+    if name == "otlp":
+        protocol = (
+            os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+            or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+            or "grpc"
+        ).strip()
+        if protocol not in OTLP_EXPORTERS:
+            raise RuntimeError(
+                f"OTEL_EXPORTER_OTLP_PROTOCOL: {protocol!r} is not one of {sorted(OTLP_EXPORTERS)}"
+            )
+        name = OTLP_EXPORTERS[protocol]
+    found = entry_points(group="opentelemetry_traces_exporter", name=name)
+    if not found:
+        raise RuntimeError(f"OTEL_TRACES_EXPORTER: no installed package provides the span exporter {name!r}")
+    exporter: SpanExporter = next(iter(found)).load()()
+    return exporter
 
 
 async def start_services(settings: Settings, role: ApiRole, stack: AsyncExitStack) -> Services:

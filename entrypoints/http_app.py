@@ -8,6 +8,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import cast
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from command_api.deps import ReplayedAnswer, not_published_answer, replayed_answer
 from command_api.operations import NotPublished
@@ -17,19 +18,22 @@ from command_api.routes import keys as command_keys
 from command_api.routes import snapshots as command_snapshots
 from command_api.routes import vectors as command_vectors
 from entrypoints import health
-from entrypoints.bootstrap import start_services
+from entrypoints.bootstrap import configure_tracing, start_services
 from entrypoints.grpc_api.server import start_grpc
 from query_api.routes import admin, catalog, search
 from query_api.routes import snapshots as read_snapshots
 from tributary import __version__, errors, http_hygiene, logs, metrics
 from tributary.audit import AuditMiddleware
 from tributary.http_metrics import HttpMetrics
+from tributary.http_tracing import HttpTracing
 from tributary.settings import ApiRole, Settings
 
 WORKER_ROLE_VARIABLE = "TRIBUTARY_SERVE_ROLE"
 
 
 def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
+    traced = configure_tracing(role)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
@@ -37,15 +41,24 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
             services = app.state.services = await start_services(settings, role, stack)
             if settings.grpc_port:
                 # `--workers N` processes serve one gRPC port together, as uvicorn shares the HTTP one.
-                await start_grpc(services, stack, shared_port=WORKER_ROLE_VARIABLE in os.environ)
+                await start_grpc(
+                    services, stack, shared_port=WORKER_ROLE_VARIABLE in os.environ, traced=traced
+                )
             yield
 
-    app = FastAPI(title="Tributary", version=__version__, lifespan=lifespan)
+    # FastAPI's own telemetry stays off: it would trace (and meter) every request once a tracer provider is
+    # installed, beside HttpTracing, and it costs each request a look at the providers even when none is.
+    off: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+    app = FastAPI(title="Tributary", version=__version__, lifespan=lifespan, telemetry=off)
     errors.install(app)
     app.add_middleware(AuditMiddleware)
     http_hygiene.install(app, settings)
-    # Added last, so outermost of these: it times and counts every answer, a refusal by the others included.
+    # Added after the others, so outermost of them: it times and counts every answer, a refusal by the others
+    # included.
     app.add_middleware(HttpMetrics)
+    if traced is not None:
+        # Outermost of all: the request's span is current in every middleware and route.
+        app.add_middleware(HttpTracing, provider=traced)
     app.include_router(health.router)
     if role in ("embedded", "command-api"):
         app.add_exception_handler(ReplayedAnswer, replayed_answer)

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from events import DeadLetter, parse_event, partition_key
 from tributary import logs
 from tributary.bus import ConsistencyToken
-from tributary.kafka import Channels, consumer_record, consumer_records, dead_letter, json_headers
+from tributary.kafka import Channels, consumer_record, consumer_records, dead_letter, envelope_headers
 from tributary.limits import COMMAND_BATCH, MAX_MESSAGE_BYTES
 from tributary.producer import Outgoing, ResilientProducer
 from tributary.resilience import Backoff, RepeatedLog, Unavailable
@@ -122,7 +122,7 @@ def register_applier(
                     topics.events,
                     encoded.body,
                     key=partition_key(encoded.event.tenant, encoded.event.dataset),
-                    headers=json_headers(encoded.event.type),
+                    headers=envelope_headers(encoded.event),
                 )
                 for encoded in settled.events
             ]

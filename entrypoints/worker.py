@@ -11,6 +11,7 @@ import signal
 from contextlib import AsyncExitStack
 from functools import partial
 
+from entrypoints.bootstrap import configure_tracing
 from entrypoints.health import serving_health
 from entrypoints.kafka_workers import register_applier, register_projector
 from events import Topics
@@ -37,6 +38,7 @@ async def run_worker(
     settings: Settings, role: WorkerRole, stop: asyncio.Event | None = None, port: int | None = None
 ) -> None:
     stop = stop or _stop_on_signals()
+    configure_tracing(role)
     broker = make_broker(settings, client_id=f"tributary-{role}")
     channels = declare_channels(broker, Topics(settings.topic_prefix))
     engine = engine_for(settings)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ from events import (
     VectorsUpserted,
 )
 from query_api.projection import DatasetProjection
+from tributary import tracing
 from tributary.metrics import APPLIED_TO_VISIBLE, observe_since
 from tributary.storage import DatasetSpec, DatasetStore
 
@@ -73,10 +75,13 @@ class Projections:
 
 
 def apply_events(projections: Projections, events: Sequence[DomainEvent]) -> None:
+    started = time.time_ns()
     with projections.applying:
         _apply_all(projections, events)
     projections.written.set()
     observe_since(APPLIED_TO_VISIBLE, [event.occurred_at for event in events])
+    # Each event's trace goes on through this replica: a span per event, timed as the events applied together.
+    tracing.each_message("follow", events, start_time=started)
 
 
 def rebuild(projections: Projections, store: DatasetStore, tenant: str, dataset: str) -> Served | None:

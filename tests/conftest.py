@@ -6,11 +6,15 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests import models, services
 from tests.helpers import ADMIN_KEY
+from tributary import tracing
 from tributary.db.migrate import upgrade
 from tributary.db.session import engine_for
 from tributary.settings import Settings
@@ -110,3 +114,19 @@ def embedded_settings(tmp_path: Path) -> Settings:
     return Settings(  # type: ignore[call-arg]
         _env_file=None, data_dir=tmp_path / "data", wait_timeout_s=20, admin_key=ADMIN_KEY
     )
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Every span recorded while the test runs: tracing is on for this test alone (sampled at 100%), as
+    entrypoints/bootstrap.configure_tracing turns it on from the OTEL_* variables, and every app or worker the
+    test starts records with it."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.install(provider)
+    try:
+        yield exporter
+    finally:
+        tracing.install(None)
+        provider.shutdown()

@@ -15,8 +15,8 @@ from aiokafka.errors import TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.publisher import DefaultPublisher
 
-from events import Command, DeadLetter, DomainEvent, Topics, partition_key
-from tributary import kafka_backoff
+from events import Command, DeadLetter, DomainEvent, Envelope, Topics, partition_key
+from tributary import kafka_backoff, tracing
 from tributary.audit import AuditEvent
 from tributary.bus import ConsistencyToken, EncodedCommand, PublishFailed, count_accepted
 from tributary.limits import MAX_MESSAGE_BYTES
@@ -90,6 +90,12 @@ def json_headers(message_type: str) -> dict[str, str]:
     return {"content-type": "application/json", "message-type": message_type}
 
 
+def envelope_headers(envelope: Envelope) -> dict[str, str]:
+    """The headers of a command or event: its type, and the trace context its envelope carries (W3C
+    `traceparent`, `tracestate`), for tools that follow a trace by the headers."""
+    return json_headers(envelope.type) | tracing.headers(envelope.trace)
+
+
 class KafkaCommandPublisher:
     """Publishes a request's commands: one through the idempotent producer, several (a split request) in one
     Kafka transaction, so read_committed consumers see all of them or none."""
@@ -122,7 +128,7 @@ class KafkaCommandPublisher:
                 self._topics.commands,
                 encoded.body,
                 key=partition_key(encoded.command.tenant, encoded.command.dataset),
-                headers=json_headers(encoded.command.type),
+                headers=envelope_headers(encoded.command),
             )
             for encoded in commands
         ]

@@ -3,8 +3,9 @@ request or message being handled, and a repeated line logged once with a count.
 
 Every record goes through the standard library's logging (ours, uvicorn's, aiokafka's, grpcio's), so one handler
 on the root logger renders them all, with structlog's `ProcessorFormatter`: `time` (UTC, ISO 8601), `level`,
-`logger`, `message`, `role`, and what the context holds: `request_id` and `trace_id` (bound per HTTP request or
-gRPC call by `begin_request`), `tenant` and `dataset` (bound where a request's credential and dataset are known,
+`logger`, `message`, `role`, and what the context holds: `request_id` (bound per HTTP request or gRPC call by
+`begin_request`), `trace_id` (of the current span, tributary/tracing.py; else of the request's `traceparent` header
+or the worker's message), `tenant` and `dataset` (bound where a request's credential and dataset are known,
 tributary/auth/gate.py, or a worker's message), `exception` (its traceback, one string).
 
 With a dependency away, clients log the same failure many times a second (aiokafka's `Unable connect to node`).
@@ -25,9 +26,11 @@ from collections.abc import Coroutine, Mapping, MutableMapping
 from typing import Any, Literal, TypeVar
 
 import structlog
+from opentelemetry import context as otel_context
 from pydantic import ValidationError
 from structlog.contextvars import bind_contextvars, clear_contextvars, get_contextvars
 
+from tributary import tracing
 from tributary.auth.keys import KEY_PATTERN
 
 REPEAT_WINDOW_S = 30.0
@@ -79,6 +82,14 @@ def _add_role(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> Mu
     return event
 
 
+def _add_trace_id(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    # The span being recorded is the truth; what was bound from a header or an envelope stands without one.
+    current = tracing.current_trace_id()
+    if current is not None:
+        event["trace_id"] = current
+    return event
+
+
 def redact(text: str) -> str:
     """`text` with API keys cut to their public prefix and bearer tokens removed."""
     text = KEY_PATTERN.sub(lambda key: f"trb_{key['prefix']}_[redacted]", text)
@@ -116,6 +127,7 @@ def formatter(log_format: LogFormat) -> structlog.stdlib.ProcessorFormatter:
     return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[
             structlog.contextvars.merge_contextvars,
+            _add_trace_id,
             structlog.stdlib.add_log_level,
             structlog.stdlib.add_logger_name,
             structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
@@ -196,16 +208,18 @@ def begin_message(
     tenant: str | None = None, dataset: str | None = None, traceparent: str | None = None
 ) -> None:
     """Every line logged from here in this task is about one message (a worker's event), with what is known of
-    it: its tenant, dataset and trace id (of the envelope's trace context, once it is filled)."""
+    it: its tenant, dataset and trace id (of the envelope's trace context)."""
     clear_contextvars()
     known = {"tenant": tenant, "dataset": dataset, "trace_id": trace_id(traceparent)}
     bind_contextvars(**{name: value for name, value in known.items() if value is not None})
 
 
 def outside_requests() -> contextvars.Context:
-    """A copy of the current context without the request's log fields, for a task that outlives the request."""
+    """A copy of the current context without the request's log fields and span, for a task that outlives the
+    request."""
     context = contextvars.copy_context()
     context.run(clear_contextvars)
+    context.run(otel_context.attach, otel_context.Context())
     return context
 
 

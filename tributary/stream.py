@@ -15,6 +15,10 @@ At least once: an event's offset is committed only by `commit()` (or by `run`, a
 a consumer that stops before committing is given the event again, by the next member of its group. Handlers
 deduplicate on `event.id` where applying twice matters (a redelivered command yields an event with the same id).
 A message that is not a known event (a newer type, or not an envelope) is logged and passed over.
+
+Each event carries the trace of the write that caused it (`event.trace`, W3C; tributary/tracing.py): `run` calls
+the handler in a span that continues it (`handle <type>`), recorded once the consumer's process installs an
+OpenTelemetry SDK (`tracing.install`); a loop over the stream continues it with `tracing.continuing`.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from events import DomainEvent, Topics, parse_event
+from tributary import tracing
 from tributary.limits import MAX_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
@@ -100,5 +105,6 @@ class EventStream:
         """Call `handler` on each event and commit once it returned: an event whose handler raised (and the
         events after it) are delivered again to the group, after the exception leaves `run`."""
         async for event in self:
-            await handler(event)
+            with tracing.continuing("handle", event):
+                await handler(event)
             await self.commit()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from typing import Generic, TypeVar
 from pydantic import ValidationError
 
 from events import Command, CommandRejected, DomainEvent, parse_command
+from tributary import tracing
 from tributary.bus import ConsistencyToken
 from tributary.logs import without_input
 from tributary.metrics import count_dead_letters
@@ -85,6 +87,7 @@ class ApplierPipeline(Generic[M]):
         """Parse, apply under `fence`, and say what to publish. Raises when the batch is to be delivered again:
         whatever the fence raises (uncounted), or the applier's error while it still looks like an outage
         (counted: after `MAX_ATTEMPTS` deliveries its crashing commands are dead-lettered)."""
+        started = time.time_ns()
         first = self._position(messages[0])
         readable: list[tuple[M, Command]] = []
         letters: list[Letter[M]] = []
@@ -94,31 +97,41 @@ class ApplierPipeline(Generic[M]):
                 letters.append(Letter(message, command))
             else:
                 readable.append((message, command))
-        attempt = self._failures.get(first, 0) + 1
-        async with fence():
-            try:
-                outcome = await in_thread_to_completion(
-                    apply_batch,
-                    [command for _, command in readable],
-                    self._store,
-                    give_up=attempt >= MAX_ATTEMPTS,
-                    positions={command.id: self._position(message) for message, command in readable},
+        commands = [command for _, command in readable]
+        with tracing.batch(
+            "apply batch", commands, start_time=started, attributes={"tributary.batch_size": len(messages)}
+        ) as batch:
+            attempt = self._failures.get(first, 0) + 1
+            async with fence():
+                try:
+                    outcome = await in_thread_to_completion(
+                        apply_batch,
+                        commands,
+                        self._store,
+                        give_up=attempt >= MAX_ATTEMPTS,
+                        positions={command.id: self._position(message) for message, command in readable},
+                    )
+                except Exception:
+                    self._failures[first] = attempt
+                    raise
+            self._failures.pop(first, None)
+            # `apply_batch` gives one event per command, in order; each event carries on its command's trace.
+            applied = tracing.each_message("apply", commands, start_time=started, batch=batch)
+            caused = [
+                tracing.stamped(event, span) for event, span in zip(outcome.events, applied, strict=True)
+            ]
+            unreadable = len(letters)
+            letters += [
+                Letter(message, event.payload.reason)
+                for (message, _), event in zip(readable, caused, strict=True)
+                if isinstance(event, CommandRejected)
+            ]
+            count_dead_letters(unreadable=unreadable, rejected=len(letters) - unreadable)
+            for letter in letters:
+                log.warning(
+                    "dead-lettering the command at %s: %s", self._position(letter.message), letter.reason
                 )
-            except Exception:
-                self._failures[first] = attempt
-                raise
-        self._failures.pop(first, None)
-        unreadable = len(letters)
-        # `apply_batch` gives one event per command, in order.
-        letters += [
-            Letter(message, event.payload.reason)
-            for (message, _), event in zip(readable, outcome.events, strict=True)
-            if isinstance(event, CommandRejected)
-        ]
-        count_dead_letters(unreadable=unreadable, rejected=len(letters) - unreadable)
-        for letter in letters:
-            log.warning("dead-lettering the command at %s: %s", self._position(letter.message), letter.reason)
-        events = await asyncio.to_thread(_encode, outcome.events)
+            events = await asyncio.to_thread(_encode, caused)
         return Settled(messages, events, letters)
 
 

@@ -1,6 +1,7 @@
 """Projector handlers: plain async functions that fold a domain event into the SQL projections.
 
-Each is idempotent (upserts keyed by the event's subject), so a redelivered event changes nothing.
+Each is idempotent (upserts keyed by the event's subject), so a redelivered event changes nothing. Each event is
+projected in a span that continues its trace (tributary/tracing.py).
 """
 
 from __future__ import annotations
@@ -18,10 +19,16 @@ from events import (
     VectorsDeleted,
     VectorsUpserted,
 )
+from tributary import tracing
 from tributary.db.models import DatasetRow, OperationRow
 
 
 async def project_event(event: DomainEvent, session: AsyncSession) -> None:
+    with tracing.continuing("project", event):
+        await _project(event, session)
+
+
+async def _project(event: DomainEvent, session: AsyncSession) -> None:
     match event:
         case DatasetCreated() | SnapshotRestored():
             await _dataset_created(event, session)

@@ -9,6 +9,8 @@ from contextlib import AsyncExitStack
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
+from opentelemetry.trace import TracerProvider
 
 from entrypoints.grpc_api.servicers import ADD_TO_SERVER
 from entrypoints.grpc_api.v1 import tributary_pb2 as pb
@@ -20,18 +22,30 @@ HEALTH_INTERVAL_S = 2.0
 STOP_GRACE_S = 5.0
 
 
-async def start_grpc(services: Services, stack: AsyncExitStack, *, shared_port: bool = False) -> int:
+async def start_grpc(
+    services: Services,
+    stack: AsyncExitStack,
+    *,
+    shared_port: bool = False,
+    traced: TracerProvider | None = None,
+) -> int:
     """Serve the gRPC API on `settings.grpc_port` until `stack` closes; the port bound. `shared_port`: several
     processes of one role (`--workers N`) serve the port together (SO_REUSEPORT); otherwise a port another
-    process holds is an error, as it is for the HTTP port."""
+    process holds is an error, as it is for the HTTP port. `traced`: each call is a server span (health checks
+    are not traced), recorded with this provider."""
     settings = services.settings
+    interceptors = None
+    if traced is not None:
+        untraced_health = filters.negate(filters.health_check())
+        interceptors = [aio_server_interceptor(traced, untraced_health)]  # type: ignore[no-untyped-call]
     server = grpc.aio.server(
+        interceptors=interceptors,
         options=[
             # A message is bounded as an HTTP body is.
             ("grpc.max_receive_message_length", settings.max_body_bytes),
             ("grpc.max_send_message_length", settings.max_body_bytes),
             ("grpc.so_reuseport", int(shared_port)),
-        ]
+        ],
     )
     for servicer, add in ADD_TO_SERVER.items():
         add(servicer(services), server)  # type: ignore[no-untyped-call]

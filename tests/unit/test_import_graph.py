@@ -30,6 +30,7 @@ TRANSPORT_ADAPTERS = frozenset(
         "tributary/errors.py",
         "tributary/http_hygiene.py",
         "tributary/http_metrics.py",
+        "tributary/http_tracing.py",
         "tributary/json_route.py",
         "tributary/kafka.py",
         "tributary/kafka_backoff.py",

@@ -9,9 +9,12 @@ from contextlib import asynccontextmanager
 from typing import Any, cast
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import workers.pipeline
-from events import CommandRejected, DatasetDeleted, DeleteDataset, parse_event
+from events import CommandRejected, DatasetDeleted, DeleteDataset, TraceContext, parse_event
+from tributary import tracing
 from tributary.storage import DatasetStore
 from workers.isolation import MAX_ATTEMPTS
 from workers.pipeline import ApplierPipeline
@@ -150,3 +153,25 @@ async def test_parsing_and_applying_run_off_the_event_loop(monkeypatch: pytest.M
     loop_thread = threading.get_ident()
     assert parsing and loop_thread not in parsing
     assert store.threads and loop_thread not in store.threads
+
+
+async def test_each_event_carries_on_the_trace_of_its_command(spans: InMemorySpanExporter) -> None:
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    traced = DeleteDataset(tenant="t", dataset="a", trace=TraceContext(traceparent=traceparent))
+    settled = await pipeline_over(FakeStore()).apply(batch(traced.model_dump_json().encode(), delete("b")))
+
+    finished = spans.get_finished_spans()
+    [applying] = [span for span in finished if span.name == "apply batch"]
+    applied = [span for span in finished if span.name == "apply DeleteDataset"]
+    # The batch is in the traced command's trace; each command's span continues its own (the untraced one: a
+    # new one), and the event it caused carries that span's context, serialised as published.
+    assert applying.parent is not None and trace.format_span_id(applying.parent.span_id) == "b7ad6b7169203331"
+    assert [span.parent.span_id if span.parent else None for span in applied] == [
+        applying.parent.span_id,
+        None,
+    ]
+    for encoded, span in zip(settled.events, applied, strict=True):
+        assert span.context is not None
+        carried = trace.get_current_span(tracing.context_of(encoded.event.trace)).get_span_context()
+        assert (carried.trace_id, carried.span_id) == (span.context.trace_id, span.context.span_id)
+        assert parse_event(encoded.body).trace == encoded.event.trace
