@@ -17,7 +17,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -31,14 +32,21 @@ K = 10
 CHUNK = 10_000
 
 
-def build(rows: np.ndarray, target: float) -> tuple[DatasetProjection, float, float]:
-    """The projection of `rows`, and the seconds its build and its tuning took."""
+def build(
+    rows: np.ndarray, target: float, metadata: Sequence[dict[str, Any]] | None = None
+) -> tuple[DatasetProjection, float, float]:
+    """The projection of `rows` (with their `metadata`), and the seconds its build and its tuning took."""
     projection = DatasetProjection(rows.shape[1], "cosine", index=IndexConfig(target_recall=target))
     started = time.perf_counter()
     with projection.lock.writing():
         for start in range(0, len(rows), CHUNK):
             chunk = rows[start : start + CHUNK]
-            projection.upsert([str(start + i) for i in range(len(chunk))], chunk, None, None)
+            projection.upsert(
+                [str(start + i) for i in range(len(chunk))],
+                chunk,
+                None,
+                None if metadata is None else metadata[start : start + CHUNK],
+            )
         projection.index_pending()
     built = time.perf_counter() - started
     projection.tune(seed=len(rows))
