@@ -10,7 +10,9 @@ Each row has a `bucket` 0..999 (a random permutation), and a selectivity s is th
 `{"bucket": {"$lt": 1000 s}}`. The projection is built and tuned as a replica does it (bench/recall.py, then
 tuned again on the first half of the queries as its searches); the second half is measured, one query at a time
 on one thread, evaluating the filter's mask each time as a search does. CPU is the thread's CPU time per query;
-recall@10 is against exact search over the allowed rows. `--oversample` also measures the post-filter route
+recall@10 is against exact search over the allowed rows; "rows per candidate at par" is the
+`ROWS_PER_CANDIDATE` at which the rule would find both routes equally costly (the candidates HNSW is asked for
+in brackets). `--oversample` also measures the post-filter route
 at other oversampling factors than the one in the code. `--routed-only` measures only the search as the query
 API runs it (`DatasetProjection.search`) filtered and unfiltered, which runs on older commits too (for a
 before/after). Progress goes to stderr.
@@ -87,6 +89,15 @@ def oversampled_by(
     return f"{recall:.4f} / {cpu_ms:.3f}"
 
 
+def par(costs: dict[Route, float], allowed: int, indexed: int) -> str:
+    """The ROWS_PER_CANDIDATE at which the two routes would cost the same: (post-filter CPU per candidate) /
+    (exact CPU per allowed row)."""
+    from query_api.filtered import oversampled
+
+    candidates = oversampled(K, allowed, indexed)
+    return f"{(costs['post_filter'] / candidates) / (costs['exact'] / max(allowed, 1)):.1f} ({candidates:,})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -123,6 +134,7 @@ def main() -> None:
         factors = [float(f) for f in args.oversample.split(",") if f]
         header = ["selectivity", "allowed rows", "routed: recall / CPU ms / x unfiltered"]
         header += [f"{name}: recall / CPU ms" for name in routes]
+        header += ["rows per candidate at par"] if routes else []
         header += [f"post_filter x{factor:g}: recall / CPU ms" for factor in factors]
         print("| " + " | ".join(header) + " |")
         print("|" + " --- |" * len(header))
@@ -133,9 +145,12 @@ def main() -> None:
             recall, cpu_ms = measure(searcher(projection, raw), measured, truth)
             cells = [f"{share:.1%}", f"{int(allowed.sum()):,}"]
             cells.append(f"{recall:.4f} / {cpu_ms:.3f} / {cpu_ms / unfiltered_ms:.2f}")
+            costs = {}
             for name in routes:
-                recall, cpu_ms = measure(searcher(projection, raw, name), measured, truth)
-                cells.append(f"{recall:.4f} / {cpu_ms:.3f}")
+                recall, costs[name] = measure(searcher(projection, raw, name), measured, truth)
+                cells.append(f"{recall:.4f} / {costs[name]:.3f}")
+            if routes:
+                cells.append(par(costs, int(allowed.sum()), len(rows)))
             cells += [oversampled_by(factor, projection, raw, measured, truth) for factor in factors]
             print("| " + " | ".join(cells) + " |", flush=True)
 

@@ -358,14 +358,13 @@ class DatasetProjection:
         than k (many deleted entries around the query)."""
         if k == 0:
             return []
-        if allowed is None:
-            # The tuned breadth was measured for the top 10; a longer list gets twice its length, as before tuning.
-            breadth = max(self.tuning.ef, 2 * k) if ef is None else max(ef, k)
-        else:
-            # A post-filtered list's length varies with the filter, and already holds its margin (OVERSAMPLE):
-            # rounded up to a power of two, so that searches asking for similar ones share the EfGate.
-            breadth = max(self.tuning.ef if ef is None else ef, 1 << (k - 1).bit_length())
-        with self._ef_gate.at(breadth):
+        # The tuned breadth was measured for the top 10; a longer list gets twice its length, as before tuning.
+        length = 2 * k if ef is None else k
+        if allowed is not None:
+            # A post-filtered list's length varies with the filter: rounded up to a power of two, so that searches
+            # asking for similar ones share the EfGate.
+            length = 1 << (length - 1).bit_length()
+        with self._ef_gate.at(max(self.tuning.ef if ef is None else ef, length)):
             try:
                 labels, distances = self._index.knn_query(query, k=k, num_threads=1)
             except RuntimeError:
