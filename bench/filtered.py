@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from bench.recall import build, real
+from bench.recall import build, measure, real
 from bench.relevance_sets import embeddings, man_passages
 from events.filters import parse_filter
 from query_api.projection import DatasetProjection
-from query_api.tuning import SAMPLE, exact_top_k, recall_at_k
+from query_api.tuning import SAMPLE, exact_top_k
 
 if TYPE_CHECKING:
     # Not imported at run time: with --routed-only this runs on commits from before query_api/filtered.py.
@@ -45,17 +45,10 @@ BUCKETS = 1000
 Search = Callable[[np.ndarray], list[int]]
 
 
-def measure(search: Search, queries: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
-    """recall@10 and CPU ms per query."""
-    for query in queries[:20]:
-        search(query)
-    found = []
-    started = time.thread_time()
-    for query in queries:
-        found.append(search(query))
-    cpu_ms = (time.thread_time() - started) * 1000 / len(queries)
-    padded = [hits + [-1] * (truth.shape[1] - len(hits)) for hits in found]
-    return recall_at_k(np.array(padded, dtype=np.int64), truth), cpu_ms
+def cpu_measure(search: Search, queries: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """recall@10 and CPU ms per query (every selectivity keeps at least k rows)."""
+    recall, seconds = measure(search, queries, truth, time.thread_time)
+    return recall, seconds * 1000
 
 
 def searcher(projection: DatasetProjection, raw: dict[str, object] | None, by: Route | None = None) -> Search:
@@ -83,7 +76,7 @@ def oversampled_by(
 
     default, filtered.OVERSAMPLE = filtered.OVERSAMPLE, factor
     try:
-        recall, cpu_ms = measure(searcher(projection, raw, "post_filter"), queries, truth)
+        recall, cpu_ms = cpu_measure(searcher(projection, raw, "post_filter"), queries, truth)
     finally:
         filtered.OVERSAMPLE = default
     return f"{recall:.4f} / {cpu_ms:.3f}"
@@ -128,7 +121,7 @@ def main() -> None:
             f"on the searches; {len(measured)} queries measured, k = {K}, one thread\n"
         )
         unfiltered_truth = exact_top_k(rows, np.ones(len(rows), dtype=bool), measured, K, "cosine")
-        recall, unfiltered_ms = measure(searcher(projection, None), measured, unfiltered_truth)
+        recall, unfiltered_ms = cpu_measure(searcher(projection, None), measured, unfiltered_truth)
         print(f"unfiltered: recall@10 {recall:.4f}, {unfiltered_ms:.3f} ms CPU a query\n")
         routes: list[Route] = [] if args.routed_only else ["exact", "post_filter"]
         factors = [float(f) for f in args.oversample.split(",") if f]
@@ -142,12 +135,12 @@ def main() -> None:
             raw: dict[str, object] = {"bucket": {"$lt": round(share * BUCKETS)}}
             allowed = bucket < round(share * BUCKETS)
             truth = exact_top_k(rows, allowed, measured, K, "cosine")
-            recall, cpu_ms = measure(searcher(projection, raw), measured, truth)
+            recall, cpu_ms = cpu_measure(searcher(projection, raw), measured, truth)
             cells = [f"{share:.1%}", f"{int(allowed.sum()):,}"]
             cells.append(f"{recall:.4f} / {cpu_ms:.3f} / {cpu_ms / unfiltered_ms:.2f}")
             costs = {}
             for name in routes:
-                recall, costs[name] = measure(searcher(projection, raw, name), measured, truth)
+                recall, costs[name] = cpu_measure(searcher(projection, raw, name), measured, truth)
                 cells.append(f"{recall:.4f} / {costs[name]:.3f}")
             if routes:
                 cells.append(par(costs, int(allowed.sum()), len(rows)))

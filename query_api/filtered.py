@@ -21,9 +21,10 @@ from typing import Literal
 Route = Literal["exact", "post_filter"]
 
 # bench/filtered.py, 40,000 real passages embedded with the packaged model, target recall 0.99 (ef tuned to 192):
-# post-filtering recalled 0.993-0.998 at 10-80% selectivity with twice k expected to pass (as unfiltered search,
-# 0.993), 0.994-0.996 with 1.5 times, and cost 1.7-2x as much at 3 times. The routes cost the same at about 20
-# allowed rows per candidate (19.6 at 10%, where both took 1.1 ms: 4,000 rows scanned, 200 candidates).
+# post-filtering with twice k expected to pass recalled 0.990-0.998 at 5-80% selectivity (unfiltered search
+# 0.993 at that ef), with 1.5 times 0.988 at 30%, and 3 times cost up to 1.7x as much for no better recall there.
+# The routes cost the same at 19-25 allowed rows per candidate (19.1 at 10%, where both took 1.05 ms: 4,000
+# rows scanned, 200 candidates).
 OVERSAMPLE = 2.0
 ROWS_PER_CANDIDATE = 20.0
 
