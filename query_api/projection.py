@@ -2,9 +2,10 @@
 vectors, the vectors themselves for exact scans and `include`, columnar metadata for filters, and the texts.
 
 Rows live in slots, which are also the HNSW labels and the metadata rows: a deleted id leaves its slot free (a
-tombstone in both), and a later new id reuses it. Filtering happens inside the search: an allow-list of slots
-from the metadata mask is handed to the index, or, when it keeps few rows (`EXACT_SCAN_ROWS`, the crossover
-measured by bench/ann.py), those rows are scanned exactly.
+tombstone in both), and a later new id reuses it. A filter is a mask over the slots (the metadata columns'), and
+a filtered search takes the cheaper of two routes (query_api/filtered.py, measured by bench/filtered.py): scan
+the allowed rows exactly, or search HNSW unfiltered for enough neighbours that k should pass the mask, then drop
+the others.
 
 Indexing is off the visibility path: an upsert stores the vector and marks its slot pending, and a search scans
 the pending slots exactly beside the HNSW search of the indexed ones, so a write is searchable as soon as its
@@ -40,6 +41,7 @@ import numpy.typing as npt
 from events.analysis import PLAIN_WORDS, TextAnalysis, analyzer_for
 from events.commands import IndexConfig, Metric
 from events.filters import FilterNode
+from query_api.filtered import Route, oversampled, route
 from query_api.text_index import TextIndex
 from query_api.tuning import (
     SAMPLE,
@@ -56,8 +58,6 @@ from tributary.metadata_columns import MetadataColumns, mask
 Vectors = npt.NDArray[np.float32]
 Bools = npt.NDArray[np.bool_]
 
-# Below this many allowed rows an exact scan beats the filtered HNSW search (bench/ann.py: ~4,000 at 100k).
-EXACT_SCAN_ROWS = 4_000
 # The search breadth until the first tuning: recall@10 >= 0.95 at 100k x 384 (bench/ann.py: 0.968 at ef 32 on
 # clustered data; 0.981 at this one on real MiniLM embeddings).
 UNTUNED_EF = 100
@@ -309,32 +309,40 @@ class DatasetProjection:
         return np.flatnonzero(live)
 
     def search(
-        self, query: Vectors, k: int, allowed: Bools | None, ef: int | None = None, exact: bool = False
+        self,
+        query: Vectors,
+        k: int,
+        allowed: Bools | None,
+        ef: int | None = None,
+        exact: bool = False,
+        by: Route | None = None,
     ) -> list[Hit]:
         """The k best rows for `query` among the allowed ones, best first. Scores: cosine similarity, dot
         product, or Euclidean distance for l2 (ascending). `exact`: every allowed row is scanned (recall 1);
-        `ef`: the HNSW search breadth instead of the tuned one."""
+        `ef`: the HNSW search breadth instead of the tuned one; `by`: a filtered search's route instead of the
+        cheaper one (query_api/filtered.py; for benches and tests)."""
         if k <= 0 or not self._slot_of:
             return []
         query = np.asarray(query, dtype=np.float32)
         if exact:
             return self._exact(query, self.live_slots(allowed), k)
         self._recent.append(query)
-        # Rows live in HNSW and allowed: hnswlib fails when it finds fewer than k, so it is asked for no more.
+        indexed = self.indexed
         if allowed is None:
-            indexed = self.indexed
+            # hnswlib fails when it finds fewer than k, so it is asked for no more than it holds.
+            found = self._hnsw(query, min(k, indexed), ef, allowed)
         else:
-            candidates = np.flatnonzero(allowed)
-            indexed = int(np.count_nonzero(self._in_index[candidates]))
-            # Few allowed rows in HNSW (a selective filter, or most allowed rows still pending) would make
-            # hnswlib walk most of its graph to find them: scan them all exactly instead.
-            if len(candidates) <= EXACT_SCAN_ROWS or indexed <= EXACT_SCAN_ROWS:
-                return self._exact(query, candidates, k)
-        try:
-            hits = self._index_search(query, min(k, indexed), allowed, ef)
-        except RuntimeError:
-            # hnswlib found fewer than k (many deleted entries around the query): answer exactly.
+            allowed_indexed = int(np.count_nonzero(allowed & self._in_index[: len(allowed)]))
+            candidates = oversampled(k, allowed_indexed, indexed)
+            if (by or route(int(np.count_nonzero(allowed)), candidates, indexed)) == "exact":
+                return self._exact(query, np.flatnonzero(allowed), k)
+            found = self._hnsw(query, candidates, ef, allowed)
+            # Fewer than k passed, and HNSW did not see every allowed row: some may lie beyond what it returned.
+            if found is not None and len(found) < min(k, allowed_indexed) and candidates < indexed:
+                found = None
+        if found is None:
             return self._exact(query, self.live_slots(allowed), k)
+        hits = found[:k]
         if not self._pending:
             return hits
         pending = np.fromiter(self._pending, dtype=np.int64, count=len(self._pending))
@@ -345,22 +353,28 @@ class DatasetProjection:
             return sorted(hits, key=lambda hit: hit.score)[:k]
         return sorted(hits, key=lambda hit: -hit.score)[:k]
 
-    def _index_search(self, query: Vectors, k: int, allowed: Bools | None, ef: int | None) -> list[Hit]:
+    def _hnsw(self, query: Vectors, k: int, ef: int | None, allowed: Bools | None) -> list[Hit] | None:
+        """HNSW's k nearest indexed rows, best first, less those `allowed` drops; None when hnswlib finds fewer
+        than k (many deleted entries around the query)."""
         if k == 0:
             return []
         # The tuned breadth was measured for the top 10; a longer list gets twice its length, as before tuning.
-        breadth = max(self.tuning.ef, 2 * k) if ef is None else max(ef, k)
-        with self._ef_gate.at(breadth):
-            if allowed is None:
+        length = 2 * k if ef is None else k
+        if allowed is not None:
+            # A post-filtered list's length varies with the filter: rounded up to a power of two, so that searches
+            # asking for similar ones share the EfGate.
+            length = 1 << (length - 1).bit_length()
+        with self._ef_gate.at(max(self.tuning.ef if ef is None else ef, length)):
+            try:
                 labels, distances = self._index.knn_query(query, k=k, num_threads=1)
-            else:
-                allow = allowed
-                labels, distances = self._index.knn_query(
-                    query, k=k, num_threads=1, filter=lambda label: bool(allow[label])
-                )
-        return [
-            Hit(int(slot), self._score(float(d))) for slot, d in zip(labels[0], distances[0], strict=True)
-        ]
+            except RuntimeError:
+                return None
+        slots, found = labels[0], distances[0].astype(np.float64)
+        if allowed is not None:
+            keep = allowed[slots]
+            slots, found = slots[keep], found[keep]
+        scores = np.sqrt(np.maximum(found, 0.0)) if self.metric == "l2" else 1.0 - found
+        return [Hit(int(slot), float(score)) for slot, score in zip(slots, scores, strict=True)]
 
     def tune(self, seed: int = 0) -> Tuning:
         """Measure recall@10 of the indexed rows against exact search at increasing `ef` and keep the smallest
@@ -403,11 +417,6 @@ class DatasetProjection:
         """BM25 over the texts, best first; only rows sharing a word with the query."""
         slots, scores = self._text_index.search(query, k, allowed)
         return [Hit(int(slot), float(score)) for slot, score in zip(slots, scores, strict=True)]
-
-    def _score(self, distance: float) -> float:
-        if self.metric == "l2":
-            return float(np.sqrt(max(distance, 0.0)))
-        return 1.0 - distance
 
     def _exact(self, query: Vectors, slots: npt.NDArray[np.int64], k: int) -> list[Hit]:
         if len(slots) == 0:
