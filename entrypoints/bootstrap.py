@@ -49,6 +49,7 @@ from tributary.health import Check, Readiness, database_answers
 from tributary.kafka import (
     KafkaAuditSink,
     KafkaCommandPublisher,
+    broker_answers,
     declare_channels,
     ensure_topics,
     make_broker,
@@ -163,7 +164,7 @@ async def start_services(settings: Settings, role: ApiRole, stack: AsyncExitStac
         kafka_publisher = KafkaCommandPublisher(channels.topics, settings)
         stack.push_async_callback(kafka_publisher.close)
         publisher = kafka_publisher
-        readiness.required["kafka"] = lambda: broker.ping(timeout=1.0)
+        readiness.required["kafka"] = lambda: broker_answers(broker)
         readiness.required["kafka_publish"] = kafka_publisher.ready
     else:
         await ensure_topics(settings)

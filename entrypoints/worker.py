@@ -18,7 +18,14 @@ from events import Topics
 from tributary.backup_store import open_backup_store
 from tributary.db.session import engine_for, make_sessionmaker
 from tributary.health import Readiness, database_answers
-from tributary.kafka import declare_channels, ensure_topics, make_broker, producer_for, sample_consumer_lag
+from tributary.kafka import (
+    broker_answers,
+    declare_channels,
+    ensure_topics,
+    make_broker,
+    producer_for,
+    sample_consumer_lag,
+)
 from tributary.producer import ResilientProducer
 from tributary.resilience import Supervised
 from tributary.settings import Settings, WorkerRole
@@ -44,7 +51,10 @@ async def run_worker(
     engine = engine_for(settings)
     sessions = make_sessionmaker(engine)
     readiness = Readiness(
-        required={"database": lambda: database_answers(engine), "kafka": lambda: broker.ping(timeout=1.0)}
+        required={
+            "database": lambda: database_answers(engine),
+            "kafka": lambda: broker_answers(broker),
+        }
     )
     fence = producer = None
     if role == "applier":

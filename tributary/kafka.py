@@ -159,6 +159,19 @@ def producer_for(
     )
 
 
+async def broker_answers(broker: KafkaBroker, timeout: float = 1.0) -> bool:
+    """Readiness: the cluster answers a metadata request for no topic (its brokers only). FastStream's `ping`
+    asks for every topic's metadata each time: 170 ms of a client's CPU on a cluster of 6,000 topics, paid at
+    every readiness probe and every round of the gRPC health service. Naming a topic instead would let a broker
+    that creates topics on demand create it, before `ensure_topics`, with the wrong partition count."""
+    try:
+        async with asyncio.timeout(timeout):
+            await broker.config.admin_client.describe_topics([])
+    except Exception:
+        return False
+    return True
+
+
 async def ensure_topics(settings: Settings) -> None:
     """Create the topics if they are missing. The command topic's partition count bounds applier parallelism."""
     topics = Topics(settings.topic_prefix)
