@@ -146,8 +146,11 @@ def _restored(store: DatasetStore, tenant: str, dataset: str, version: str) -> S
         return None
 
 
-def load_dataset(store: DatasetStore, tenant: str, dataset: str, at: str | None = None) -> Served | None:
-    """The dataset's projection at a version (its latest without one; None if it does not exist)."""
+def load_dataset(
+    store: DatasetStore, tenant: str, dataset: str, at: str | None = None, index: bool = True
+) -> Served | None:
+    """The dataset's projection at a version (its latest without one; None if it does not exist). Without
+    `index` its vectors stay pending: searched by exact scan, no HNSW built."""
     spec = store.spec(tenant, dataset)
     if spec is None:
         return None
@@ -165,7 +168,8 @@ def load_dataset(store: DatasetStore, tenant: str, dataset: str, at: str | None 
                 json.loads(str(m)) if m else {} for m in _column(ds, "metadata", start, stop)
             ]
             projection.upsert(ids, vectors, texts, metadata)
-        projection.index_pending()
+        if index:
+            projection.index_pending()
     return Served(spec, projection)
 
 
