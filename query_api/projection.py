@@ -213,6 +213,10 @@ class DatasetProjection:
         slots = np.asarray(chosen, dtype=np.int64)
         if threads is None:
             threads = INSERT_THREADS if len(slots) >= _PARALLEL_INSERT_ROWS else 1
+        if int(slots.max()) >= self._index.get_max_elements():
+            # HNSW grows when rows are indexed, not stored: a projection that is only scanned (a past version,
+            # query_api/past_versions.py) never pays for a graph.
+            self._index.resize_index(len(self._norms))
         try:
             # Adding a deleted label replaces its vector and makes it live again.
             self._index.add_items(self._vectors[slots], slots, num_threads=threads)
@@ -254,7 +258,6 @@ class DatasetProjection:
         if size <= capacity:
             return
         capacity = max(size, capacity * 2)
-        self._index.resize_index(capacity)
         vectors = np.zeros((capacity, self.dimensions), dtype=np.float32)
         vectors[: len(self._vectors)] = self._vectors
         norms = np.zeros(capacity, dtype=np.float32)
