@@ -19,9 +19,8 @@ import time
 
 import numpy as np
 
+from bench.snapshots import applied
 from events import (
-    Command,
-    CommandRejected,
     CreateDataset,
     CreateDatasetPayload,
     DeleteVectors,
@@ -33,16 +32,9 @@ from events.filters import parse_filter
 from query_api.past_versions import PastVersions
 from query_api.searching import SearchPlan, run_search
 from tributary.storage import DatasetStore
-from workers.applier import apply_commands
 
 BATCH = 10_000
 T, D = "bench", "docs"
-
-
-def applied(store: DatasetStore, commands: list[Command]) -> None:
-    for event in apply_commands(commands, store):
-        if isinstance(event, CommandRejected):
-            raise RuntimeError(event.payload.reason)
 
 
 def upsert(rng: np.random.Generator, ids: range, dims: int) -> UpsertVectors:
