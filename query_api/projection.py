@@ -186,7 +186,7 @@ class DatasetProjection:
                 self._slot_of[ids[i]] = slot
                 self._texts.append(texts[i])
                 self._metadata.append(metadata[i])
-        self._reserve(len(self._ids))
+        self.reserve(len(self._ids))
         vectors = np.asarray(vectors, dtype=np.float32)
         self._vectors[slots] = vectors
         self._norms[slots] = np.linalg.norm(vectors, axis=1)
@@ -253,7 +253,8 @@ class DatasetProjection:
         self._ids[slot] = vector_id
         self._slot_of[vector_id] = slot
 
-    def _reserve(self, size: int) -> None:
+    def reserve(self, size: int) -> None:
+        """Room for `size` rows, so a load that knows its size copies the arrays once, not at each doubling."""
         capacity = len(self._norms)
         if size <= capacity:
             return

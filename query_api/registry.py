@@ -159,6 +159,7 @@ def load_dataset(
         spec.dimensions, spec.metric, str(ds.version), spec.text_field, spec.text_analysis, spec.index
     )
     with projection.lock.writing():
+        projection.reserve(len(ds))
         for start in range(0, len(ds), LOAD_CHUNK):
             stop = min(start + LOAD_CHUNK, len(ds))
             ids = [str(i) for i in _column(ds, "id", start, stop)]
