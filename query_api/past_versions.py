@@ -6,7 +6,7 @@ searches are exact scans; filters, text and hybrid search work on it as on the l
 held in least-recently-read order within `past_versions_memory_bytes` (tributary/settings.py): beyond it the
 least recently read are dropped, and a version larger than the whole budget is served once and not kept.
 Loads run one at a time, so two first reads of one version load it once and the memory a burst of first reads
-takes is bounded by one load."""
+takes is bounded by one load; a read of a held version never waits for them."""
 
 from __future__ import annotations
 
@@ -40,18 +40,27 @@ class PastVersions:
         """The projection at `ref`, loaded on the first read (None if the dataset is gone since `find`).
         Blocking: callers run it in a thread."""
         key = (tenant, dataset, ref)
+        served = self._held_one(key)
+        if served is not None:
+            return served
         with self._loading:
-            with self._lock:
-                served = self._held.get(key)
-                if served is not None:
-                    self._held.move_to_end(key)
-                    return served
+            # Loaded meanwhile by the read this one waited for?
+            served = self._held_one(key)
+            if served is not None:
+                return served
             served = load_dataset(self._store, tenant, dataset, at=ref.version, index=False)
             if served is None:
                 return None
             with self._lock:
                 self._held[key] = served
                 self._evict()
+            return served
+
+    def _held_one(self, key: Key) -> Served | None:
+        with self._lock:
+            served = self._held.get(key)
+            if served is not None:
+                self._held.move_to_end(key)
             return served
 
     @property

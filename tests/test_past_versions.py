@@ -6,7 +6,9 @@ names each commit's operations, also beside commits written before they did."""
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -101,6 +103,41 @@ def test_the_budget_drops_the_least_recently_read_and_a_version_beyond_it_is_not
     served = tiny.get(T, "docs", refs[2])
     assert served is not None and len(served.projection) == 3
     assert len(tiny) == 0 and tiny.held_bytes == 0
+
+
+def test_a_held_version_is_answered_while_another_one_loads(
+    store: DatasetStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refs = []
+    for n in range(2):
+        apply_commands([upsert([f"v{n}"], float(n + 1))], store)
+        ref = store.version_named(T, "docs", [store.version(T, "docs")])
+        assert ref is not None
+        refs.append(ref)
+    past = PastVersions(store, budget_bytes=1 << 30)
+    held = past.get(T, "docs", refs[0])
+    entered, release = threading.Event(), threading.Event()
+    read_at = store.read_at
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        entered.set()
+        release.wait(120)
+        return read_at(*args, **kwargs)
+
+    monkeypatch.setattr(store, "read_at", slow)
+    loader = threading.Thread(target=past.get, args=(T, "docs", refs[1]))
+    loader.start()
+    try:
+        assert entered.wait(60)
+        answered: list[Any] = []
+        reader = threading.Thread(target=lambda: answered.append(past.get(T, "docs", refs[0])))
+        reader.start()
+        reader.join(60)
+        assert answered == [held], "a held version waited for another version's load"
+    finally:
+        release.set()
+        loader.join(60)
+    assert len(past) == 2
 
 
 def test_a_dataset_created_again_never_answers_from_the_old_ones_versions(store: DatasetStore) -> None:
