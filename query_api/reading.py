@@ -110,15 +110,18 @@ class Reader:
                 f"this replica did not reach {consistency} consistency within {timeout} s; retry, "
                 "or read with a weaker level"
             )
+        return ServedRead(dataset, self._served_now(dataset), consistency, barrier.reflected())
+
+    def _served_now(self, dataset: str) -> Served:
+        """The dataset as this replica serves it: what decides whether it exists, for every read."""
         served = self.services.projections.get(self.tenant, dataset)
         if served is None:
             raise NotFound(f"dataset {dataset!r} not found")
-        return ServedRead(dataset, served, consistency, barrier.reflected())
+        return served
 
     async def at_version(self, dataset: str, version: str) -> ServedRead:
         """The dataset as it was at `version`: a DeepLake version id, a tag, or a snapshot id."""
-        if self.services.projections.get(self.tenant, dataset) is None:
-            raise NotFound(f"dataset {dataset!r} not found")
+        self._served_now(dataset)
         past = self.services.past_versions
         ref = await asyncio.to_thread(past.find, self.tenant, dataset, version)
         served = None if ref is None else await asyncio.to_thread(past.get, self.tenant, dataset, ref)
@@ -128,8 +131,7 @@ class Reader:
 
     async def versions(self, dataset: str) -> list[DatasetVersionView]:
         """The dataset's history, oldest first: each version a read may name."""
-        if self.services.projections.get(self.tenant, dataset) is None:
-            raise NotFound(f"dataset {dataset!r} not found")
+        self._served_now(dataset)
         history = await asyncio.to_thread(self.services.past_versions.history, self.tenant, dataset)
         if history is None:
             raise NotFound(f"dataset {dataset!r} not found")

@@ -48,7 +48,12 @@ Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 Servicer = TypeVar("Servicer", bound="Base")
 
 # The fields a read service names as the HTTP API has them, in the proto.
-READ_FIELDS = {"token": "consistency.token", "version": "consistency.version", "vector": "query.vector"}
+READ_FIELDS = {
+    "token": "consistency.token",
+    "version": "consistency.version",
+    "vector": "query.vector",
+    "ef": "query.ef",
+}
 M = TypeVar("M", bound=BaseModel)
 
 SERVICE_PACKAGE = pb.DESCRIPTOR.package
