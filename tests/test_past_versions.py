@@ -17,7 +17,7 @@ from events import CreateDataset, CreateDatasetPayload, DeleteDataset, UpsertVec
 from query_api.past_versions import PastVersions
 from tributary.deeplake_lib import deeplake
 from tributary.snapshots import tag_of
-from tributary.storage import LEDGER_PREFIX, Commit, DatasetStore
+from tributary.storage import LEDGER_PREFIX, Commit, DatasetStore, VersionRef
 from workers.applier import apply_commands
 
 T = "acme"
@@ -39,6 +39,17 @@ def store(tmp_path: Path) -> DatasetStore:
     store = DatasetStore(str(tmp_path))
     created(store)
     return store
+
+
+def written(store: DatasetStore, commits: int) -> list[VersionRef]:
+    """The versions of `commits` upserts of one vector each (v0, v1, ...)."""
+    refs = []
+    for n in range(commits):
+        apply_commands([upsert([f"v{n}"], float(n + 1))], store)
+        ref = store.version_named(T, "docs", [store.version(T, "docs")])
+        assert ref is not None
+        refs.append(ref)
+    return refs
 
 
 def ids_at(past: PastVersions, version: str) -> set[str]:
@@ -79,12 +90,7 @@ def test_each_version_is_found_by_id_tag_or_snapshot_id_and_the_history_names_it
 def test_the_budget_drops_the_least_recently_read_and_a_version_beyond_it_is_not_kept(
     store: DatasetStore,
 ) -> None:
-    refs = []
-    for n in range(3):
-        apply_commands([upsert([f"v{n}"], float(n + 1))], store)
-        ref = store.version_named(T, "docs", [store.version(T, "docs")])
-        assert ref is not None
-        refs.append(ref)
+    refs = written(store, 3)
     unbounded = PastVersions(store, budget_bytes=1 << 30)
     unbounded.get(T, "docs", refs[0])
     one = unbounded.held_bytes
@@ -108,12 +114,7 @@ def test_the_budget_drops_the_least_recently_read_and_a_version_beyond_it_is_not
 def test_a_held_version_is_answered_while_another_one_loads(
     store: DatasetStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    refs = []
-    for n in range(2):
-        apply_commands([upsert([f"v{n}"], float(n + 1))], store)
-        ref = store.version_named(T, "docs", [store.version(T, "docs")])
-        assert ref is not None
-        refs.append(ref)
+    refs = written(store, 2)
     past = PastVersions(store, budget_bytes=1 << 30)
     held = past.get(T, "docs", refs[0])
     entered, release = threading.Event(), threading.Event()
