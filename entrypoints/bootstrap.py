@@ -31,6 +31,7 @@ from query_api.cache import SearchCache
 from query_api.consistency import EmbeddedBarrier, ReadBarrier
 from query_api.follower import EventFollower
 from query_api.indexer import Indexer
+from query_api.past_versions import PastVersions
 from query_api.registry import Projections, apply_events, load_all
 from query_api.services import ReadServices
 from tributary import tracing
@@ -224,6 +225,7 @@ async def start_services(settings: Settings, role: ApiRole, stack: AsyncExitStac
             projections=read_side[0],
             barrier=read_side[1],
             search_cache=SearchCache(redis, redis_breaker),
+            past_versions=PastVersions(store, settings.past_versions_memory_bytes),
         )
     )
     # Registered after the database and the audit sink, so the last count is written before they close.

@@ -34,14 +34,24 @@ async def served_dataset(
     dataset: ReadableDataset,
     reader: ReaderDep,
     consistency: Annotated[
-        ConsistencyLevel, Query(description="eventual, bounded (default), session (needs `token`) or strong")
-    ] = "bounded",
+        ConsistencyLevel | None,
+        Query(description="eventual, bounded (default), session (needs `token`) or strong"),
+    ] = None,
     token: Annotated[
         str | None,
         Query(description="For `session`: the consistency_token a write answered", pattern=TOKEN_PATTERN),
     ] = None,
+    version: Annotated[
+        str | None,
+        Query(
+            description="Answer from this past version, read-only: a DeepLake version id, a tag or a snapshot "
+            "id (GET .../versions lists them); not with `consistency` or `token`",
+            min_length=1,
+            max_length=200,
+        ),
+    ] = None,
 ) -> ServedRead:
-    return await reader.served(dataset, consistency, token)
+    return await reader.served(dataset, consistency, token, version)
 
 
 ServedDep = Annotated[ServedRead, Depends(served_dataset)]

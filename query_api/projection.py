@@ -186,7 +186,7 @@ class DatasetProjection:
                 self._slot_of[ids[i]] = slot
                 self._texts.append(texts[i])
                 self._metadata.append(metadata[i])
-        self._reserve(len(self._ids))
+        self.reserve(len(self._ids))
         vectors = np.asarray(vectors, dtype=np.float32)
         self._vectors[slots] = vectors
         self._norms[slots] = np.linalg.norm(vectors, axis=1)
@@ -213,6 +213,10 @@ class DatasetProjection:
         slots = np.asarray(chosen, dtype=np.int64)
         if threads is None:
             threads = INSERT_THREADS if len(slots) >= _PARALLEL_INSERT_ROWS else 1
+        if int(slots.max()) >= self._index.get_max_elements():
+            # HNSW grows when rows are indexed, not stored: a projection that is only scanned (a past version,
+            # query_api/past_versions.py) never pays for a graph.
+            self._index.resize_index(len(self._norms))
         try:
             # Adding a deleted label replaces its vector and makes it live again.
             self._index.add_items(self._vectors[slots], slots, num_threads=threads)
@@ -249,12 +253,12 @@ class DatasetProjection:
         self._ids[slot] = vector_id
         self._slot_of[vector_id] = slot
 
-    def _reserve(self, size: int) -> None:
+    def reserve(self, size: int) -> None:
+        """Room for `size` rows, so a load that knows its size copies the arrays once, not at each doubling."""
         capacity = len(self._norms)
         if size <= capacity:
             return
         capacity = max(size, capacity * 2)
-        self._index.resize_index(capacity)
         vectors = np.zeros((capacity, self.dimensions), dtype=np.float32)
         vectors[: len(self._vectors)] = self._vectors
         norms = np.zeros(capacity, dtype=np.float32)

@@ -1,15 +1,16 @@
 """The read service: search, batch search, get, scroll and count of a dataset's vectors at a consistency level,
 whatever the transport (the HTTP routes and the gRPC servicers are thin adapters over it).
 
-A read first reaches its consistency level (`Reader.served`), then answers from the dataset's projection. Who may
-read what was decided before (tributary/auth/gate.py); refusals are tributary/failures.py's."""
+A read first reaches its consistency level (`Reader.served`), then answers from the dataset's projection; a read
+at a past `version` answers from that version's projection instead (query_api/past_versions.py). Who may read
+what was decided before (tributary/auth/gate.py); refusals are tributary/failures.py's."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from query_api.projection import DatasetProjection
 from query_api.registry import Served
 from query_api.searching import SearchPlan, run_search, views
 from query_api.services import ReadServices
+from schemas.datasets import DatasetVersionView
 from schemas.search import (
     CountRequest,
     GetVectorsRequest,
@@ -32,15 +34,23 @@ from schemas.search import (
 from tributary.bus import ConsistencyToken
 from tributary.failures import NotFound, TimedOut, invalid
 
+# The `consistency` of an answer read at a past version: no level applies to a version that cannot change.
+FIXED: Literal["fixed"] = "fixed"
+
 
 @dataclass(frozen=True)
 class ServedRead:
-    """A dataset's projection once the replica reached the read's consistency, and what the answer reflects."""
+    """A dataset's projection once the replica reached the read's consistency, and what the answer reflects (a
+    read at a past version reflects no event-log position: only its version)."""
 
     dataset: str
     served: Served
-    consistency: ConsistencyLevel
+    consistency: ConsistencyLevel | Literal["fixed"]
     reflects: dict[str, int]
+
+    @property
+    def past(self) -> bool:
+        return self.consistency == FIXED
 
     @property
     def state(self) -> dict[str, Any]:
@@ -64,10 +74,24 @@ class Reader:
     tenant: str
 
     async def served(
-        self, dataset: str, consistency: ConsistencyLevel = "bounded", token: str | None = None
+        self,
+        dataset: str,
+        consistency: ConsistencyLevel | None = None,
+        token: str | None = None,
+        version: str | None = None,
     ) -> ServedRead:
-        """The dataset, once this replica reached `consistency` (`token`: a write's consistency token, which
-        `session` needs). A replica that cannot get there within `read_timeout_s` says so (TimedOut)."""
+        """The dataset, once this replica reached `consistency` (bounded when None; `token`: a write's consistency
+        token, which `session` needs). A replica that cannot get there within `read_timeout_s` says so
+        (TimedOut). With `version`, the dataset at that version instead (`at_version`)."""
+        if version is not None:
+            if consistency is not None or token is not None:
+                # A level asks for the newest writes, or a token for one write: a past version has what it has.
+                raise invalid(
+                    ("query", "version"),
+                    "a read at a past version is fixed: give `version` without `consistency` or `token`",
+                )
+            return await self.at_version(dataset, version)
+        consistency = consistency or "bounded"
         parsed = None
         if consistency == "session":
             if token is None:
@@ -86,14 +110,42 @@ class Reader:
                 f"this replica did not reach {consistency} consistency within {timeout} s; retry, "
                 "or read with a weaker level"
             )
+        return ServedRead(dataset, self._served_now(dataset), consistency, barrier.reflected())
+
+    def _served_now(self, dataset: str) -> Served:
+        """The dataset as this replica serves it: what decides whether it exists, for every read."""
         served = self.services.projections.get(self.tenant, dataset)
         if served is None:
             raise NotFound(f"dataset {dataset!r} not found")
-        return ServedRead(dataset, served, consistency, barrier.reflected())
+        return served
+
+    async def at_version(self, dataset: str, version: str) -> ServedRead:
+        """The dataset as it was at `version`: a DeepLake version id, a tag, or a snapshot id."""
+        self._served_now(dataset)
+        past = self.services.past_versions
+        ref = await asyncio.to_thread(past.find, self.tenant, dataset, version)
+        served = None if ref is None else await asyncio.to_thread(past.get, self.tenant, dataset, ref)
+        if served is None:
+            raise NotFound(f"dataset {dataset!r} has no version, tag or snapshot {version!r}")
+        return ServedRead(dataset, served, FIXED, {})
+
+    async def versions(self, dataset: str) -> list[DatasetVersionView]:
+        """The dataset's history, oldest first: each version a read may name."""
+        self._served_now(dataset)
+        history = await asyncio.to_thread(self.services.past_versions.history, self.tenant, dataset)
+        if history is None:
+            raise NotFound(f"dataset {dataset!r} not found")
+        return [DatasetVersionView.model_validate(version) for version in history]
 
     async def search_page(self, read: ServedRead, body: SearchRequest) -> bytes:
         """One page of results as `SearchPage` JSON, from the search cache when another read asked the same
-        of the same version: the read's own state is not in it, so a cached page never carries another's."""
+        of the same version: the read's own state is not in it, so a cached page never carries another's.
+        Reads at a past version are not cached: their exact answers could differ from the live index's at the
+        same version."""
+        if read.past:
+            if body.ef is not None:
+                raise invalid(("body", "ef"), "a past version is searched by exact scan: `ef` does not apply")
+            return await self._search(read.served, body)
         projection = read.projection
         cache = self.services.search_cache
         key = SearchCache.key(

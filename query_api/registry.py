@@ -151,8 +151,11 @@ def _restored(store: DatasetStore, tenant: str, dataset: str, version: str) -> S
         return None
 
 
-def load_dataset(store: DatasetStore, tenant: str, dataset: str, at: str | None = None) -> Served | None:
-    """The dataset's projection at a version (its latest without one; None if it does not exist)."""
+def load_dataset(
+    store: DatasetStore, tenant: str, dataset: str, at: str | None = None, index: bool = True
+) -> Served | None:
+    """The dataset's projection at a version (its latest without one; None if it does not exist). Without
+    `index` its vectors stay pending: searched by exact scan, no HNSW built."""
     spec = store.spec(tenant, dataset)
     if spec is None:
         return None
@@ -161,6 +164,7 @@ def load_dataset(store: DatasetStore, tenant: str, dataset: str, at: str | None 
         spec.dimensions, spec.metric, str(ds.version), spec.text_field, spec.text_analysis, spec.index
     )
     with projection.lock.writing():
+        projection.reserve(len(ds))
         for start in range(0, len(ds), LOAD_CHUNK):
             stop = min(start + LOAD_CHUNK, len(ds))
             ids = [str(i) for i in _column(ds, "id", start, stop)]
@@ -170,7 +174,8 @@ def load_dataset(store: DatasetStore, tenant: str, dataset: str, at: str | None 
                 json.loads(str(m)) if m else {} for m in _column(ds, "metadata", start, stop)
             ]
             projection.upsert(ids, vectors, texts, metadata)
-        projection.index_pending()
+        if index:
+            projection.index_pending()
     return Served(spec, projection)
 
 

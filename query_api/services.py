@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from query_api.cache import SearchCache
 from query_api.consistency import ReadBarrier
+from query_api.past_versions import PastVersions
 from query_api.registry import Projections
 from tributary.services import Services
 
@@ -15,3 +16,4 @@ class ReadServices(Services):
     projections: Projections
     barrier: ReadBarrier
     search_cache: SearchCache
+    past_versions: PastVersions

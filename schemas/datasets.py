@@ -43,6 +43,22 @@ class DatasetList(BaseModel):
     datasets: list[DatasetView]
 
 
+class DatasetVersionView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    version: str = Field(description="The DeepLake version id: a read's `version` answers from it")
+    time: datetime = Field(description="When it was committed (to the second)")
+    operations: list[str] = Field(
+        description="The operations it applied (none for DeepLake's first two commits, the dataset and its "
+        "schema, and for commits made before commits named them)"
+    )
+    tags: list[str] = Field(description="Its tags: a snapshot's is snapshot-<id>")
+
+
+class DatasetVersionList(BaseModel):
+    versions: list[DatasetVersionView] = Field(description="Oldest first")
+
+
 # "unconfirmed": Kafka did not confirm the publish in time (the write answered 503); the command may still arrive
 # and be applied (the status then changes), and a retry with the same Idempotency-Key publishes it again.
 OperationStatus = Literal["accepted", "unconfirmed", "applied", "rejected"]

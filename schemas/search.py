@@ -108,7 +108,9 @@ class VectorView(BaseModel):
 
 
 class ReadState(BaseModel):
-    consistency: str
+    consistency: str = Field(
+        description="The consistency level reached, or `fixed` for a read at a past `version`"
+    )
     version: str = Field(description="The dataset version the answer reflects")
     reflects: dict[str, int] = Field(description="Event-log positions applied by this replica")
 

@@ -3,7 +3,6 @@ a rejected or crashing command isolated from its neighbours, a duplicate applied
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ from events import (
     VectorsUpserted,
 )
 from tributary.deeplake_lib import deeplake
-from tributary.storage import LEDGER_PREFIX, DatasetStore, DatasetWriter
+from tributary.storage import Commit, DatasetStore, DatasetWriter
 from workers.applier import apply_commands
 from workers.isolation import apply_batch
 
@@ -42,11 +41,9 @@ def ids_in(store: DatasetStore, dataset: str) -> list[str]:
 
 
 def apply_commits(store: DatasetStore, dataset: str) -> list[list[str]]:
-    """The ledger each apply commit recorded."""
+    """The ledger each apply commit recorded (a create's commit records none)."""
     history = deeplake.open_read_only(store.url("t", dataset)).history
-    return [
-        json.loads(v.message[len(LEDGER_PREFIX) :]) for v in history if v.message.startswith(LEDGER_PREFIX)
-    ]
+    return [commit.ledger for v in history if (commit := Commit.parse(v.message)).ledger]
 
 
 @pytest.fixture

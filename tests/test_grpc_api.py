@@ -186,6 +186,37 @@ async def test_grpc_end_to_end_through_kafka(distributed_settings: Settings) -> 
         dataset = await pb_grpc.DatasetsStub(reads).Get(pb.DatasetRef(dataset="docs"), metadata=auth(alice))
         assert dataset.vector_count == STREAMED
 
+        # The history names each write's operation; a read at a version answers from it, fixed; a version with
+        # a consistency level is refused.
+        history = await pb_grpc.DatasetsStub(reads).Versions(
+            pb.DatasetRef(dataset="docs"), metadata=auth(alice)
+        )
+        listed = [v.version for v in history.versions]
+        (first,) = [v.version for v in history.versions if summary.operation_ids[0] in v.operations]
+        # The commit before the stream's first is the dataset's schema: empty.
+        empty = listed[listed.index(first) - 1]
+        for version, held in ((empty, []), (first, ["v0"])):
+            at = await pb_grpc.VectorsStub(reads).Get(
+                pb.GetVectorsRequest(dataset="docs", ids=["v0"], consistency=pb.Consistency(version=version)),
+                metadata=auth(alice),
+            )
+            assert ([view.id for view in at.results], at.state.version, at.state.consistency) == (
+                held,
+                version,
+                "fixed",
+            )
+        with pytest.raises(grpc.aio.AioRpcError) as mixed:
+            await search.Search(
+                pb.SearchRequest(
+                    dataset="docs",
+                    query=pb.Query(vector=packed(matrix[:1])[0]),
+                    consistency=pb.Consistency(level="strong", version=first),
+                ),
+                metadata=auth(alice),
+            )
+        assert mixed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert [v.field for v in details(mixed.value)[0].field_violations] == ["consistency.version"]
+
         # Bad input names the record and the field; a missing dataset is NOT_FOUND.
         with pytest.raises(grpc.aio.AioRpcError) as invalid:
             await vectors.Upsert(
@@ -225,6 +256,7 @@ async def test_grpc_end_to_end_through_kafka(distributed_settings: Settings) -> 
         as_bob: dict[str, Any] = {
             "Datasets.Get": pb.DatasetRef(dataset="docs"),
             "Datasets.Delete": pb.DatasetRef(dataset="docs"),
+            "Datasets.Versions": pb.DatasetRef(dataset="docs"),
             "Vectors.Upsert": pb.UpsertRequest(dataset="docs", records=[pb.Record(vector=one)]),
             "Vectors.UpsertStream": pb.UpsertRequest(dataset="docs", records=[pb.Record(vector=one)]),
             "Vectors.Delete": pb.DeleteVectorsRequest(dataset="docs", ids=["v0"]),

@@ -15,15 +15,17 @@ from collections import Counter
 from pathlib import Path
 
 from events.commands import FieldType
-from tributary.storage import DatasetSpec, DatasetStore
+from tributary.storage import Commit, DatasetSpec, DatasetStore
 
 CHILD = """
-import sys, uuid, numpy as np
+import sys, numpy as np
+from events import UpsertVectors, UpsertVectorsPayload
 from tributary.storage import DatasetStore
 writer = DatasetStore(sys.argv[1]).writer("t", "d")
+vectors = np.ones((1000, 8), dtype=np.float32)
 while True:
-    command = uuid.uuid4().hex
-    writer.upsert([f"{command}-{i}" for i in range(1000)], np.ones((1000, 8), dtype=np.float32), None, None)
+    command = UpsertVectors(tenant="t", dataset="d", payload=UpsertVectorsPayload(ids=["x"], vectors=vectors[:1]))
+    writer.upsert([f"{command.id}-{i}" for i in range(1000)], vectors, None, None)
     writer.applied(command)
     writer.commit()
 """
@@ -32,7 +34,7 @@ while True:
 def test_ledger_and_rows_survive_a_sigkill_together(tmp_path: Path) -> None:
     store = DatasetStore(str(tmp_path))
     schema: dict[str, FieldType] = {}
-    store.create("t", "d", DatasetSpec(dimensions=8, metric="l2", metadata_schema=schema), message="create")
+    store.create("t", "d", DatasetSpec(dimensions=8, metric="l2", metadata_schema=schema), Commit([], []))
     rng = random.Random(5)
     for _ in range(4):
         before = store.version("t", "d")

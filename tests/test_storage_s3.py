@@ -40,9 +40,9 @@ def test_the_compose_file_runs_the_tested_s3proxy() -> None:
 # other tests' DeepLake.
 ROUND_TRIP = """
 import numpy as np
-from tributary.storage import DatasetSpec, DatasetStore
+from tributary.storage import Commit, DatasetSpec, DatasetStore
 store = DatasetStore(ROOT_URL)
-store.create("default", "docs", DatasetSpec(dimensions=4, metric="cosine"), "create")
+store.create("default", "docs", DatasetSpec(dimensions=4, metric="cosine"), Commit([], []))
 writer = store.writer("default", "docs")
 writer.upsert(["a", "b", "c"], np.ones((3, 4), dtype=np.float32), None, [{"n": 1}, {}, {}])
 writer.commit()

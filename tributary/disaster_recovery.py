@@ -55,7 +55,7 @@ from tributary.snapshots import (
     verified,
     write_snapshot,
 )
-from tributary.storage import DatasetStore
+from tributary.storage import Commit, DatasetStore
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +241,9 @@ def _restore_dataset(
     backups: BackupStore, store: DatasetStore, snapshot: SnapshotManifest
 ) -> tuple[str, int]:
     rows = read_verified(backups, snapshot)
-    store.create_with_rows(snapshot.tenant, snapshot.dataset, snapshot.dataset_spec, rows, snapshot.ledger)
+    store.create_with_rows(
+        snapshot.tenant, snapshot.dataset, snapshot.dataset_spec, rows, Commit(snapshot.ledger, [])
+    )
     last = store.last_commit(snapshot.tenant, snapshot.dataset)
     log.info("restored %s/%s: %d vectors", snapshot.tenant, snapshot.dataset, last.count)
     return last.version, last.count

@@ -158,6 +158,12 @@ class Settings(BaseSettings):
     read_timeout_s: float = Field(
         default=10.0, gt=0, description="Longest a read waits for its consistency level before a 504"
     )
+    past_versions_memory_bytes: int = Field(
+        default=1024**3,
+        ge=0,
+        description="Memory a query replica gives the datasets it holds at past versions (reads with "
+        "`version`); the least recently read are dropped beyond it and loaded again when next read",
+    )
     cors_origins: list[str] = Field(
         default_factory=list, description="Browser origins allowed to call the API (CORS); none by default"
     )

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -15,6 +17,7 @@ import numpy.typing as npt
 
 from events.analysis import PLAIN_WORDS, TextAnalysis
 from events.commands import (
+    Command,
     CreateDatasetPayload,
     FieldType,
     IndexConfig,
@@ -35,7 +38,8 @@ log = logging.getLogger(__name__)
 SPEC_KEY = "tributary_spec"
 # Redelivery only repeats the newest commands of a partition (those whose offsets were not committed yet, at
 # most one applier batch), so a ledger of the last LEDGER_SIZE commands per dataset recognises every one.
-# Every apply commit's message is this prefix and the JSON list of the last LEDGER_SIZE command ids applied.
+# Every commit we make has this prefix and the JSON of a `Commit`: the last LEDGER_SIZE command ids applied, and
+# the operations the commit applied (what the versions list names, query_api/past_versions.py).
 # Measured here (tests/test_ledger_atomicity.py): SIGKILL during a commit can persist dataset metadata without
 # the commit's rows, but a commit message never runs ahead of its data. Older versions lose their messages
 # (DeepLake 4.7 keeps about the last dozen), so each message carries the whole ledger; and a kill at the wrong
@@ -43,6 +47,49 @@ SPEC_KEY = "tributary_spec"
 # which is safe: each command is idempotent on the state (upserts and deletes by id, deletes by filter and
 # metadata updates replayed in their original order converge to the same rows).
 LEDGER_PREFIX = "tributary-apply "
+
+
+@dataclass(frozen=True)
+class Commit:
+    """What one of our DeepLake commits applied, carried in its message, atomically with its data."""
+
+    ledger: list[str]
+    operations: list[str]
+
+    @property
+    def message(self) -> str:
+        body = {"ledger": self.ledger[-LEDGER_SIZE:], "operations": self.operations}
+        return LEDGER_PREFIX + json.dumps(body, separators=(",", ":"))
+
+    @classmethod
+    def parse(cls, message: str) -> Commit:
+        """A message of ours, or nothing for DeepLake's own commits (the dataset's creation, its schema)."""
+        if not message.startswith(LEDGER_PREFIX):
+            return cls([], [])
+        body = json.loads(message[len(LEDGER_PREFIX) :])
+        if isinstance(body, list):
+            # Written before commits named their operations: the ledger alone.
+            return cls([str(command_id) for command_id in body], [])
+        return cls([str(c) for c in body["ledger"]], [str(o) for o in body["operations"]])
+
+
+@dataclass(frozen=True)
+class VersionRef:
+    """A version of one dataset: version ids start again in a dataset created again under the same name, its
+    DeepLake id does not."""
+
+    dataset_id: str
+    version: str
+
+
+@dataclass(frozen=True)
+class Version:
+    """One entry of a dataset's history: a commit, when it was made, the operations it applied and its tags."""
+
+    version: str
+    time: datetime
+    operations: list[str]
+    tags: list[str]
 
 
 @dataclass(frozen=True)
@@ -203,6 +250,40 @@ class DatasetStore:
         # `path@name` names a tag or a branch, not a version id: versions are reached through the history.
         return ds.tags[at].open() if at in ds.tags.names() else ds.history[at].open()
 
+    def version_named(self, tenant: str, dataset: str, names: Sequence[str]) -> VersionRef | None:
+        """The version of the first of `names` that is a tag or a version id of the dataset (None if none is,
+        or the dataset does not exist)."""
+        if not self.exists(tenant, dataset):
+            return None
+        ds = deeplake.open_read_only(self.url(tenant, dataset))
+        tags = set(ds.tags.names())
+        ids = {str(v.id) for v in ds.history}
+        for name in names:
+            if name in tags:
+                return VersionRef(str(ds.id), str(ds.tags[name].version))
+            if name in ids:
+                return VersionRef(str(ds.id), name)
+        return None
+
+    def history(self, tenant: str, dataset: str) -> list[Version] | None:
+        """The dataset's commits, oldest first (None if it does not exist)."""
+        if not self.exists(tenant, dataset):
+            return None
+        ds = deeplake.open_read_only(self.url(tenant, dataset))
+        tagged: dict[str, list[str]] = {}
+        for name in ds.tags.names():
+            tagged.setdefault(str(ds.tags[name].version), []).append(str(name))
+        return [
+            Version(
+                version=str(v.id),
+                # DeepLake's timestamps are naive UTC.
+                time=v.timestamp.replace(tzinfo=UTC),
+                operations=Commit.parse(str(v.message or "")).operations,
+                tags=sorted(tagged.get(str(v.id), [])),
+            )
+            for v in ds.history
+        ]
+
     def rows_at(self, tenant: str, dataset: str, at: str, start: int, stop: int) -> Rows:
         ds = self.read_at(tenant, dataset, at)
         return Rows(
@@ -213,19 +294,20 @@ class DatasetStore:
         )
 
     def create_with_rows(
-        self, tenant: str, dataset: str, spec: DatasetSpec, rows: Rows, ledger: list[str]
+        self, tenant: str, dataset: str, spec: DatasetSpec, rows: Rows, commit: Commit
     ) -> None:
-        """Create the dataset holding `rows`, in one commit whose message carries `ledger`: a crash leaves no
+        """Create the dataset holding `rows`, in one commit whose message is `commit`: a crash leaves no
         dataset or the whole of it (a folder without a committed spec is created again, as for a create)."""
         ds = self._create_schema(tenant, dataset, spec)
         if len(rows):
             ds.append(rows.columns())
-        ds.commit(LEDGER_PREFIX + json.dumps(ledger[-LEDGER_SIZE:], separators=(",", ":")))
+        ds.commit(commit.message)
 
-    def create(self, tenant: str, dataset: str, spec: DatasetSpec, message: str) -> str:
-        """Create the dataset and commit its schema; returns the committed version."""
+    def create(self, tenant: str, dataset: str, spec: DatasetSpec, commit: Commit) -> str:
+        """Create the dataset and commit its schema; returns the committed version. (DeepLake 4.7 keeps its own
+        message, "Created initial schema", for that commit: the create's operation is not in the history.)"""
         ds = self._create_schema(tenant, dataset, spec)
-        ds.commit(message)
+        ds.commit(commit.message)
         return str(ds.version)
 
     def _create_schema(self, tenant: str, dataset: str, spec: DatasetSpec) -> Any:
@@ -264,6 +346,7 @@ class DatasetWriter:
         self.spec = DatasetSpec.from_json(str(self._ds.metadata[SPEC_KEY]))
         self._ledger = self._read_ledger()
         self._pending: list[str] = []
+        self._operations: list[str] = []
         self._known = set(self._ledger)
         self._rows = self._read_rows()
 
@@ -315,10 +398,13 @@ class DatasetWriter:
         """Committed before, or applied earlier in the batch that is being built."""
         return command_id in self._known
 
-    def applied(self, command_id: str) -> None:
+    def applied(self, command: Command) -> None:
         """Record a command as part of the next commit."""
+        command_id = str(command.id)
         self._pending.append(command_id)
         self._known.add(command_id)
+        if str(command.operation) not in self._operations:
+            self._operations.append(str(command.operation))
 
     def upsert(
         self,
@@ -380,27 +466,24 @@ class DatasetWriter:
         except Exception:
             # Storage gone: the next writer's rollback at open discards them instead.
             log.warning("could not discard the uncommitted changes of %s", self._ds.name, exc_info=True)
-        self._pending = []
+        self._pending, self._operations = [], []
 
     @property
     def dirty(self) -> bool:
         return bool(self._pending)
 
     def commit(self) -> str:
-        """Commit the data of every command recorded since the last commit, with the ledger in the commit
-        message: a crash leaves all of them applied and recorded, or none."""
-        ledger = [*self._ledger, *self._pending][-LEDGER_SIZE:]
-        self._ds.commit(LEDGER_PREFIX + json.dumps(ledger, separators=(",", ":")))
-        self._ledger, self._pending, self._known = ledger, [], set(ledger)
+        """Commit the data of every command recorded since the last commit, with the ledger and their operations
+        in the commit message: a crash leaves all of them applied and recorded, or none."""
+        commit = Commit([*self._ledger, *self._pending][-LEDGER_SIZE:], self._operations)
+        self._ds.commit(commit.message)
+        self._ledger, self._pending, self._operations, self._known = commit.ledger, [], [], set(commit.ledger)
         return self.version
 
 
 def _ledger(ds: Any) -> list[str]:
     """The ledger of the dataset's last commit."""
-    message = str(ds.history[ds.version].message or "")
-    if not message.startswith(LEDGER_PREFIX):
-        return []  # nothing applied since the dataset was created
-    return [str(command_id) for command_id in json.loads(message[len(LEDGER_PREFIX) :])]
+    return Commit.parse(str(ds.history[ds.version].message or "")).ledger
 
 
 def _as_json(metadata: dict[str, Any]) -> str:

@@ -42,7 +42,7 @@ from events.analysis import analyzer_for
 from events.filters import parse_filter
 from tributary.bus import ConsistencyToken
 from tributary.metrics import APPLIER_COMMIT_SECONDS
-from tributary.storage import DatasetSpec, DatasetStore, DatasetWriter
+from tributary.storage import Commit, DatasetSpec, DatasetStore, DatasetWriter
 from workers.rejection import Rejected
 from workers.snapshots import create_snapshot, delete_snapshot, restore_snapshot
 
@@ -143,7 +143,7 @@ def _vector_write(command: VectorWrite, writer: DatasetWriter) -> Effect | Domai
         effect = _write(command, writer)
     except Rejected as exc:
         return rejection(command, str(exc), exc.cause)
-    writer.applied(command_id)
+    writer.applied(command)
     return effect
 
 
@@ -161,7 +161,9 @@ def create_dataset(command: CreateDataset, store: DatasetStore) -> DatasetCreate
     if existing is None:
         # A dataset folder without a spec is a create that crashed before its commit: start it again.
         store.delete(command.tenant, command.dataset)
-        version = store.create(command.tenant, command.dataset, wanted, message=f"CreateDataset {command.id}")
+        # No ledger: a create is recognised by the dataset's spec, not by its command id.
+        commit = Commit([], [str(command.operation)])
+        version = store.create(command.tenant, command.dataset, wanted, commit)
     elif existing == wanted:
         version = store.version(command.tenant, command.dataset)
     else:

@@ -36,7 +36,7 @@ from tributary.snapshots import (
     tag_of,
     write_snapshot,
 )
-from tributary.storage import Committed, DatasetStore
+from tributary.storage import Commit, Committed, DatasetStore
 from workers.rejection import Rejected
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,8 @@ def restore_snapshot(command: RestoreSnapshot, store: DatasetStore) -> SnapshotR
             raise Rejected(f"{exc}; nothing was restored") from exc
         if writer is None:
             store.delete(tenant, target)  # a folder without a committed spec: a create that crashed
-            store.create_with_rows(tenant, target, spec, rows, ledger=[command_id])
+            commit = Commit([command_id], [str(command.operation)])
+            store.create_with_rows(tenant, target, spec, rows, commit)
             writer = store.writer(tenant, target)
             if writer is None:
                 raise RuntimeError(f"{tenant}/{target} was just created and cannot be opened")
@@ -168,7 +169,7 @@ def restore_snapshot(command: RestoreSnapshot, store: DatasetStore) -> SnapshotR
             )
         else:
             writer.replace_all(rows)
-            writer.applied(command_id)
+            writer.applied(command)
             writer.commit()
         log.info(
             "restored snapshot %s of %s/%s into %s at %s",

@@ -52,7 +52,12 @@ Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 Servicer = TypeVar("Servicer", bound="Base")
 
 # The fields a read service names as the HTTP API has them, in the proto.
-READ_FIELDS = {"token": "consistency.token", "vector": "query.vector"}
+READ_FIELDS = {
+    "token": "consistency.token",
+    "version": "consistency.version",
+    "vector": "query.vector",
+    "ef": "query.ef",
+}
 M = TypeVar("M", bound=BaseModel)
 
 SERVICE_PACKAGE = pb.DESCRIPTOR.package
@@ -234,6 +239,13 @@ class Datasets(Base, pb_grpc.DatasetsServicer):
     async def Delete(self, request: pb.DatasetRef, call: Call) -> pb.Accepted:
         async with call.writer(request.wait, request) as writer:
             return _accepted(await writer.replay() or await writer.delete_dataset(request.dataset))
+
+    @rpc("read", "dataset")
+    async def Versions(self, request: pb.DatasetRef, call: Call) -> pb.DatasetVersions:
+        views = await call.reader.versions(request.dataset)
+        return pb.DatasetVersions(
+            versions=[pb.DatasetVersion(**view.model_dump(mode="json")) for view in views]
+        )
 
 
 class Vectors(Base, pb_grpc.VectorsServicer):
@@ -516,11 +528,13 @@ def _query(query: pb.Query) -> dict[str, Any]:
 
 
 async def _served(reader: Reader, dataset: str, consistency: pb.Consistency) -> ServedRead:
-    level = consistency.level or "bounded"
-    if level not in get_args(ConsistencyLevel):
+    level = consistency.level or None
+    if level is not None and level not in get_args(ConsistencyLevel):
         levels = ", ".join(get_args(ConsistencyLevel))
         raise Invalid([{"loc": ("consistency", "level"), "msg": f"one of {levels}"}])
-    return await reader.served(dataset, cast(ConsistencyLevel, level), consistency.token or None)
+    return await reader.served(
+        dataset, cast(ConsistencyLevel | None, level), consistency.token or None, consistency.version or None
+    )
 
 
 def _state(read: ServedRead) -> pb.ReadState:

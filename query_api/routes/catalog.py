@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from query_api import catalog
-from schemas.datasets import DatasetList, DatasetView, OperationView
+from query_api.deps import ReaderDep
+from schemas.datasets import DatasetList, DatasetVersionList, DatasetView, OperationView
 from tributary.db.models import OperationRow
 from tributary.deps import (
     CurrentPrincipal,
@@ -33,6 +34,12 @@ async def list_datasets(session: SessionDep, principal: CurrentPrincipal) -> Dat
 @router.get("/datasets/{dataset}", response_model=DatasetView, responses=responses(404))
 async def get_dataset(dataset: ReadableDataset, session: SessionDep, tenant: TenantDep) -> DatasetView:
     return await catalog.get_dataset(session, tenant, dataset)
+
+
+@router.get("/datasets/{dataset}/versions", response_model=DatasetVersionList, responses=responses(404))
+async def list_versions(dataset: ReadableDataset, reader: ReaderDep) -> DatasetVersionList:
+    """The dataset's history (DeepLake commits), oldest first: a read's `version` may name any of them."""
+    return DatasetVersionList(versions=await reader.versions(dataset))
 
 
 @scope_check

@@ -104,6 +104,26 @@ async def test_errors_are_typed_with_the_record_at_fault(embedded_url: str) -> N
             await stranger.list_datasets()
 
 
+async def test_reads_at_a_past_version_answer_what_it_held(embedded_url: str) -> None:
+    async with AsyncTributary(embedded_url, ADMIN_KEY) as client:
+        await client.create_dataset("docs", DIMENSIONS)
+        first = await client.upsert("docs", list(records(10)), wait=True)
+        await client.upsert("docs", list(records(5, start=10)), wait=True)
+        await client.delete("docs", ids=["r0"], wait=True)
+        (then,) = [v.version for v in await client.versions("docs") if first.operation_id in v.operations]
+        # The client's remembered token is not sent with a version (the server would refuse the pair).
+        assert await client.count("docs", version=then) == 10
+        assert await client.count("docs") == 14
+        assert [view.id for view in await client.get("docs", ["r0", "r12"], version=then)] == ["r0"]
+        assert len([view async for view in client.scroll("docs", page_size=3, version=then)]) == 10
+        page = await client.search("docs", next(records(1))["vector"], k=1, version=then)
+        assert (page.version, page.consistency, page.results[0].id) == (then, "fixed", "r0")
+        with pytest.raises(InvalidRequest):
+            await client.count("docs", version=then, consistency="strong")
+        with pytest.raises(NotFound):
+            await client.count("docs", version="no-such-version")
+
+
 def test_the_blocking_client_makes_the_same_calls(embedded_url: str) -> None:
     with Tributary(embedded_url, ADMIN_KEY) as client:
         client.create_dataset("docs", DIMENSIONS)
@@ -114,6 +134,7 @@ def test_the_blocking_client_makes_the_same_calls(embedded_url: str) -> None:
         client.delete("docs", ids=["r0", "r1"])
         assert client.count("docs") == 18
         assert [d.name for d in client.list_datasets()] == ["docs"]
+        assert client.count("docs", version=client.versions("docs")[-2].version) == 20
 
 
 @pytest.mark.kafka

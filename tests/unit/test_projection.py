@@ -144,3 +144,21 @@ def test_a_filter_over_rows_mostly_pending_is_answered_exactly() -> None:
     query = rng.standard_normal(8).astype(np.float32)
     truth = true_scores("cosine", vectors[:5000], query)
     assert [hit.slot for hit in projection.search(query, 10, allowed)] == best("cosine", truth, 10).tolist()
+
+
+def test_hnsw_grows_when_rows_are_indexed_not_when_they_are_stored() -> None:
+    """A projection that is only scanned (a past version) holds no graph; indexing then grows it and finds."""
+    rng = np.random.default_rng(5)
+    vectors = rng.standard_normal((5000, 32)).astype(np.float32)
+    projection = DatasetProjection(32, "cosine")
+    with projection.lock.writing():
+        projection.upsert([str(i) for i in range(5000)], vectors, None, None)
+    stored = projection.memory_bytes
+    with projection.lock.reading():
+        assert projection.search(vectors[7], 1, None)[0].slot == 7
+    with projection.lock.writing():
+        assert projection.index_pending() == 5000
+    # The graph holds a copy of each vector at least.
+    assert projection.memory_bytes > stored + vectors.nbytes
+    with projection.lock.reading():
+        assert projection.indexed == 5000 and projection.search(vectors[7], 1, None)[0].slot == 7

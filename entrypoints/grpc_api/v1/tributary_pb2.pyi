@@ -102,6 +102,24 @@ class DatasetList(_message.Message):
     datasets: _containers.RepeatedCompositeFieldContainer[Dataset]
     def __init__(self, datasets: _Optional[_Iterable[_Union[Dataset, _Mapping]]] = ...) -> None: ...
 
+class DatasetVersion(_message.Message):
+    __slots__ = ("version", "time", "operations", "tags")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    OPERATIONS_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    time: str
+    operations: _containers.RepeatedScalarFieldContainer[str]
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, version: _Optional[str] = ..., time: _Optional[str] = ..., operations: _Optional[_Iterable[str]] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DatasetVersions(_message.Message):
+    __slots__ = ("versions",)
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    versions: _containers.RepeatedCompositeFieldContainer[DatasetVersion]
+    def __init__(self, versions: _Optional[_Iterable[_Union[DatasetVersion, _Mapping]]] = ...) -> None: ...
+
 class Record(_message.Message):
     __slots__ = ("id", "vector", "text", "metadata_json")
     ID_FIELD_NUMBER: _ClassVar[int]
@@ -161,12 +179,14 @@ class UpdateMetadataRequest(_message.Message):
     def __init__(self, dataset: _Optional[str] = ..., id: _Optional[str] = ..., metadata_json: _Optional[str] = ..., replace: _Optional[bool] = ..., wait: _Optional[bool] = ...) -> None: ...
 
 class Consistency(_message.Message):
-    __slots__ = ("level", "token")
+    __slots__ = ("level", "token", "version")
     LEVEL_FIELD_NUMBER: _ClassVar[int]
     TOKEN_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     level: str
     token: str
-    def __init__(self, level: _Optional[str] = ..., token: _Optional[str] = ...) -> None: ...
+    version: str
+    def __init__(self, level: _Optional[str] = ..., token: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
 
 class GetVectorsRequest(_message.Message):
     __slots__ = ("dataset", "ids", "include", "consistency")

@@ -54,6 +54,11 @@ class DatasetsStub:
                 request_serializer=tributary_dot_v1_dot_tributary__pb2.DatasetRef.SerializeToString,
                 response_deserializer=tributary_dot_v1_dot_tributary__pb2.Accepted.FromString,
                 _registered_method=True)
+        self.Versions = channel.unary_unary(
+                '/tributary.v1.Datasets/Versions',
+                request_serializer=tributary_dot_v1_dot_tributary__pb2.DatasetRef.SerializeToString,
+                response_deserializer=tributary_dot_v1_dot_tributary__pb2.DatasetVersions.FromString,
+                _registered_method=True)
 
 
 class DatasetsServicer:
@@ -83,6 +88,13 @@ class DatasetsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Versions(self, request, context):
+        """The dataset's versions, oldest first: each can be read with `Consistency.version`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DatasetsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -105,6 +117,11 @@ def add_DatasetsServicer_to_server(servicer, server):
                     servicer.Delete,
                     request_deserializer=tributary_dot_v1_dot_tributary__pb2.DatasetRef.FromString,
                     response_serializer=tributary_dot_v1_dot_tributary__pb2.Accepted.SerializeToString,
+            ),
+            'Versions': grpc.unary_unary_rpc_method_handler(
+                    servicer.Versions,
+                    request_deserializer=tributary_dot_v1_dot_tributary__pb2.DatasetRef.FromString,
+                    response_serializer=tributary_dot_v1_dot_tributary__pb2.DatasetVersions.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -215,6 +232,33 @@ class Datasets:
             '/tributary.v1.Datasets/Delete',
             tributary_dot_v1_dot_tributary__pb2.DatasetRef.SerializeToString,
             tributary_dot_v1_dot_tributary__pb2.Accepted.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Versions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tributary.v1.Datasets/Versions',
+            tributary_dot_v1_dot_tributary__pb2.DatasetRef.SerializeToString,
+            tributary_dot_v1_dot_tributary__pb2.DatasetVersions.FromString,
             options,
             channel_credentials,
             insecure,

@@ -253,12 +253,15 @@ class AsyncTributary:
         include: Sequence[str] | None = None,
         consistency: Consistency | None = None,
         token: str | None = None,
+        version: str | None = None,
         **options: Any,
     ) -> models.SearchResponse:
         """Vector, text or hybrid search; `options` are the request's other fields (`score_threshold`,
-        `fusion`, `rrf_k`, `alpha`, ...)."""
+        `fusion`, `rrf_k`, `alpha`, ...). `version` (every read takes it): answer from that past version (an id
+        from `versions`, a tag or a snapshot id), read-only."""
         body = _search_body(vector, text, mode, k, offset, filter, include, options)
-        return await self._query(models.SearchResponse, dataset, "search", body, consistency, token)
+        params = self._consistency(dataset, consistency, token, version)
+        return await self._query(models.SearchResponse, dataset, "search", body, params)
 
     async def search_batch(
         self,
@@ -268,6 +271,7 @@ class AsyncTributary:
         *,
         consistency: Consistency | None = None,
         token: str | None = None,
+        version: str | None = None,
     ) -> models.SearchBatchResponse:
         """Several searches at one consistency wait; each mapping holds `search`'s arguments."""
         body = {
@@ -285,9 +289,8 @@ class AsyncTributary:
                 for s in searches
             ]
         }
-        return await self._query(
-            models.SearchBatchResponse, dataset, "search/batch", body, consistency, token
-        )
+        params = self._consistency(dataset, consistency, token, version)
+        return await self._query(models.SearchBatchResponse, dataset, "search/batch", body, params)
 
     async def get(
         self,
@@ -298,10 +301,12 @@ class AsyncTributary:
         include: Sequence[str] | None = None,
         consistency: Consistency | None = None,
         token: str | None = None,
+        version: str | None = None,
     ) -> list[models.VectorView]:
         """The vectors of these ids that exist, in the order asked."""
         body = {"ids": list(ids), "include": list(include or ["vector", "metadata", "text"])}
-        answer = await self._query(models.VectorsResponse, dataset, "vectors/get", body, consistency, token)
+        params = self._consistency(dataset, consistency, token, version)
+        answer = await self._query(models.VectorsResponse, dataset, "vectors/get", body, params)
         return answer.results
 
     async def scroll(
@@ -314,10 +319,11 @@ class AsyncTributary:
         include: Sequence[str] | None = None,
         consistency: Consistency | None = None,
         token: str | None = None,
+        version: str | None = None,
     ) -> AsyncIterator[models.VectorView]:
         """Every vector (matching `filter`), page by page, to the end."""
         cursor: str | None = None
-        params = self._consistency(dataset, consistency, token)
+        params = self._consistency(dataset, consistency, token, version)
         while True:
             body: dict[str, Any] = {"filter": filter, "limit": page_size, "cursor": cursor}
             if include is not None:
@@ -343,10 +349,17 @@ class AsyncTributary:
         filter: Mapping[str, Any] | None = None,
         consistency: Consistency | None = None,
         token: str | None = None,
+        version: str | None = None,
     ) -> int:
         body = {"filter": dict(filter)} if filter is not None else {}
-        answer = await self._query(models.CountResponse, dataset, "count", body, consistency, token)
+        params = self._consistency(dataset, consistency, token, version)
+        answer = await self._query(models.CountResponse, dataset, "count", body, params)
         return answer.count
+
+    async def versions(self, /, dataset: str) -> list[models.DatasetVersionView]:
+        """The dataset's history, oldest first: each version a read's `version` may name."""
+        path = f"/api/v1/datasets/{dataset}/versions"
+        return (await self._read(models.DatasetVersionList, "GET", path)).versions
 
     # Operations and keys
 
@@ -390,8 +403,14 @@ class AsyncTributary:
     # Transport
 
     def _consistency(
-        self, dataset: str, consistency: Consistency | None, token: str | None
+        self, dataset: str, consistency: Consistency | None, token: str | None, version: str | None
     ) -> dict[str, str]:
+        """The query of a read: at a past version (what it holds is fixed: no level or remembered token
+        applies; one given is sent, for the server to refuse), or at the consistency asked (by default,
+        session with the last token)."""
+        if version is not None:
+            given = {"consistency": consistency, "token": token}
+            return {"version": version} | {name: value for name, value in given.items() if value is not None}
         token = token or (self._tokens.get(dataset) if self._read_your_writes else None)
         if consistency is None:
             consistency = "session" if token else None
@@ -427,22 +446,10 @@ class AsyncTributary:
             self._tokens[dataset] = token
 
     async def _query(
-        self,
-        model: type[M],
-        dataset: str,
-        route: str,
-        body: Any,
-        consistency: Consistency | None,
-        token: str | None,
+        self, model: type[M], dataset: str, route: str, body: Any, params: Mapping[str, str]
     ) -> M:
-        """A read of a dataset's vectors at the consistency asked (by default, session with the last token)."""
-        return await self._read(
-            model,
-            "POST",
-            f"/api/v1/datasets/{dataset}/{route}",
-            body,
-            params=self._consistency(dataset, consistency, token),
-        )
+        """A read of a dataset's vectors with the query `_consistency` made."""
+        return await self._read(model, "POST", f"/api/v1/datasets/{dataset}/{route}", body, params=params)
 
     async def _read(
         self,

@@ -84,6 +84,7 @@ class Tributary:
     get = _blocking(AsyncTributary.get)
     scroll = _blocking_iterator(AsyncTributary.scroll)
     count = _blocking(AsyncTributary.count)
+    versions = _blocking(AsyncTributary.versions)
     operation = _blocking(AsyncTributary.operation)
     wait_for = _blocking(AsyncTributary.wait_for)
     create_key = _blocking(AsyncTributary.create_key)
