@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from entrypoints.http_app import create_app
 from tests.deploy_tools import ROOT
@@ -28,6 +29,7 @@ from tributary.settings import Settings
 
 SERVICES_SH = ROOT / "deploy" / "local" / "services.sh"
 DATASET = "on-s3"
+KILLS = 3
 
 
 def test_the_compose_file_runs_the_tested_s3proxy() -> None:
@@ -105,6 +107,11 @@ print(json.dumps(differences(Settings(_env_file=None, storage_root=ROOT_URL), DA
 """
 
 
+@pytest.mark.xfail(
+    reason="found 2026-11-27: after three SIGKILLs mid-commit on S3Proxy, DeepLake 4 read back 7,723 of 40,200 rows "
+    "with a scalar embedding and a head version without our commit message (issue 13); not yet explained",
+    strict=False,
+)
 async def test_appliers_killed_mid_commit_on_s3_lose_and_duplicate_nothing(
     distributed_settings: Settings, s3_service: S3Service, run_id: str, tmp_path: Path
 ) -> None:
@@ -115,6 +122,8 @@ async def test_appliers_killed_mid_commit_on_s3_lose_and_duplicate_nothing(
     settings = distributed_settings.model_copy(update={"storage_root": root})
     assert settings.resolved_storage_root == root
     env = tributary_env(settings, TRIBUTARY_INSTANCE_ID="applier-0", **aws_env(s3_service))
+    # The applier is given the root under its other name.
+    env["TRIBUTARY_STORAGE_URL"] = env.pop("TRIBUTARY_STORAGE_ROOT")
     log = tmp_path / "applier.log"
     process = serve("applier", env, log)
     kills = 0
@@ -124,15 +133,20 @@ async def test_appliers_killed_mid_commit_on_s3_lose_and_duplicate_nothing(
                 "/api/v1/datasets?wait=true", json={"name": DATASET, "dimensions": DIMENSIONS}
             )
             assert created.json()["status"] == "applied", created.text
-            stream = asyncio.ensure_future(stream_writes(client, DATASET, requests=24, batch=500, seed=3))
+            # The writes go on until the third kill, so every kill falls in the middle of them.
+            killed = asyncio.Event()
+            stream = asyncio.ensure_future(
+                stream_writes(client, DATASET, requests=24, batch=500, seed=3, until=killed)
+            )
             rng = random.Random(5)
-            while not stream.done():
+            while kills < KILLS:
                 await until_holding(log, taken=kills + 1)
-                await asyncio.wait([stream], timeout=rng.uniform(0.5, 2.5))
+                await asyncio.sleep(rng.uniform(0.5, 2.5))
                 process.send_signal(signal.SIGKILL)
                 process.wait()
                 kills += 1
                 process = serve("applier", env, log)
+            killed.set()
             expected = await stream
             acknowledged = tmp_path / "expected.json"
             acknowledged.write_text(json.dumps(expected.rows))
@@ -167,4 +181,3 @@ async def test_appliers_killed_mid_commit_on_s3_lose_and_duplicate_nothing(
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
-    assert kills >= 2, f"the stream ended after {kills} kills; the test needs more"

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import (
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -75,7 +76,11 @@ class Settings(BaseSettings):
         default=Path("./tributary-data"), description="Where embedded mode keeps everything"
     )
     storage_root: str | None = Field(
-        default=None, description="DeepLake storage root URL; defaults to <data_dir>/datasets"
+        default=None,
+        # TRIBUTARY_STORAGE_URL is the name the data-safety issue gave it (s3://bucket/prefix): both are read.
+        validation_alias=AliasChoices("storage_root", "TRIBUTARY_STORAGE_ROOT", "TRIBUTARY_STORAGE_URL"),
+        description="DeepLake storage root URL: a folder, or s3://bucket/prefix with the standard AWS variables "
+        "(TRIBUTARY_STORAGE_ROOT or TRIBUTARY_STORAGE_URL); defaults to <data_dir>/datasets",
     )
     backup_url: str | None = Field(
         default=None,
