@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 import json
 import os
+import signal
 import time
 import tomllib
 from collections.abc import Awaitable, Callable, Sequence
@@ -48,6 +49,10 @@ out = Console()
 err = Console(stderr=True)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 @dataclass
 class Connection:
     url: str
@@ -60,6 +65,10 @@ class Connection:
             async with AsyncTributary(self.url, self.api_key, read_url=self.read_url) as client:
                 return await work(client)
 
+        # Ctrl-C raises where the program is, as Python does by default. asyncio.run's own handler would cancel
+        # the task instead, and Python 3.11's wait_for can swallow that cancellation: an interrupted ingest then
+        # ran on to its end (seen in CI).
+        previous = signal.signal(signal.SIGINT, _interrupt)
         try:
             return asyncio.run(session())
         except BatchFailed:
@@ -67,6 +76,8 @@ class Connection:
         except TributaryError as exc:
             err.print(f"[red]error[/red]: {exc}", highlight=False)
             raise typer.Exit(1) from None
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
     def show(self, rows: Sequence[BaseModel], columns: Sequence[str]) -> None:
         if self.output == "json":
