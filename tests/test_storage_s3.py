@@ -24,7 +24,7 @@ from tests.processes import free_port, serve, tributary_env, wait_ready
 from tests.services import S3Service
 from tests.test_applier_crashes import until_holding
 from tests.test_deploy_compose import resolved_compose
-from tests.write_stream import DIMENSIONS, stream_writes
+from tests.write_stream import DIMENSIONS, stream_writes, until_no_differences
 from tributary.settings import Settings
 
 SERVICES_SH = ROOT / "deploy" / "local" / "services.sh"
@@ -159,10 +159,7 @@ async def test_appliers_killed_mid_commit_on_s3_lose_and_duplicate_nothing(
                 assert result.returncode == 0, result.stderr[-3000:]
                 return list(json.loads(result.stdout))
 
-            deadline = asyncio.get_running_loop().time() + 180
-            while found := await found_differences():
-                assert asyncio.get_running_loop().time() < deadline, "; ".join(found)
-                await asyncio.sleep(1)
+            await until_no_differences(found_differences, timeout=180)
 
         # A query replica with no disk in common with the applier serves the same rows, from S3.
         port = free_port()

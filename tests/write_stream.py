@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import httpx
 import numpy as np
@@ -100,7 +102,12 @@ def differences(settings: Settings, dataset: str, expected: Expected) -> list[st
 async def until_stored(settings: Settings, dataset: str, expected: Expected, timeout: float) -> None:
     """Wait until DeepLake holds exactly the expected content (every id, vector and metadata value): the last
     acknowledged writes may still be on their way when the ids already match."""
+    await until_no_differences(partial(asyncio.to_thread, differences, settings, dataset, expected), timeout)
+
+
+async def until_no_differences(found: Callable[[], Awaitable[list[str]]], timeout: float) -> None:
+    """Wait until `found` lists no difference; past `timeout`, fail with the last ones it listed."""
     deadline = asyncio.get_running_loop().time() + timeout
-    while found := await asyncio.to_thread(differences, settings, dataset, expected):
-        assert asyncio.get_running_loop().time() < deadline, "; ".join(found)
+    while differing := await found():
+        assert asyncio.get_running_loop().time() < deadline, "; ".join(differing)
         await asyncio.sleep(0.5)
