@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 from pydantic import ValidationError
 
@@ -68,6 +69,14 @@ class EventFollower:
     async def start(self, catalog: Callable[[], Awaitable[Sequence[tuple[str, str]]]]) -> None:
         """Load the datasets the catalog names, once it covers the event log as it ends now, then follow."""
         await asyncio.gather(self._consumer.start(), self._probe.start(), self._admin.start())
+        try:
+            await self._load(catalog)
+        except BaseException:
+            await self.stop()
+            raise
+        self._following.start()
+
+    async def _load(self, catalog: Callable[[], Awaitable[Sequence[tuple[str, str]]]]) -> None:
         self._partitions = await topic_partitions(self._admin, self._topics.events)
         self._command_partitions = [
             tp.partition for tp in await topic_partitions(self._admin, self._topics.commands)
@@ -84,7 +93,6 @@ class EventFollower:
         for tp in self._partitions:
             self._consumer.seek(tp, ends[tp])
         self._positions = dict(ends)
-        self._following.start()
 
     async def stop(self) -> None:
         await self._following.stop()
@@ -171,7 +179,12 @@ class EventFollower:
         """The SQL catalog comes from the projector: wait until it has read the event log up to `ends`."""
         group = f"{self._topics.prefix}.projector"
         while True:
-            committed = await self._admin.list_consumer_group_offsets(group, partitions=list(ends))
+            try:
+                committed = await self._admin.list_consumer_group_offsets(group, partitions=list(ends))
+            except KafkaError as exc:
+                # On a new cluster the group coordinator may not be elected yet: not reached, ask again.
+                log.info("could not read the projector's offsets yet: %r", exc)
+                committed = {}
             if all(end == 0 or (tp in committed and committed[tp].offset >= end) for tp, end in ends.items()):
                 return True
             if time.monotonic() > deadline:
