@@ -160,7 +160,6 @@ def rpc(
     ) -> Callable[[Servicer, Any, Context], Awaitable[Any]]:
         # The servicer class and the method, as the route names them: Search.Search -> Search/Search.
         target = f"/{SERVICE_PACKAGE}.{method.__qualname__.replace('.', '/')}"
-        duration = GRPC_DURATION.labels(target)
 
         @functools.wraps(method)
         async def handler(self: Servicer, request: Any, context: Context) -> Any:
@@ -195,7 +194,7 @@ def rpc(
                 await abort(context, status, echo)
             finally:
                 GRPC_REQUESTS.labels(target, code.name).inc()
-                duration.observe(time.perf_counter() - started)
+                GRPC_DURATION.labels(target).observe(time.perf_counter() - started)
                 await audit.record(
                     self.services, principal, "GRPC", target, AUDIT_OUTCOME.get(code, 500), action != "read"
                 )
