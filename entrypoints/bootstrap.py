@@ -56,7 +56,7 @@ from tributary.kafka import (
     ensure_topics,
     make_broker,
 )
-from tributary.resilience import CircuitBreaker, Supervised
+from tributary.resilience import CircuitBreaker, Supervised, cancel
 from tributary.services import Services
 from tributary.settings import ApiRole, Role, Settings
 from tributary.storage import DatasetStore
@@ -269,11 +269,7 @@ def _show_once(key: str, settings: Settings) -> None:
 def _in_background(stack: AsyncExitStack, work: Coroutine[Any, Any, None]) -> None:
     task = asyncio.create_task(work)
 
-    async def cancel() -> None:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-    stack.push_async_callback(cancel)
+    stack.push_async_callback(cancel, task)
 
 
 def _index_in_background(stack: AsyncExitStack, projections: Projections) -> None:

@@ -14,6 +14,7 @@ from opentelemetry.trace import TracerProvider
 
 from entrypoints.grpc_api.servicers import ADD_TO_SERVER
 from entrypoints.grpc_api.v1 import tributary_pb2 as pb
+from tributary.resilience import cancel
 from tributary.services import Services
 
 # How often the health service re-reads the role's readiness.
@@ -58,8 +59,7 @@ async def start_grpc(
     follow = asyncio.create_task(_follow_readiness(services, health_servicer, names))
 
     async def stop() -> None:
-        follow.cancel()
-        await asyncio.gather(follow, return_exceptions=True)
+        await cancel(follow)
         await server.stop(STOP_GRACE_S)
 
     stack.push_async_callback(stop)

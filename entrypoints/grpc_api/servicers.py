@@ -45,6 +45,7 @@ from tributary.auth.gate import admit, check_dataset, check_tenant_wide, refuse_
 from tributary.auth.principal import Action, Principal
 from tributary.failures import Conflict, Invalid, NotFound, Unauthenticated
 from tributary.metrics import GRPC_DURATION, GRPC_REQUESTS
+from tributary.resilience import cancel
 from tributary.services import Services
 
 Scope = Literal["dataset", "tenant", "operation"]
@@ -509,8 +510,7 @@ async def _read_ahead(
                 raise item
             yield item
     finally:
-        reader.cancel()
-        await asyncio.gather(reader, return_exceptions=True)
+        await cancel(reader)
 
 
 def _include(include: Any) -> dict[str, Any]:
