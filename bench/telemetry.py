@@ -2,6 +2,7 @@
 as shipped or taken out, and tracing off, sampled at 1% and at 100%.
 
     python -m bench.telemetry [--vectors 20000] [--dims 384] [--clients 8] [--seconds 3] [--rounds 8]
+    python -m bench.telemetry --in-process [--vectors 20000] [--dims 384] [--rounds 40] [--block 100]
 
 Loads --vectors clustered vectors into an embedded-mode server (its search path is the query API's, the same code
 as a query-api role), copies its data directory, and runs one server per setting side by side:
@@ -23,30 +24,53 @@ with `as shipped` of the same round (per-round ratios; drift within a round is s
 turn), and the report gives the median ratio over the rounds with its spread (the middle half: 25th to 75th
 percentile). CPU per search is the steadier figure; QPS moves with the load the clients and the rest of the
 machine put on the two cores.
+
+`--in-process` measures the same settings finely interleaved in one process, where the servers' differences
+(each its own graph and memory) and most of the machine's drift fall away: one embedded app over one loaded
+dataset, its middleware stack built once per setting (as shipped: without HttpTracing; metrics off: without
+HttpMetrics, and the metrics a search updates made to count nothing; tracing: HttpTracing, with a provider
+sampling 1% or 100% installed while that setting runs, whose spans are encoded to OTLP protobuf and dropped).
+In each of --rounds rounds every setting in turn answers --block requests of each kind, one at a time, straight
+through ASGI (HTTP) or the servicer (gRPC, with a stand-in for grpc's call context): what differs is the app's
+own work, without the HTTP server's parsing or grpc's (the same for every setting). It reports the process's
+CPU time a request (all threads: the span processor's included), against as shipped of the same round.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import json
 import os
 import shutil
 import socket
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import AsyncExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 import httpx
 import numpy as np
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBasedTraceIdRatio
+from starlette.types import ASGIApp, Message
 
 from bench.cluster import ADMIN_HEADERS, ADMIN_KEY, embedded_mode
 from bench.search import Data, indexed, load, measure, packed
+from entrypoints.grpc_api.servicers import Search
 from entrypoints.grpc_api.v1 import tributary_pb2 as pb
+from entrypoints.http_app import create_app
+from tributary import metrics, tracing
+from tributary.http_metrics import HttpMetrics
+from tributary.http_tracing import HttpTracing
+from tributary.settings import Settings
 
 TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 ONE_PERCENT = {
@@ -269,6 +293,190 @@ async def _http_qps(
     return (await measure(url, bodies, clients, seconds)).qps
 
 
+class Discard(SpanExporter):
+    """Encodes each batch of spans as the OTLP exporter would send it, and drops it."""
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        encode_spans(spans).SerializeToString()
+        return SpanExportResult.SUCCESS
+
+
+class CallContext:
+    """What the `rpc` decorator and the Search servicer use of grpc's servicer context."""
+
+    def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
+        self._metadata = metadata
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self._metadata
+
+    def set_trailing_metadata(self, _metadata: object) -> None:
+        pass
+
+    def peer(self) -> str:
+        return "ipv4:127.0.0.1:1"
+
+    async def abort(self, code: grpc.StatusCode, details: str = "", _trailing: object = None) -> None:
+        raise RuntimeError(f"search failed: {code} {details}")
+
+
+@contextmanager
+def unmetered() -> Iterator[None]:
+    """The metrics a search updates count nothing while the block runs (the objects stay: modules hold them)."""
+    from bench.unmetered import PER_SEARCH, Unmetered
+
+    nothing = Unmetered()
+    patched = [getattr(metrics, name) for name in PER_SEARCH]
+    for metric in patched:
+        metric.labels = nothing.labels
+        metric.inc = nothing.inc
+        metric.observe = nothing.observe
+    try:
+        yield
+    finally:
+        for metric in patched:
+            for method in ("labels", "inc", "observe"):
+                delattr(metric, method)
+
+
+async def in_process(args: argparse.Namespace) -> None:
+    data = Data(args.vectors, args.dims)
+    rng = np.random.default_rng(5)
+    providers = {}
+    for name, sampler in (("tracing 1%", ParentBasedTraceIdRatio(0.01)), ("tracing 100%", ALWAYS_ON)):
+        provider = TracerProvider(sampler=sampler)
+        provider.add_span_processor(BatchSpanProcessor(Discard()))
+        providers[name] = provider
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(_env_file=None, data_dir=Path(tmp), admin_key=ADMIN_KEY, grpc_port=0)  # type: ignore[call-arg]
+        tracing.install(providers["tracing 1%"])  # so that create_app adds HttpTracing
+        app = create_app(settings)
+        tracing.install(None)
+        everything = list(app.user_middleware)
+        stacks = {
+            BASELINE: [m for m in everything if m.cls is not HttpTracing],
+            "metrics off": [m for m in everything if m.cls not in (HttpTracing, HttpMetrics)],
+            "tracing 1%": everything,
+            "tracing 100%": everything,
+        }
+        built = {}
+        for name, middleware in stacks.items():
+            app.user_middleware = middleware
+            built[name] = app.build_middleware_stack()
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=transport, base_url="http://bench", headers=ADMIN_HEADERS, timeout=120
+            ) as client,
+        ):
+            created = await client.post(
+                "/api/v1/datasets?wait=true", json={"name": "bench", "dimensions": args.dims}
+            )
+            created.raise_for_status()
+            await load(client, client, data, transport)
+            servicer = Search(app.state.services)
+            context = CallContext(GRPC_METADATA)
+
+            def body(vector: np.ndarray) -> bytes:
+                return json.dumps({"vector": packed(vector), "k": 10, "include": []}).encode()
+
+            cached_http = [body(data.queries[n]) for n in range(20)]
+            cached_grpc = [
+                pb.SearchRequest(
+                    dataset="bench",
+                    query=pb.Query(vector=data.queries[n].astype("<f4").tobytes(), k=10),
+                    consistency=pb.Consistency(level="eventual"),
+                )
+                for n in range(20)
+            ]
+            cold = iter(range(10**9))
+
+            async def http(asgi: ASGIApp, payload: bytes) -> None:
+                sent: list[Message] = []
+
+                async def receive() -> Message:
+                    return {"type": "http.request", "body": payload, "more_body": False}
+
+                async def send(message: Message) -> None:
+                    sent.append(message)
+
+                await asgi(
+                    {
+                        "type": "http",
+                        "asgi": {"version": "3.0"},
+                        "http_version": "1.1",
+                        "method": "POST",
+                        "scheme": "http",
+                        "path": "/api/v1/datasets/bench/search",
+                        "raw_path": b"/api/v1/datasets/bench/search",
+                        "query_string": b"consistency=eventual",
+                        "root_path": "",
+                        "headers": [
+                            (b"host", b"bench"),
+                            (b"content-type", b"application/json"),
+                            (b"authorization", ADMIN_HEADERS["Authorization"].encode()),
+                            (b"content-length", str(len(payload)).encode()),
+                        ],
+                        "client": ("127.0.0.1", 1),
+                        "server": ("127.0.0.1", 80),
+                        "state": {},
+                        "app": app,  # what FastAPI's own entry would add
+                    },
+                    receive,
+                    send,
+                )
+                if sent[0]["status"] != 200:
+                    raise RuntimeError(f"search answered {sent[0]['status']}: {sent[1:]}")
+
+            async def http_cold(asgi: ASGIApp, n: int) -> None:
+                noise = 0.01 * rng.standard_normal(args.dims).astype(np.float32)
+                await http(asgi, body(data.queries[n % 200] + noise * (1 + next(cold))))
+
+            async def http_cached(asgi: ASGIApp, n: int) -> None:
+                await http(asgi, cached_http[n % 20])
+
+            async def grpc_cached(_asgi: ASGIApp, n: int) -> None:
+                await servicer.Search(cached_grpc[n % 20], context)  # type: ignore[arg-type]
+
+            kinds = {"HTTP cold": http_cold, "HTTP cached": http_cached, "gRPC cached": grpc_cached}
+            names = list(built)
+            results = {name: {kind: list[tuple[float, float]]() for kind in KINDS} for name in names}
+            for round_ in range(-1, args.rounds):  # round -1 warms up
+                for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+                    tracing.install(providers.get(name))
+                    with unmetered() if name == "metrics off" else nullcontext():
+                        for kind, searching in kinds.items():
+                            gc.collect()
+                            before = time.process_time()
+                            for n in range(args.block):
+                                await searching(built[name], n)
+                            used = (time.process_time() - before) / args.block * 1e6
+                            if round_ >= 0:
+                                results[name][kind].append((0.0, used))
+                    tracing.install(None)
+                if round_ >= 0 and round_ % 10 == 9:
+                    print(f"{round_ + 1} rounds", flush=True)
+    for provider in providers.values():
+        provider.shutdown()
+    print(
+        f"\nin one process, {args.rounds} rounds of {args.block} requests a setting and kind, one at a time: "
+        f"CPU a request; against '{BASELINE}' of the same round, the difference (median [25th..75th "
+        "percentile] over the rounds)"
+    )
+    for kind in KINDS:
+        print(f"\n{kind}:")
+        base = [c for _, c in results[BASELINE][kind]]
+        for name in names:
+            runs = [c for _, c in results[name][kind]]
+            line = f"  {name:12s} {statistics.median(runs):6.0f} us CPU a request"
+            if name != BASELINE:
+                low, mid, high = quartiles([c - b for c, b in zip(runs, base, strict=True)])
+                ratio_low, ratio, ratio_high = quartiles([c / b - 1 for c, b in zip(runs, base, strict=True)])
+                line += f"   {mid:+5.1f} us [{low:+5.1f}..{high:+5.1f}]   {ratio:+6.1%} [{ratio_low:+6.1%}..{ratio_high:+6.1%}]"
+            print(line)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -277,8 +485,18 @@ def main() -> None:
     parser.add_argument("--dims", type=int, default=384)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--rounds", type=int, default=8)
-    asyncio.run(run(parser.parse_args()))
+    parser.add_argument("--rounds", type=int, default=None, help="default 8; --in-process: 40")
+    parser.add_argument("--in-process", action="store_true")
+    parser.add_argument(
+        "--block", type=int, default=100, help="--in-process: requests a setting and kind a round"
+    )
+    args = parser.parse_args()
+    if args.in_process:
+        args.rounds = args.rounds or 40
+        asyncio.run(in_process(args))
+    else:
+        args.rounds = args.rounds or 8
+        asyncio.run(run(args))
 
 
 if __name__ == "__main__":
