@@ -3,6 +3,7 @@ as shipped or taken out, and tracing off, sampled at 1% and at 100%.
 
     python -m bench.telemetry [--vectors 20000] [--dims 384] [--clients 8] [--seconds 3] [--rounds 8]
     python -m bench.telemetry --in-process [--vectors 20000] [--dims 384] [--rounds 40] [--block 100]
+    python -m bench.telemetry --components [--rounds 30]
 
 Loads --vectors clustered vectors into an embedded-mode server (its search path is the query API's, the same code
 as a query-api role), copies its data directory, and runs one server per setting side by side:
@@ -34,6 +35,12 @@ In each of --rounds rounds every setting in turn answers --block requests of eac
 through ASGI (HTTP) or the servicer (gRPC, with a stand-in for grpc's call context): what differs is the app's
 own work, without the HTTP server's parsing or grpc's (the same for every setting). It reports the process's
 CPU time a request (all threads: the span processor's included), against as shipped of the same round.
+
+`--components` times the instrumentation alone, which the two above cannot resolve on a busy machine: the HTTP
+metrics middleware, and HttpTracing with tracing sampled at 1% and at 100%, each around an app that answers at
+once; a gRPC call's server span (`tracing.serving`, as the `rpc` decorator opens it, described when recorded)
+and its two metrics; a search cache hit's counter. Process CPU time a call, 2,000 calls a block, the
+blocks interleaved over --rounds rounds; the median block less the bare app's (or the empty loop's).
 """
 
 from __future__ import annotations
@@ -56,11 +63,12 @@ from pathlib import Path
 import grpc
 import httpx
 import numpy as np
+from fastapi.routing import APIRoute
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBasedTraceIdRatio
-from starlette.types import ASGIApp, Message
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBasedTraceIdRatio, Sampler
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bench.cluster import ADMIN_HEADERS, ADMIN_KEY, embedded_mode
 from bench.search import Data, indexed, load, measure, packed
@@ -342,11 +350,7 @@ def unmetered() -> Iterator[None]:
 async def in_process(args: argparse.Namespace) -> None:
     data = Data(args.vectors, args.dims)
     rng = np.random.default_rng(5)
-    providers = {}
-    for name, sampler in (("tracing 1%", ParentBasedTraceIdRatio(0.01)), ("tracing 100%", ALWAYS_ON)):
-        provider = TracerProvider(sampler=sampler)
-        provider.add_span_processor(BatchSpanProcessor(Discard()))
-        providers[name] = provider
+    providers = {"tracing 1%": _provider(ParentBasedTraceIdRatio(0.01)), "tracing 100%": _provider(ALWAYS_ON)}
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(_env_file=None, data_dir=Path(tmp), admin_key=ADMIN_KEY, grpc_port=0)  # type: ignore[call-arg]
         tracing.install(providers["tracing 1%"])  # so that create_app adds HttpTracing
@@ -477,6 +481,106 @@ async def in_process(args: argparse.Namespace) -> None:
             print(line)
 
 
+async def components(args: argparse.Namespace) -> None:
+    from entrypoints.grpc_api.servicers import _describe
+    from tributary.metrics import GRPC_DURATION, GRPC_REQUESTS, SEARCH_CACHE_HITS
+
+    one, every = (_provider(sampler) for sampler in (ParentBasedTraceIdRatio(0.01), ALWAYS_ON))
+    target = "/tributary.v1.Search/Search"
+    metadata = dict(GRPC_METADATA)
+    path = "/api/v1/datasets/{dataset}/search"
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/api/v1/datasets/bench/search",
+        "route": APIRoute(path, endpoint=lambda: None),
+        "headers": [
+            (b"host", b"bench"),
+            (b"content-type", b"application/json"),
+            (b"authorization", ADMIN_HEADERS["Authorization"].encode()),
+            (b"content-length", b"100"),
+        ],
+    }
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(_message: Message) -> None:
+        pass
+
+    async def answer(_scope: Scope, _receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    def asgi(app: ASGIApp) -> Callable[[], Awaitable[None]]:
+        async def call() -> None:
+            await app(scope, receive, send)
+
+        return call
+
+    async def nothing() -> None:
+        pass
+
+    async def served() -> None:
+        started = time.perf_counter()
+        with tracing.serving(target, metadata) as span:
+            await nothing()
+            code = grpc.StatusCode.OK
+            if metered:
+                GRPC_REQUESTS.labels(target, code.name).inc()
+                GRPC_DURATION.labels(target).observe(time.perf_counter() - started)
+            if span.is_recording():
+                _describe(span, target, code, 200)
+
+    async def hit() -> None:
+        SEARCH_CACHE_HITS.labels("memory").inc()
+
+    metered = False
+    # name -> (what one call does, the provider installed meanwhile, what it is measured against)
+    cases: dict[str, tuple[Callable[[], Awaitable[None]], TracerProvider | None, str]] = {
+        "HTTP: an app that answers at once": (asgi(answer), None, ""),
+        "HTTP: metrics middleware": (asgi(HttpMetrics(answer)), None, "HTTP: an app that answers at once"),
+        "HTTP: tracing, 1% sampled": (asgi(HttpTracing(answer)), one, "HTTP: an app that answers at once"),
+        "HTTP: tracing, 100% sampled": (
+            asgi(HttpTracing(answer)),
+            every,
+            "HTTP: an app that answers at once",
+        ),
+        "gRPC: an empty call": (nothing, None, ""),
+        "gRPC: span, tracing off": (served, None, "gRPC: an empty call"),
+        "gRPC: span, 1% sampled": (served, one, "gRPC: an empty call"),
+        "gRPC: span, 100% sampled": (served, every, "gRPC: an empty call"),
+        "gRPC: its two metrics": (served, None, "gRPC: span, tracing off"),
+        "search cache hit counted": (hit, None, "gRPC: an empty call"),
+    }
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(args.rounds):
+        for name, (call, provider, _) in cases.items():
+            metered = name == "gRPC: its two metrics"
+            tracing.install(provider)
+            gc.collect()
+            before = time.process_time()
+            for _ in range(2000):
+                await call()
+            times[name].append((time.process_time() - before) / 2000 * 1e6)
+            tracing.install(None)
+    for provider in (one, every):
+        provider.shutdown()
+    print(f"CPU a call, median of {args.rounds} blocks of 2,000 [25th..75th percentile]:")
+    for name, (_, _, against) in cases.items():
+        low, median, high = quartiles(times[name])
+        line = f"  {name:36s} {median:6.1f} us [{low:5.1f}..{high:5.1f}]"
+        if against:
+            line += f"   {median - statistics.median(times[against]):+6.1f} us over {against!r}"
+        print(line)
+
+
+def _provider(sampler: Sampler) -> TracerProvider:
+    provider = TracerProvider(sampler=sampler)
+    provider.add_span_processor(BatchSpanProcessor(Discard()))
+    return provider
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -487,11 +591,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=None, help="default 8; --in-process: 40")
     parser.add_argument("--in-process", action="store_true")
+    parser.add_argument("--components", action="store_true")
     parser.add_argument(
         "--block", type=int, default=100, help="--in-process: requests a setting and kind a round"
     )
     args = parser.parse_args()
-    if args.in_process:
+    if args.components:
+        args.rounds = args.rounds or 30
+        asyncio.run(components(args))
+    elif args.in_process:
         args.rounds = args.rounds or 40
         asyncio.run(in_process(args))
     else:
