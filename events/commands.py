@@ -38,17 +38,34 @@ Integer = Annotated[int, BeforeValidator(_integral_float)]
 
 MAX_DIMENSIONS = 65_536
 MAX_METADATA_DEPTH = 32
+NOT_FINITE = "metadata values must be finite numbers (no NaN or infinity)"
+
+
+# Values that need no walk: most metadata is one level of these (and floats, checked on the way), and walking
+# each record's costs a 1,000-record write about 18 ms of the command API's and the applier's CPU.
+_FLAT = frozenset((str, int, bool, type(None)))
 
 
 def _plain_json(value: dict[str, Any]) -> dict[str, Any]:
     """Metadata is stored as JSON text: NaN and infinity have no JSON form, and deep nesting is refused."""
+    for item in value.values():
+        kind = type(item)
+        if kind is float:
+            if not math.isfinite(item):
+                raise ValueError(NOT_FINITE)
+        elif kind not in _FLAT:
+            return _nested_plain_json(value)
+    return value
+
+
+def _nested_plain_json(value: dict[str, Any]) -> dict[str, Any]:
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
         if depth > MAX_METADATA_DEPTH:
             raise ValueError(f"metadata nests deeper than {MAX_METADATA_DEPTH} levels")
         if isinstance(item, float) and not math.isfinite(item):
-            raise ValueError("metadata values must be finite numbers (no NaN or infinity)")
+            raise ValueError(NOT_FINITE)
         children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
         stack.extend((child, depth + 1) for child in children)
     return value
