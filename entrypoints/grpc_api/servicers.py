@@ -22,6 +22,7 @@ import grpc
 import numpy as np
 import numpy.typing as npt
 from google.protobuf.message import Message
+from opentelemetry.trace import Span, StatusCode
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from command_api.operations import MAX_IDEMPOTENCY_KEY, Keyed
@@ -39,7 +40,7 @@ from schemas.datasets import Accepted, CreateDatasetRequest, DatasetView, Operat
 from schemas.search import GetVectorsRequest, SearchRequest
 from schemas.snapshots import CreateSnapshotRequest, SnapshotView
 from schemas.vectors import DeleteVectorsRequest, MetadataPatch, UpsertVectorsRequest
-from tributary import audit, logs
+from tributary import audit, logs, tracing
 from tributary.auth.authenticate import authenticate
 from tributary.auth.gate import admit, check_dataset, check_tenant_wide, refuse_unauthenticated
 from tributary.auth.principal import Action, Principal
@@ -172,38 +173,57 @@ def rpc(
             # its own would cost a write of its own: a sixth of a search's CPU, measured with py-spy).
             echo = ((logs.REQUEST_ID_HEADER, logs.begin_request(metadata)),)
             context.set_trailing_metadata(echo)
-            try:
-                call = await self.authenticated(context, metadata, action)
-                principal = call.principal
-                await admit(principal, action, self.services.rate_limiter)
-                if scope == "dataset" and isinstance(request, Message):
-                    # A stream's messages are checked one by one, as they come.
-                    call.on_dataset(getattr(request, "dataset"))  # noqa: B009
-                elif scope == "tenant":
-                    check_tenant_wide(call.principal, action)
-                answer = await method(self, request, call)
-                code = grpc.StatusCode.OK
-                return answer
-            except _Unimplemented as exc:
-                code = grpc.StatusCode.UNIMPLEMENTED
-                await context.abort(code, str(exc), echo)
-            except Exception as exc:
-                status = failure_status(exc, renamed or {})
-                if status is None:
-                    raise
-                code = status.code
-                await abort(context, status, echo)
-            finally:
-                GRPC_REQUESTS.labels(target, code.name).inc()
-                GRPC_DURATION.labels(target).observe(time.perf_counter() - started)
-                await audit.record(
-                    self.services, principal, "GRPC", target, AUDIT_OUTCOME.get(code, 500), action != "read"
-                )
+            with tracing.serving(target, metadata) as span:
+                try:
+                    call = await self.authenticated(context, metadata, action)
+                    principal = call.principal
+                    await admit(principal, action, self.services.rate_limiter)
+                    if scope == "dataset" and isinstance(request, Message):
+                        # A stream's messages are checked one by one, as they come.
+                        call.on_dataset(getattr(request, "dataset"))  # noqa: B009
+                    elif scope == "tenant":
+                        check_tenant_wide(call.principal, action)
+                    answer = await method(self, request, call)
+                    code = grpc.StatusCode.OK
+                    return answer
+                except _Unimplemented as exc:
+                    code = grpc.StatusCode.UNIMPLEMENTED
+                    await context.abort(code, str(exc), echo)
+                except Exception as exc:
+                    status = failure_status(exc, renamed or {})
+                    if status is None:
+                        span.record_exception(exc)
+                        raise
+                    code = status.code
+                    await abort(context, status, echo)
+                finally:
+                    outcome = AUDIT_OUTCOME.get(code, 500)
+                    GRPC_REQUESTS.labels(target, code.name).inc()
+                    GRPC_DURATION.labels(target).observe(time.perf_counter() - started)
+                    if span.is_recording():
+                        _describe(span, target, code, outcome)
+                    await audit.record(self.services, principal, "GRPC", target, outcome, action != "read")
 
         handler.declared = Declared(action, scope)  # type: ignore[attr-defined]
         return handler
 
     return wrap
+
+
+def _describe(span: Span, target: str, code: grpc.StatusCode, outcome: int) -> None:
+    """What a recorded call's server span says of it (semconv: RPC); an error when its code is a server's fault,
+    as HTTP's 5xx is."""
+    service, _, name = target[1:].partition("/")
+    span.set_attributes(
+        {
+            "rpc.system": "grpc",
+            "rpc.service": service,
+            "rpc.method": name,
+            "rpc.grpc.status_code": code.value[0],
+        }
+    )
+    if outcome >= 500:
+        span.set_status(StatusCode.ERROR, code.name)
 
 
 class Base:
