@@ -31,7 +31,7 @@ from bench.cluster import ADMIN_HEADERS, ADMIN_KEY, COMMAND_GRPC, QUERY_GRPC, ka
 from bench.http_load import Load, post, run_load
 from bench.ingest import Bodies
 from bench.search import indexed
-from bench.tracing import cpu_seconds
+from bench.telemetry import cpu_seconds
 from entrypoints.grpc_api.v1 import tributary_pb2 as pb
 from entrypoints.grpc_api.v1 import tributary_pb2_grpc as pb_grpc
 
