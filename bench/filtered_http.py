@@ -29,13 +29,12 @@ import httpx
 import numpy as np
 
 from bench.cluster import ADMIN_HEADERS, embedded_mode
+from bench.filtered import BUCKETS, bucketed_passages
 from bench.http_load import post, read_answer
-from bench.recall import real
-from bench.relevance_sets import embeddings, man_passages
 from bench.search import indexed, packed
 from query_api.tuning import exact_top_k
 
-BUCKETS, K, BATCH = 1000, 10, 2000
+K, BATCH = 10, 2000
 SEARCH = "/api/v1/datasets/bench/search?consistency=eventual"
 
 
@@ -74,12 +73,8 @@ async def main() -> None:
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--selectivity", default="0.01,0.05,0.1,0.3,0.5")
     args = parser.parse_args()
-    print(f"embedding {args.rows:,} passages (cached after the first run)", file=sys.stderr)
-    rows = embeddings(man_passages(args.rows))
-    _, queries = real(["stdlib", "man"])
-    queries = queries[: args.queries]
+    rows, queries, bucket = bucketed_passages(args.rows, args.queries)
     traffic, measured = queries[: len(queries) // 2], queries[len(queries) // 2 :]
-    bucket = np.random.default_rng(0).permutation(len(rows)) % BUCKETS
     shares: list[float | None] = [None, *(float(s) for s in args.selectivity.split(","))]
     truths = {
         share: exact_top_k(

@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from tests.processes import free_port
 
@@ -120,12 +120,8 @@ def private_services() -> Iterator[PrivateServices]:
     if (shared_libs / ".complete").exists():
         (services.state / "kafka").mkdir(parents=True, exist_ok=True)
         (services.state / "kafka" / "libs").symlink_to(shared_libs, target_is_directory=True)
-    try:
-        services.up()
+    with _up_until_done(services, base):
         yield services
-    finally:
-        services.down()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @dataclass
@@ -175,9 +171,21 @@ def private_s3() -> Iterator[PrivateS3]:
     (store.state / "s3proxy").mkdir(parents=True)
     for jar in shared.glob("s3proxy-*-jar-with-dependencies.jar"):
         (store.state / "s3proxy" / jar.name).symlink_to(jar)
-    try:
-        store.up()
+    with _up_until_done(store, base):
         yield store
+
+
+class _Started(Protocol):
+    def up(self) -> None: ...
+    def down(self) -> None: ...
+
+
+@contextlib.contextmanager
+def _up_until_done(started: _Started, base: Path) -> Iterator[None]:
+    """Up for the block; then stopped and `base`, the folder of its data, removed."""
+    try:
+        started.up()
+        yield
     finally:
-        store.down()
+        started.down()
         shutil.rmtree(base, ignore_errors=True)
