@@ -42,10 +42,11 @@ SPEC_KEY = "tributary_spec"
 # the operations the commit applied (what the versions list names, query_api/past_versions.py).
 # Measured here (tests/test_ledger_atomicity.py): SIGKILL during a commit can persist dataset metadata without
 # the commit's rows, but a commit message never runs ahead of its data. Older versions lose their messages
-# (DeepLake 4.7 keeps about the last dozen), so each message carries the whole ledger; and a kill at the wrong
-# moment can make DeepLake drop them all. The ledger is then empty and redelivered commands are applied again,
-# which is safe: each command is idempotent on the state (upserts and deletes by id, deletes by filter and
-# metadata updates replayed in their original order converge to the same rows).
+# (DeepLake 4.7's compaction drops them), so each message carries the whole ledger; and the
+# compacted version, the head until the next commit, has none. An applier that reopens the dataset then finds an
+# empty ledger and applies redelivered commands again, which is safe: each command is idempotent on the state
+# (upserts and deletes by id, deletes by filter and metadata updates replayed in their original order converge to
+# the same rows).
 LEDGER_PREFIX = "tributary-apply "
 
 
@@ -381,17 +382,12 @@ class DatasetWriter:
             self._ds.tags[name].delete()
 
     def replace_all(self, rows: Rows) -> None:
-        """Make the rows exactly `rows`, for the next commit: rows are overwritten in place, the surplus
-        appended or deleted from the bottom, so the change is one commit like any other write."""
-        old, new = len(self._ds), len(rows)
-        common = min(old, new)
-        if common:
-            for column, values in rows.columns(0, common).items():
-                self._ds[column][0:common] = values
-        if new > old:
-            self._ds.append(rows.columns(old))
-        for row in range(old - 1, new - 1, -1):
+        """Make the rows exactly `rows`, for the next commit: every row is deleted and `rows` appended (never
+        written in place, see `upsert`), so the change is one commit like any other write."""
+        for row in range(len(self._ds) - 1, -1, -1):
             self._ds.delete(row)
+        if len(rows):
+            self._ds.append(rows.columns())
         self._rows = self._read_rows()
 
     def already_applied(self, command_id: str) -> bool:
@@ -413,26 +409,24 @@ class DatasetWriter:
         texts: list[str | None] | None,
         metadata: list[dict[str, Any]] | None,
     ) -> None:
+        if not ids:
+            return
         texts = texts or [None] * len(ids)
         metadata = metadata or [{} for _ in ids]
-        fresh = [i for i, vector_id in enumerate(ids) if vector_id not in self._rows]
-        for i, vector_id in enumerate(ids):
-            row = self._rows.get(vector_id)
-            if row is not None:
-                self._ds["embedding"][row] = vectors[i]
-                self._ds["text"][row] = texts[i] or ""
-                self._ds["metadata"][row] = _as_json(metadata[i])
-        if fresh:
-            start = len(self._ds)
-            self._ds.append(
-                {
-                    "id": [ids[i] for i in fresh],
-                    "embedding": vectors[fresh],
-                    "text": [texts[i] or "" for i in fresh],
-                    "metadata": [_as_json(metadata[i]) for i in fresh],
-                }
-            )
-            self._rows.update({ids[i]: start + n for n, i in enumerate(fresh)})
+        # An existing id is deleted and appended again, never overwritten in place: DeepLake 4.7's automatic
+        # compaction rewrites an embedding block that had rows updated in place as a flat array, so each of its
+        # rows then reads back as one float (docs/architecture.md, "Storage"; tests/test_compaction.py).
+        self.delete([vector_id for vector_id in ids if vector_id in self._rows])
+        start = len(self._ds)
+        self._ds.append(
+            {
+                "id": ids,
+                "embedding": vectors,
+                "text": [text or "" for text in texts],
+                "metadata": [_as_json(m) for m in metadata],
+            }
+        )
+        self._rows.update({vector_id: start + n for n, vector_id in enumerate(ids)})
 
     def delete(self, ids: list[str]) -> list[str]:
         """Delete the rows of `ids` that exist; returns those ids."""
