@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from bisect import bisect_left, insort
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -334,6 +335,58 @@ class DatasetStore:
             deeplake.delete(self.url(tenant, dataset))
 
 
+class RowIndex:
+    """Where each id's row is, followed through deletes and appends without reading the id column again (a delete
+    shifts every later row down). A row keeps the slot it had when indexed or appended; its row is that slot less
+    the slots deleted below it."""
+
+    def __init__(self, ids: Sequence[str]) -> None:
+        self._slots = {str(vector_id): row for row, vector_id in enumerate(ids)}
+        # The slot of the next append: the rows appended and indexed (an id stored twice counts each of its rows).
+        self._next = len(ids)
+        self._gone: list[int] = []
+
+    def __contains__(self, vector_id: object) -> bool:
+        return vector_id in self._slots
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._slots)
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    def row(self, vector_id: str) -> int | None:
+        slot = self._slots.get(vector_id)
+        return None if slot is None else self._row(slot)
+
+    def by_row(self) -> dict[int, str]:
+        return {self._row(slot): vector_id for vector_id, slot in self._slots.items()}
+
+    def remove(self, ids: Sequence[str]) -> list[int]:
+        """Forget the ids that are present (each once); returns their rows bottom-up, the order to delete them in."""
+        slots = sorted(
+            {self._slots.pop(vector_id) for vector_id in set(ids) if vector_id in self._slots}, reverse=True
+        )
+        rows = []
+        for slot in slots:
+            rows.append(self._row(slot))
+            insort(self._gone, slot)
+        if len(self._gone) > max(len(self._slots), 1024):
+            # Renumbered once the deleted slots outnumber the rows, so the list of them stays short.
+            self._slots = {vector_id: self._row(slot) for vector_id, slot in self._slots.items()}
+            self._next -= len(self._gone)
+            self._gone = []
+        return rows
+
+    def add(self, ids: Sequence[str]) -> None:
+        """Index ids appended in this order."""
+        self._slots.update({vector_id: self._next + n for n, vector_id in enumerate(ids)})
+        self._next += len(ids)
+
+    def _row(self, slot: int) -> int:
+        return slot - bisect_left(self._gone, slot)
+
+
 class DatasetWriter:
     """The single writer of one dataset: keeps the id -> row mapping (DeepLake has no primary key) and a ledger
     of the commands applied recently, committed with the data so that a redelivered command is recognised."""
@@ -349,14 +402,10 @@ class DatasetWriter:
         self._pending: list[str] = []
         self._operations: list[str] = []
         self._known = set(self._ledger)
-        self._rows = self._read_rows()
+        self._rows = RowIndex(self._ds["id"][:])  # type: ignore[arg-type]
 
     def _read_ledger(self) -> list[str]:
         return _ledger(self._ds)
-
-    def _read_rows(self) -> dict[str, int]:
-        ids: list[str] = self._ds["id"][:]  # type: ignore[assignment]
-        return {str(vector_id): row for row, vector_id in enumerate(ids)}
 
     @property
     def count(self) -> int:
@@ -388,7 +437,7 @@ class DatasetWriter:
             self._ds.delete(row)
         if len(rows):
             self._ds.append(rows.columns())
-        self._rows = self._read_rows()
+        self._rows = RowIndex(rows.ids)
 
     def already_applied(self, command_id: str) -> bool:
         """Committed before, or applied earlier in the batch that is being built."""
@@ -416,8 +465,8 @@ class DatasetWriter:
         # An existing id is deleted and appended again, never overwritten in place: DeepLake 4.7's automatic
         # compaction rewrites an embedding block that had rows updated in place as a flat array, so each of its
         # rows then reads back as one float (docs/architecture.md, "Storage"; tests/test_compaction.py).
-        self.delete([vector_id for vector_id in ids if vector_id in self._rows])
-        start = len(self._ds)
+        for row in self._rows.remove(ids):
+            self._ds.delete(row)
         self._ds.append(
             {
                 "id": ids,
@@ -426,32 +475,32 @@ class DatasetWriter:
                 "metadata": [_as_json(m) for m in metadata],
             }
         )
-        self._rows.update({vector_id: start + n for n, vector_id in enumerate(ids)})
+        self._rows.add(ids)
 
     def delete(self, ids: list[str]) -> list[str]:
         """Delete the rows of `ids` that exist; returns those ids."""
-        present = [vector_id for vector_id in ids if vector_id in self._rows]
-        # Later rows shift down on each delete, so delete from the bottom up, then read the mapping again.
-        for row in sorted((self._rows[vector_id] for vector_id in present), reverse=True):
+        present = [vector_id for vector_id in dict.fromkeys(ids) if vector_id in self._rows]
+        for row in self._rows.remove(present):
             self._ds.delete(row)
-        if present:
-            self._rows = self._read_rows()
         return present
 
     def ids_matching(self, node: FilterNode) -> list[str]:
         """The ids whose metadata matches a filter, read from the dataset (uncommitted changes included)."""
-        rows = {row: vector_id for vector_id, row in self._rows.items()}
+        rows = self._rows.by_row()
         values: list[Any] = self._ds["metadata"][:]  # type: ignore[assignment]
         return [rows[row] for row, value in enumerate(values) if matches(node, _as_dict(value))]
 
     def metadata_of(self, vector_id: str) -> dict[str, Any] | None:
-        row = self._rows.get(vector_id)
+        row = self._rows.row(vector_id)
         if row is None:
             return None
         return _as_dict(self._ds["metadata"][row])
 
     def set_metadata(self, vector_id: str, metadata: dict[str, Any]) -> None:
-        self._ds["metadata"][self._rows[vector_id]] = _as_json(metadata)
+        row = self._rows.row(vector_id)
+        if row is None:
+            raise KeyError(vector_id)
+        self._ds["metadata"][row] = _as_json(metadata)
 
     def discard(self) -> None:
         """Throw away what was changed since the last commit (see __init__: dropping the handle would not)."""
