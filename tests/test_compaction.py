@@ -1,8 +1,8 @@
-"""DeepLake 4.7 compacts a dataset's trailing commits into one at every 64th commit (its `...o...` versions). That
-compaction rewrote every embedding block that had a row overwritten in place as a flat array, so each of its rows
-then read back as one float: found by the S3 crash test (tests/test_storage_s3.py), then on a local folder
-without any crash. The writer never writes an embedding in place; these tests take it past compactions with
-overwrites (upserts of existing ids and a restore's `replace_all`) and read every row back."""
+"""DeepLake 4.7 compacts a dataset's trailing commits into one once they pass a threshold (64 small commits; its
+`<n>o<counter>` versions). That compaction rewrote every embedding block that had a row overwritten in place as a
+flat array, so each of its rows then read back as one float: found by the S3 crash test (tests/test_storage_s3.py),
+then on a local folder without any crash. The writer never writes an embedding in place; these tests take it past
+compactions with overwrites (upserts of existing ids and a restore's `replace_all`) and read every row back."""
 
 from __future__ import annotations
 
