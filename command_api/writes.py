@@ -22,7 +22,7 @@ from command_api.operations import (
     replay,
     submit,
 )
-from command_api.validation import check_embedder, check_records, metadata_problems, problem
+from command_api.validation import check_embedder, check_records, metadata_problems, problem, vector_fields
 from events import (
     Command,
     CreateDataset,
@@ -42,7 +42,7 @@ from events import (
     UpsertVectorsPayload,
     parse_embedder_config,
 )
-from events.commands import DatasetDefinition
+from events.commands import DatasetDefinition, FieldVectors, VectorField
 from schemas.datasets import Accepted, CreateDatasetRequest
 from schemas.snapshots import CreateSnapshotRequest
 from schemas.vectors import OUTSIDE_FLOAT32, DeleteVectorsRequest, MetadataPatch, VectorRecord
@@ -83,6 +83,8 @@ class Writer:
 
     async def create_dataset(self, body: CreateDatasetRequest) -> Accepted:
         check_embedder(body.embedder, body.dimensions, self.embedders)
+        for name, field in body.vectors.items():
+            check_embedder(field.embedder, field.dimensions, self.embedders, ("vectors", name, "embedder"))
         if await self.session.get(DatasetRow, (self.tenant, body.name)) is not None:
             raise Conflict(f"dataset {body.name!r} already exists")
         payload = CreateDatasetPayload(
@@ -103,7 +105,8 @@ class Writer:
     async def upsert_vectors(self, dataset: str, records: list[VectorRecord]) -> Accepted:
         row = await self.existing(dataset)
         check_records(records, row)
-        if any(record.vector is None for record in records):
+        fields = vector_fields(row)
+        if any(record.vector is None for record in records) or any(f.embedder for f in fields.values()):
             # Embedding can take seconds: hand the database connection back to the pool meanwhile.
             await self.session.commit()
         ids = [record.id or uuid.uuid4().hex for record in records]
@@ -115,6 +118,10 @@ class Writer:
                 vectors=await _record_vectors(records, row, self.embedders),
                 texts=[record.text for record in records],
                 metadata=[record.metadata or {} for record in records],
+                named_vectors={
+                    name: await _field_vectors(records, name, field, self.embedders)
+                    for name, field in fields.items()
+                },
             ),
         )
         return await self._submit(command, ids)
@@ -190,6 +197,41 @@ async def _record_vectors(
         embedded = await embedders.embed(config, dataset.dimensions, [text or "" for _, text in texts])
         matrix[[i for i, _ in texts]] = embedded
     return matrix
+
+
+async def _field_vectors(
+    records: list[VectorRecord], name: str, field: VectorField, embedders: Embedders
+) -> FieldVectors:
+    """The records' vectors of one named field: given ones as they are, and with the field's embedder the
+    texts of the records that give none embedded in one call; records with neither do not carry the field."""
+    given = {
+        i: record.vectors[name]
+        for i, record in enumerate(records)
+        if record.vectors and name in record.vectors
+    }
+    texts = (
+        {
+            i: record.text
+            for i, record in enumerate(records)
+            if i not in given and record.text and record.text.strip()
+        }
+        if field.embedder is not None
+        else {}
+    )
+    rows = sorted([*given, *texts])
+    matrix = np.empty((len(rows), field.dimensions), dtype=np.float32)
+    at = {row: n for n, row in enumerate(rows)}
+    if given:
+        with np.errstate(over="ignore"):  # a double beyond float32 becomes infinity: refused just below
+            matrix[[at[i] for i in given]] = np.asarray(list(given.values()), dtype=np.float32)
+        finite = np.isfinite(matrix[[at[i] for i in given]]).all(axis=1)
+        if not finite.all():
+            bad = [list(given)[row] for row in np.flatnonzero(~finite)]
+            raise Invalid([problem(("vectors", i, "vectors", name), OUTSIDE_FLOAT32) for i in bad])
+    if texts and field.embedder is not None:
+        embedded = await embedders.embed(field.embedder, field.dimensions, list(texts.values()))
+        matrix[[at[i] for i in texts]] = embedded
+    return FieldVectors(rows=rows, vectors=matrix)
 
 
 def _operation_id(tenant: str, keyed: Keyed) -> UUID:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Self
 
+import numpy as np
+import numpy.typing as npt
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -23,6 +26,7 @@ from events.names import Name
 from events.vectors import Float32Matrix
 
 Metric = Literal["cosine", "dot", "l2"]
+Float32Array = npt.NDArray[np.float32]
 FieldType = Literal["string", "integer", "number", "boolean", "string_list"]
 VectorId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 FieldName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.]{0,127}$")]
@@ -38,6 +42,13 @@ Integer = Annotated[int, BeforeValidator(_integral_float)]
 
 MAX_DIMENSIONS = 65_536
 MAX_METADATA_DEPTH = 32
+# Named vector fields a dataset may declare beside its default vector: each is one more HNSW index per replica.
+MAX_VECTOR_FIELDS = 8
+# The name of a dataset's default vector (the record's `vector`) wherever a field is named: a search's `field`,
+# a fused query's inputs. No named field may take it.
+DEFAULT_VECTOR_FIELD = "vector"
+# A named vector field: a plain identifier (it names a DeepLake column, `vector.<name>`).
+VectorFieldName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 
 
 def _plain_json(value: dict[str, Any]) -> dict[str, Any]:
@@ -150,6 +161,27 @@ class IndexConfig(Payload):
     )
 
 
+class VectorField(BaseModel):
+    """A named vector field of a dataset, beside its default vector: its own width, metric, embedder and HNSW
+    index. A record may carry it or not."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dimensions: Integer = Field(ge=1, le=MAX_DIMENSIONS)
+    metric: Metric = "cosine"
+    embedder: EmbedderConfig | None = Field(
+        default=None,
+        description="Embeds the record's text into this field when the record gives no vector for it",
+    )
+    index: IndexConfig = Field(default_factory=IndexConfig, description="This field's HNSW index")
+
+    @model_validator(mode="after")
+    def _embedder_fits(self) -> VectorField:
+        if self.embedder is not None and (reason := embedder_mismatch(self.embedder, self.dimensions)):
+            raise ValueError(reason)
+        return self
+
+
 class DatasetDefinition(BaseModel):
     """What a dataset is made of: the command's payload (CreateDatasetPayload) and the HTTP request
     (schemas.datasets.CreateDatasetRequest, which adds the name) both."""
@@ -181,6 +213,23 @@ class DatasetDefinition(BaseModel):
         description="The HNSW index: m, ef_construction, and the target_recall (recall@10 against exact search) "
         "that each replica tunes its search breadth to reach",
     )
+    # Absent from the commands of datasets created before named vectors: they have the default vector alone.
+    vectors: dict[VectorFieldName, VectorField] = Field(
+        default_factory=dict,
+        max_length=MAX_VECTOR_FIELDS,
+        description=f"Named vector fields beside the default vector (at most {MAX_VECTOR_FIELDS}), e.g. "
+        '{"image": {"dimensions": 512, "metric": "cosine"}}: each with its own metric, embedder and index; '
+        f'a record may carry any of them. The default vector is the field "{DEFAULT_VECTOR_FIELD}"',
+    )
+
+    @model_validator(mode="after")
+    def _vector_fields_named_apart(self) -> Self:
+        for name in self.vectors:
+            if name == DEFAULT_VECTOR_FIELD:
+                raise ValueError(f"{name!r} is the default vector's field: give a named field another name")
+            if name in self.metadata_schema or name == self.text_field:
+                raise ValueError(f"the vector field {name!r} has the name of a metadata field")
+        return self
 
 
 class CreateDatasetPayload(Payload, DatasetDefinition):
@@ -195,13 +244,48 @@ class DeleteDatasetPayload(Payload):
     pass
 
 
+class FieldVectors(Payload):
+    """The vectors of one named field in an upsert: row i of `vectors` belongs to the record at `rows[i]`; a
+    record not listed does not carry the field."""
+
+    rows: list[Annotated[int, Field(ge=0)]]
+    vectors: Float32Matrix
+
+    @model_validator(mode="after")
+    def _aligned(self) -> FieldVectors:
+        if self.vectors.shape[0] != len(self.rows):
+            raise ValueError(f"{len(self.rows)} rows but {self.vectors.shape[0]} vectors")
+        if len(set(self.rows)) != len(self.rows):
+            raise ValueError("a record carries a field's vector once")
+        return self
+
+
+def dense_named_vectors(
+    named: Mapping[str, FieldVectors], fields: Mapping[str, VectorField], rows: int
+) -> dict[str, Float32Array]:
+    """Each of `fields` as a (rows, its dimensions) matrix, NaN in the rows of records that do not carry it: the
+    form DeepLake stores and projections load (every vector given is finite, so NaN marks an absent one)."""
+    dense: dict[str, Float32Array] = {}
+    for name, field in fields.items():
+        matrix = np.full((rows, field.dimensions), np.nan, dtype=np.float32)
+        if (given := named.get(name)) is not None:
+            matrix[given.rows] = given.vectors
+        dense[name] = matrix
+    return dense
+
+
 class UpsertVectorsPayload(Payload):
-    """Columnar records: row i of `vectors` belongs to `ids[i]` (and `texts[i]`, `metadata[i]` when given)."""
+    """Columnar records: row i of `vectors` belongs to `ids[i]` (and `texts[i]`, `metadata[i]` when given).
+    An upsert replaces the whole record: a named field it does not carry is gone from the record."""
 
     ids: list[VectorId]
     vectors: Float32Matrix
     texts: list[str | None] | None = None
     metadata: list[Metadata] | None = None
+    # Absent from the commands of datasets without named vector fields.
+    named_vectors: dict[VectorFieldName, FieldVectors] = Field(
+        default_factory=dict, description="The records' vectors of the dataset's named fields, by field"
+    )
 
     @model_validator(mode="after")
     def _aligned(self) -> UpsertVectorsPayload:
@@ -212,6 +296,9 @@ class UpsertVectorsPayload(Payload):
             values = getattr(self, column)
             if values is not None and len(values) != rows:
                 raise ValueError(f"{rows} ids but {len(values)} {column}")
+        for name, field in self.named_vectors.items():
+            if field.rows and max(field.rows) >= rows:
+                raise ValueError(f"the field {name!r} names row {max(field.rows)} of {rows}")
         if len(set(self.ids)) != rows:
             raise ValueError("ids within one command must be unique")
         return self
