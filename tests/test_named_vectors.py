@@ -15,14 +15,16 @@ import grpc
 import httpx
 import numpy as np
 import pytest
+from pydantic import SecretStr
 
 from entrypoints.grpc_api.v1 import tributary_pb2 as pb
 from entrypoints.grpc_api.v1 import tributary_pb2_grpc as pb_grpc
 from entrypoints.http_app import create_app
+from tests.embedding_server import EmbeddingsServer, vector_of
 from tests.helpers import ADMIN_KEY, serving
 from tests.kafka_tools import distributed
 from tests.processes import free_port
-from tributary.settings import Settings
+from tributary.settings import EmbeddingEndpoint, Settings
 
 N = 60
 DIMS = {"vector": 8, "image": 6, "caption": 4}
@@ -321,3 +323,46 @@ async def test_named_vectors_over_grpc(embedded_settings: Settings) -> None:
         # v9 has no image: found through its word alone, and first for the weight of BM25.
         assert fused.page.results[0].id == TARGET
         assert "v10" in [r.id for r in fused.page.results]
+
+
+async def test_a_named_field_with_an_embedder_embeds_record_and_query_texts(
+    embedded_settings: Settings,
+) -> None:
+    async with EmbeddingsServer(width=4) as server:
+        endpoint = EmbeddingEndpoint(url=server.base_url, api_key=SecretStr("sk-test"), allow_private=True)
+        settings = embedded_settings.model_copy(update={"embedding_endpoints": {"test": endpoint}})
+        async with serving(create_app(settings)) as client:
+            embedder = {"kind": "openai", "model": "test-embed", "endpoint": "test"}
+            await write(
+                client,
+                "/api/v1/datasets",
+                {
+                    "name": "e",
+                    "dimensions": 2,
+                    "vectors": {"caption": {"dimensions": 4, "embedder": embedder}},
+                },
+            )
+            records = [
+                {"id": "a", "vector": [1, 0], "text": "a cat on a mat"},
+                {"id": "b", "vector": [0, 1], "text": "stock prices", "vectors": {"caption": [0, 0, 1, 0]}},
+                {"id": "c", "vector": [1, 1]},
+            ]
+            await write(client, "/api/v1/datasets/e/vectors", {"vectors": records})
+            # One call for the texts of the records that gave no caption; c has no text, so no caption.
+            assert [seen.body["input"] for seen in server.requests] == [["a cat on a mat"]]
+            got = await client.post(
+                "/api/v1/datasets/e/vectors/get", json={"ids": ["a", "b", "c"], "include": ["vectors"]}
+            )
+            carried = {r["id"]: r["vectors"] for r in got.json()["results"]}
+            np.testing.assert_allclose(carried["a"]["caption"], vector_of("a cat on a mat", 4), rtol=1e-6)
+            assert carried["b"]["caption"] == [0, 0, 1, 0] and carried["c"] == {}
+
+            # A query text is embedded by the field's embedder, alone or as an input of a fused search.
+            search = f"/api/v1/datasets/e/search{STRONG}"
+            alone = await ids(client, search, {"field": "caption", "text": "a cat on a mat", "exact": True})
+            assert alone[0] == "a" and "c" not in alone
+            fused = {"queries": [{"field": "caption", "text": "a cat on a mat"}, {"vector": [0, 1]}], "k": 3}
+            assert set(await ids(client, search, fused)) == {"a", "b", "c"}
+            # The default vector has no embedder: a text query of it is refused as before.
+            refused = await client.post(search, json={"text": "a cat"})
+            assert refused.status_code == 422 and "no embedder" in refused.text
