@@ -66,14 +66,20 @@ def vector_fields(dataset: DatasetRow) -> dict[str, VectorField]:
 
 
 def check_records(records: list[VectorRecord], dataset: DatasetRow) -> None:
-    """A record needs a vector of the dataset's dimensions, or a text when the dataset has an embedder; the
-    vectors of named fields it gives are of fields the dataset has, each of the field's dimensions."""
+    """A record needs a vector of the dataset's dimensions, or a text when the dataset has an embedder, or, in a
+    dataset with named vector fields, a vector of one of them (given, or its text embedded by the field's
+    embedder); the vectors of named fields it gives are of fields the dataset has, each of its dimensions."""
     problems: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
     fields = vector_fields(dataset)
+    embeds_named = any(field.embedder is not None for field in fields.values())
     for index, record in enumerate(records):
         loc: tuple[str | int, ...] = ("vectors", index)
-        if record.vector is None:
+        has_text = record.text is not None and bool(record.text.strip())
+        carries_named = bool(record.vectors) or (embeds_named and has_text)
+        if record.vector is None and carries_named and not (dataset.embedder and has_text):
+            pass  # without the default vector: found through its named fields
+        elif record.vector is None:
             if dataset.embedder is None:
                 problems.append(
                     problem((*loc, "vector"), "a vector is required: this dataset has no embedder")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal, Self
 
 import numpy as np
@@ -274,6 +274,15 @@ def dense_named_vectors(
     return dense
 
 
+def dense_default(vectors: Float32Array, absent: Sequence[int]) -> Float32Array:
+    """The default vectors with NaN in the rows of records without one (as `dense_named_vectors`)."""
+    if not absent:
+        return vectors
+    dense = vectors.copy()
+    dense[list(absent)] = np.nan
+    return dense
+
+
 class UpsertVectorsPayload(Payload):
     """Columnar records: row i of `vectors` belongs to `ids[i]` (and `texts[i]`, `metadata[i]` when given).
     An upsert replaces the whole record: a named field it does not carry is gone from the record."""
@@ -285,6 +294,10 @@ class UpsertVectorsPayload(Payload):
     # Absent from the commands of datasets without named vector fields.
     named_vectors: dict[VectorFieldName, FieldVectors] = Field(
         default_factory=dict, description="The records' vectors of the dataset's named fields, by field"
+    )
+    vector_absent: list[Annotated[int, Field(ge=0)]] = Field(
+        default_factory=list,
+        description="Rows of records without the default vector (zeros in `vectors`): each carries a named field",
     )
 
     @model_validator(mode="after")
@@ -299,6 +312,11 @@ class UpsertVectorsPayload(Payload):
         for name, field in self.named_vectors.items():
             if field.rows and max(field.rows) >= rows:
                 raise ValueError(f"the field {name!r} names row {max(field.rows)} of {rows}")
+        carried = {row for field in self.named_vectors.values() for row in field.rows}
+        if stray := sorted(set(self.vector_absent) - carried):
+            raise ValueError(
+                f"row {stray[0]} has no default vector and no named one: a record carries a vector"
+            )
         if len(set(self.ids)) != rows:
             raise ValueError("ids within one command must be unique")
         return self

@@ -56,6 +56,9 @@ class VectorsUpsertedPayload(Payload):
     texts: list[str | None] | None = None
     metadata: list[dict[str, Any]] | None = None
     named_vectors: dict[VectorFieldName, FieldVectors] = Field(default_factory=dict)
+    vector_absent: list[int] = Field(
+        default_factory=list, description="Rows of records without the default vector (zeros in `vectors`)"
+    )
     version: str
     vector_count: int = Field(description="Vectors in the dataset after the commit")
 

@@ -547,8 +547,9 @@ class DatasetProjection:
             raise KeyError(slot)
         return vector_id
 
-    def vector(self, slot: int) -> Vectors:
-        return self.default.vector(slot)
+    def vector(self, slot: int) -> Vectors | None:
+        """The record's default vector; None when it has none (it carries named fields only)."""
+        return self.default.vector(slot) if self.default.carries(slot) else None
 
     def named_vectors(self, slot: int) -> dict[str, Vectors]:
         """The named fields the slot's record carries, with their vectors."""

@@ -27,7 +27,7 @@ from events import (
     VectorsDeleted,
     VectorsUpserted,
 )
-from events.commands import dense_named_vectors
+from events.commands import dense_default, dense_named_vectors
 from query_api.projection import DatasetProjection
 from tributary import tracing
 from tributary.metrics import APPLIED_TO_VISIBLE, observe_since
@@ -139,7 +139,7 @@ def _apply(served: Served, event: VectorsUpserted | VectorsDeleted | MetadataUpd
     match event:
         case VectorsUpserted(payload=p):
             named = dense_named_vectors(p.named_vectors, served.spec.vectors, len(p.ids))
-            projection.upsert(p.ids, p.vectors, p.texts, p.metadata, named)
+            projection.upsert(p.ids, dense_default(p.vectors, p.vector_absent), p.texts, p.metadata, named)
         case VectorsDeleted(payload=p):
             projection.delete(p.ids)
         case MetadataUpdated(payload=p):

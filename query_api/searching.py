@@ -155,7 +155,7 @@ def views(
         VectorView(
             id=projection.id_of(slot),
             score=score,
-            vector=projection.vector(slot).tolist() if "vector" in include else None,
+            vector=None if "vector" not in include or (v := projection.vector(slot)) is None else v.tolist(),
             vectors={name: v.tolist() for name, v in projection.named_vectors(slot).items()}
             if "vectors" in include
             else None,

@@ -1,5 +1,5 @@
 """Named vectors through the HTTP API, in embedded mode and through Kafka: a dataset with two named vector fields
-beside its default vector, and texts. Each field and BM25 searched alone answer as an exact search over the
+beside its default vector, and texts; any record may lack any vector field, as long as it carries one. Each field and BM25 searched alone answer as an exact search over the
 records that carry it; fused, a record that lacks a field is found through the others; a filter applies to every
 input; the fields survive a rebuild from DeepLake, a read at a past version and a snapshot restored; and the
 same over gRPC."""
@@ -36,8 +36,11 @@ TARGET, WORD = "v9", "zebra"
 
 
 def carries(i: int, field: str) -> bool:
-    """Every third record has no image, every third (others) no caption; all have the default vector."""
-    return field == "vector" or (field == "image" and i % 3 != 0) or (field == "caption" and i % 3 != 1)
+    """Every third record has no image, every third (others) no caption, every fifth no default vector: each
+    has at least one named field."""
+    if field == "vector":
+        return i % 5 != 2
+    return (field == "image" and i % 3 != 0) or (field == "caption" and i % 3 != 1)
 
 
 def dataset() -> dict[str, np.ndarray]:
@@ -49,10 +52,11 @@ def records(vectors: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     body = []
     for i in range(N):
         named = {f: vectors[f][i].tolist() for f in ("image", "caption") if carries(i, f)}
+        default = {"vector": vectors["vector"][i].tolist()} if carries(i, "vector") else {}
         body.append(
             {
                 "id": f"v{i}",
-                "vector": vectors["vector"][i].tolist(),
+                **default,
                 "vectors": named,
                 "text": f"doc {i}" + (f" {WORD}" if f"v{i}" == TARGET else ""),
                 "metadata": {"group": i % 4},
@@ -108,11 +112,18 @@ async def exercise(commands: httpx.AsyncClient, reads: httpx.AsyncClient) -> Non
     everyone = np.ones(N, dtype=bool)
     await searched_alone_and_fused(reads, search, vectors, everyone)
 
-    # The record as stored: its named vectors on `include`, only those it carries.
-    got = await reads.post(f"{BASE}/vectors/get", json={"ids": ["v9", "v10"], "include": ["vectors"]})
-    carried = {r["id"]: r["vectors"] for r in got.json()["results"]}
-    assert set(carried["v9"]) == {"caption"} and set(carried["v10"]) == {"image"}, carried
-    assert np.allclose(carried["v10"]["image"], vectors["image"][10])
+    # The record as stored: its vectors on `include`, only those it carries.
+    got = await reads.post(
+        f"{BASE}/vectors/get", json={"ids": ["v9", "v10", "v12"], "include": ["vector", "vectors"]}
+    )
+    carried = {r["id"]: r for r in got.json()["results"]}
+    assert set(carried["v9"]["vectors"]) == {"caption"} and set(carried["v10"]["vectors"]) == {"image"}, (
+        carried
+    )
+    assert np.allclose(carried["v10"]["vectors"]["image"], vectors["image"][10])
+    assert "vector" not in carried["v12"] and set(carried["v12"]["vectors"]) == {
+        "caption"
+    }  # no default vector
 
     # An upsert replaces the whole record: v10 sent again without its image is no longer found by image.
     again = {"id": "v10", "vector": vectors["vector"][10].tolist(), "metadata": {"group": 2}}
@@ -190,6 +201,8 @@ async def refusals(commands: httpx.AsyncClient, reads: httpx.AsyncClient, search
         return str(found)
 
     record = {"id": "x", "vector": [0.5] * DIMS["vector"]}
+    bare = await commands.post(f"{BASE}/vectors", json={"vectors": [{"id": "x", "text": "no vector at all"}]})
+    assert "a vector is required" in problem(bare, ["body", "vectors", 0, "vector"])
     unknown = await commands.post(
         f"{BASE}/vectors", json={"vectors": [{**record, "vectors": {"audio": [1.0]}}]}
     )

@@ -39,7 +39,7 @@ from events import (
     event_for,
 )
 from events.analysis import analyzer_for
-from events.commands import dense_named_vectors
+from events.commands import dense_default, dense_named_vectors
 from events.filters import parse_filter
 from tributary.bus import ConsistencyToken
 from tributary.metrics import APPLIER_COMMIT_SECONDS
@@ -194,7 +194,7 @@ def _write(command: VectorWrite, writer: DatasetWriter) -> Effect:
                         f"{given.vectors.shape[1]}"
                     )
             named = dense_named_vectors(p.named_vectors, fields, len(p.ids))
-            writer.upsert(p.ids, p.vectors, p.texts, p.metadata, named)
+            writer.upsert(p.ids, dense_default(p.vectors, p.vector_absent), p.texts, p.metadata, named)
             return Effect(command, ids=p.ids)
         case DeleteVectors(payload=p):
             if p.filter is not None:
@@ -241,6 +241,7 @@ def _vector_event(effect: Effect, writer: DatasetWriter) -> DomainEvent:
                     texts=p.texts,
                     metadata=p.metadata,
                     named_vectors=p.named_vectors,
+                    vector_absent=p.vector_absent,
                     version=version,
                     vector_count=count,
                 ),

@@ -18,6 +18,7 @@ from events.commands import (
     FieldVectors,
     UpsertVectorsPayload,
     VectorField,
+    dense_default,
     dense_named_vectors,
 )
 from events.filters import parse_filter
@@ -68,7 +69,8 @@ def test_commands_and_events_written_before_named_vectors_still_parse() -> None:
     assert created.payload.vectors == {}  # type: ignore[union-attr]
     vectors = pack(np.ones((1, 3), dtype=np.float32))
     upsert = {**ENVELOPE, "type": "UpsertVectors", "payload": {"ids": ["a"], "vectors": vectors}}
-    assert parse_command(json.dumps(upsert)).payload.named_vectors == {}  # type: ignore[union-attr]
+    parsed = parse_command(json.dumps(upsert)).payload
+    assert parsed.named_vectors == {} and parsed.vector_absent == []  # type: ignore[union-attr]
     event = {
         **ENVELOPE,
         "type": "VectorsUpserted",
@@ -94,6 +96,17 @@ def test_an_upsert_names_rows_of_its_own_records_once() -> None:
         FieldVectors(rows=[0], vectors=np.ones((2, 2), dtype=np.float32))
     with pytest.raises(ValidationError, match="NaN"):
         FieldVectors(rows=[0], vectors=np.full((1, 2), np.nan, dtype=np.float32))
+
+
+def test_a_record_without_the_default_vector_carries_a_named_one() -> None:
+    vectors = np.zeros((2, 3), dtype=np.float32)
+    image = {"image": FieldVectors(rows=[1], vectors=np.ones((1, 2), dtype=np.float32))}
+    made = UpsertVectorsPayload(ids=["a", "b"], vectors=vectors, named_vectors=image, vector_absent=[1])
+    dense = dense_default(made.vectors, made.vector_absent)
+    assert np.isnan(dense[1]).all() and not np.isnan(dense[0]).any() and not np.isnan(vectors).any()
+    assert dense_default(vectors, []) is vectors
+    with pytest.raises(ValidationError, match="row 0 has no default vector and no named one"):
+        UpsertVectorsPayload(ids=["a", "b"], vectors=vectors, named_vectors=image, vector_absent=[0])
 
 
 def test_a_field_is_dense_with_nan_where_a_record_lacks_it() -> None:
