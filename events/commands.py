@@ -321,6 +321,23 @@ class UpsertVectorsPayload(Payload):
             raise ValueError("ids within one command must be unique")
         return self
 
+    def rows(self, start: int, stop: int) -> UpsertVectorsPayload:
+        """The records of rows start to stop (a part of a split upsert), with their named vectors."""
+        named = {}
+        for name, field in self.named_vectors.items():
+            kept = [n for n, row in enumerate(field.rows) if start <= row < stop]
+            named[name] = FieldVectors(
+                rows=[field.rows[n] - start for n in kept], vectors=field.vectors[kept]
+            )
+        return UpsertVectorsPayload(
+            ids=self.ids[start:stop],
+            vectors=self.vectors[start:stop],
+            texts=self.texts[start:stop] if self.texts is not None else None,
+            metadata=self.metadata[start:stop] if self.metadata is not None else None,
+            named_vectors=named,
+            vector_absent=[row - start for row in self.vector_absent if start <= row < stop],
+        )
+
 
 class VectorSelection(BaseModel):
     """The vectors a delete removes: the command's payload (DeleteVectorsPayload) and the HTTP request

@@ -1,6 +1,6 @@
 """Named vectors as pure logic: the dataset definition's rules, the contract's compatibility with commands and
 events written before named vectors, the dense form of a field, a projection's spaces, the fusion of any number
-of inputs, and the search request's rules."""
+of inputs, the search request's rules, and a split upsert's parts."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from events import parse_command, parse_event
+from command_api.splitting import split_command
+from events import UpsertVectors, parse_command, parse_event
 from events.commands import (
     MAX_VECTOR_FIELDS,
     CreateDatasetPayload,
@@ -182,3 +183,28 @@ def test_score_fusions_of_any_number_of_sides_agree_with_the_two_sided_ones() ->
 def test_a_search_request_that_mixes_its_forms_is_refused(body: dict[str, Any], reason: str) -> None:
     with pytest.raises(ValidationError, match=reason):
         SearchRequest.model_validate(body)
+
+
+def test_a_split_upsert_keeps_each_records_named_vectors() -> None:
+    rng = np.random.default_rng(2)
+    rows = 40
+    images = rng.standard_normal((rows, 3)).astype(np.float32)
+    carried = [i for i in range(rows) if i % 3]
+    payload = UpsertVectorsPayload(
+        ids=[f"r{i}" for i in range(rows)],
+        vectors=rng.standard_normal((rows, 16)).astype(np.float32),
+        named_vectors={"image": FieldVectors(rows=carried, vectors=images[carried])},
+        vector_absent=[i for i in carried if i % 5 == 0],
+    )
+    whole = UpsertVectors(tenant="default", dataset="d", payload=payload)
+    parts = [parse_command(part.body).payload for part in split_command(whole, 1500)]
+    assert len(parts) > 2
+    image_of, absent = {}, []
+    for part in parts:
+        assert isinstance(part, UpsertVectorsPayload)
+        given = part.named_vectors["image"]
+        image_of.update({part.ids[row]: given.vectors[n] for n, row in enumerate(given.rows)})
+        absent += [part.ids[row] for row in part.vector_absent]
+    assert sorted(image_of) == sorted(f"r{i}" for i in carried)
+    assert all(np.array_equal(image_of[f"r{i}"], images[i]) for i in carried)
+    assert absent == [f"r{i}" for i in carried if i % 5 == 0]
