@@ -112,6 +112,9 @@ class Writer:
             await self.session.commit()
         ids = [record.id or uuid.uuid4().hex for record in records]
         vectors, absent = await _record_vectors(records, row, self.embedders)
+        named = {
+            name: await _field_vectors(records, name, field, self.embedders) for name, field in fields.items()
+        }
         command = UpsertVectors(
             tenant=row.tenant,
             dataset=row.name,
@@ -121,10 +124,8 @@ class Writer:
                 vector_absent=absent,
                 texts=[record.text for record in records],
                 metadata=[record.metadata or {} for record in records],
-                named_vectors={
-                    name: await _field_vectors(records, name, field, self.embedders)
-                    for name, field in fields.items()
-                },
+                # A field no record carries is left out.
+                named_vectors={name: given for name, given in named.items() if given.rows},
             ),
         )
         return await self._submit(command, ids)
