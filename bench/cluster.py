@@ -30,11 +30,10 @@ class Processes:
         self._log_dir = log_dir
         self._running: dict[str, tuple[subprocess.Popen[bytes], list[str], dict[str, str]]] = {}
 
-    def start(self, name: str, args: list[str], env: dict[str, str]) -> None:
+    def start(self, name: str, args: list[str], env: dict[str, str], module: str = "tributary") -> None:
+        """`module`: what `python -m` runs, `tributary` or a benchmark's variant of it (bench/unmetered.py)."""
         with (self._log_dir / f"{name}.log").open("ab") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "tributary", *args], env=env, stdout=log, stderr=log
-            )
+            process = subprocess.Popen([sys.executable, "-m", module, *args], env=env, stdout=log, stderr=log)
         self._running[name] = (process, args, env)
 
     def pid(self, name: str) -> int:
@@ -137,12 +136,16 @@ async def _create_schema(url: str, schema: str) -> None:
 
 @asynccontextmanager
 async def embedded_mode(
-    work: Path, port: int = 18182, grpc_port: int = 18192, env: dict[str, str] | None = None
+    work: Path,
+    port: int = 18182,
+    grpc_port: int = 18192,
+    env: dict[str, str] | None = None,
+    module: str = "tributary",
 ) -> AsyncIterator[tuple[str, str, Processes]]:
-    """`env`: added to this process's environment."""
+    """`env`: added to this process's environment; `module`: as `Processes.start` has it."""
     env = {**os.environ, **(env or {}), "TRIBUTARY_DATA_DIR": str(work), "TRIBUTARY_ADMIN_KEY": ADMIN_KEY}
     url = f"http://127.0.0.1:{port}"
     with processes(work) as running:
-        running.start("embedded", ["serve", "--port", str(port), "--grpc-port", str(grpc_port)], env)
+        running.start("embedded", ["serve", "--port", str(port), "--grpc-port", str(grpc_port)], env, module)
         await ready(url)
         yield url, url, running

@@ -91,6 +91,15 @@ def par(costs: dict[Route, float], allowed: int, indexed: int) -> str:
     return f"{(costs['post_filter'] / candidates) / (costs['exact'] / max(allowed, 1)):.1f} ({candidates:,})"
 
 
+def bucketed_passages(rows: int, queries: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`rows` manual-page passages embedded, the first `queries` of the labelled sets' queries, and each row's
+    bucket 0..BUCKETS-1 (a random permutation, so a selectivity s is the rows of bucket < BUCKETS x s)."""
+    print(f"embedding {rows:,} passages (cached after the first run)", file=sys.stderr)
+    passages = embeddings(man_passages(rows))
+    _, labelled = real(["stdlib", "man"])
+    return passages, labelled[:queries], np.random.default_rng(0).permutation(len(passages)) % BUCKETS
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -103,11 +112,7 @@ def main() -> None:
     parser.add_argument("--routed-only", action="store_true")
     args = parser.parse_args()
 
-    print(f"embedding {args.rows:,} passages (cached after the first run)", file=sys.stderr)
-    rows = embeddings(man_passages(args.rows))
-    _, queries = real(["stdlib", "man"])
-    queries = queries[: args.queries]
-    bucket = np.random.default_rng(0).permutation(len(rows)) % BUCKETS
+    rows, queries, bucket = bucketed_passages(args.rows, args.queries)
     metadata = [{"bucket": int(b)} for b in bucket]
     with threadpool_limits(1):
         projection, built, _ = build(rows, args.target, metadata)

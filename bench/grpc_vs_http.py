@@ -1,7 +1,7 @@
 """gRPC against HTTP on one deployment, in one run: streaming ingest and search QPS.
 
     eval "$(bash deploy/local/services.sh env)"
-    python -m bench.grpc_vs_http [--vectors 50000] [--batch 1000] [--dims 384] [--seconds 10]
+    python -m bench.grpc_vs_http [--vectors 50000] [--batch 1000] [--dims 384] [--seconds 10] [--rounds 3]
 
 Starts the distributed roles as `tributary serve` processes (command-api and query-api serve HTTP and gRPC) and
 prints:
@@ -31,6 +31,7 @@ from bench.cluster import ADMIN_HEADERS, ADMIN_KEY, COMMAND_GRPC, QUERY_GRPC, ka
 from bench.http_load import Load, post, run_load
 from bench.ingest import Bodies
 from bench.search import indexed
+from bench.telemetry import cpu_seconds
 from entrypoints.grpc_api.v1 import tributary_pb2 as pb
 from entrypoints.grpc_api.v1 import tributary_pb2_grpc as pb_grpc
 
@@ -118,31 +119,41 @@ async def main() -> None:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--dims", type=int, default=384)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     batches = args.vectors // args.batch
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((args.batch, args.dims)).astype(np.float32)
     query_vectors = rng.standard_normal((64, args.dims)).astype(np.float32)
     with tempfile.TemporaryDirectory() as work:
-        async with kafka_mode(Path(work)) as (commands, queries, _):
+        async with kafka_mode(Path(work)) as (commands, queries, running):
+            command_api, query_api = running.pid("command-api"), running.pid("query-api")
             async with httpx.AsyncClient(base_url=commands, headers=ADMIN_HEADERS, timeout=60) as client:
                 created = await client.post(
                     "/api/v1/datasets?wait=true", json={"name": "bench", "dimensions": args.dims}
                 )
                 created.raise_for_status()
             print(f"ingest: {batches} batches of {args.batch} x {args.dims}")
-            json_rate = await http_ingest(
-                commands, Bodies(args.batch, args.dims, packed=False), batches, args.batch
-            )
-            print(f"  HTTP, JSON float lists:     {json_rate:9,.0f} vectors/s accepted")
-            packed_rate = await http_ingest(
-                commands, Bodies(args.batch, args.dims, packed=True), batches, args.batch
-            )
-            print(f"  HTTP, packed base64:        {packed_rate:9,.0f} vectors/s accepted")
-            grpc_rate = await grpc_ingest(vectors, batches, args.batch)
-            print(
-                f"  gRPC stream, packed bytes:  {grpc_rate:9,.0f} vectors/s accepted ({grpc_rate / json_rate:.1f}x JSON)"
-            )
+            print("  (cpu: the command API's CPU time a 1,000 vectors, which the machine's load moves less)")
+            ingests = {
+                "HTTP, JSON float lists:   ": http_ingest(
+                    commands, Bodies(args.batch, args.dims, packed=False), batches, args.batch
+                ),
+                "HTTP, packed base64:      ": http_ingest(
+                    commands, Bodies(args.batch, args.dims, packed=True), batches, args.batch
+                ),
+                "gRPC stream, packed bytes:": grpc_ingest(vectors, batches, args.batch),
+            }
+            json_rate = json_cpu = 0.0
+            for name, ingest in ingests.items():
+                before = cpu_seconds(command_api)
+                rate = await ingest
+                cpu = (cpu_seconds(command_api) - before) / (batches * args.batch) * 1e6
+                json_rate, json_cpu = (rate, cpu) if not json_rate else (json_rate, json_cpu)
+                print(
+                    f"  {name} {rate:9,.0f} vectors/s accepted ({rate / json_rate:.1f}x JSON), "
+                    f"cpu {cpu:5.1f} ms ({cpu / json_cpu:.2f}x JSON)"
+                )
 
             # Everything applied, visible and in HNSW before the reads are measured.
             async with httpx.AsyncClient(base_url=queries, headers=ADMIN_HEADERS, timeout=120) as client:
@@ -168,16 +179,30 @@ async def main() -> None:
                 ).SerializeToString()
                 for q in query_vectors
             ]
-            print(f"search, k=10, {args.seconds:.0f} s each")
+            print(
+                f"search, k=10, {args.rounds} rounds of {args.seconds:.0f} s a transport, HTTP and gRPC in turn; "
+                "each line the median round (cpu: the query API's CPU time a search)"
+            )
             for clients in (1, 8):
-                http = await run_load(
-                    queries, lambda n: http_bodies[n % len(http_bodies)], clients, args.seconds
-                )
-                rpc = await grpc_search(grpc_bodies, clients, args.seconds)
-                for name, load in (("HTTP", http), ("gRPC", rpc)):
+                rounds: dict[str, list[tuple[Load, float]]] = {"HTTP": [], "gRPC": []}
+                for _ in range(args.rounds):
+                    searches = {
+                        "HTTP": run_load(
+                            queries, lambda n: http_bodies[n % len(http_bodies)], clients, args.seconds
+                        ),
+                        "gRPC": grpc_search(grpc_bodies, clients, args.seconds),
+                    }
+                    for name, search in searches.items():
+                        before = cpu_seconds(query_api)
+                        load = await search
+                        cpu = (cpu_seconds(query_api) - before) / (load.qps * args.seconds) * 1e6
+                        rounds[name].append((load, cpu))
+                for name, measured in rounds.items():
+                    load, cpu = sorted(measured, key=lambda round_: round_[0].qps)[len(measured) // 2]
+                    qps = ", ".join(f"{round_.qps:,.0f}" for round_, _ in measured)
                     print(
-                        f"  {clients} client(s), {name}: {load.qps:7,.0f} QPS, p50 {load.p50_ms:5.1f} ms, "
-                        f"p99 {load.p99_ms:5.1f} ms"
+                        f"  {clients} client(s), {name}: {load.qps:7,.0f} QPS (rounds: {qps}), p50 "
+                        f"{load.p50_ms:5.1f} ms, p99 {load.p99_ms:5.1f} ms, cpu {cpu:6.0f} us"
                     )
 
 

@@ -30,7 +30,7 @@ def post(url: str, path: str, body: bytes, headers: dict[str, str]) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-async def _answer(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+async def read_answer(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head[9:12])
     length = 0
@@ -55,7 +55,7 @@ async def run_load(url: str, requests: Callable[[int], bytes], clients: int, sec
                 request = requests(next(counter))
                 started = time.perf_counter()
                 writer.write(request)
-                status, body = await _answer(reader)
+                status, body = await read_answer(reader)
                 if status != 200:
                     raise RuntimeError(f"answer {status}: {body[:300]!r}")
                 latencies.append(time.perf_counter() - started)

@@ -75,7 +75,13 @@ class Data:
         return [f"v{i}" for i in np.argsort(-scores)[:10]]
 
 
-async def load(commands: httpx.AsyncClient, queries: httpx.AsyncClient, data: Data) -> str:
+async def load(
+    commands: httpx.AsyncClient,
+    queries: httpx.AsyncClient,
+    data: Data,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> str:
+    """`transport`: the clients', when it is an in-process app's (httpx.ASGITransport)."""
     started = time.perf_counter()
     token = ""
     for start in range(0, len(data.vectors), BATCH):
@@ -97,18 +103,18 @@ async def load(commands: httpx.AsyncClient, queries: httpx.AsyncClient, data: Da
         f"loaded {visible.json()['count']:,} vectors in {time.perf_counter() - started:.1f} s "
         "(accepted, applied, searchable)"
     )
-    await indexed(str(queries.base_url))
+    await indexed(str(queries.base_url), transport)
     print(
         f"all in HNSW after {time.perf_counter() - started:.1f} s (searches scan the rest exactly meanwhile)"
     )
     return token
 
 
-async def indexed(url: str) -> None:
+async def indexed(url: str, transport: httpx.AsyncBaseTransport | None = None) -> None:
     """Until the query processes report nothing pending: each new connection may reach another one."""
     zeros = 0
     while zeros < 10:
-        async with httpx.AsyncClient(base_url=url) as client:
+        async with httpx.AsyncClient(base_url=url, transport=transport) as client:
             metrics = (await client.get("/metrics")).text
         zeros = zeros + 1 if _pending(metrics) == 0 else 0
         await asyncio.sleep(0.1)

@@ -41,9 +41,7 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
             services = app.state.services = await start_services(settings, role, stack)
             if settings.grpc_port:
                 # `--workers N` processes serve one gRPC port together, as uvicorn shares the HTTP one.
-                await start_grpc(
-                    services, stack, shared_port=WORKER_ROLE_VARIABLE in os.environ, traced=traced
-                )
+                await start_grpc(services, stack, shared_port=WORKER_ROLE_VARIABLE in os.environ)
             yield
 
     # FastAPI's own telemetry stays off: it would trace (and meter) every request once a tracer provider is
@@ -58,7 +56,7 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
     app.add_middleware(HttpMetrics)
     if traced is not None:
         # Outermost of all: the request's span is current in every middleware and route.
-        app.add_middleware(HttpTracing, provider=traced)
+        app.add_middleware(HttpTracing)
     app.include_router(health.router)
     if role in ("embedded", "command-api"):
         app.add_exception_handler(ReplayedAnswer, replayed_answer)

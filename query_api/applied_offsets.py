@@ -12,6 +12,7 @@ import time
 from aiokafka.admin import AIOKafkaAdminClient
 
 from tributary import logs
+from tributary.resilience import cancel
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,7 @@ class AppliedOffsets:
 
     async def stop(self) -> None:
         if self._poller is not None:
-            self._poller.cancel()
-            await asyncio.gather(self._poller, return_exceptions=True)
+            await cancel(self._poller)
 
     async def _poll(self) -> None:
         try:

@@ -1,5 +1,6 @@
-"""Private Kafka, PostgreSQL and Redis for fault tests, started by `deploy/local/services.sh` in a folder and on
-ports of their own, so a test can stop and restart them without disturbing the services every other test shares.
+"""Private Kafka, PostgreSQL and Redis (and S3Proxy, `private_s3`) for fault tests, started by
+`deploy/local/services.sh` in a folder and on ports of their own, so a test can stop and restart them without
+disturbing the services every other test shares.
 
 Stopping is what an outage looks like from the clients: the process goes away (SIGTERM, or SIGKILL with
 `hard=True`) and its port refuses connections; starting again keeps the data (Kafka's log, PostgreSQL's cluster).
@@ -17,7 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from tests.processes import free_port
 
@@ -60,11 +61,7 @@ class PrivateServices:
         return f"postgresql+asyncpg://postgres@127.0.0.1:{self.pg_port}/tributary"
 
     def _script(self, *args: str) -> None:
-        done = subprocess.run(
-            ["bash", str(SERVICES_SH), *args], env=self.env, capture_output=True, text=True, timeout=300
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"services.sh {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+        _run_script(self.env, *args)
 
     def _pid(self, service: Service) -> int | None:
         pid_file = {
@@ -123,9 +120,72 @@ def private_services() -> Iterator[PrivateServices]:
     if (shared_libs / ".complete").exists():
         (services.state / "kafka").mkdir(parents=True, exist_ok=True)
         (services.state / "kafka" / "libs").symlink_to(shared_libs, target_is_directory=True)
-    try:
-        services.up()
+    with _up_until_done(services, base):
         yield services
+
+
+@dataclass
+class PrivateS3:
+    state: Path
+    port: int
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "TRIBUTARY_SERVICES_DIR": str(self.state), "TRIBUTARY_S3_PORT": str(self.port)}
+
+    def aws_env(self) -> dict[str, str]:
+        """The standard AWS variables that reach it, from what `services.sh env` says it accepts."""
+        done = subprocess.run(
+            ["bash", str(SERVICES_SH), "env"], env=self.env, capture_output=True, text=True, check=True
+        )
+        told = dict(line.removeprefix("export ").split("=", 1) for line in done.stdout.splitlines())
+        return {
+            "AWS_ACCESS_KEY_ID": told["TRIBUTARY_TEST_S3_ACCESS_KEY_ID"],
+            "AWS_SECRET_ACCESS_KEY": told["TRIBUTARY_TEST_S3_SECRET_ACCESS_KEY"],
+            "AWS_ENDPOINT_URL": told["TRIBUTARY_TEST_S3_ENDPOINT"],
+            "AWS_REGION": "us-east-1",
+        }
+
+    def up(self) -> None:
+        _run_script(self.env, "up", "s3")
+
+    def down(self) -> None:
+        _run_script(self.env, "down", "s3")
+
+
+def _run_script(env: dict[str, str], *args: str) -> None:
+    done = subprocess.run(
+        ["bash", str(SERVICES_SH), *args], env=env, capture_output=True, text=True, timeout=300
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"services.sh {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+
+
+@contextlib.contextmanager
+def private_s3() -> Iterator[PrivateS3]:
+    """An S3Proxy of this test alone (its bucket `tributary`), stopped and its data removed when it ends."""
+    base = Path(tempfile.mkdtemp(prefix="tributary-s3-"))
+    store = PrivateS3(state=base / "services", port=free_port())
+    # The jar comes from the shared services folder when it has it, instead of a second Maven copy.
+    shared = SERVICES_SH.parents[2] / ".services" / "s3proxy"
+    (store.state / "s3proxy").mkdir(parents=True)
+    for jar in shared.glob("s3proxy-*-jar-with-dependencies.jar"):
+        (store.state / "s3proxy" / jar.name).symlink_to(jar)
+    with _up_until_done(store, base):
+        yield store
+
+
+class _Started(Protocol):
+    def up(self) -> None: ...
+    def down(self) -> None: ...
+
+
+@contextlib.contextmanager
+def _up_until_done(started: _Started, base: Path) -> Iterator[None]:
+    """Up for the block; then stopped and `base`, the folder of its data, removed."""
+    try:
+        started.up()
+        yield
     finally:
-        services.down()
+        started.down()
         shutil.rmtree(base, ignore_errors=True)

@@ -1,5 +1,7 @@
 """Fault suite, Kafka and Redis side: real role processes (applier, projector, command API, query API) against a
-private Kafka, Redis and PostgreSQL (tests/faults.py), and the broker or the cache taken away under load.
+private Kafka, Redis and PostgreSQL (tests/faults.py), and the broker or the cache taken away under load. The
+Prometheus deploy/local/services.sh runs scrapes every role meanwhile, and each test reads the outage and the
+recovery from it as an operator would (the 503s, the breaker, the consumer lag).
 
 Kafka is stopped OUTAGES times for OUTAGE_S seconds under WRITERS concurrent writers: 4 x 60 s, as issue 10 asks
 (TRIBUTARY_FAULT_OUTAGES and TRIBUTARY_FAULT_OUTAGE_S shorten it for a quick local run). An outage that long leaves
@@ -28,9 +30,11 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
 from events import partition_key
+from tests import services as shared_services
 from tests.faults import PrivateServices, private_services
 from tests.helpers import ADMIN_KEY
 from tests.processes import free_port, serve, tributary_env, wait_ready
+from tests.prometheus_tools import query, scraped_by, value_when
 from tributary.db.migrate import upgrade
 from tributary.db.session import engine_for
 from tributary.settings import Settings
@@ -46,6 +50,7 @@ DIMS = 4
 CLIENT_TIMEOUT_S = 30.0
 # Generous deadlines for recovery: conditions are waited for, never timed.
 RECOVERY_S = 120.0
+RECOVERY_S_INT = int(RECOVERY_S)
 CPU_SHARE_LIMIT = 0.20
 
 
@@ -62,6 +67,9 @@ class Deployment:
     services: PrivateServices
     roles: dict[str, Role]
     datasets: list[str]
+    prometheus: shared_services.Prometheus
+    # The `run` label Prometheus gives this deployment's series.
+    run: str
 
     def client(self, role: str) -> httpx.AsyncClient:
         return httpx.AsyncClient(
@@ -89,6 +97,7 @@ def dataset_per_partition() -> list[str]:
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     tmp = tmp_path_factory.mktemp("outage")
+    prometheus = shared_services.prometheus()
     with private_services() as services:
         settings = Settings(
             _env_file=None,  # type: ignore[call-arg]
@@ -112,15 +121,19 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         roles: dict[str, Role] = {}
         try:
             for name in ("applier", "projector", "command-api", "query-api"):
-                port = free_port() if name.endswith("-api") else None
+                # The workers' port serves their health and /metrics.
+                port = free_port()
                 log = tmp / f"{name}.log"
                 roles[name] = Role(name, serve(name, env, log, port), log, port)
             for role in roles.values():
-                if role.port is not None:
-                    wait_ready(role.port, role.process, role.log, timeout=120)
-            deployed = Deployment(services, roles, dataset_per_partition())
+                assert role.port is not None
+                wait_ready(role.port, role.process, role.log, timeout=120)
+            run = f"outage-{tmp.name}"
+            deployed = Deployment(services, roles, dataset_per_partition(), prometheus, run)
             asyncio.run(_create(deployed))
-            yield deployed
+            ports = {name: role.port for name, role in roles.items() if role.port is not None}
+            with scraped_by(prometheus, run, ports):
+                yield deployed
         finally:
             for role in roles.values():
                 role.process.terminate()
@@ -176,6 +189,20 @@ async def test_redis_stopped_reads_are_answered_uncached(deployment: Deployment)
         assert all(a.json()["results"] == before.json()["results"] for a in answers)
         # The cache is optional: without it the query API is degraded, not out of rotation.
         assert ready.status_code == 200 and ready.json()["status"] == "degraded"
+
+        # As Prometheus saw it: the query API's Redis breaker opened, and closed again once Redis answered (a
+        # search after the breaker's pause is its probe).
+        redis = f'run="{deployment.run}", role="query-api", dependency="Redis"'
+        prometheus = deployment.prometheus
+        assert await value_when(prometheus, f"sum(tributary_circuit_breaker_opens_total{{{redis}}})", 1) >= 1
+
+        for _ in range(RECOVERY_S_INT):
+            await queries.post(f"/api/v1/datasets/{dataset}/search", json=search)
+            await asyncio.sleep(1)
+            if await _scalar(prometheus, f"max(tributary_circuit_breaker_state{{{redis}}})") == 0:
+                break
+        else:
+            raise AssertionError("the Redis breaker never closed again, as Prometheus saw it")
 
 
 @dataclass
@@ -393,6 +420,14 @@ async def test_kafka_outages_under_writers(deployment: Deployment) -> None:
             f"most repeated line {worst[0]}/s: {worst[1][:160]}"
         )
 
+    # As Prometheus saw it: the command API's 503s, and every consumer caught up once the broker was back.
+    run, prometheus = f'run="{deployment.run}"', deployment.prometheus
+    refused = f'tributary_http_requests_total{{{run}, role="command-api", status="5xx"}}'
+    assert await value_when(prometheus, f"sum({refused})", 1) >= 1
+    for consumer in ("applier", "projector", "query-follower"):
+        lag = f'tributary_consumer_lag_messages{{{run}, consumer="{consumer}"}}'
+        assert await value_when(prometheus, f"count({lag} == 0)", PARTITIONS) == PARTITIONS, consumer
+
     assert stats.other == Counter(), stats.other_bodies[:5]
     assert stats.unavailable > 0 and stats.without_retry_after == 0
     assert stats.hung == 0
@@ -402,3 +437,8 @@ async def test_kafka_outages_under_writers(deployment: Deployment) -> None:
     assert not restarted
     assert all(share <= CPU_SHARE_LIMIT for shares in cpu_shares.values() for share in shares), cpu_shares
     assert all(count <= 1 for counts in repeats.values() for count, _ in counts), repeats
+
+
+async def _scalar(prometheus: shared_services.Prometheus, promql: str) -> float | None:
+    result = await query(prometheus, promql)
+    return float(result[0]["value"][1]) if result else None

@@ -1,9 +1,10 @@
 """The applier's exactly-once rests on one DeepLake property: the ledger never runs ahead of the data, so a
 command recorded as applied always has its rows after a SIGKILL. Checked with real processes killed in the
 middle of commits. (Dataset metadata does not have this property in DeepLake 4.7: it once recorded a commit
-whose rows were lost. The commit message does, but a kill at the wrong moment can make DeepLake drop every
-commit message; the ledger is then empty and redelivered commands are applied again, which converges because
-every command is idempotent on the state: tests/test_applier_crashes.py.)"""
+whose rows were lost. The commit message does, but DeepLake's compaction (every 64 commits, or sooner) drops
+every commit message and leaves a head without one until the next commit; the ledger is then empty and
+redelivered commands are applied again, which converges because every command is idempotent on the state:
+tests/test_applier_crashes.py.)"""
 
 from __future__ import annotations
 

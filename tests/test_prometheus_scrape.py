@@ -6,12 +6,7 @@ reports the requests both of its processes answered, whichever answers the scrap
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import math
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
@@ -19,8 +14,9 @@ import pytest
 
 from tests import services
 from tests.cluster import Cluster
-from tests.helpers import ADMIN_KEY, eventually, sample
+from tests.helpers import ADMIN_KEY, sample
 from tests.processes import free_port, serve, tributary_env, wait_ready
+from tests.prometheus_tools import query, scraped_by, value_when
 from tests.test_deploy_prometheus import dashboard_queries
 from tributary.settings import Settings
 
@@ -33,43 +29,6 @@ HEADERS = {"Authorization": f"Bearer {ADMIN_KEY}"}
 @pytest.fixture
 def prometheus() -> services.Prometheus:
     return services.prometheus()
-
-
-@contextlib.contextmanager
-def scraped_by(prometheus: services.Prometheus, run: str, ports: dict[str, int]) -> Iterator[None]:
-    """Prometheus scrapes these roles (labelled with their role and this run) until the block ends."""
-    listing = prometheus.targets / f"{run}.json"
-    groups = [
-        {"targets": [f"127.0.0.1:{port}"], "labels": {"role": role, "run": run}}
-        for role, port in ports.items()
-    ]
-    listing.write_text(json.dumps(groups))
-    try:
-        yield
-    finally:
-        listing.unlink(missing_ok=True)
-
-
-async def query(prometheus: services.Prometheus, promql: str) -> list[dict[str, Any]]:
-    async with httpx.AsyncClient(timeout=10) as client:
-        answer = (await client.get(f"{prometheus.url}/api/v1/query", params={"query": promql})).json()
-    assert answer["status"] == "success", answer
-    result: list[dict[str, Any]] = answer["data"]["result"]
-    return result
-
-
-async def value_when(prometheus: services.Prometheus, promql: str, wanted: float) -> float:
-    """The scalar value of `promql` once it is at least `wanted` (generous deadline: a scrape a second)."""
-
-    async def reached() -> float | None:
-        result = await query(prometheus, promql)
-        found = float(result[0]["value"][1]) if result else math.nan
-        return found if found >= wanted else None
-
-    try:
-        return await eventually(reached, timeout=90, every=0.5)
-    except AssertionError:
-        raise AssertionError(f"{promql} never reached {wanted}: {await query(prometheus, promql)}") from None
 
 
 async def test_prometheus_scrapes_every_role(

@@ -156,7 +156,7 @@ async def test_one_write_is_one_trace_through_kafka_over_http_and_grpc(
                 records=[pb.Record(id="b", vector=np.array([0, 1, 0, 0], "<f4").tobytes())],
                 wait=True,
             ),
-            metadata=(("authorization", f"Bearer {alice}"),),
+            metadata=(("authorization", f"Bearer {alice}"), ("traceparent", CLIENT)),
         )
         assert accepted.status == "applied"
         over_grpc = await traced(spans, GRPC_UPSERT, replicas=2)
@@ -187,7 +187,17 @@ async def test_one_write_is_one_trace_through_kafka_over_http_and_grpc(
             and span.parent.span_id == span_id(chain["apply"])
         ]
         assert handling.kind == SpanKind.CONSUMER
-    assert over_grpc["request"].kind == SpanKind.SERVER
+    # The call continues the client's trace, and its span says which call it was (semconv: RPC).
+    grpc_request = over_grpc["request"]
+    assert grpc_request.kind == SpanKind.SERVER
+    assert grpc_request.parent is not None
+    assert trace.format_span_id(grpc_request.parent.span_id) == CLIENT.split("-")[2]
+    assert grpc_request.attributes == {
+        "rpc.system": "grpc",
+        "rpc.service": "tributary.v1.Vectors",
+        "rpc.method": "Upsert",
+        "rpc.grpc.status_code": 0,
+    }
     assert over_http["request"].context and over_grpc["request"].context
     assert over_http["request"].context.trace_id != over_grpc["request"].context.trace_id
 

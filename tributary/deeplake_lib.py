@@ -8,6 +8,8 @@ folder. So the import runs with TMPDIR pointing at a folder of ours where `indra
 
 The variable is read from the environment (not the `.env` file): the library starts the reporter at import,
 before any settings are read. Import DeepLake from here, never directly, so that this import is the first.
+
+Also here: which of DeepLake's errors mean its store does not answer (`STORAGE_OUTAGES`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+
+from tributary.resilience import Unavailable
 
 CRASH_REPORTS_VARIABLE = "TRIBUTARY_DEEPLAKE_CRASH_REPORTS"
 
@@ -60,4 +64,15 @@ else:
         else:
             os.environ["TMPDIR"] = _saved
 
-__all__ = ["deeplake"]
+# What DeepLake raises when its store does not answer (measured with S3Proxy stopped: a write's commit raised
+# StorageNetworkConnectionError after about 40 s of the library's own retries, and the same handle committed
+# again once S3Proxy was back). An outage to wait out, never the fault of a command or a request: the applier
+# retries the batch for as long as it lasts, and a read answers 503.
+STORAGE_OUTAGES: tuple[type[Exception], ...] = (deeplake.StorageNetworkConnectionError,)
+
+
+def storage_unavailable(exc: Exception) -> Unavailable:
+    return Unavailable("the dataset storage", str(exc), retry_after_s=5.0)
+
+
+__all__ = ["STORAGE_OUTAGES", "deeplake", "storage_unavailable"]

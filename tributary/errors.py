@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
+from tributary.deeplake_lib import STORAGE_OUTAGES, storage_unavailable
 from tributary.failures import (
     Conflict,
     Forbidden,
@@ -134,8 +135,14 @@ async def dependency_unavailable(_request: Request, exc: Exception) -> JSONRespo
     return error_response(code, [problem(code, str(exc))], {"Retry-After": str(math.ceil(exc.retry_after_s))})
 
 
+async def storage_outage(request: Request, exc: Exception) -> JSONResponse:
+    return await dependency_unavailable(request, storage_unavailable(exc))
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Unavailable, dependency_unavailable)
+    for outage in STORAGE_OUTAGES:
+        app.add_exception_handler(outage, storage_outage)
     app.add_exception_handler(Refused, refused)

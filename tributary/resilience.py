@@ -10,13 +10,12 @@ separate factories, and `aiobreaker` (async only) has had no release since 2021.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Literal
+from typing import Any, Literal
 
 from tributary.metrics import BREAKER_OPENS, BREAKER_STATE
 
@@ -177,6 +176,21 @@ class CircuitBreaker:
         self.succeeded()
 
 
+CANCEL_AGAIN_S = 1.0
+
+
+async def cancel(task: asyncio.Task[Any]) -> None:
+    """Cancel `task` and wait until it has ended, cancelling it again each second it goes on. A cancellation can
+    be lost inside a library that turns it into an error of its own (seen in CI: a periodic task's database
+    round, cancelled at shutdown, ended in an ordinary exception; its `except Exception` logged it and slept until
+    the next round), and one cancel would then leave the task, and whoever awaits it, running for ever."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=CANCEL_AGAIN_S)
+    if not task.cancelled():
+        task.exception()  # retrieved: the task is over, however it ended
+
+
 class Supervised:
     """A background task that must keep running: when it raises, it is logged, counted as failing (readiness
     says 503) and started again after a growing pause; once it runs again it counts as healthy."""
@@ -202,9 +216,7 @@ class Supervised:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel(self._task)
             self._task = None
 
     async def _supervise(self) -> None:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from bisect import bisect_left, insort
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -43,10 +44,11 @@ SPEC_KEY = "tributary_spec"
 # the operations the commit applied (what the versions list names, query_api/past_versions.py).
 # Measured here (tests/test_ledger_atomicity.py): SIGKILL during a commit can persist dataset metadata without
 # the commit's rows, but a commit message never runs ahead of its data. Older versions lose their messages
-# (DeepLake 4.7 keeps about the last dozen), so each message carries the whole ledger; and a kill at the wrong
-# moment can make DeepLake drop them all. The ledger is then empty and redelivered commands are applied again,
-# which is safe: each command is idempotent on the state (upserts and deletes by id, deletes by filter and
-# metadata updates replayed in their original order converge to the same rows).
+# (DeepLake 4.7's compaction drops them), so each message carries the whole ledger; and the
+# compacted version, the head until the next commit, has none. An applier that reopens the dataset then finds an
+# empty ledger and applies redelivered commands again, which is safe: each command is idempotent on the state
+# (upserts and deletes by id, deletes by filter and metadata updates replayed in their original order converge to
+# the same rows).
 LEDGER_PREFIX = "tributary-apply "
 
 
@@ -365,6 +367,58 @@ class DatasetStore:
             deeplake.delete(self.url(tenant, dataset))
 
 
+class RowIndex:
+    """Where each id's row is, followed through deletes and appends without reading the id column again (a delete
+    shifts every later row down). A row keeps the slot it had when indexed or appended; its row is that slot less
+    the slots deleted below it."""
+
+    def __init__(self, ids: Sequence[str]) -> None:
+        self._slots = {str(vector_id): row for row, vector_id in enumerate(ids)}
+        # The slot of the next append: the rows appended and indexed (an id stored twice counts each of its rows).
+        self._next = len(ids)
+        self._gone: list[int] = []
+
+    def __contains__(self, vector_id: object) -> bool:
+        return vector_id in self._slots
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._slots)
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    def row(self, vector_id: str) -> int | None:
+        slot = self._slots.get(vector_id)
+        return None if slot is None else self._row(slot)
+
+    def by_row(self) -> dict[int, str]:
+        return {self._row(slot): vector_id for vector_id, slot in self._slots.items()}
+
+    def remove(self, ids: Sequence[str]) -> list[int]:
+        """Forget the ids that are present (each once); returns their rows bottom-up, the order to delete them in."""
+        slots = sorted(
+            {self._slots.pop(vector_id) for vector_id in set(ids) if vector_id in self._slots}, reverse=True
+        )
+        rows = []
+        for slot in slots:
+            rows.append(self._row(slot))
+            insort(self._gone, slot)
+        if len(self._gone) > max(len(self._slots), 1024):
+            # Renumbered once the deleted slots outnumber the rows, so the list of them stays short.
+            self._slots = {vector_id: self._row(slot) for vector_id, slot in self._slots.items()}
+            self._next -= len(self._gone)
+            self._gone = []
+        return rows
+
+    def add(self, ids: Sequence[str]) -> None:
+        """Index ids appended in this order."""
+        self._slots.update({vector_id: self._next + n for n, vector_id in enumerate(ids)})
+        self._next += len(ids)
+
+    def _row(self, slot: int) -> int:
+        return slot - bisect_left(self._gone, slot)
+
+
 class DatasetWriter:
     """The single writer of one dataset: keeps the id -> row mapping (DeepLake has no primary key) and a ledger
     of the commands applied recently, committed with the data so that a redelivered command is recognised."""
@@ -380,14 +434,10 @@ class DatasetWriter:
         self._pending: list[str] = []
         self._operations: list[str] = []
         self._known = set(self._ledger)
-        self._rows = self._read_rows()
+        self._rows = RowIndex(self._ds["id"][:])  # type: ignore[arg-type]
 
     def _read_ledger(self) -> list[str]:
         return _ledger(self._ds)
-
-    def _read_rows(self) -> dict[str, int]:
-        ids: list[str] = self._ds["id"][:]  # type: ignore[assignment]
-        return {str(vector_id): row for row, vector_id in enumerate(ids)}
 
     @property
     def count(self) -> int:
@@ -413,18 +463,13 @@ class DatasetWriter:
             self._ds.tags[name].delete()
 
     def replace_all(self, rows: Rows) -> None:
-        """Make the rows exactly `rows`, for the next commit: rows are overwritten in place, the surplus
-        appended or deleted from the bottom, so the change is one commit like any other write."""
-        old, new = len(self._ds), len(rows)
-        common = min(old, new)
-        if common:
-            for column, values in rows.columns(0, common).items():
-                self._ds[column][0:common] = values
-        if new > old:
-            self._ds.append(rows.columns(old))
-        for row in range(old - 1, new - 1, -1):
+        """Make the rows exactly `rows`, for the next commit: every row is deleted and `rows` appended (never
+        written in place, see `upsert`), so the change is one commit like any other write."""
+        for row in range(len(self._ds) - 1, -1, -1):
             self._ds.delete(row)
-        self._rows = self._read_rows()
+        if len(rows):
+            self._ds.append(rows.columns())
+        self._rows = RowIndex(rows.ids)
 
     def already_applied(self, command_id: str) -> bool:
         """Committed before, or applied earlier in the batch that is being built."""
@@ -447,55 +492,50 @@ class DatasetWriter:
         named: dict[str, npt.NDArray[np.float32]] | None = None,
     ) -> None:
         """Write whole records; `named` holds every named field of the dataset, NaN where a record lacks it."""
+        if not ids:
+            return
         texts = texts or [None] * len(ids)
         metadata = metadata or [{} for _ in ids]
-        named = named or {}
-        fresh = [i for i, vector_id in enumerate(ids) if vector_id not in self._rows]
-        for i, vector_id in enumerate(ids):
-            row = self._rows.get(vector_id)
-            if row is not None:
-                self._ds["embedding"][row] = vectors[i]
-                self._ds["text"][row] = texts[i] or ""
-                self._ds["metadata"][row] = _as_json(metadata[i])
-                for name, matrix in named.items():
-                    self._ds[column_of(name)][row] = matrix[i]
-        if fresh:
-            start = len(self._ds)
-            self._ds.append(
-                {
-                    "id": [ids[i] for i in fresh],
-                    "embedding": vectors[fresh],
-                    "text": [texts[i] or "" for i in fresh],
-                    "metadata": [_as_json(metadata[i]) for i in fresh],
-                    **{column_of(name): matrix[fresh] for name, matrix in named.items()},
-                }
-            )
-            self._rows.update({ids[i]: start + n for n, i in enumerate(fresh)})
+        # An existing id is deleted and appended again, never overwritten in place: DeepLake 4.7's automatic
+        # compaction rewrites an embedding block that had rows updated in place as a flat array, so each of its
+        # rows then reads back as one float (docs/architecture.md, "Storage"; tests/test_compaction.py).
+        for row in self._rows.remove(ids):
+            self._ds.delete(row)
+        self._ds.append(
+            {
+                "id": ids,
+                "embedding": vectors,
+                "text": [text or "" for text in texts],
+                "metadata": [_as_json(m) for m in metadata],
+                **{column_of(name): matrix for name, matrix in (named or {}).items()},
+            }
+        )
+        self._rows.add(ids)
 
     def delete(self, ids: list[str]) -> list[str]:
         """Delete the rows of `ids` that exist; returns those ids."""
-        present = [vector_id for vector_id in ids if vector_id in self._rows]
-        # Later rows shift down on each delete, so delete from the bottom up, then read the mapping again.
-        for row in sorted((self._rows[vector_id] for vector_id in present), reverse=True):
+        present = [vector_id for vector_id in dict.fromkeys(ids) if vector_id in self._rows]
+        for row in self._rows.remove(present):
             self._ds.delete(row)
-        if present:
-            self._rows = self._read_rows()
         return present
 
     def ids_matching(self, node: FilterNode) -> list[str]:
         """The ids whose metadata matches a filter, read from the dataset (uncommitted changes included)."""
-        rows = {row: vector_id for vector_id, row in self._rows.items()}
+        rows = self._rows.by_row()
         values: list[Any] = self._ds["metadata"][:]  # type: ignore[assignment]
         return [rows[row] for row, value in enumerate(values) if matches(node, _as_dict(value))]
 
     def metadata_of(self, vector_id: str) -> dict[str, Any] | None:
-        row = self._rows.get(vector_id)
+        row = self._rows.row(vector_id)
         if row is None:
             return None
         return _as_dict(self._ds["metadata"][row])
 
     def set_metadata(self, vector_id: str, metadata: dict[str, Any]) -> None:
-        self._ds["metadata"][self._rows[vector_id]] = _as_json(metadata)
+        row = self._rows.row(vector_id)
+        if row is None:
+            raise KeyError(vector_id)
+        self._ds["metadata"][row] = _as_json(metadata)
 
     def discard(self) -> None:
         """Throw away what was changed since the last commit (see __init__: dropping the handle would not)."""

@@ -16,7 +16,6 @@ partition takes it first. Until then nothing is applied there.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -30,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tributary.db.models import WriterLeaseRow
-from tributary.resilience import Backoff, RepeatedLog
+from tributary.resilience import Backoff, RepeatedLog, cancel
 from tributary.storage import DatasetStore
 
 log = logging.getLogger(__name__)
@@ -77,9 +76,7 @@ class PartitionFence:
 
     async def close(self) -> None:
         if self._retry is not None:
-            self._retry.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._retry
+            await cancel(self._retry)
 
     async def _take_wanted(self) -> bool:
         """Take every wanted lease; False (logged) if the database refused."""

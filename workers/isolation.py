@@ -10,6 +10,7 @@ from uuid import UUID
 
 from events import Command, DomainEvent
 from tributary.bus import ConsistencyToken
+from tributary.deeplake_lib import STORAGE_OUTAGES, storage_unavailable
 from tributary.metrics import ACK_TO_APPLIED, APPLIER_APPLY_SECONDS, APPLIER_BATCH_COMMANDS, observe_since
 from tributary.storage import DatasetStore
 from workers.applier import apply_commands, rejection
@@ -37,7 +38,8 @@ def apply_batch(
 ) -> BatchOutcome:
     """Apply the batch in one go; if that crashes, apply its commands one by one. A command that still crashes
     is rejected and reported as poisoned, unless every command crashed and `give_up` is false: that looks like
-    an outage (storage unreachable), so the error propagates and the batch is delivered again later."""
+    an outage, so the error propagates and the batch is delivered again later. A storage outage DeepLake names
+    (STORAGE_OUTAGES) raises `Unavailable` at once, `give_up` or not."""
     APPLIER_BATCH_COMMANDS.observe(len(commands))
     with APPLIER_APPLY_SECONDS.time():
         outcome = _apply_batch(commands, store, give_up, positions or {})
@@ -53,6 +55,9 @@ def _apply_batch(
 ) -> BatchOutcome:
     try:
         return BatchOutcome(apply_commands(commands, store, positions))
+    except STORAGE_OUTAGES as exc:
+        # However many deliveries failed so: no command is at fault, none is dead-lettered.
+        raise storage_unavailable(exc) from exc
     except Exception:
         if len(commands) == 1 and not give_up:
             raise
@@ -63,6 +68,8 @@ def _apply_batch(
     for index, command in enumerate(commands):
         try:
             events.extend(apply_commands([command], store, positions))
+        except STORAGE_OUTAGES as exc:
+            raise storage_unavailable(exc) from exc
         except Exception as exc:
             failure = exc
             reason = f"the applier failed on this command: {type(exc).__name__}: {exc}"

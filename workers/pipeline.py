@@ -25,6 +25,7 @@ from tributary import tracing
 from tributary.bus import ConsistencyToken
 from tributary.logs import without_input
 from tributary.metrics import count_dead_letters
+from tributary.resilience import Unavailable
 from tributary.storage import DatasetStore
 from tributary.threads import in_thread_to_completion
 from workers.isolation import MAX_ATTEMPTS, apply_batch
@@ -111,6 +112,9 @@ class ApplierPipeline(Generic[M]):
                         give_up=attempt >= MAX_ATTEMPTS,
                         positions={command.id: self._position(message) for message, command in readable},
                     )
+                except Unavailable:
+                    # An outage is waited out: it counts no failed delivery against the batch's commands.
+                    raise
                 except Exception:
                     self._failures[first] = attempt
                     raise

@@ -15,6 +15,7 @@ from grpc_status import rpc_status
 from pydantic import ValidationError
 
 from command_api.operations import NotPublished
+from tributary.deeplake_lib import STORAGE_OUTAGES, storage_unavailable
 from tributary.failures import (
     Conflict,
     Forbidden,
@@ -58,6 +59,8 @@ def failure_status(exc: Exception, renamed: Mapping[str, str]) -> grpc.Status | 
     """The status a failure answers, or None for one that is a bug (left to grpc: UNKNOWN, logged)."""
     if isinstance(exc, ValidationError):
         exc = Invalid([{"loc": e["loc"], "msg": e["msg"], "type": e["type"]} for e in exc.errors()])
+    elif isinstance(exc, STORAGE_OUTAGES):
+        exc = storage_unavailable(exc)
     if isinstance(exc, Invalid):
         violations = [
             error_details_pb2.BadRequest.FieldViolation(

@@ -9,11 +9,10 @@ from contextlib import AsyncExitStack
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
-from opentelemetry.trace import TracerProvider
 
 from entrypoints.grpc_api.servicers import ADD_TO_SERVER
 from entrypoints.grpc_api.v1 import tributary_pb2 as pb
+from tributary.resilience import cancel
 from tributary.services import Services
 
 # How often the health service re-reads the role's readiness.
@@ -27,19 +26,12 @@ async def start_grpc(
     stack: AsyncExitStack,
     *,
     shared_port: bool = False,
-    traced: TracerProvider | None = None,
 ) -> int:
     """Serve the gRPC API on `settings.grpc_port` until `stack` closes; the port bound. `shared_port`: several
     processes of one role (`--workers N`) serve the port together (SO_REUSEPORT); otherwise a port another
-    process holds is an error, as it is for the HTTP port. `traced`: each call is a server span (health checks
-    are not traced), recorded with this provider."""
+    process holds is an error, as it is for the HTTP port."""
     settings = services.settings
-    interceptors = None
-    if traced is not None:
-        untraced_health = filters.negate(filters.health_check())
-        interceptors = [aio_server_interceptor(traced, untraced_health)]  # type: ignore[no-untyped-call]
     server = grpc.aio.server(
-        interceptors=interceptors,
         options=[
             # A message is bounded as an HTTP body is.
             ("grpc.max_receive_message_length", settings.max_body_bytes),
@@ -58,8 +50,7 @@ async def start_grpc(
     follow = asyncio.create_task(_follow_readiness(services, health_servicer, names))
 
     async def stop() -> None:
-        follow.cancel()
-        await asyncio.gather(follow, return_exceptions=True)
+        await cancel(follow)
         await server.stop(STOP_GRACE_S)
 
     stack.push_async_callback(stop)

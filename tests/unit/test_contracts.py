@@ -139,3 +139,39 @@ def test_a_delete_command_with_an_empty_filter_is_refused_as_the_request_is() ->
         DeleteVectorsPayload(filter={})
     with pytest.raises(ValidationError, match="would delete every vector"):
         DeleteVectorsRequest.model_validate({"filter": {}})
+
+
+def _nested(depth: int) -> dict[str, object]:
+    value: dict[str, object] = {"leaf": 1}
+    for _ in range(depth - 1):
+        value = {"inner": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    ("metadata", "reason"),
+    [
+        ({"a": "x", "b": float("nan")}, "finite numbers"),
+        ({"a": 1, "b": {"c": [1.0, float("inf")]}}, "finite numbers"),
+        ({"a": [{"b": float("-inf")}]}, "finite numbers"),
+        (_nested(32), "deeper than 32"),
+    ],
+)
+def test_metadata_without_a_json_form_is_refused_flat_or_nested(
+    metadata: dict[str, object], reason: str
+) -> None:
+    with pytest.raises(ValidationError, match=reason):
+        UpdateMetadataPayload(id="a", metadata=metadata)
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {},
+        {"a": "x", "n": 2, "f": 0.5, "t": True, "none": None},
+        {"tags": ["a", "b"], "at": {"x": 1.5}},
+        _nested(31),
+    ],
+)
+def test_plain_json_metadata_is_kept_as_given(metadata: dict[str, object]) -> None:
+    assert UpdateMetadataPayload(id="a", metadata=metadata).metadata == metadata

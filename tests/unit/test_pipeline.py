@@ -15,6 +15,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import workers.pipeline
 from events import CommandRejected, DatasetDeleted, DeleteDataset, TraceContext, parse_event
 from tributary import tracing
+from tributary.deeplake_lib import deeplake
+from tributary.resilience import Unavailable
 from tributary.storage import DatasetStore
 from workers.isolation import MAX_ATTEMPTS
 from workers.pipeline import ApplierPipeline
@@ -23,11 +25,13 @@ Message = tuple[int, bytes]
 
 
 class FakeStore:
-    """Deletes datasets; deleting one of `crashing` raises, as a command that crashes the applier would. Has no
-    dataset to write vectors to."""
+    """Deletes datasets; deleting one of `crashing` raises, as a command that crashes the applier would, and one
+    of `unreachable` raises DeepLake's error for a store that does not answer. Has no dataset to write vectors
+    to."""
 
     def __init__(self, *crashing: str) -> None:
         self.crashing = set(crashing)
+        self.unreachable: set[str] = set()
         self.deleted: list[str] = []
         self.threads: set[int] = set()
 
@@ -38,6 +42,8 @@ class FakeStore:
         self.threads.add(threading.get_ident())
         if dataset in self.crashing:
             raise RuntimeError(f"boom on {dataset}")
+        if dataset in self.unreachable:
+            raise deeplake.StorageNetworkConnectionError("[S3] Network connection error: curlCode: 7")
         self.deleted.append(dataset)
 
     def writer(self, tenant: str, dataset: str) -> None:
@@ -110,6 +116,21 @@ async def test_a_crashing_command_among_others_is_dead_lettered_at_once() -> Non
     assert "RuntimeError: boom on bad" in settled.dead_letters[0].reason
     events = [type(encoded.event) for encoded in settled.events]
     assert events == [DatasetDeleted, CommandRejected, DatasetDeleted]
+
+
+async def test_a_storage_outage_is_waited_out_however_long_it_lasts_and_dead_letters_nothing() -> None:
+    store = FakeStore()
+    store.unreachable.add("down")
+    pipeline = pipeline_over(store)
+    messages = batch(delete("a"), delete("down"), delete("b"))
+    for _ in range(MAX_ATTEMPTS + 2):
+        with pytest.raises(Unavailable, match="the dataset storage is unavailable"):
+            await pipeline.apply(messages)
+        assert pipeline.failures(messages) == 0
+    store.unreachable.clear()
+    settled = await pipeline.apply(messages)
+    assert settled.dead_letters == []
+    assert [type(encoded.event) for encoded in settled.events] == [DatasetDeleted] * 3
 
 
 class Refused(Exception):

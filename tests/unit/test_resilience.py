@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -10,7 +11,7 @@ from events.commands import OpenAIEmbedderConfig
 from tests.clock import FakeClock
 from tributary.embedding import EmbeddingFailed
 from tributary.embedding.openai import OpenAIEmbedder
-from tributary.resilience import Backoff, CircuitBreaker, RepeatedLog, Unavailable
+from tributary.resilience import Backoff, CircuitBreaker, RepeatedLog, Unavailable, cancel
 from tributary.settings import EmbeddingEndpoint
 
 
@@ -102,3 +103,27 @@ async def test_an_unreachable_embedding_endpoint_is_not_asked_while_the_breaker_
             await embedder.embed(["a"])
     finally:
         await embedder.aclose()
+
+
+async def test_a_task_that_loses_its_cancellation_is_cancelled_again_until_it_ends() -> None:
+    rounds = 0
+
+    async def periodic() -> None:
+        """A periodic round whose library turns the cancellation into an error of its own, caught as any
+        other failed round."""
+        nonlocal rounds
+        while True:
+            rounds += 1
+            try:
+                try:
+                    await asyncio.sleep(3600)
+                except asyncio.CancelledError:
+                    raise RuntimeError("connection was closed in the middle of operation") from None
+            except RuntimeError:
+                pass
+            await asyncio.sleep(3600)
+
+    task = asyncio.create_task(periodic())
+    await asyncio.sleep(0)
+    await asyncio.wait_for(cancel(task), timeout=60)
+    assert task.cancelled() and rounds == 1

@@ -84,6 +84,40 @@ def test_a_process_that_records_nothing_passes_the_context_on_unchanged() -> Non
         assert tracing.trace_context() == received.trace
 
 
+def test_a_server_span_continues_the_clients_context_and_is_current_while_it_is_served(
+    spans: InMemorySpanExporter,
+) -> None:
+    with tracing.serving("POST", {"traceparent": SAMPLED, "tracestate": "vendor=opaque"}) as served:
+        assert trace.get_current_span() is served
+        assert tracing.trace_context().tracestate == "vendor=opaque"
+    with tracing.serving("POST", {"traceparent": "garbage"}):
+        pass
+    continued, started = spans.get_finished_spans()
+    assert continued.kind == trace.SpanKind.SERVER
+    assert continued.parent is not None and continued.parent.is_remote
+    assert trace.format_span_id(continued.parent.span_id) == SAMPLED.split("-")[2]
+    assert started.parent is None
+    # Nothing is said of a span but by its caller, and only of a recorded one.
+    assert not continued.attributes and not started.attributes
+
+
+def test_a_server_span_the_client_did_not_sample_is_not_recorded_but_carries_its_trace_on(
+    spans: InMemorySpanExporter,
+) -> None:
+    with tracing.serving("POST", {"traceparent": UNSAMPLED}) as served:
+        assert not served.is_recording()
+        carried = tracing.trace_context().traceparent
+        assert carried is not None and carried.split("-")[1] == UNSAMPLED.split("-")[1]
+    assert trace.get_current_span() is trace.INVALID_SPAN
+    assert spans.get_finished_spans() == ()
+
+
+def test_tracing_off_serves_without_a_span() -> None:
+    with tracing.serving("POST", {"traceparent": SAMPLED}) as served:
+        assert served is trace.INVALID_SPAN
+        assert tracing.trace_context() == TraceContext()
+
+
 def test_a_batch_is_in_the_trace_of_its_first_sampled_message_and_linked_to_each(
     spans: InMemorySpanExporter,
 ) -> None:
