@@ -58,8 +58,8 @@ def searcher(projection: DatasetProjection, raw: dict[str, object] | None, by: R
         with projection.lock.reading():
             allowed = projection.allowed(node)
             if by is None:
-                return [hit.slot for hit in projection.search(query, K, allowed)]
-            return [hit.slot for hit in projection.search(query, K, allowed, by=by)]
+                return [hit.slot for hit in projection.default.search(query, K, allowed)]
+            return [hit.slot for hit in projection.default.search(query, K, allowed, by=by)]
 
     return search
 
@@ -119,8 +119,8 @@ def main() -> None:
         traffic, measured = queries[: len(queries) // 2], queries[len(queries) // 2 :]
         for query in traffic[-SAMPLE:]:
             with projection.lock.reading():
-                projection.search(query, K, None)
-        tuning = projection.tune()
+                projection.default.search(query, K, None)
+        tuning = projection.default.tune()
         print(
             f"{len(rows):,} x {rows.shape[1]} passages, built in {built:.1f} s, ef tuned to {tuning.ef} "
             f"on the searches; {len(measured)} queries measured, k = {K}, one thread\n"

@@ -49,7 +49,7 @@ def build(
             )
         projection.index_pending()
     built = time.perf_counter() - started
-    projection.tune(seed=len(rows))
+    projection.default.tune(seed=len(rows))
     return projection, built, time.perf_counter() - started - built
 
 
@@ -74,20 +74,20 @@ def report(name: str, rows: np.ndarray, queries: np.ndarray, target: float) -> N
     half is measured."""
     print(f"{name}: {len(rows):,} x {rows.shape[1]}, {len(queries):,} queries", file=sys.stderr)
     projection, built, tuned = build(rows, target)
-    on_rows = projection.tuning
+    on_rows = projection.default.tuning
     traffic, measured = queries[: len(queries) // 2], queries[len(queries) // 2 :]
     for query in traffic[-SAMPLE:]:
         with projection.lock.reading():
-            projection.search(query, K, None)
+            projection.default.search(query, K, None)
     started = time.perf_counter()
-    on_searches = projection.tune()
+    on_searches = projection.default.tune()
     retuned = time.perf_counter() - started
     truth = exact_top_k(rows, np.ones(len(rows), dtype=bool), measured, K, "cosine")
 
     def at(ef: int | None, exact: bool = False) -> Callable[[np.ndarray], list[int]]:
         def search(query: np.ndarray) -> list[int]:
             with projection.lock.reading():
-                return [hit.slot for hit in projection.search(query, K, None, ef=ef, exact=exact)]
+                return [hit.slot for hit in projection.default.search(query, K, None, ef=ef, exact=exact)]
 
         return search
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from uuid import NAMESPACE_URL, uuid5
 
-from events import Command, Part, UpsertVectors, UpsertVectorsPayload
+from events import Command, Part, UpsertVectors
 from tributary.bus import EncodedCommand
 
 
@@ -27,15 +27,8 @@ def split_command(command: Command, max_bytes: int) -> list[EncodedCommand]:
 
 
 def _part(command: UpsertVectors, index: int, count: int) -> UpsertVectors:
-    p = command.payload
-    rows = len(p.ids)
-    start, stop = rows * index // count, rows * (index + 1) // count
-    payload = UpsertVectorsPayload(
-        ids=p.ids[start:stop],
-        vectors=p.vectors[start:stop],
-        texts=p.texts[start:stop] if p.texts is not None else None,
-        metadata=p.metadata[start:stop] if p.metadata is not None else None,
-    )
+    rows = len(command.payload.ids)
+    payload = command.payload.rows(rows * index // count, rows * (index + 1) // count)
     return command.model_copy(
         update={
             "id": uuid5(NAMESPACE_URL, f"tributary:{command.id}:part:{index}"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from events.commands import EmbedderConfig, OpenAIEmbedderConfig, embedder_mismatch
+from events.commands import EmbedderConfig, OpenAIEmbedderConfig, VectorField, embedder_mismatch
 from schemas.vectors import VectorRecord
 from tributary.db.models import DatasetRow
 from tributary.embedding import Embedders
@@ -41,9 +41,15 @@ def metadata_problems(
     return problems
 
 
-def check_embedder(embedder: EmbedderConfig | None, dimensions: int, embedders: Embedders) -> None:
-    """A new dataset's embedder fits its width and this server can run it (its extra is installed, its
-    endpoint configured). A URL of one's own is not accepted: the server calls only the operator's endpoints."""
+def check_embedder(
+    embedder: EmbedderConfig | None,
+    dimensions: int,
+    embedders: Embedders,
+    loc: tuple[str | int, ...] = ("embedder",),
+) -> None:
+    """A new dataset's embedder (or a named field's, at `loc`) fits its width and this server can run it (its
+    extra is installed, its endpoint configured). A URL of one's own is not accepted: the server calls only the
+    operator's endpoints."""
     if embedder is None:
         return
     if isinstance(embedder, OpenAIEmbedderConfig) and embedder.base_url is not None:
@@ -51,16 +57,29 @@ def check_embedder(embedder: EmbedderConfig | None, dimensions: int, embedders: 
     else:
         reason = embedder_mismatch(embedder, dimensions) or embedders.unavailable(embedder)
     if reason:
-        raise Invalid([problem(("embedder",), reason)])
+        raise Invalid([problem(loc, reason)])
+
+
+def vector_fields(dataset: DatasetRow) -> dict[str, VectorField]:
+    """The dataset's named vector fields, from its catalog row."""
+    return {name: VectorField.model_validate(field) for name, field in (dataset.vectors or {}).items()}
 
 
 def check_records(records: list[VectorRecord], dataset: DatasetRow) -> None:
-    """A record needs a vector of the dataset's dimensions, or a text when the dataset has an embedder."""
+    """A record needs a vector of the dataset's dimensions, or a text when the dataset has an embedder, or, in a
+    dataset with named vector fields, a vector of one of them (given, or its text embedded by the field's
+    embedder); the vectors of named fields it gives are of fields the dataset has, each of its dimensions."""
     problems: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
+    fields = vector_fields(dataset)
+    embeds_named = any(field.embedder is not None for field in fields.values())
     for index, record in enumerate(records):
         loc: tuple[str | int, ...] = ("vectors", index)
-        if record.vector is None:
+        has_text = record.text is not None and bool(record.text.strip())
+        carries_named = bool(record.vectors) or (embeds_named and has_text)
+        if record.vector is None and carries_named and not (dataset.embedder and has_text):
+            pass  # without the default vector: found through its named fields
+        elif record.vector is None:
             if dataset.embedder is None:
                 problems.append(
                     problem((*loc, "vector"), "a vector is required: this dataset has no embedder")
@@ -78,6 +97,7 @@ def check_records(records: list[VectorRecord], dataset: DatasetRow) -> None:
                     f"has {len(record.vector)} dimensions, the dataset has {dataset.dimensions}",
                 )
             )
+        problems += _named_vector_problems(record, fields, loc)
         if record.id is not None:
             if record.id in seen:
                 problems.append(problem((*loc, "id"), f"duplicates the id of record {seen[record.id]}"))
@@ -86,3 +106,24 @@ def check_records(records: list[VectorRecord], dataset: DatasetRow) -> None:
             problems += metadata_problems(record.metadata, dataset.metadata_schema, (*loc, "metadata"))
     if problems:
         raise Invalid(problems)
+
+
+def _named_vector_problems(
+    record: VectorRecord, fields: dict[str, VectorField], loc: tuple[str | int, ...]
+) -> list[dict[str, Any]]:
+    problems = []
+    for name, vector in (record.vectors or {}).items():
+        field = fields.get(name)
+        if field is None:
+            known = ", ".join(sorted(fields)) or "none"
+            problems.append(
+                problem((*loc, "vectors", name), f"the dataset has no such vector field (it has {known})")
+            )
+        elif len(vector) != field.dimensions:
+            problems.append(
+                problem(
+                    (*loc, "vectors", name),
+                    f"has {len(vector)} dimensions, the field has {field.dimensions}",
+                )
+            )
+    return problems

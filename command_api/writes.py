@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 import numpy as np
@@ -22,7 +23,7 @@ from command_api.operations import (
     replay,
     submit,
 )
-from command_api.validation import check_embedder, check_records, metadata_problems, problem
+from command_api.validation import check_embedder, check_records, metadata_problems, problem, vector_fields
 from events import (
     Command,
     CreateDataset,
@@ -42,7 +43,7 @@ from events import (
     UpsertVectorsPayload,
     parse_embedder_config,
 )
-from events.commands import DatasetDefinition
+from events.commands import DatasetDefinition, EmbedderConfig, FieldVectors, VectorField
 from schemas.datasets import Accepted, CreateDatasetRequest
 from schemas.snapshots import CreateSnapshotRequest
 from schemas.vectors import OUTSIDE_FLOAT32, DeleteVectorsRequest, MetadataPatch, VectorRecord
@@ -83,6 +84,8 @@ class Writer:
 
     async def create_dataset(self, body: CreateDatasetRequest) -> Accepted:
         check_embedder(body.embedder, body.dimensions, self.embedders)
+        for name, field in body.vectors.items():
+            check_embedder(field.embedder, field.dimensions, self.embedders, ("vectors", name, "embedder"))
         if await self.session.get(DatasetRow, (self.tenant, body.name)) is not None:
             raise Conflict(f"dataset {body.name!r} already exists")
         payload = CreateDatasetPayload(
@@ -103,18 +106,26 @@ class Writer:
     async def upsert_vectors(self, dataset: str, records: list[VectorRecord]) -> Accepted:
         row = await self.existing(dataset)
         check_records(records, row)
-        if any(record.vector is None for record in records):
+        fields = vector_fields(row)
+        if any(record.vector is None for record in records) or any(f.embedder for f in fields.values()):
             # Embedding can take seconds: hand the database connection back to the pool meanwhile.
             await self.session.commit()
         ids = [record.id or uuid.uuid4().hex for record in records]
+        vectors, absent = await _record_vectors(records, row, self.embedders)
+        named = {
+            name: await _field_vectors(records, name, field, self.embedders) for name, field in fields.items()
+        }
         command = UpsertVectors(
             tenant=row.tenant,
             dataset=row.name,
             payload=UpsertVectorsPayload(
                 ids=ids,
-                vectors=await _record_vectors(records, row, self.embedders),
+                vectors=vectors,
+                vector_absent=absent,
                 texts=[record.text for record in records],
                 metadata=[record.metadata or {} for record in records],
+                # A field no record carries is left out.
+                named_vectors={name: given for name, given in named.items() if given.rows},
             ),
         )
         return await self._submit(command, ids)
@@ -171,25 +182,67 @@ class Writer:
 
 async def _record_vectors(
     records: list[VectorRecord], dataset: DatasetRow, embedders: Embedders
-) -> npt.NDArray[np.float32]:
-    """The records' vectors as one matrix: given ones as they are, the texts of the others embedded by the
-    dataset's embedder in one call. Records were checked: each has a vector, or a text and the dataset an
-    embedder. An embedder failure is a 503 with its reason, before anything is published."""
-    matrix = np.empty((len(records), dataset.dimensions), dtype=np.float32)
-    given = [i for i, record in enumerate(records) if record.vector is not None]
+) -> tuple[npt.NDArray[np.float32], list[int]]:
+    """The records' default vectors as one matrix (zeros in the rows of records without one) and those rows:
+    given ones as they are, the texts of the others embedded by the dataset's embedder in one call. Records were
+    checked: each has a vector, or a text and the dataset an embedder, or a named field's vector. An embedder
+    failure is a 503 with its reason, before anything is published."""
+    embedder = parse_embedder_config(dataset.embedder) if dataset.embedder else None
+    given = {i: record.vector for i, record in enumerate(records) if record.vector is not None}
+    rows, vectors = await _given_or_embedded(
+        given, _texts(records, given, embedder), dataset.dimensions, embedder, embedders, ("vector",)
+    )
+    matrix = np.zeros((len(records), dataset.dimensions), dtype=np.float32)
+    matrix[rows] = vectors
+    return matrix, sorted(set(range(len(records))) - set(rows))
+
+
+async def _field_vectors(
+    records: list[VectorRecord], name: str, field: VectorField, embedders: Embedders
+) -> FieldVectors:
+    """The records' vectors of one named field: given ones as they are, and with the field's embedder the
+    texts of the records that give none embedded in one call; records with neither do not carry the field."""
+    given = {i: r.vectors[name] for i, r in enumerate(records) if r.vectors and name in r.vectors}
+    texts = _texts(records, given, field.embedder)
+    rows, vectors = await _given_or_embedded(
+        given, texts, field.dimensions, field.embedder, embedders, ("vectors", name)
+    )
+    return FieldVectors(rows=rows, vectors=vectors)
+
+
+def _texts(
+    records: list[VectorRecord], given: dict[int, Any], embedder: EmbedderConfig | None
+) -> dict[int, str]:
+    """The texts an embedder embeds: of the records that give no vector, when there is an embedder."""
+    if embedder is None:
+        return {}
+    return {i: r.text for i, r in enumerate(records) if i not in given and r.text and r.text.strip()}
+
+
+async def _given_or_embedded(
+    given: dict[int, Any],
+    texts: dict[int, str],
+    dimensions: int,
+    embedder: EmbedderConfig | None,
+    embedders: Embedders,
+    field: tuple[str, ...],
+) -> tuple[list[int], npt.NDArray[np.float32]]:
+    """The rows that carry a vector, in order, and their vectors: given ones (refused beyond float32, the
+    problem at the record's `field`), and `texts` embedded in one call."""
+    rows = sorted([*given, *texts])
+    at = {row: n for n, row in enumerate(rows)}
+    matrix = np.empty((len(rows), dimensions), dtype=np.float32)
     if given:
+        places = [at[i] for i in given]
         with np.errstate(over="ignore"):  # a double beyond float32 becomes infinity: refused just below
-            matrix[given] = np.asarray([records[i].vector for i in given], dtype=np.float32)
-        finite = np.isfinite(matrix[given]).all(axis=1)
+            matrix[places] = np.asarray(list(given.values()), dtype=np.float32)
+        finite = np.isfinite(matrix[places]).all(axis=1)
         if not finite.all():
-            bad = [given[row] for row in np.flatnonzero(~finite)]
-            raise Invalid([problem(("vectors", i, "vector"), OUTSIDE_FLOAT32) for i in bad])
-    texts = [(i, record.text) for i, record in enumerate(records) if record.vector is None]
-    if texts:
-        config = parse_embedder_config(dataset.embedder)
-        embedded = await embedders.embed(config, dataset.dimensions, [text or "" for _, text in texts])
-        matrix[[i for i, _ in texts]] = embedded
-    return matrix
+            bad = [list(given)[n] for n in np.flatnonzero(~finite)]
+            raise Invalid([problem(("vectors", i, *field), OUTSIDE_FLOAT32) for i in bad])
+    if texts and embedder is not None:
+        matrix[[at[i] for i in texts]] = await embedders.embed(embedder, dimensions, list(texts.values()))
+    return rows, matrix
 
 
 def _operation_id(tenant: str, keyed: Keyed) -> UUID:

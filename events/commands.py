@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal, Self
 
+import numpy as np
+import numpy.typing as npt
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -23,6 +26,7 @@ from events.names import Name
 from events.vectors import Float32Matrix
 
 Metric = Literal["cosine", "dot", "l2"]
+Float32Array = npt.NDArray[np.float32]
 FieldType = Literal["string", "integer", "number", "boolean", "string_list"]
 VectorId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 FieldName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.]{0,127}$")]
@@ -38,6 +42,13 @@ Integer = Annotated[int, BeforeValidator(_integral_float)]
 
 MAX_DIMENSIONS = 65_536
 MAX_METADATA_DEPTH = 32
+# Named vector fields a dataset may declare beside its default vector: each is one more HNSW index per replica.
+MAX_VECTOR_FIELDS = 8
+# The name of a dataset's default vector (the record's `vector`) wherever a field is named: a search's `field`,
+# a fused query's inputs. No named field may take it.
+DEFAULT_VECTOR_FIELD = "vector"
+# A named vector field: a plain identifier (it names a DeepLake column, `vector.<name>`).
+VectorFieldName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 NOT_FINITE = "metadata values must be finite numbers (no NaN or infinity)"
 
 
@@ -167,6 +178,27 @@ class IndexConfig(Payload):
     )
 
 
+class VectorField(BaseModel):
+    """A named vector field of a dataset, beside its default vector: its own width, metric, embedder and HNSW
+    index. A record may carry it or not."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dimensions: Integer = Field(ge=1, le=MAX_DIMENSIONS)
+    metric: Metric = "cosine"
+    embedder: EmbedderConfig | None = Field(
+        default=None,
+        description="Embeds the record's text into this field when the record gives no vector for it",
+    )
+    index: IndexConfig = Field(default_factory=IndexConfig, description="This field's HNSW index")
+
+    @model_validator(mode="after")
+    def _embedder_fits(self) -> VectorField:
+        if self.embedder is not None and (reason := embedder_mismatch(self.embedder, self.dimensions)):
+            raise ValueError(reason)
+        return self
+
+
 class DatasetDefinition(BaseModel):
     """What a dataset is made of: the command's payload (CreateDatasetPayload) and the HTTP request
     (schemas.datasets.CreateDatasetRequest, which adds the name) both."""
@@ -198,6 +230,23 @@ class DatasetDefinition(BaseModel):
         description="The HNSW index: m, ef_construction, and the target_recall (recall@10 against exact search) "
         "that each replica tunes its search breadth to reach",
     )
+    # Absent from the commands of datasets created before named vectors: they have the default vector alone.
+    vectors: dict[VectorFieldName, VectorField] = Field(
+        default_factory=dict,
+        max_length=MAX_VECTOR_FIELDS,
+        description=f"Named vector fields beside the default vector (at most {MAX_VECTOR_FIELDS}), e.g. "
+        '{"image": {"dimensions": 512, "metric": "cosine"}}: each with its own metric, embedder and index; '
+        f'a record may carry any of them. The default vector is the field "{DEFAULT_VECTOR_FIELD}"',
+    )
+
+    @model_validator(mode="after")
+    def _vector_fields_named_apart(self) -> Self:
+        for name in self.vectors:
+            if name == DEFAULT_VECTOR_FIELD:
+                raise ValueError(f"{name!r} is the default vector's field: give a named field another name")
+            if name in self.metadata_schema or name == self.text_field:
+                raise ValueError(f"the vector field {name!r} has the name of a metadata field")
+        return self
 
 
 class CreateDatasetPayload(Payload, DatasetDefinition):
@@ -212,13 +261,61 @@ class DeleteDatasetPayload(Payload):
     pass
 
 
+class FieldVectors(Payload):
+    """The vectors of one named field in an upsert: row i of `vectors` belongs to the record at `rows[i]`; a
+    record not listed does not carry the field."""
+
+    rows: list[Annotated[int, Field(ge=0)]]
+    vectors: Float32Matrix
+
+    @model_validator(mode="after")
+    def _aligned(self) -> FieldVectors:
+        if self.vectors.shape[0] != len(self.rows):
+            raise ValueError(f"{len(self.rows)} rows but {self.vectors.shape[0]} vectors")
+        if len(set(self.rows)) != len(self.rows):
+            raise ValueError("a record carries a field's vector once")
+        return self
+
+
+def dense_named_vectors(
+    named: Mapping[str, FieldVectors], fields: Mapping[str, VectorField], rows: int
+) -> dict[str, Float32Array]:
+    """Each of `fields` as a (rows, its dimensions) matrix, NaN in the rows of records that do not carry it: the
+    form DeepLake stores and projections load (every vector given is finite, so NaN marks an absent one)."""
+    dense: dict[str, Float32Array] = {}
+    for name, field in fields.items():
+        matrix = np.full((rows, field.dimensions), np.nan, dtype=np.float32)
+        if (given := named.get(name)) is not None:
+            matrix[given.rows] = given.vectors
+        dense[name] = matrix
+    return dense
+
+
+def dense_default(vectors: Float32Array, absent: Sequence[int]) -> Float32Array:
+    """The default vectors with NaN in the rows of records without one (as `dense_named_vectors`)."""
+    if not absent:
+        return vectors
+    dense = vectors.copy()
+    dense[list(absent)] = np.nan
+    return dense
+
+
 class UpsertVectorsPayload(Payload):
-    """Columnar records: row i of `vectors` belongs to `ids[i]` (and `texts[i]`, `metadata[i]` when given)."""
+    """Columnar records: row i of `vectors` belongs to `ids[i]` (and `texts[i]`, `metadata[i]` when given).
+    An upsert replaces the whole record: a named field it does not carry is gone from the record."""
 
     ids: list[VectorId]
     vectors: Float32Matrix
     texts: list[str | None] | None = None
     metadata: list[Metadata] | None = None
+    # Absent from the commands of datasets without named vector fields.
+    named_vectors: dict[VectorFieldName, FieldVectors] = Field(
+        default_factory=dict, description="The records' vectors of the dataset's named fields, by field"
+    )
+    vector_absent: list[Annotated[int, Field(ge=0)]] = Field(
+        default_factory=list,
+        description="Rows of records without the default vector (zeros in `vectors`): each carries a named field",
+    )
 
     @model_validator(mode="after")
     def _aligned(self) -> UpsertVectorsPayload:
@@ -229,9 +326,34 @@ class UpsertVectorsPayload(Payload):
             values = getattr(self, column)
             if values is not None and len(values) != rows:
                 raise ValueError(f"{rows} ids but {len(values)} {column}")
+        for name, field in self.named_vectors.items():
+            if field.rows and max(field.rows) >= rows:
+                raise ValueError(f"the field {name!r} names row {max(field.rows)} of {rows}")
+        carried = {row for field in self.named_vectors.values() for row in field.rows}
+        if stray := sorted(set(self.vector_absent) - carried):
+            raise ValueError(
+                f"row {stray[0]} has no default vector and no named one: a record carries a vector"
+            )
         if len(set(self.ids)) != rows:
             raise ValueError("ids within one command must be unique")
         return self
+
+    def rows(self, start: int, stop: int) -> UpsertVectorsPayload:
+        """The records of rows start to stop (a part of a split upsert), with their named vectors."""
+        named = {}
+        for name, field in self.named_vectors.items():
+            kept = [n for n, row in enumerate(field.rows) if start <= row < stop]
+            named[name] = FieldVectors(
+                rows=[field.rows[n] - start for n in kept], vectors=field.vectors[kept]
+            )
+        return UpsertVectorsPayload(
+            ids=self.ids[start:stop],
+            vectors=self.vectors[start:stop],
+            texts=self.texts[start:stop] if self.texts is not None else None,
+            metadata=self.metadata[start:stop] if self.metadata is not None else None,
+            named_vectors=named,
+            vector_absent=[row - start for row in self.vector_absent if start <= row < stop],
+        )
 
 
 class VectorSelection(BaseModel):

@@ -9,7 +9,18 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from events.analysis import PLAIN_WORDS, TextAnalysis
-from events.commands import EmbedderConfig, FieldName, FieldType, IndexConfig, Metric, SnapshotId, VectorId
+from events.commands import (
+    EmbedderConfig,
+    FieldName,
+    FieldType,
+    FieldVectors,
+    IndexConfig,
+    Metric,
+    SnapshotId,
+    VectorField,
+    VectorFieldName,
+    VectorId,
+)
 from events.envelope import Envelope
 from events.names import Name
 from events.vectors import Float32Matrix
@@ -27,6 +38,7 @@ class DatasetCreatedPayload(Payload):
     embedder: EmbedderConfig | None = None
     text_analysis: TextAnalysis = PLAIN_WORDS
     index: IndexConfig = Field(default_factory=IndexConfig)
+    vectors: dict[VectorFieldName, VectorField] = Field(default_factory=dict)
     version: str = Field(description="DeepLake version id after the commit")
 
 
@@ -43,6 +55,10 @@ class VectorsUpsertedPayload(Payload):
     vectors: Float32Matrix
     texts: list[str | None] | None = None
     metadata: list[dict[str, Any]] | None = None
+    named_vectors: dict[VectorFieldName, FieldVectors] = Field(default_factory=dict)
+    vector_absent: list[int] = Field(
+        default_factory=list, description="Rows of records without the default vector (zeros in `vectors`)"
+    )
     version: str
     vector_count: int = Field(description="Vectors in the dataset after the commit")
 

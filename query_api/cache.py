@@ -43,9 +43,9 @@ class SearchCache:
         self._local: OrderedDict[str, bytes] = OrderedDict()
 
     @staticmethod
-    def key(tenant: str, dataset: str, version: str, applied: int, ef: int, request: BaseModel) -> str:
-        """`ef`: the dataset's tuned search breadth, so that a tuning is not hidden by answers found before
-        it (a request's own `ef` and `exact` are in its JSON)."""
+    def key(tenant: str, dataset: str, version: str, applied: int, ef: str, request: BaseModel) -> str:
+        """`ef`: the dataset's tuned search breadths (DatasetProjection.tuning_key), so that a tuning is not
+        hidden by answers found before it (a request's own `ef` and `exact` are in its JSON)."""
         digest = hashlib.sha256(canonical(request)).hexdigest()
         return f"tributary:search:{tenant}:{dataset}:{version}:{applied}:{ef}:{digest}"
 

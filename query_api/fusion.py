@@ -3,7 +3,8 @@
 Every fusion returns every slot found in any input, with its fused score (float64), best first, ties broken by the
 smaller slot; the caller keeps the first k. A slot missing from an input gets nothing from it. Each side has a
 weight: `alpha` for the vector side and 1 - alpha for the text side in the two-sided fusions, or one weight per
-ranking in `rrf`.
+ranking in `rrf`, `min_max_of` and `dbsf_of`, which fuse any number of sides (a search over several vector fields
+and text).
 
 - `rrf`, Reciprocal Rank Fusion (Cormack, Clarke and Buettcher, SIGIR 2009): a slot scores the sum, over the
   rankings that hold it, of weight / (k + rank), with ranks from 1. It uses ranks only, so the two sides' scores
@@ -55,25 +56,46 @@ Side = tuple[npt.ArrayLike, npt.ArrayLike]
 
 def min_max(vector: Side, text: Side, alpha: float) -> tuple[Slots, Scores]:
     """Relative score fusion of (slots, scores) sides: alpha * vector + (1 - alpha) * text, min-max normalised."""
-    return _normalised_fusion(vector, text, alpha, _min_max)
+    return min_max_of([vector, text], _two_sided(alpha))
 
 
 def dbsf(vector: Side, text: Side, alpha: float) -> tuple[Slots, Scores]:
     """Distribution-based score fusion: as `min_max`, each side normalised by its mean +- 3 standard deviations."""
-    return _normalised_fusion(vector, text, alpha, _three_sigma)
+    return dbsf_of([vector, text], _two_sided(alpha))
+
+
+def min_max_of(sides: Sequence[Side], weights: Sequence[float]) -> tuple[Slots, Scores]:
+    """Relative score fusion of any number of (slots, scores) sides: the weighted sum of each side's min-max
+    normalised scores (a search over several vector fields and text)."""
+    return _normalised_fusion(sides, weights, _min_max)
+
+
+def dbsf_of(sides: Sequence[Side], weights: Sequence[float]) -> tuple[Slots, Scores]:
+    """Distribution-based score fusion of any number of sides, as `min_max_of`."""
+    return _normalised_fusion(sides, weights, _three_sigma)
+
+
+def _two_sided(alpha: float) -> list[float]:
+    if not 0 <= alpha <= 1:
+        raise ValueError("alpha, the weight of the vector side, must be in [0, 1]")
+    return [alpha, 1 - alpha]
 
 
 def _normalised_fusion(
-    vector: Side, text: Side, alpha: float, normalise: Callable[[Scores], Scores]
+    sides: Sequence[Side], weights: Sequence[float], normalise: Callable[[Scores], Scores]
 ) -> tuple[Slots, Scores]:
-    if not 0 <= alpha <= 1:
-        raise ValueError("alpha, the weight of the vector side, must be in [0, 1]")
-    vector_slots, vector_scores = _side(vector, "the vector side")
-    text_slots, text_scores = _side(text, "the text side")
+    if len(weights) != len(sides) or not all(0 <= w < math.inf for w in weights):
+        raise ValueError("score fusion takes one finite, non-negative weight per side")
+    checked = [_side(side, name) for side, name in zip(sides, _side_names(len(sides)), strict=True)]
     return _fuse(
-        [vector_slots, text_slots],
-        [alpha * normalise(vector_scores), (1 - alpha) * normalise(text_scores)],
+        [slots for slots, _ in checked],
+        [weight * normalise(scores) for (_, scores), weight in zip(checked, weights, strict=True)],
     )
+
+
+def _side_names(count: int) -> list[str]:
+    # The two-sided fusions' messages name their sides as they always did.
+    return ["the vector side", "the text side"] if count == 2 else [f"side {i}" for i in range(count)]
 
 
 def _slots(raw: npt.ArrayLike, name: str) -> Slots:

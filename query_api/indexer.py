@@ -8,7 +8,7 @@ between: under a burst of writes the pending set grows and searches scan more ro
 writes waiting for HNSW. A small backlog is indexed on one core, leaving the
 others to the event loop and searches; a large one (a bulk load) on every core, as its exact scans cost more.
 
-When a projection has nothing left to index and its index was never tuned, or doubled since it last was, or was
+When a vector field of a projection has nothing left to index and its index was never tuned, or doubled since it last was, or was
 tuned before the replica had seen enough searches to measure on, the thread tunes its search breadth `ef` to the
 dataset's target recall (query_api/tuning.py), off the request path.
 """
@@ -67,32 +67,34 @@ class Indexer:
 
     def _tune_each(self) -> None:
         for served in self._projections.all():
-            projection = served.projection
-            if projection.pending or not due(
-                projection.tuning, projection.indexed, projection.recent_searches
-            ):
-                continue
-            try:
-                tuning = projection.tune(seed=projection.indexed)
-            except Exception:
-                log.exception("tuning the search breadth failed")
-                continue
-            INDEX_TUNINGS.inc()
-            log.info(
-                "tuned %d vectors on %s: ef %d, recall@10 %.3f (target %.3f)",
-                tuning.rows,
-                "recent searches" if tuning.on_searches else "queries made from rows",
-                tuning.ef,
-                tuning.recall,
-                tuning.target,
-            )
+            # Each vector field of a dataset has its own index, tuned on its own searches.
+            for field, space in served.projection.spaces.items():
+                if space.pending or not due(space.tuning, space.indexed, space.recent_searches):
+                    continue
+                try:
+                    tuning = space.tune(seed=space.indexed)
+                except Exception:
+                    log.exception("tuning the search breadth failed")
+                    continue
+                INDEX_TUNINGS.inc()
+                log.info(
+                    "tuned %d vectors of %s on %s: ef %d, recall@10 %.3f (target %.3f)",
+                    tuning.rows,
+                    field,
+                    "recent searches" if tuning.on_searches else "queries made from rows",
+                    tuning.ef,
+                    tuning.recall,
+                    tuning.target,
+                )
 
     def _measure(self) -> None:
         # Read without the lock: a figure a turn old is good enough for a gauge.
         served = [s.projection for s in self._projections.all()]
         VECTORS_PENDING_INDEX.set(sum(projection.pending for projection in served))
         INDEX_MEMORY.set(sum(projection.memory_bytes for projection in served))
-        BELOW_TARGET_RECALL.set(sum(projection.tuning.short for projection in served))
+        BELOW_TARGET_RECALL.set(
+            sum(space.tuning.short for projection in served for space in projection.spaces.values())
+        )
 
     def _index_a_chunk_of_each(self) -> bool:
         indexed = 0

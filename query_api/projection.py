@@ -1,5 +1,7 @@
-"""The search projection of one dataset, held in memory by each query replica: an HNSW index (hnswlib) over the
-vectors, the vectors themselves for exact scans and `include`, columnar metadata for filters, and the texts.
+"""The search projection of one dataset, held in memory by each query replica: for each vector field (the default
+vector, and each named field of the dataset) a `VectorSpace` (an HNSW index (hnswlib) over the field's vectors,
+the vectors themselves for exact scans and `include`), and, shared by the fields, columnar metadata for filters
+and the texts. A record that does not carry a named field is absent from that field's space alone.
 
 Rows live in slots, which are also the HNSW labels and the metadata rows: a deleted id leaves its slot free (a
 tombstone in both), and a later new id reuses it. A filter is a mask over the slots (the metadata columns'), and
@@ -13,8 +15,8 @@ event is applied. `index_pending` inserts pending slots into HNSW (query_api/ind
 background, a chunk at a time; loading from DeepLake calls it at once). A replaced vector's old HNSW entry is
 marked deleted at once, so it is never found.
 
-The HNSW graph (M, ef_construction) is the dataset's (`IndexConfig`, chosen at creation); the search breadth
-`ef` is tuned by each replica to the dataset's target recall (query_api/tuning.py, `tune`), and a search may
+The HNSW graph (M, ef_construction) is the field's (`IndexConfig`, chosen at creation); the search breadth
+`ef` is tuned by each replica to the field's target recall (query_api/tuning.py, `tune`), and a search may
 override it or ask for an exact scan.
 
 Thread safety: searches run in worker threads and share a readers-writer lock; applying events and indexing take
@@ -29,7 +31,7 @@ import itertools
 import os
 import threading
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -39,7 +41,7 @@ import numpy as np
 import numpy.typing as npt
 
 from events.analysis import PLAIN_WORDS, TextAnalysis, analyzer_for
-from events.commands import IndexConfig, Metric
+from events.commands import DEFAULT_VECTOR_FIELD, IndexConfig, Metric, VectorField
 from events.filters import FilterNode
 from query_api.filtered import Route, oversampled, route
 from query_api.text_index import TextIndex
@@ -111,26 +113,17 @@ class Hit:
     score: float
 
 
-class DatasetProjection:
+class VectorSpace:
+    """One vector field of a projection (the default vector, or a named field): its vectors by slot, their HNSW
+    index, the slots waiting to be indexed and the tuning of its search breadth. A slot whose record does not
+    carry the field is simply absent from it. The projection's lock guards it."""
+
     def __init__(
-        self,
-        dimensions: int,
-        metric: Metric,
-        version: str = "",
-        text_field: str | None = None,
-        text_analysis: TextAnalysis = PLAIN_WORDS,
-        index: IndexConfig | None = None,
+        self, dimensions: int, metric: Metric, index: IndexConfig | None, lock: ReadWriteLock
     ) -> None:
         self.dimensions = dimensions
         self.metric = metric
-        # BM25 indexes a record's text, and also the metadata field the dataset names for full-text search.
-        self.text_field = text_field
-        # BM25 and the filter operator $match analyse texts alike.
-        self.analyzer = analyzer_for(text_analysis)
-        self.version = version
-        # Events applied at `version` (the events of one commit share it): part of the cache key.
-        self.applied_at_version = 0
-        self.lock = ReadWriteLock()
+        self.lock = lock
         self.config = index or IndexConfig()
         self._index = hnswlib.Index(space=_SPACES[metric], dim=dimensions)
         self._index.init_index(
@@ -141,68 +134,40 @@ class DatasetProjection:
         self._ef_gate = EfGate(self._index.set_ef, UNTUNED_EF)
         # The last query vectors searched through HNSW: the sample the next tuning measures recall on.
         self._recent: deque[Vectors] = deque(maxlen=SAMPLE)
-        # Slots whose current vector is live in HNSW, and the live slots waiting to be inserted (in write order).
+        # Slots that carry a vector here; those whose current vector is live in HNSW; and the carried slots
+        # waiting to be inserted (in write order).
+        self._present = np.zeros(_INITIAL_CAPACITY, dtype=bool)
+        self._count = 0
+        # One past the highest slot ever stored: the rows exact scans and tunings look at.
+        self._extent = 0
         self._in_index = np.zeros(_INITIAL_CAPACITY, dtype=bool)
         self._pending: dict[int, None] = {}
         self._vectors: Vectors = np.zeros((_INITIAL_CAPACITY, dimensions), dtype=np.float32)
         self._norms = np.zeros(_INITIAL_CAPACITY, dtype=np.float32)
-        self._ids: list[str | None] = []
-        self._slot_of: dict[str, int] = {}
-        self._free: list[int] = []
-        self._texts: list[str | None] = []
-        self._metadata: list[dict[str, Any] | None] = []
-        self.columns = MetadataColumns()
-        self._text_index = TextIndex(analyzer=self.analyzer)
 
     # -- writes (callers hold `lock.writing()`) -------------------------------------------------------------
 
-    def upsert(
-        self,
-        ids: Sequence[str],
-        vectors: Vectors,
-        texts: Sequence[str | None] | None,
-        metadata: Sequence[dict[str, Any]] | None,
-    ) -> None:
-        texts = texts if texts is not None else [None] * len(ids)
-        metadata = metadata if metadata is not None else [{} for _ in ids]
-        slots = np.empty(len(ids), dtype=np.int64)
-        fresh: list[int] = []
-        for i, vector_id in enumerate(ids):
-            slot = self._slot_of.get(vector_id)
-            if slot is None and self._free:
-                slot = self._free.pop()
-                self._claim(slot, vector_id)
-            if slot is None:
-                fresh.append(i)
-                continue
-            slots[i] = slot
-            self.columns.replace(slot, metadata[i])
-            self._texts[slot], self._metadata[slot] = texts[i], metadata[i]
-        if fresh:
-            new = self.columns.append([metadata[i] for i in fresh])
-            for i, slot in zip(fresh, new, strict=True):
-                slots[i] = slot
-                self._ids.append(ids[i])
-                self._slot_of[ids[i]] = slot
-                self._texts.append(texts[i])
-                self._metadata.append(metadata[i])
-        self.reserve(len(self._ids))
+    def put(self, slots: npt.NDArray[np.int64], vectors: Vectors) -> None:
+        """Store the slots' vectors (a row of NaN: the record does not carry this field) and mark them pending."""
         vectors = np.asarray(vectors, dtype=np.float32)
+        carried = ~np.isnan(vectors).any(axis=1)
+        self._unindex(slots)
+        self.remove(slots[~carried])
+        slots, vectors = slots[carried], vectors[carried]
+        if len(slots):
+            self._extent = max(self._extent, int(slots.max()) + 1)
+        self._count += int(np.count_nonzero(~self._present[slots]))
+        self._present[slots] = True
         self._vectors[slots] = vectors
         self._norms[slots] = np.linalg.norm(vectors, axis=1)
-        self._unindex(slots)
         self._pending.update(dict.fromkeys(slots.tolist()))
-        self._text_index.set_many(slots, [self._searchable(texts[i], metadata[i]) for i in range(len(ids))])
 
-    def delete(self, ids: Sequence[str]) -> None:
-        slots = [slot for vector_id in ids if (slot := self._slot_of.pop(vector_id, None)) is not None]
-        self._unindex(np.asarray(slots, dtype=np.int64))
-        for slot in slots:
+    def remove(self, slots: npt.NDArray[np.int64]) -> None:
+        self._unindex(slots)
+        for slot in slots.tolist():
             self._pending.pop(slot, None)
-            self._text_index.delete(slot)
-            self._ids[slot] = self._texts[slot] = self._metadata[slot] = None
-            self._free.append(slot)
-        self.columns.delete(slots)
+        self._count -= int(np.count_nonzero(self._present[slots]))
+        self._present[slots] = False
 
     def index_pending(self, limit: int | None = None, threads: int | None = None) -> int:
         """Insert up to `limit` pending slots (all when None) into HNSW, oldest first, on `threads` (every core
@@ -236,81 +201,59 @@ class DatasetProjection:
             self._index.mark_deleted(slot)
         self._in_index[slots] = False
 
-    def set_metadata(self, vector_id: str, metadata: dict[str, Any]) -> None:
-        slot = self._slot_of.get(vector_id)
-        if slot is not None:
-            self.columns.replace(slot, metadata)
-            self._metadata[slot] = metadata
-            if self.text_field is not None:
-                self._text_index.set(slot, self._searchable(self._texts[slot], metadata))
-
-    def _searchable(self, text: str | None, metadata: dict[str, Any]) -> str | None:
-        field = metadata.get(self.text_field) if self.text_field is not None else None
-        parts = [part for part in (text, field) if isinstance(part, str) and part]
-        return " ".join(parts) or None
-
-    def _claim(self, slot: int, vector_id: str) -> None:
-        self._ids[slot] = vector_id
-        self._slot_of[vector_id] = slot
-
-    def reserve(self, size: int) -> None:
-        """Room for `size` rows, so a load that knows its size copies the arrays once, not at each doubling."""
-        capacity = len(self._norms)
-        if size <= capacity:
+    def reserve(self, capacity: int) -> None:
+        """Room for `capacity` slots (the projection's capacity)."""
+        if capacity <= len(self._norms):
             return
-        capacity = max(size, capacity * 2)
         vectors = np.zeros((capacity, self.dimensions), dtype=np.float32)
         vectors[: len(self._vectors)] = self._vectors
-        norms = np.zeros(capacity, dtype=np.float32)
-        norms[: len(self._norms)] = self._norms
-        in_index = np.zeros(capacity, dtype=bool)
-        in_index[: len(self._in_index)] = self._in_index
-        self._vectors, self._norms, self._in_index = vectors, norms, in_index
+        self._vectors = vectors
+        self._norms, self._in_index, self._present = (
+            _grown(self._norms, capacity),
+            _grown(self._in_index, capacity),
+            _grown(self._present, capacity),
+        )
 
     # -- reads (callers hold `lock.reading()`) --------------------------------------------------------------
 
     def __len__(self) -> int:
-        return len(self._slot_of)
+        return self._count
+
+    def carries(self, slot: int) -> bool:
+        return bool(self._present[slot])
 
     @property
     def pending(self) -> int:
-        """Live vectors not in HNSW yet (searched by exact scan meanwhile)."""
+        """Vectors not in HNSW yet (searched by exact scan meanwhile)."""
         return len(self._pending)
+
+    @property
+    def indexed(self) -> int:
+        """Live vectors in HNSW."""
+        return self._count - len(self._pending)
+
+    @property
+    def recent_searches(self) -> int:
+        """Query vectors kept for the next tuning (at most SAMPLE)."""
+        return len(self._recent)
 
     @property
     def memory_bytes(self) -> int:
         """An estimate of the memory the vectors take: the arrays held here, and hnswlib's bottom level for each
         slot of its capacity (the vector, 2·M links of 4 bytes and their count, the 8-byte label; M is the
-        dataset's); its upper levels add about 1/M of that. Ids, texts, metadata and the text index are not
-        counted."""
+        field's); its upper levels add about 1/M of that."""
         hnsw = int(self._index.get_max_elements()) * (self.dimensions * 4 + 2 * self.config.m * 4 + 4 + 8)
-        return self._vectors.nbytes + self._norms.nbytes + self._in_index.nbytes + hnsw
-
-    def slot(self, vector_id: str) -> int | None:
-        return self._slot_of.get(vector_id)
-
-    def id_of(self, slot: int) -> str:
-        vector_id = self._ids[slot]
-        if vector_id is None:
-            raise KeyError(slot)
-        return vector_id
+        arrays = self._vectors.nbytes + self._norms.nbytes + self._in_index.nbytes + self._present.nbytes
+        return arrays + hnsw
 
     def vector(self, slot: int) -> Vectors:
         return np.array(self._vectors[slot], dtype=np.float32)
 
-    def text(self, slot: int) -> str | None:
-        return self._texts[slot]
-
-    def metadata(self, slot: int) -> dict[str, Any]:
-        return self._metadata[slot] or {}
-
-    def allowed(self, node: FilterNode | None) -> Bools | None:
-        """The slots a filter keeps, or None for no filter."""
-        return None if node is None else mask(node, self.columns)
-
     def live_slots(self, allowed: Bools | None) -> npt.NDArray[np.int64]:
-        live = self.columns.live if allowed is None else allowed
-        return np.flatnonzero(live)
+        """The slots that carry this field, among the allowed ones."""
+        if allowed is None:
+            return np.flatnonzero(self._present)
+        return np.flatnonzero(allowed & self._present[: len(allowed)])
 
     def search(
         self,
@@ -321,11 +264,11 @@ class DatasetProjection:
         exact: bool = False,
         by: Route | None = None,
     ) -> list[Hit]:
-        """The k best rows for `query` among the allowed ones, best first. Scores: cosine similarity, dot
-        product, or Euclidean distance for l2 (ascending). `exact`: every allowed row is scanned (recall 1);
-        `ef`: the HNSW search breadth instead of the tuned one; `by`: a filtered search's route instead of the
-        cheaper one (query_api/filtered.py; for benches and tests)."""
-        if k <= 0 or not self._slot_of:
+        """The k best rows for `query` among the allowed ones that carry this field, best first. Scores: cosine
+        similarity, dot product, or Euclidean distance for l2 (ascending). `exact`: every allowed row is scanned
+        (recall 1); `ef`: the HNSW search breadth instead of the tuned one; `by`: a filtered search's route
+        instead of the cheaper one (query_api/filtered.py; for benches and tests)."""
+        if k <= 0 or not self._count:
             return []
         query = np.asarray(query, dtype=np.float32)
         if exact:
@@ -338,8 +281,9 @@ class DatasetProjection:
         else:
             allowed_indexed = int(np.count_nonzero(allowed & self._in_index[: len(allowed)]))
             candidates = oversampled(k, allowed_indexed, indexed)
-            if (by or route(int(np.count_nonzero(allowed)), candidates, indexed)) == "exact":
-                return self._exact(query, np.flatnonzero(allowed), k)
+            allowed_here = int(np.count_nonzero(allowed & self._present[: len(allowed)]))
+            if (by or route(allowed_here, candidates, indexed)) == "exact":
+                return self._exact(query, self.live_slots(allowed), k)
             found = self._hnsw(query, candidates, ef, allowed)
             # Fewer than k passed, and HNSW did not see every allowed row: some may lie beyond what it returned.
             if found is not None and len(found) < min(k, allowed_indexed) and candidates < indexed:
@@ -386,8 +330,8 @@ class DatasetProjection:
         many, on queries made from rows. Callers hold no lock: it takes the read lock for the exact answers,
         then again for each breadth tried, so events are applied in between."""
         with self.lock.reading():
-            rows = self._vectors[: len(self._ids)]
-            indexed = self._in_index[: len(self._ids)].copy()
+            rows = self._vectors[: self._extent]
+            indexed = self._in_index[: self._extent].copy()
             count = int(np.count_nonzero(indexed))
             recent = list(self._recent)
             on_searches = len(recent) >= SAMPLE
@@ -407,28 +351,13 @@ class DatasetProjection:
         self.tuning = Tuning(found.ef, found.recall, count, found.target, on_searches)
         return self.tuning
 
-    @property
-    def recent_searches(self) -> int:
-        """Query vectors kept for the next tuning (at most SAMPLE)."""
-        return len(self._recent)
-
-    @property
-    def indexed(self) -> int:
-        """Live vectors in HNSW."""
-        return len(self._slot_of) - len(self._pending)
-
-    def text_search(self, query: str, k: int, allowed: Bools | None) -> list[Hit]:
-        """BM25 over the texts, best first; only rows sharing a word with the query."""
-        slots, scores = self._text_index.search(query, k, allowed)
-        return [Hit(int(slot), float(score)) for slot, score in zip(slots, scores, strict=True)]
-
     def _exact(self, query: Vectors, slots: npt.NDArray[np.int64], k: int) -> list[Hit]:
         if len(slots) == 0:
             return []
-        live = len(self._ids)
-        if 2 * len(slots) > live:
+        extent = self._extent
+        if 2 * len(slots) > extent:
             # Most rows: rank the rows in place rather than gather a copy of them (150 MB at 100k x 384).
-            ascending = self._rank(query, self._vectors[:live], self._norms[:live])[slots]
+            ascending = self._rank(query, self._vectors[:extent], self._norms[:extent])[slots]
         else:
             ascending = self._rank(query, self._vectors[slots], self._norms[slots])
         best = np.argpartition(ascending, k - 1)[:k] if len(slots) > k else np.arange(len(slots))
@@ -453,3 +382,198 @@ class DatasetProjection:
         if self.metric == "cosine":
             product = product / np.maximum(norms * np.linalg.norm(query), 1e-30)
         return -product
+
+
+def _grown(array: npt.NDArray[Any], capacity: int) -> npt.NDArray[Any]:
+    grown = np.zeros(capacity, dtype=array.dtype)
+    grown[: len(array)] = array
+    return grown
+
+
+class DatasetProjection:
+    def __init__(
+        self,
+        dimensions: int,
+        metric: Metric,
+        version: str = "",
+        text_field: str | None = None,
+        text_analysis: TextAnalysis = PLAIN_WORDS,
+        index: IndexConfig | None = None,
+        vectors: Mapping[str, VectorField] | None = None,
+    ) -> None:
+        # BM25 indexes a record's text, and also the metadata field the dataset names for full-text search.
+        self.text_field = text_field
+        # BM25 and the filter operator $match analyse texts alike.
+        self.analyzer = analyzer_for(text_analysis)
+        self.version = version
+        # Events applied at `version` (the events of one commit share it): part of the cache key.
+        self.applied_at_version = 0
+        self.lock = ReadWriteLock()
+        # The default vector first, then the dataset's named fields.
+        self.spaces: dict[str, VectorSpace] = {
+            DEFAULT_VECTOR_FIELD: VectorSpace(dimensions, metric, index, self.lock)
+        }
+        for name, field in (vectors or {}).items():
+            self.spaces[name] = VectorSpace(field.dimensions, field.metric, field.index, self.lock)
+        self.default = self.spaces[DEFAULT_VECTOR_FIELD]
+        self._capacity = _INITIAL_CAPACITY
+        self._ids: list[str | None] = []
+        self._slot_of: dict[str, int] = {}
+        self._free: list[int] = []
+        self._texts: list[str | None] = []
+        self._metadata: list[dict[str, Any] | None] = []
+        self.columns = MetadataColumns()
+        self._text_index = TextIndex(analyzer=self.analyzer)
+
+    @property
+    def tuning_key(self) -> str:
+        """Every field's tuned breadth: part of the search cache key, so that a tuning is not hidden by answers
+        found before it."""
+        return ".".join(str(space.tuning.ef) for space in self.spaces.values())
+
+    # -- writes (callers hold `lock.writing()`) -------------------------------------------------------------
+
+    def upsert(
+        self,
+        ids: Sequence[str],
+        vectors: Vectors,
+        texts: Sequence[str | None] | None,
+        metadata: Sequence[dict[str, Any]] | None,
+        named: Mapping[str, Vectors] | None = None,
+    ) -> None:
+        """Write whole records. `named`: a named field's vectors, NaN in the rows of records that do not carry
+        it; a field not given is carried by none of them."""
+        texts = texts if texts is not None else [None] * len(ids)
+        metadata = metadata if metadata is not None else [{} for _ in ids]
+        slots = np.empty(len(ids), dtype=np.int64)
+        fresh: list[int] = []
+        for i, vector_id in enumerate(ids):
+            slot = self._slot_of.get(vector_id)
+            if slot is None and self._free:
+                slot = self._free.pop()
+                self._claim(slot, vector_id)
+            if slot is None:
+                fresh.append(i)
+                continue
+            slots[i] = slot
+            self.columns.replace(slot, metadata[i])
+            self._texts[slot], self._metadata[slot] = texts[i], metadata[i]
+        if fresh:
+            new = self.columns.append([metadata[i] for i in fresh])
+            for i, slot in zip(fresh, new, strict=True):
+                slots[i] = slot
+                self._ids.append(ids[i])
+                self._slot_of[ids[i]] = slot
+                self._texts.append(texts[i])
+                self._metadata.append(metadata[i])
+        self.reserve(len(self._ids))
+        for name, space in self.spaces.items():
+            if space is self.default:
+                space.put(slots, vectors)
+            elif named is not None and name in named:
+                space.put(slots, named[name])
+            else:
+                space.remove(slots)
+        self._text_index.set_many(slots, [self._searchable(texts[i], metadata[i]) for i in range(len(ids))])
+
+    def delete(self, ids: Sequence[str]) -> None:
+        slots = [slot for vector_id in ids if (slot := self._slot_of.pop(vector_id, None)) is not None]
+        for space in self.spaces.values():
+            space.remove(np.asarray(slots, dtype=np.int64))
+        for slot in slots:
+            self._text_index.delete(slot)
+            self._ids[slot] = self._texts[slot] = self._metadata[slot] = None
+            self._free.append(slot)
+        self.columns.delete(slots)
+
+    def index_pending(self, limit: int | None = None, threads: int | None = None) -> int:
+        """Insert up to `limit` pending slots (all when None) of the fields into HNSW, the default vector's
+        first, each oldest first, on `threads` (every core for a batch worth splitting when None); how many
+        were inserted."""
+        done = 0
+        for space in self.spaces.values():
+            if limit is not None and done >= limit:
+                break
+            done += space.index_pending(None if limit is None else limit - done, threads)
+        return done
+
+    def set_metadata(self, vector_id: str, metadata: dict[str, Any]) -> None:
+        slot = self._slot_of.get(vector_id)
+        if slot is not None:
+            self.columns.replace(slot, metadata)
+            self._metadata[slot] = metadata
+            if self.text_field is not None:
+                self._text_index.set(slot, self._searchable(self._texts[slot], metadata))
+
+    def _searchable(self, text: str | None, metadata: dict[str, Any]) -> str | None:
+        field = metadata.get(self.text_field) if self.text_field is not None else None
+        parts = [part for part in (text, field) if isinstance(part, str) and part]
+        return " ".join(parts) or None
+
+    def _claim(self, slot: int, vector_id: str) -> None:
+        self._ids[slot] = vector_id
+        self._slot_of[vector_id] = slot
+
+    def reserve(self, size: int) -> None:
+        """Room for `size` rows, so a load that knows its size copies the arrays once, not at each doubling."""
+        if size <= self._capacity:
+            return
+        self._capacity = max(size, self._capacity * 2)
+        for space in self.spaces.values():
+            space.reserve(self._capacity)
+
+    # -- reads (callers hold `lock.reading()`) --------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._slot_of)
+
+    @property
+    def pending(self) -> int:
+        """Live vectors of every field not in HNSW yet (searched by exact scan meanwhile)."""
+        return sum(space.pending for space in self.spaces.values())
+
+    @property
+    def memory_bytes(self) -> int:
+        """An estimate of the memory the vectors of every field take (VectorSpace.memory_bytes). Ids, texts,
+        metadata and the text index are not counted."""
+        return sum(space.memory_bytes for space in self.spaces.values())
+
+    def slot(self, vector_id: str) -> int | None:
+        return self._slot_of.get(vector_id)
+
+    def id_of(self, slot: int) -> str:
+        vector_id = self._ids[slot]
+        if vector_id is None:
+            raise KeyError(slot)
+        return vector_id
+
+    def vector(self, slot: int) -> Vectors | None:
+        """The record's default vector; None when it has none (it carries named fields only)."""
+        return self.default.vector(slot) if self.default.carries(slot) else None
+
+    def named_vectors(self, slot: int) -> dict[str, Vectors]:
+        """The named fields the slot's record carries, with their vectors."""
+        return {
+            name: space.vector(slot)
+            for name, space in self.spaces.items()
+            if space is not self.default and space.carries(slot)
+        }
+
+    def text(self, slot: int) -> str | None:
+        return self._texts[slot]
+
+    def metadata(self, slot: int) -> dict[str, Any]:
+        return self._metadata[slot] or {}
+
+    def allowed(self, node: FilterNode | None) -> Bools | None:
+        """The slots a filter keeps, or None for no filter."""
+        return None if node is None else mask(node, self.columns)
+
+    def live_slots(self, allowed: Bools | None) -> npt.NDArray[np.int64]:
+        live = self.columns.live if allowed is None else allowed
+        return np.flatnonzero(live)
+
+    def text_search(self, query: str, k: int, allowed: Bools | None) -> list[Hit]:
+        """BM25 over the texts, best first; only rows sharing a word with the query."""
+        slots, scores = self._text_index.search(query, k, allowed)
+        return [Hit(int(slot), float(score)) for slot, score in zip(slots, scores, strict=True)]

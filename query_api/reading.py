@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 
+from events.commands import DEFAULT_VECTOR_FIELD
 from events.filters import FilterNode, parse_filter
 from query_api.cache import SearchCache
 from query_api.consistency import ConsistencyLevel, TokenBeyondLog
 from query_api.projection import DatasetProjection
 from query_api.registry import Served
-from query_api.searching import SearchPlan, run_search, views
+from query_api.searching import PlannedInput, SearchPlan, run_search, views
 from query_api.services import ReadServices
 from schemas.datasets import DatasetVersionView
 from schemas.search import (
@@ -153,7 +155,7 @@ class Reader:
             read.dataset,
             projection.version,
             projection.applied_at_version,
-            projection.tuning.ef,
+            projection.tuning_key,
             body,
         )
         page = await cache.get(key)
@@ -163,24 +165,54 @@ class Reader:
         return page
 
     async def _search(self, served: Served, body: SearchRequest) -> bytes:
-        vector = None if body.vector is None else np.asarray(body.vector, dtype=np.float32)
-        if vector is None and body.mode != "text":
-            if served.spec.embedder is None:
-                raise invalid(("body", "vector"), "this dataset has no embedder: give a query vector")
-            embedded = await self.services.embedders.embed(
-                served.spec.embedder, served.spec.dimensions, [body.text or ""]
-            )
-            vector = embedded[0]
-        if vector is not None and len(vector) != served.spec.dimensions:
-            raise invalid(
-                ("body", "vector"),
-                f"the query vector has {len(vector)} dimensions, the dataset has {served.spec.dimensions}",
-            )
+        inputs: list[PlannedInput] = []
+        vector = None
+        if body.queries is not None:
+            for i, query in enumerate(body.queries):
+                loc = ("body", "queries", i)
+                if query.mode == "text":
+                    inputs.append(PlannedInput(None, None, query.text, query.weight))
+                else:
+                    found = await self._query_vector(served, query.field, query.vector, query.text, loc)
+                    inputs.append(PlannedInput(query.field, found, None, query.weight))
+        elif body.mode != "text":
+            vector = await self._query_vector(served, body.field, body.vector, body.text, ("body",))
         results, more = await asyncio.to_thread(
-            run_search, served, SearchPlan.of(body, vector, served.projection.analyzer)
+            run_search, served, SearchPlan.of(body, vector, served.projection.analyzer, inputs)
         )
         page = SearchPage(results=results, next_offset=body.offset + len(results) if more else None)
         return page.model_dump_json(exclude_none=True).encode()
+
+    async def _query_vector(
+        self,
+        served: Served,
+        field: str,
+        given: npt.ArrayLike | None,
+        text: str | None,
+        loc: tuple[str | int, ...],
+    ) -> npt.NDArray[np.float32]:
+        """The query vector of a vector field: the one given, or `text` embedded by the field's embedder."""
+        spec = served.spec
+        if field == DEFAULT_VECTOR_FIELD:
+            dimensions, embedder = spec.dimensions, spec.embedder
+        elif (named := spec.vectors.get(field)) is not None:
+            dimensions, embedder = named.dimensions, named.embedder
+        else:
+            known = ", ".join([DEFAULT_VECTOR_FIELD, *sorted(spec.vectors)])
+            raise invalid((*loc, "field"), f"the dataset has no vector field {field!r} (it has {known})")
+        if given is None:
+            if embedder is None:
+                where = "this dataset" if field == DEFAULT_VECTOR_FIELD else f"the field {field!r}"
+                raise invalid((*loc, "vector"), f"{where} has no embedder: give a query vector")
+            embedded = await self.services.embedders.embed(embedder, dimensions, [text or ""])
+            return np.asarray(embedded[0], dtype=np.float32)
+        vector = np.asarray(given, dtype=np.float32)
+        if len(vector) != dimensions:
+            where = "the dataset has" if field == DEFAULT_VECTOR_FIELD else f"the field {field!r} has"
+            raise invalid(
+                (*loc, "vector"), f"the query vector has {len(vector)} dimensions, {where} {dimensions}"
+            )
+        return vector
 
     async def get(self, read: ServedRead, body: GetVectorsRequest) -> list[VectorView]:
         """The vectors of these ids that exist, in the order asked."""

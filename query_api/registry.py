@@ -27,10 +27,11 @@ from events import (
     VectorsDeleted,
     VectorsUpserted,
 )
+from events.commands import dense_default, dense_named_vectors
 from query_api.projection import DatasetProjection
 from tributary import tracing
 from tributary.metrics import APPLIED_TO_VISIBLE, observe_since
-from tributary.storage import DatasetSpec, DatasetStore
+from tributary.storage import DatasetSpec, DatasetStore, column_of
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,8 @@ def rebuild(projections: Projections, store: DatasetStore, tenant: str, dataset:
         if served is None:
             projections.drop(tenant, dataset)
             return None
-        served.projection.tune()
+        for space in served.projection.spaces.values():
+            space.tune()
         projections.put(tenant, dataset, served)
         return served
 
@@ -104,7 +106,7 @@ def _apply_all(projections: Projections, events: Sequence[DomainEvent]) -> None:
                 if projections.get(event.tenant, event.dataset) is None:
                     spec = DatasetSpec.of(p)
                     projection = DatasetProjection(
-                        p.dimensions, p.metric, p.version, p.text_field, p.text_analysis, p.index
+                        p.dimensions, p.metric, p.version, p.text_field, p.text_analysis, p.index, p.vectors
                     )
                     projections.put(event.tenant, event.dataset, Served(spec, projection))
             case DatasetDeleted():
@@ -125,17 +127,19 @@ def _apply_all(projections: Projections, events: Sequence[DomainEvent]) -> None:
                     continue  # an event of a dataset deleted since; its delete follows or came first
                 projection = served.projection
                 with projection.lock.writing():
-                    _apply(projection, event)
+                    _apply(served, event)
                     if projection.version == event.payload.version:
                         projection.applied_at_version += 1
                     else:
                         projection.version, projection.applied_at_version = event.payload.version, 1
 
 
-def _apply(projection: DatasetProjection, event: VectorsUpserted | VectorsDeleted | MetadataUpdated) -> None:
+def _apply(served: Served, event: VectorsUpserted | VectorsDeleted | MetadataUpdated) -> None:
+    projection = served.projection
     match event:
         case VectorsUpserted(payload=p):
-            projection.upsert(p.ids, p.vectors, p.texts, p.metadata)
+            named = dense_named_vectors(p.named_vectors, served.spec.vectors, len(p.ids))
+            projection.upsert(p.ids, dense_default(p.vectors, p.vector_absent), p.texts, p.metadata, named)
         case VectorsDeleted(payload=p):
             projection.delete(p.ids)
         case MetadataUpdated(payload=p):
@@ -161,7 +165,13 @@ def load_dataset(
         return None
     ds = store.read_at(tenant, dataset, at)
     projection = DatasetProjection(
-        spec.dimensions, spec.metric, str(ds.version), spec.text_field, spec.text_analysis, spec.index
+        spec.dimensions,
+        spec.metric,
+        str(ds.version),
+        spec.text_field,
+        spec.text_analysis,
+        spec.index,
+        spec.vectors,
     )
     with projection.lock.writing():
         projection.reserve(len(ds))
@@ -173,7 +183,13 @@ def load_dataset(
             metadata: list[dict[str, Any]] = [
                 json.loads(str(m)) if m else {} for m in _column(ds, "metadata", start, stop)
             ]
-            projection.upsert(ids, vectors, texts, metadata)
+            named = {
+                name: np.asarray(ds[column_of(name)][start:stop], dtype=np.float32).reshape(
+                    -1, field.dimensions
+                )
+                for name, field in spec.vectors.items()
+            }
+            projection.upsert(ids, vectors, texts, metadata, named)
         if index:
             projection.index_pending()
     return Served(spec, projection)

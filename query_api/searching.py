@@ -1,5 +1,6 @@
-"""Running one search against a dataset's projection: vector, text (BM25) or hybrid (fused), with the filter
-applied inside each search, then paging and the fields `include` asks for, all under one read lock (so a row
+"""Running one search against a dataset's projection: vector (of one vector field), text (BM25), hybrid (a vector
+field and BM25, fused) or fused (any inputs of `queries`: vector fields and BM25), with the filter applied inside
+each search, then paging and the fields `include` asks for, all under one read lock (so a row
 deleted meanwhile cannot appear, nor a reused slot under an old score)."""
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import numpy as np
 import numpy.typing as npt
 
 from events.analysis import Analyzer
+from events.commands import DEFAULT_VECTOR_FIELD
 from events.filters import FilterNode, parse_filter
-from query_api.fusion import dbsf, min_max, rrf
-from query_api.projection import DatasetProjection, Hit
+from query_api.fusion import dbsf_of, min_max_of, rrf
+from query_api.projection import DatasetProjection, Hit, VectorSpace
 from query_api.registry import Served
 from schemas.search import Fusion, Include, SearchRequest, VectorView
 
@@ -23,8 +25,18 @@ HYBRID_CANDIDATES = 100
 
 
 @dataclass(frozen=True)
+class PlannedInput:
+    """One input of a fused search: a vector field's search with `vector`, or BM25 with `text` (field None)."""
+
+    field: str | None
+    vector: npt.NDArray[np.float32] | None
+    text: str | None
+    weight: float
+
+
+@dataclass(frozen=True)
 class SearchPlan:
-    mode: Literal["vector", "text", "hybrid"]
+    mode: Literal["vector", "text", "hybrid", "fused"]
     vector: npt.NDArray[np.float32] | None
     text: str | None
     k: int
@@ -37,14 +49,21 @@ class SearchPlan:
     include: tuple[Include, ...]
     ef: int | None = None
     exact: bool = False
+    field: str = DEFAULT_VECTOR_FIELD
+    inputs: tuple[PlannedInput, ...] = ()
 
     @classmethod
     def of(
-        cls, body: SearchRequest, vector: npt.NDArray[np.float32] | None, analyzer: Analyzer
+        cls,
+        body: SearchRequest,
+        vector: npt.NDArray[np.float32] | None,
+        analyzer: Analyzer,
+        inputs: Sequence[PlannedInput] = (),
     ) -> SearchPlan:
-        """The plan of a request; `analyzer` is the dataset's, for `$match`."""
+        """The plan of a request; `analyzer` is the dataset's, for `$match`; `inputs`: those of `queries`, with
+        their vectors."""
         return cls(
-            mode=body.mode,
+            mode="fused" if body.queries is not None else body.mode,
             vector=vector,
             text=body.text,
             k=body.k,
@@ -57,6 +76,8 @@ class SearchPlan:
             include=tuple(body.include),
             ef=body.ef,
             exact=body.exact,
+            field=body.field,
+            inputs=tuple(inputs),
         )
 
 
@@ -68,50 +89,62 @@ def run_search(served: Served, plan: SearchPlan) -> tuple[list[VectorView], bool
         allowed = projection.allowed(plan.filter)
         if plan.mode == "vector":
             assert plan.vector is not None
-            found = projection.search(plan.vector, wanted, allowed, plan.ef, plan.exact)
-            hits = _within_threshold(found, plan, projection)
+            space = projection.spaces[plan.field]
+            found = space.search(plan.vector, wanted, allowed, plan.ef, plan.exact)
+            hits = _within_threshold(found, plan, space)
         elif plan.mode == "text":
             hits = projection.text_search(plan.text or "", wanted, allowed)
+        elif plan.mode == "hybrid":
+            inputs = (
+                PlannedInput(plan.field, plan.vector, None, plan.alpha),
+                PlannedInput(None, None, plan.text, 1 - plan.alpha),
+            )
+            hits = _fused(projection, plan, inputs, allowed, max(wanted, HYBRID_CANDIDATES))
         else:
-            hits = _hybrid(projection, plan, allowed, max(wanted, HYBRID_CANDIDATES))
+            hits = _fused(projection, plan, plan.inputs, allowed, max(wanted, HYBRID_CANDIDATES))
         page = [(hit.slot, hit.score) for hit in hits[plan.offset : plan.offset + plan.k]]
         return views(projection, page, plan.include), len(hits) > plan.offset + plan.k
 
 
-def _within_threshold(hits: list[Hit], plan: SearchPlan, projection: DatasetProjection) -> list[Hit]:
+def _within_threshold(hits: list[Hit], plan: SearchPlan, space: VectorSpace) -> list[Hit]:
     if plan.score_threshold is None:
         return hits
-    if projection.metric == "l2":
+    if space.metric == "l2":
         return [hit for hit in hits if hit.score <= plan.score_threshold]
     return [hit for hit in hits if hit.score >= plan.score_threshold]
 
 
-def _hybrid(
-    projection: DatasetProjection, plan: SearchPlan, allowed: npt.NDArray[np.bool_] | None, candidates: int
+def _fused(
+    projection: DatasetProjection,
+    plan: SearchPlan,
+    inputs: Sequence[PlannedInput],
+    allowed: npt.NDArray[np.bool_] | None,
+    candidates: int,
 ) -> list[Hit]:
-    assert plan.vector is not None
-    by_vector = projection.search(plan.vector, candidates, allowed, plan.ef, plan.exact)
-    by_text = projection.text_search(plan.text or "", candidates, allowed)
-    vector_side = (
-        np.array([h.slot for h in by_vector], dtype=np.int64),
-        _ranked_scores(by_vector, projection),
-    )
-    text_side = (np.array([h.slot for h in by_text], dtype=np.int64), np.array([h.score for h in by_text]))
+    """Each input's `candidates` best under the filter, fused into one ranking (`plan.fusion`, each input
+    weighted). A row an input does not find (a record without that vector field, a text without the words)
+    gets nothing from it, and may still come first through the others."""
+    sides: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = []
+    for planned in inputs:
+        if planned.field is None:
+            found = projection.text_search(planned.text or "", candidates, allowed)
+            scores = np.array([h.score for h in found], dtype=np.float64)
+        else:
+            assert planned.vector is not None
+            space = projection.spaces[planned.field]
+            found = space.search(planned.vector, candidates, allowed, plan.ef, plan.exact)
+            # Fusion wants higher-is-better on every side; an l2 distance is turned around.
+            scores = np.array([h.score for h in found], dtype=np.float64)
+            scores = -scores if space.metric == "l2" else scores
+        sides.append((np.array([h.slot for h in found], dtype=np.int64), scores))
+    weights = [planned.weight for planned in inputs]
     if plan.fusion == "rrf":
-        slots, scores = rrf(
-            [vector_side[0], text_side[0]], k=plan.rrf_k, weights=[plan.alpha, 1 - plan.alpha]
-        )
+        slots, fused = rrf([slots for slots, _ in sides], k=plan.rrf_k, weights=weights)
     elif plan.fusion == "dbsf":
-        slots, scores = dbsf(vector_side, text_side, plan.alpha)
+        slots, fused = dbsf_of(sides, weights)
     else:
-        slots, scores = min_max(vector_side, text_side, plan.alpha)
-    return [Hit(int(slot), float(score)) for slot, score in zip(slots, scores, strict=True)]
-
-
-def _ranked_scores(hits: list[Hit], projection: DatasetProjection) -> npt.NDArray[np.float64]:
-    # Fusion wants higher-is-better on both sides; an l2 distance is turned around.
-    scores = np.array([h.score for h in hits], dtype=np.float64)
-    return -scores if projection.metric == "l2" else scores
+        slots, fused = min_max_of(sides, weights)
+    return [Hit(int(slot), float(score)) for slot, score in zip(slots, fused, strict=True)]
 
 
 def views(
@@ -122,7 +155,10 @@ def views(
         VectorView(
             id=projection.id_of(slot),
             score=score,
-            vector=projection.vector(slot).tolist() if "vector" in include else None,
+            vector=None if "vector" not in include or (v := projection.vector(slot)) is None else v.tolist(),
+            vectors={name: v.tolist() for name, v in projection.named_vectors(slot).items()}
+            if "vectors" in include
+            else None,
             metadata=projection.metadata(slot) if "metadata" in include else None,
             text=projection.text(slot) if "text" in include else None,
         )

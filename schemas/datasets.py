@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from events.analysis import DEFAULT_ANALYSIS, TextAnalysis
-from events.commands import DatasetDefinition, EmbedderConfig, FieldType, Metric
+from events.commands import DatasetDefinition, EmbedderConfig, FieldType, Metric, VectorField
 from events.domain import RejectionCause
 from events.names import Name
 from schemas.requests import RequestModel
@@ -32,6 +32,10 @@ class DatasetView(BaseModel):
     metadata_schema: dict[str, FieldType]
     text_field: str | None
     embedder: EmbedderConfig | None
+    # None in the catalog rows of datasets created before named vectors.
+    vectors: Annotated[dict[str, VectorField], BeforeValidator(lambda v: v or {})] = Field(
+        default_factory=dict, description="The named vector fields beside the default vector"
+    )
     status: str
     version: str
     vector_count: int

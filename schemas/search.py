@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from events.commands import Integer, VectorId
+from events.commands import DEFAULT_VECTOR_FIELD, MAX_VECTOR_FIELDS, Integer, VectorFieldName, VectorId
 from events.filters import FilterDict
 from schemas.requests import RequestModel
 from schemas.vectors import MAX_RECORDS, FiniteFloat, Float32List, PackedVector
 
-Include = Literal["vector", "metadata", "text"]
+# "vectors": the named vector fields the record carries.
+Include = Literal["vector", "vectors", "metadata", "text"]
 # Hybrid search's fusions (query_api/fusion.py); "weighted" is the earlier name of "min_max".
 Fusion = Literal["rrf", "min_max", "dbsf", "weighted"]
 # Chosen by bench/relevance.py on the tuning halves of its labelled sets (docs/benchmarks.md has the figures).
@@ -27,6 +28,43 @@ def _metadata_only() -> list[Include]:
 
 
 MAX_OFFSET = 10_000
+# The inputs one fused search may have: each vector field, and BM25 twice over (say, two phrasings).
+MAX_QUERY_INPUTS = MAX_VECTOR_FIELDS + 3
+
+QueryText = Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
+
+
+class QueryInput(RequestModel):
+    """One input of a fused search (`queries`): a vector field searched with a vector (or `text` embedded by
+    the field's embedder), or BM25 over the texts (`"mode": "text"`)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, ser_json_inf_nan="constants")
+
+    mode: Literal["vector", "text"] = "vector"
+    field: VectorFieldName = Field(
+        default=DEFAULT_VECTOR_FIELD,
+        description=f'The vector field searched (vector mode); "{DEFAULT_VECTOR_FIELD}" is the default vector',
+    )
+    vector: Float32List | PackedVector | None = Field(
+        default=None, description="The query vector of the field"
+    )
+    text: QueryText | None = Field(
+        default=None,
+        description="vector mode: embedded by the field's embedder when no vector; text mode: BM25",
+    )
+    weight: FiniteFloat = Field(
+        default=1.0, ge=0.0, le=1000.0, description="This input's weight in the fusion"
+    )
+
+    @model_validator(mode="after")
+    def _query_given(self) -> QueryInput:
+        if self.mode == "vector" and self.vector is None and self.text is None:
+            raise ValueError("a vector input needs a vector (or text to embed)")
+        if self.mode == "text" and (
+            self.text is None or self.vector is not None or "field" in self.model_fields_set
+        ):
+            raise ValueError("a text input (BM25) takes `text` alone, no vector or field")
+        return self
 
 
 class SearchRequest(RequestModel):
@@ -37,6 +75,7 @@ class SearchRequest(RequestModel):
         ser_json_inf_nan="constants",
         json_schema_extra={
             "anyOf": [
+                {"required": ["queries"], "properties": {"queries": {"type": "array"}}},
                 {"required": ["text"], "properties": {"text": {"type": "string"}}},
                 {
                     "required": ["vector"],
@@ -56,6 +95,18 @@ class SearchRequest(RequestModel):
         description="Query text: BM25, and embedded when no vector",
     )
     mode: Literal["vector", "text", "hybrid"] = "vector"
+    field: VectorFieldName = Field(
+        default=DEFAULT_VECTOR_FIELD,
+        description=f'The vector field searched in vector and hybrid modes: "{DEFAULT_VECTOR_FIELD}" (the default '
+        "vector) or a named field of the dataset",
+    )
+    queries: list[QueryInput] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_QUERY_INPUTS,
+        description="Several inputs at once (vector fields, BM25), fused with `fusion` and each input's weight, "
+        "under the one filter; instead of vector, text, mode, field and alpha",
+    )
     k: Integer = Field(default=10, ge=1, le=MAX_K)
     offset: Integer = Field(default=0, ge=0, le=MAX_OFFSET, description="Skip this many results (paging)")
     filter: FilterDict | None = None
@@ -90,12 +141,19 @@ class SearchRequest(RequestModel):
 
     @model_validator(mode="after")
     def _query_given(self) -> SearchRequest:
+        if self.exact and self.ef is not None:
+            raise ValueError("give `exact` or `ef`, not both: an exact search has no breadth")
+        if self.queries is not None:
+            single = {"vector", "text", "mode", "field", "alpha", "score_threshold"} & self.model_fields_set
+            if single:
+                raise ValueError(f"give `queries` or {', '.join(sorted(single))}, not both")
+            return self
+        if self.mode == "text" and "field" in self.model_fields_set:
+            raise ValueError("text mode searches the texts: `field` names a vector field")
         if self.mode == "vector" and self.vector is None and self.text is None:
             raise ValueError("vector mode needs a vector (or text to embed)")
         if self.mode in ("text", "hybrid") and self.text is None:
             raise ValueError(f"{self.mode} mode needs text")
-        if self.exact and self.ef is not None:
-            raise ValueError("give `exact` or `ef`, not both: an exact search has no breadth")
         return self
 
 
@@ -103,6 +161,9 @@ class VectorView(BaseModel):
     id: str
     score: float | None = None
     vector: list[float] | None = None
+    vectors: dict[str, list[float]] | None = Field(
+        default=None, description="The named vector fields the record carries (include `vectors`)"
+    )
     metadata: dict[str, Any] | None = None
     text: str | None = None
 

@@ -17,7 +17,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from events.commands import Metadata, MetadataChange, VectorId, VectorSelection
+from events.commands import Metadata, MetadataChange, VectorFieldName, VectorId, VectorSelection
 from schemas.requests import RequestModel
 
 MAX_RECORDS = 10_000
@@ -83,6 +83,11 @@ class VectorRecord(RequestModel):
     )
     text: str | None = None
     metadata: Metadata | None = None
+    vectors: dict[VectorFieldName, list[FiniteFloat] | PackedVector] | None = Field(
+        default=None,
+        description="The record's vectors of the dataset's named fields, by field (numbers or packed float32); "
+        "a field not given is embedded from `text` when it has an embedder, else the record does not carry it",
+    )
 
 
 class UpsertVectorsRequest(RequestModel):

@@ -231,7 +231,7 @@ def _verify(backups: BackupStore) -> tuple[BackupManifest, list[SnapshotManifest
     for snapshot in snapshots:
         base = folder(snapshot.tenant, snapshot.dataset, snapshot.snapshot_id)
         for part in snapshot.parts:
-            for file in (part.vectors, part.records):
+            for file in part.files:
                 verified(backups, base, file, snapshot.snapshot_id)
     dumps = {dump.table: verified(backups, "", dump.dump, manifest.backup_id) for dump in manifest.tables}
     return manifest, snapshots, dumps

@@ -53,6 +53,12 @@ class SnapshotPart(BaseModel):
     rows: int
     vectors: SnapshotFile
     records: SnapshotFile
+    # The named vector fields' matrices (NaN rows where a record does not carry the field), by field.
+    named: dict[str, SnapshotFile] = Field(default_factory=dict)
+
+    @property
+    def files(self) -> list[SnapshotFile]:
+        return [self.vectors, self.records, *self.named.values()]
 
 
 class SnapshotManifest(BaseModel):
@@ -87,7 +93,7 @@ class SnapshotManifest(BaseModel):
 
     @property
     def size_bytes(self) -> int:
-        return sum(part.vectors.size + part.records.size for part in self.parts)
+        return sum(file.size for part in self.parts for file in part.files)
 
     @property
     def dimensions(self) -> int:
@@ -110,13 +116,18 @@ def tag_of(snapshot_id: str) -> str:
     return f"snapshot-{snapshot_id}"
 
 
-def encode_part(rows: Rows) -> tuple[bytes, bytes]:
-    vectors = io.BytesIO()
-    np.save(vectors, np.ascontiguousarray(rows.vectors, dtype="<f4"), allow_pickle=False)
+def encode_part(rows: Rows) -> tuple[bytes, bytes, dict[str, bytes]]:
+    """The part's vectors, its records (ids, texts, metadata) and each named field's vectors."""
     records = json.dumps(
         {"ids": rows.ids, "texts": rows.texts, "metadata": rows.metadata}, ensure_ascii=False
     ).encode()
-    return vectors.getvalue(), records
+    return _npy(rows.vectors), records, {name: _npy(matrix) for name, matrix in rows.named.items()}
+
+
+def _npy(matrix: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    np.save(out, np.ascontiguousarray(matrix, dtype="<f4"), allow_pickle=False)
+    return out.getvalue()
 
 
 def described(name: str, data: bytes) -> SnapshotFile:
@@ -141,13 +152,21 @@ def write_snapshot(
     parts: list[SnapshotPart] = []
     for index, start in enumerate(range(0, source.count, PART_ROWS)):
         rows = store.rows_at(tenant, dataset, at, start, min(start + PART_ROWS, source.count))
-        vectors, records = encode_part(rows)
+        vectors, records, named = encode_part(rows)
         names = (f"vectors-{index:05d}.npy", f"records-{index:05d}.json")
         backups.put(base + names[0], vectors)
         backups.put(base + names[1], records)
+        named_files = {}
+        for field, data in named.items():
+            name = f"vector.{field}-{index:05d}.npy"
+            backups.put(base + name, data)
+            named_files[field] = described(name, data)
         parts.append(
             SnapshotPart(
-                rows=len(rows), vectors=described(names[0], vectors), records=described(names[1], records)
+                rows=len(rows),
+                vectors=described(names[0], vectors),
+                records=described(names[1], records),
+                named=named_files,
             )
         )
     manifest = SnapshotManifest(
@@ -225,21 +244,27 @@ async def existing_snapshot(
 def read_verified(backups: BackupStore, manifest: SnapshotManifest) -> Rows:
     """Every row of the snapshot, each object checked against the manifest's size and sha256 first."""
     base = folder(manifest.tenant, manifest.dataset, manifest.snapshot_id)
-    dims = manifest.dataset_spec.dimensions
+    spec = manifest.dataset_spec
+    widths: dict[str | None, int] = {None: spec.dimensions}
+    widths.update({name: field.dimensions for name, field in spec.vectors.items()})
     ids: list[str] = []
     texts: list[str] = []
     metadata: list[str] = []
-    vectors: list[np.ndarray] = []
+    vectors: dict[str | None, list[np.ndarray]] = {field: [] for field in widths}
     for part in manifest.parts:
-        raw_vectors = verified(backups, base, part.vectors, manifest.snapshot_id)
         raw_records = verified(backups, base, part.records, manifest.snapshot_id)
-        matrix = np.load(io.BytesIO(raw_vectors), allow_pickle=False)
         records = json.loads(raw_records)
-        if matrix.shape != (part.rows, dims) or len(records["ids"]) != part.rows:
-            raise SnapshotCorrupt(
-                f"snapshot {manifest.snapshot_id}: {part.vectors.name} does not hold {part.rows} rows"
+        if len(records["ids"]) != part.rows or set(part.named) != set(spec.vectors):
+            raise SnapshotCorrupt(f"snapshot {manifest.snapshot_id}: {part.records.name} does not match")
+        for field, file in [(None, part.vectors), *part.named.items()]:
+            matrix = np.load(
+                io.BytesIO(verified(backups, base, file, manifest.snapshot_id)), allow_pickle=False
             )
-        vectors.append(matrix.astype(np.float32, copy=False))
+            if matrix.shape != (part.rows, widths[field]):
+                raise SnapshotCorrupt(
+                    f"snapshot {manifest.snapshot_id}: {file.name} does not hold {part.rows} rows"
+                )
+            vectors[field].append(matrix.astype(np.float32, copy=False))
         ids += records["ids"]
         texts += records["texts"]
         metadata += records["metadata"]
@@ -247,8 +272,12 @@ def read_verified(backups: BackupStore, manifest: SnapshotManifest) -> Rows:
         raise SnapshotCorrupt(
             f"snapshot {manifest.snapshot_id}: {len(ids)} rows, the manifest says {manifest.vector_count}"
         )
-    matrix = np.concatenate(vectors) if vectors else np.zeros((0, dims), dtype=np.float32)
-    return Rows(ids=ids, vectors=matrix, texts=texts, metadata=metadata)
+    matrices = {
+        field: np.concatenate(parts) if parts else np.zeros((0, widths[field]), dtype=np.float32)
+        for field, parts in vectors.items()
+    }
+    named = {field: matrix for field, matrix in matrices.items() if field is not None}
+    return Rows(ids=ids, vectors=matrices[None], texts=texts, metadata=metadata, named=named)
 
 
 def verified(backups: BackupStore, base: str, file: SnapshotFile, snapshot_id: str) -> bytes:

@@ -25,6 +25,7 @@ from events.commands import (
     LocalEmbedderConfig,
     Metric,
     OpenAIEmbedderConfig,
+    VectorField,
     parse_embedder_config,
 )
 from events.domain import DatasetCreatedPayload
@@ -103,10 +104,18 @@ class DatasetSpec:
     embedder: LocalEmbedderConfig | OpenAIEmbedderConfig | None = None
     text_analysis: TextAnalysis = PLAIN_WORDS
     index: IndexConfig = field(default_factory=IndexConfig)
+    # The named vector fields beside the default vector, each stored in its column `vector.<name>`.
+    vectors: dict[str, VectorField] = field(default_factory=dict)
 
     def to_json(self) -> str:
+        named = (
+            {"vectors": {n: f.model_dump(mode="json") for n, f in self.vectors.items()}}
+            if self.vectors
+            else {}
+        )
         return json.dumps(
             {
+                **named,
                 "dimensions": self.dimensions,
                 "metric": self.metric,
                 "metadata_schema": self.metadata_schema,
@@ -128,6 +137,7 @@ class DatasetSpec:
             "embedder": self.embedder,
             "text_analysis": self.text_analysis,
             "index": self.index,
+            "vectors": dict(self.vectors),
         }
 
     @classmethod
@@ -140,6 +150,7 @@ class DatasetSpec:
             embedder=payload.embedder,
             text_analysis=payload.text_analysis,
             index=payload.index,
+            vectors=dict(payload.vectors),
         )
 
     @classmethod
@@ -155,17 +166,26 @@ class DatasetSpec:
             text_analysis=TextAnalysis.model_validate(data.get("text_analysis") or PLAIN_WORDS),
             # Likewise the index: today's graph and target.
             index=IndexConfig.model_validate(data.get("index") or {}),
+            # And named vector fields: none.
+            vectors={n: VectorField.model_validate(f) for n, f in (data.get("vectors") or {}).items()},
         )
+
+
+def column_of(name: str) -> str:
+    """The DeepLake column of a named vector field."""
+    return f"vector.{name}"
 
 
 @dataclass(frozen=True)
 class Rows:
-    """A dataset's rows as stored, in row order: metadata as its JSON text."""
+    """A dataset's rows as stored, in row order: metadata as its JSON text, each named vector field as a matrix
+    with NaN rows where a record does not carry it."""
 
     ids: list[str]
     vectors: npt.NDArray[np.float32]
     texts: list[str]
     metadata: list[str]
+    named: dict[str, npt.NDArray[np.float32]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -176,6 +196,7 @@ class Rows:
             "embedding": self.vectors[start:stop],
             "text": self.texts[start:stop],
             "metadata": self.metadata[start:stop],
+            **{column_of(name): matrix[start:stop] for name, matrix in self.named.items()},
         }
 
 
@@ -288,11 +309,16 @@ class DatasetStore:
 
     def rows_at(self, tenant: str, dataset: str, at: str, start: int, stop: int) -> Rows:
         ds = self.read_at(tenant, dataset, at)
+        spec = DatasetSpec.from_json(str(ds.metadata[SPEC_KEY]))
         return Rows(
             ids=[str(i) for i in ds["id"][start:stop]],
             vectors=np.asarray(ds["embedding"][start:stop], dtype=np.float32),
             texts=[str(t) for t in ds["text"][start:stop]],
             metadata=[str(m) for m in ds["metadata"][start:stop]],
+            named={
+                name: np.asarray(ds[column_of(name)][start:stop], dtype=np.float32).reshape(-1, f.dimensions)
+                for name, f in spec.vectors.items()
+            },
         )
 
     def create_with_rows(
@@ -324,6 +350,12 @@ class DatasetStore:
                 # JSON text, not DeepLake's Dict type: Dict reads numbers back as numpy arrays, turns ints in
                 # lists into floats, and stores null inside a list (and ints beyond 64 bits) as {}.
                 "metadata": deeplake.types.Text(),
+                # A row that does not carry a named field holds NaN there: DeepLake's append needs a value in
+                # every column, and a vector given is always finite.
+                **{
+                    column_of(name): deeplake.types.Array("float32", shape=[f.dimensions])
+                    for name, f in spec.vectors.items()
+                },
             },
         )
         ds.metadata[SPEC_KEY] = spec.to_json()
@@ -457,7 +489,9 @@ class DatasetWriter:
         vectors: npt.NDArray[np.float32],
         texts: list[str | None] | None,
         metadata: list[dict[str, Any]] | None,
+        named: dict[str, npt.NDArray[np.float32]] | None = None,
     ) -> None:
+        """Write whole records; `named` holds every named field of the dataset, NaN where a record lacks it."""
         if not ids:
             return
         texts = texts or [None] * len(ids)
@@ -473,6 +507,7 @@ class DatasetWriter:
                 "embedding": vectors,
                 "text": [text or "" for text in texts],
                 "metadata": [_as_json(m) for m in metadata],
+                **{column_of(name): matrix for name, matrix in (named or {}).items()},
             }
         )
         self._rows.add(ids)

@@ -39,6 +39,7 @@ from events import (
     event_for,
 )
 from events.analysis import analyzer_for
+from events.commands import dense_default, dense_named_vectors
 from events.filters import parse_filter
 from tributary.bus import ConsistencyToken
 from tributary.metrics import APPLIER_COMMIT_SECONDS
@@ -183,7 +184,17 @@ def _write(command: VectorWrite, writer: DatasetWriter) -> Effect:
                 raise Rejected(
                     f"vectors have {p.vectors.shape[1]} dimensions, the dataset has {writer.spec.dimensions}"
                 )
-            writer.upsert(p.ids, p.vectors, p.texts, p.metadata)
+            fields = writer.spec.vectors
+            for name, given in p.named_vectors.items():
+                if name not in fields:
+                    raise Rejected(f"the dataset has no vector field {name!r}")
+                if given.vectors.shape[1] != fields[name].dimensions:
+                    raise Rejected(
+                        f"the field {name!r} has {fields[name].dimensions} dimensions, its vectors "
+                        f"{given.vectors.shape[1]}"
+                    )
+            named = dense_named_vectors(p.named_vectors, fields, len(p.ids))
+            writer.upsert(p.ids, dense_default(p.vectors, p.vector_absent), p.texts, p.metadata, named)
             return Effect(command, ids=p.ids)
         case DeleteVectors(payload=p):
             if p.filter is not None:
@@ -229,6 +240,8 @@ def _vector_event(effect: Effect, writer: DatasetWriter) -> DomainEvent:
                     vectors=p.vectors,
                     texts=p.texts,
                     metadata=p.metadata,
+                    named_vectors=p.named_vectors,
+                    vector_absent=p.vector_absent,
                     version=version,
                     vector_count=count,
                 ),

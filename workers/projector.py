@@ -57,6 +57,7 @@ async def _dataset_created(event: DatasetCreated | SnapshotRestored, session: As
     row.metadata_schema = dict(event.payload.metadata_schema)
     row.text_field = event.payload.text_field
     row.embedder = event.payload.embedder.model_dump(mode="json") if event.payload.embedder else None
+    row.vectors = {name: field.model_dump(mode="json") for name, field in event.payload.vectors.items()}
     row.version = event.payload.version
     if isinstance(event, SnapshotRestored):
         row.vector_count = event.payload.vector_count

@@ -437,7 +437,11 @@ def _create_body(request: pb.CreateDatasetRequest) -> CreateDatasetRequest:
             **_present(request, "metric", "text_field"),
             "metadata_schema": dict(request.metadata_schema),
             **_json_fields(
-                request, embedder="embedder_json", text_analysis="text_analysis_json", index="index_json"
+                request,
+                embedder="embedder_json",
+                text_analysis="text_analysis_json",
+                index="index_json",
+                vectors="vectors_json",
             ),
         }
     )
@@ -473,6 +477,8 @@ def _upsert_body(records: Any) -> UpsertVectorsRequest:
         row: dict[str, Any] = {"id": record.id or None, **_present(record, "text")}
         if record.vector:
             row["vector"] = vectors[index]
+        if record.vectors:
+            row["vectors"] = {name: _base64(vector) for name, vector in record.vectors.items()}
         if record.HasField("metadata_json"):
             try:
                 row["metadata"] = json.loads(record.metadata_json)
@@ -490,11 +496,11 @@ def _unpacked(packed: list[bytes]) -> list[npt.NDArray[np.float32] | str]:
     A vector that is not whole floats or not finite keeps its base64 form, for the model to name the problem."""
     widths = {len(vector) for vector in packed}
     if len(widths) != 1 or (width := widths.pop()) % 4 or not width:
-        return [base64.b64encode(vector).decode("ascii") for vector in packed]
+        return [_base64(vector) for vector in packed]
     matrix = np.frombuffer(b"".join(packed), dtype="<f4").reshape(len(packed), width // 4)
     finite = np.isfinite(matrix).all(axis=1)
     return [
-        row if ok else base64.b64encode(vector).decode("ascii")
+        row if ok else _base64(vector)
         for row, ok, vector in zip(matrix.astype(np.float32, copy=False), finite, packed, strict=True)
     ]
 
@@ -540,14 +546,38 @@ def _include(include: Any) -> dict[str, Any]:
 def _query(query: pb.Query) -> dict[str, Any]:
     body: dict[str, Any] = {
         **_present(
-            query, "text", "mode", "k", "offset", "score_threshold", "fusion", "rrf_k", "alpha", "exact", "ef"
+            query,
+            "text",
+            "mode",
+            "field",
+            "k",
+            "offset",
+            "score_threshold",
+            "fusion",
+            "rrf_k",
+            "alpha",
+            "exact",
+            "ef",
         ),
         **_json_fields(query, filter="filter_json"),
         **_include(query.include),
     }
     if query.vector:
         (body["vector"],) = _unpacked([query.vector])
+    if query.queries:
+        body["queries"] = [
+            {
+                **_present(given, "mode", "field", "text", "weight"),
+                **({"vector": _base64(given.vector)} if given.vector else {}),
+            }
+            for given in query.queries
+        ]
     return body
+
+
+def _base64(vector: bytes) -> str:
+    """A packed vector in the form the request models take (schemas.vectors.PackedVector)."""
+    return base64.b64encode(vector).decode("ascii")
 
 
 async def _served(reader: Reader, dataset: str, consistency: pb.Consistency) -> ServedRead:
@@ -595,6 +625,9 @@ def _view(view: Mapping[str, Any]) -> pb.VectorView:
         vector=np.asarray(vector, dtype="<f4").tobytes() if vector is not None else b"",
         metadata_json=json.dumps(metadata) if metadata is not None else None,
         text=view.get("text"),
+        vectors={
+            name: np.asarray(v, dtype="<f4").tobytes() for name, v in (view.get("vectors") or {}).items()
+        },
     )
 
 
@@ -617,6 +650,8 @@ def _dataset(view: DatasetView) -> pb.Dataset:
     fields = view.model_dump(mode="json", exclude_none=True)
     if "embedder" in fields:
         fields["embedder_json"] = json.dumps(fields.pop("embedder"))
+    if named := fields.pop("vectors", None):
+        fields["vectors_json"] = json.dumps(named)
     return pb.Dataset(**fields)
 
 

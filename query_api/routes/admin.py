@@ -26,7 +26,8 @@ router = APIRouter(
 
 
 class IndexState(BaseModel):
-    """This replica's HNSW index of a dataset: its graph, and the search breadth tuned to the target recall."""
+    """This replica's HNSW index of a dataset's default vector: its graph, and the search breadth tuned to the
+    target recall."""
 
     m: int
     ef_construction: int
@@ -47,7 +48,8 @@ class IndexState(BaseModel):
 
     @classmethod
     def of(cls, projection: DatasetProjection) -> IndexState:
-        tuning, config = projection.tuning, projection.config
+        space = projection.default
+        tuning, config = space.tuning, space.config
         return cls(
             m=config.m,
             ef_construction=config.ef_construction,
@@ -56,8 +58,8 @@ class IndexState(BaseModel):
             measured_recall=tuning.recall if tuning.rows else None,
             tuned_rows=tuning.rows,
             tuned_on=None if not tuning.rows else "searches" if tuning.on_searches else "rows",
-            indexed=projection.indexed,
-            pending=projection.pending,
+            indexed=space.indexed,
+            pending=space.pending,
         )
 
 

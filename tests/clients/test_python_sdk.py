@@ -124,6 +124,37 @@ async def test_reads_at_a_past_version_answer_what_it_held(embedded_url: str) ->
             await client.count("docs", version="no-such-version")
 
 
+async def test_named_vector_fields_are_written_and_searched_alone_and_fused(embedded_url: str) -> None:
+    rng = np.random.default_rng(3)
+    images = rng.random((6, 4), dtype=np.float32)
+    async with AsyncTributary(embedded_url, ADMIN_KEY) as client:
+        await client.create_dataset("media", DIMENSIONS, vectors={"image": {"dimensions": 4, "metric": "l2"}})
+        assert (await client.get_dataset("media")).vectors["image"].dimensions == 4
+        given = [
+            {
+                **record,
+                "vectors": {"image": images[i]} if i % 2 else {},
+                "text": "a kite" if i == 4 else "a photo",
+            }
+            for i, record in enumerate(records(6))
+        ]
+        await client.upsert("media", given, wait=True)
+        page = await client.search("media", images[3], field="image", k=10, include=["vectors"])
+        assert [view.id for view in page.results] == [
+            "r3",
+            *sorted({"r1", "r5"}, key=lambda i: np.linalg.norm(images[int(i[1:])] - images[3])),
+        ]
+        assert np.allclose(page.results[0].vectors["image"], images[3])  # type: ignore[index]
+        # r4 has no image: found first through its words and its default vector.
+        queries = [
+            {"field": "image", "vector": images[3]},
+            {"vector": given[4]["vector"]},
+            {"mode": "text", "text": "kite", "weight": 2.0},
+        ]
+        fused = await client.search("media", queries=queries, fusion="rrf", k=3)
+        assert fused.results[0].id == "r4"
+
+
 def test_the_blocking_client_makes_the_same_calls(embedded_url: str) -> None:
     with Tributary(embedded_url, ADMIN_KEY) as client:
         client.create_dataset("docs", DIMENSIONS)

@@ -55,7 +55,9 @@ def _projection(rows: np.ndarray, metadata: list[dict[str, Any]]) -> DatasetProj
 
 
 def _exact_answer(projection: DatasetProjection, query: np.ndarray, raw: dict[str, Any]) -> list[int]:
-    return [h.slot for h in projection.search(query, K, projection.allowed(parse_filter(raw)), exact=True)]
+    return [
+        h.slot for h in projection.default.search(query, K, projection.allowed(parse_filter(raw)), exact=True)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +83,7 @@ def test_each_route_answers_as_an_exact_scan_of_the_allowed_rows(
     projection = _projection(rows, [{"n": i} for i in range(ROWS)])
     allowed = projection.allowed(parse_filter(raw))
     for query in np.random.default_rng(1).standard_normal((20, DIMS)).astype(np.float32):
-        found = [h.slot for h in projection.search(query, K, allowed, by=by)]
+        found = [h.slot for h in projection.default.search(query, K, allowed, by=by)]
         assert found == _exact_answer(projection, query, raw)
 
 
@@ -95,7 +97,9 @@ def test_deleted_and_pending_rows_on_each_route(rows: np.ndarray, by: Route | No
     projection.delete([str(slot) for slot in nearest[:5]])
     projection.upsert(["new"], (query + 0.001)[None, :], None, [{"n": 1}])
     assert projection.pending == 1
-    found = [h.slot for h in projection.search(query, K, projection.allowed(parse_filter(raw)), by=by)]
+    found = [
+        h.slot for h in projection.default.search(query, K, projection.allowed(parse_filter(raw)), by=by)
+    ]
     assert found == _exact_answer(projection, query, raw)
     assert projection.slot("new") == found[0] and not set(nearest[:5]) & set(found[1:])
 
@@ -112,7 +116,9 @@ def test_a_filter_whose_rows_lie_away_from_the_query_is_answered_exactly(by: Rou
     projection = _projection(rows, [{"side": "near" if i < ROWS // 2 else "far"} for i in range(ROWS)])
     raw = {"side": "far"}
     query = rows[0]
-    found = [h.slot for h in projection.search(query, K, projection.allowed(parse_filter(raw)), by=by)]
+    found = [
+        h.slot for h in projection.default.search(query, K, projection.allowed(parse_filter(raw)), by=by)
+    ]
     assert found == _exact_answer(projection, query, raw)
     assert all(slot >= ROWS // 2 for slot in found)
 
@@ -140,6 +146,6 @@ def test_a_filtered_search_makes_no_python_call_per_candidate(by: Route | None) 
     projection = _projection(rows, [{"n": i % 10} for i in range(len(rows))])
     allowed = projection.allowed(parse_filter({"n": {"$lt": 3}}))
     query = rows[0]
-    unfiltered = _python_calls(lambda: projection.search(query, K, None))
-    filtered = _python_calls(lambda: projection.search(query, K, allowed, by=by))
+    unfiltered = _python_calls(lambda: projection.default.search(query, K, None))
+    filtered = _python_calls(lambda: projection.default.search(query, K, allowed, by=by))
     assert filtered <= unfiltered + 50, (filtered, unfiltered)

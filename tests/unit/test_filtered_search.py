@@ -37,7 +37,7 @@ def test_exact_filtered_search_equals_the_oracle(raw: dict[str, Any], deleted: s
     projection.upsert([f"r{i}" for i in range(len(UNIVERSE))], VECTORS, None, UNIVERSE)
     projection.delete([f"r{i}" for i in deleted])
     vector = VECTORS[query] + 0.1
-    hits = projection.search(vector, 10, projection.allowed(parse_filter(raw)))
+    hits = projection.default.search(vector, 10, projection.allowed(parse_filter(raw)))
     keep = [i for i, row in enumerate(UNIVERSE) if i not in deleted and oracle(raw, row)]
     assert [projection.id_of(hit.slot) for hit in hits] == [
         f"r{i}" for i in cosine_top(VECTORS, vector, keep, 10)
@@ -69,7 +69,7 @@ def test_filtered_recall_at_1_and_10_percent_on_100k_vectors() -> None:
         rows = np.flatnonzero([(b == 7) if selectivity == 0.01 else (b < 10) for b in bucket]).tolist()
         recalls = []
         for query in queries:
-            got = {projection.id_of(hit.slot) for hit in projection.search(query, 10, allowed)}
+            got = {projection.id_of(hit.slot) for hit in projection.default.search(query, 10, allowed)}
             truth = {f"v{i}" for i in cosine_top(vectors, query, rows, 10)}
             recalls.append(len(got & truth) / 10)
         print(f"recall@10 at {selectivity:.0%} selectivity: {np.mean(recalls):.3f}")

@@ -35,7 +35,7 @@ def test_recall_and_filtered_search(data: tuple[np.ndarray, list[dict[str, objec
     recalls = []
     queries = vectors[rng.choice(len(vectors), 30)] + 0.3 * rng.standard_normal((30, 32)).astype(np.float32)
     for query in queries:
-        got = [projection.id_of(hit.slot) for hit in projection.search(query, 10, None)]
+        got = [projection.id_of(hit.slot) for hit in projection.default.search(query, 10, None)]
         recalls.append(len(set(got) & {f"v{i}" for i in brute_force(vectors, query, 10)}) / 10)
     assert np.mean(recalls) >= 0.95
 
@@ -46,7 +46,7 @@ def test_recall_and_filtered_search(data: tuple[np.ndarray, list[dict[str, objec
     query = rng.standard_normal(32).astype(np.float32)
     keep = np.flatnonzero([m["group"] == 7 for m in metadata])
     expected = [f"v{keep[i]}" for i in brute_force(vectors[keep], query, 10)]
-    assert [projection.id_of(hit.slot) for hit in projection.search(query, 10, allowed)] == expected
+    assert [projection.id_of(hit.slot) for hit in projection.default.search(query, 10, allowed)] == expected
 
 
 @pytest.mark.parametrize("indexed", [True, False], ids=["indexed", "pending"])
@@ -59,15 +59,15 @@ def test_deleted_ids_never_come_back_and_slots_are_reused(
     if indexed:
         projection.index_pending()
     query = vectors[5]
-    assert projection.id_of(projection.search(query, 1, None)[0].slot) == "v5"
+    assert projection.id_of(projection.default.search(query, 1, None)[0].slot) == "v5"
     projection.delete(["v5"])
-    assert "v5" not in {projection.id_of(hit.slot) for hit in projection.search(query, 100, None)}
+    assert "v5" not in {projection.id_of(hit.slot) for hit in projection.default.search(query, 100, None)}
     assert projection.allowed(parse_filter({"group": 5})).sum() == 0  # type: ignore[union-attr]
     projection.upsert(["new"], vectors[5:6], ["hello"], [{"group": 5}])
     if indexed:
         projection.index_pending()
     assert projection.slot("new") == 5, "the freed slot is reused"
-    assert projection.id_of(projection.search(query, 1, None)[0].slot) == "new"
+    assert projection.id_of(projection.default.search(query, 1, None)[0].slot) == "new"
     assert projection.text(5) == "hello" and projection.metadata(5) == {"group": 5}
     assert len(projection) == 100
 
@@ -94,7 +94,7 @@ def test_other_metrics_rank_like_brute_force(
     projection.upsert([f"v{i}" for i in range(500)], vectors[:500], None, metadata[:500])
     query = vectors[600]
     allowed = projection.allowed(parse_filter({"even": True}))
-    hits = projection.search(query, 5, allowed)
+    hits = projection.default.search(query, 5, allowed)
     subset = np.arange(0, 500, 2)
     truth = true_scores(metric, vectors[subset], query)
     order = best(metric, truth, 5)
@@ -122,7 +122,7 @@ def test_a_half_indexed_projection_finds_pending_writes_and_never_a_replaced_vec
         for query in queries:
             truth = true_scores(metric, current, query)
             order = best(metric, truth, 10)
-            hits = projection.search(query, 10, None)
+            hits = projection.default.search(query, 10, None)
             slots = [hit.slot for hit in hits]
             # Every score is the score of the row's current vector.
             assert [hit.score for hit in hits] == pytest.approx(truth[slots].tolist(), rel=1e-4, abs=1e-4)
@@ -143,7 +143,9 @@ def test_a_filter_over_rows_mostly_pending_is_answered_exactly() -> None:
     assert allowed is not None and allowed.sum() == 5000
     query = rng.standard_normal(8).astype(np.float32)
     truth = true_scores("cosine", vectors[:5000], query)
-    assert [hit.slot for hit in projection.search(query, 10, allowed)] == best("cosine", truth, 10).tolist()
+    assert [hit.slot for hit in projection.default.search(query, 10, allowed)] == best(
+        "cosine", truth, 10
+    ).tolist()
 
 
 def test_hnsw_grows_when_rows_are_indexed_not_when_they_are_stored() -> None:
@@ -155,10 +157,12 @@ def test_hnsw_grows_when_rows_are_indexed_not_when_they_are_stored() -> None:
         projection.upsert([str(i) for i in range(5000)], vectors, None, None)
     stored = projection.memory_bytes
     with projection.lock.reading():
-        assert projection.search(vectors[7], 1, None)[0].slot == 7
+        assert projection.default.search(vectors[7], 1, None)[0].slot == 7
     with projection.lock.writing():
         assert projection.index_pending() == 5000
     # The graph holds a copy of each vector at least.
     assert projection.memory_bytes > stored + vectors.nbytes
     with projection.lock.reading():
-        assert projection.indexed == 5000 and projection.search(vectors[7], 1, None)[0].slot == 7
+        assert (
+            projection.default.indexed == 5000 and projection.default.search(vectors[7], 1, None)[0].slot == 7
+        )

@@ -106,13 +106,15 @@ def _projection(target: float, rows: np.ndarray, metric: Metric = "cosine") -> D
     )
     with projection.lock.writing():
         projection.upsert([str(i) for i in range(len(rows))], rows, None, None)
-        projection.index_pending()
+        # On one thread: hnswlib builds the same graph every run (on several, the order of inserts, and so the
+        # graph and its recall, vary: the held-out recall below fell to 0.918 once in about 15 runs).
+        projection.index_pending(threads=1)
     return projection
 
 
 def _recall_on(projection: DatasetProjection, rows: np.ndarray, queries: np.ndarray, ef: int) -> float:
-    truth = exact_top_k(rows, np.ones(len(rows), dtype=bool), queries, 10, projection.metric)
-    found = [[int(h.slot) for h in projection.search(q, 10, None, ef=ef)] for q in queries]
+    truth = exact_top_k(rows, np.ones(len(rows), dtype=bool), queries, 10, projection.default.metric)
+    found = [[int(h.slot) for h in projection.default.search(q, 10, None, ef=ef)] for q in queries]
     return recall_at_k(np.array(found), truth)
 
 
@@ -125,8 +127,8 @@ def test_the_tuned_breadth_reaches_the_target_on_queries_it_did_not_see(metric: 
     if metric == "dot":
         rows /= np.linalg.norm(rows, axis=1, keepdims=True)
     projection = _projection(0.95, rows, metric)
-    tuning = projection.tune(seed=1)
-    assert tuning.recall >= 0.95 and tuning.rows == 4000 and projection.tuning == tuning
+    tuning = projection.default.tune(seed=1)
+    assert tuning.recall >= 0.95 and tuning.rows == 4000 and projection.default.tuning == tuning
     held_out = sample_queries(rows, np.ones(len(rows), dtype=bool), metric, seed=99)
     assert _recall_on(projection, rows, held_out, tuning.ef) >= 0.93
     # And it is the smallest that does: the ladder's step below measured short of the target.
@@ -139,8 +141,8 @@ def test_the_tuned_breadth_reaches_the_target_on_queries_it_did_not_see(metric: 
 
 def test_a_higher_target_costs_a_wider_search() -> None:
     rows = clustered(4000, 64, seed=6)
-    low = _projection(0.8, rows).tune(seed=1)
-    high = _projection(0.999, rows).tune(seed=1)
+    low = _projection(0.8, rows).default.tune(seed=1)
+    high = _projection(0.999, rows).default.tune(seed=1)
     assert low.ef < high.ef and high.recall >= 0.999 > 0.8 <= low.recall
 
 
@@ -150,7 +152,7 @@ def test_an_exact_search_is_the_exact_top_k_whatever_the_index() -> None:
     queries = clustered(30, 64, seed=8)
     truth = exact_top_k(rows, np.ones(len(rows), dtype=bool), queries, 10, "cosine")
     for query, want in zip(queries, truth, strict=True):
-        assert [h.slot for h in projection.search(query, 10, None, exact=True)] == list(want)
+        assert [h.slot for h in projection.default.search(query, 10, None, exact=True)] == list(want)
     # The narrowest HNSW search of this sparse graph does miss some.
     assert _recall_on(projection, rows, queries, ef=1) < 1.0
 
@@ -192,15 +194,17 @@ def test_once_it_has_seen_enough_searches_a_replica_tunes_on_them() -> None:
     hold; tuned on them, the breadth reaches the target on more of the same."""
     rows = clustered(4000, 64, seed=9)
     projection = _projection(0.95, rows)
-    first = projection.tune(seed=1)
+    first = projection.default.tune(seed=1)
     assert not first.on_searches
     traffic = np.random.default_rng(3).standard_normal((2 * SAMPLE, 64)).astype(np.float32) * 3
     for query in traffic[:SAMPLE]:
-        projection.search(query, 10, None)
+        projection.default.search(query, 10, None)
     for query in traffic[SAMPLE:]:
-        projection.search(query, 10, None, exact=True)  # an exact search is not an HNSW sample
-    assert projection.recent_searches == SAMPLE and due(projection.tuning, projection.indexed, SAMPLE)
-    again = projection.tune(seed=1)
+        projection.default.search(query, 10, None, exact=True)  # an exact search is not an HNSW sample
+    assert projection.default.recent_searches == SAMPLE and due(
+        projection.default.tuning, projection.default.indexed, SAMPLE
+    )
+    again = projection.default.tune(seed=1)
     assert again.on_searches and again.recall >= 0.95
     assert _recall_on(projection, rows, traffic[SAMPLE:], again.ef) >= 0.93
 

@@ -43,6 +43,9 @@ class DatasetRow(Base):
     text_field: Mapped[str | None] = mapped_column(String(128), nullable=True)
     # The dataset's embedder configuration (events.commands.EmbedderConfig as JSON), None when it has none.
     embedder: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # The named vector fields (name -> events.commands.VectorField as JSON); None for a dataset created before
+    # them, which has none.
+    vectors: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     status: Mapped[str] = mapped_column(String(16))
     version: Mapped[str] = mapped_column(String(64))
     vector_count: Mapped[int] = mapped_column(BigInteger, default=0)

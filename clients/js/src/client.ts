@@ -62,6 +62,8 @@ export interface CreateDatasetOptions extends WriteOptions {
   metadata_schema?: Record<string, FieldType>;
   text_field?: string | null;
   embedder?: Record<string, unknown> | null;
+  /** Named vector fields beside the default vector, e.g. {image: {dimensions: 512, metric: "cosine"}}. */
+  vectors?: Record<string, Record<string, unknown>>;
 }
 
 export interface UpsertOptions extends WriteOptions {
@@ -100,10 +102,23 @@ export interface UpdateMetadataOptions extends WriteOptions {
 }
 
 /** A search: the request's fields, with the vector as numbers or a Float32Array. */
+/** One input of a fused search: a vector field with a vector (or text its embedder embeds), or BM25 ("text"). */
+export interface QueryInput {
+  mode?: "vector" | "text";
+  field?: string;
+  vector?: Vector;
+  text?: string;
+  weight?: number;
+}
+
 export interface SearchQuery {
   vector?: Vector;
   text?: string;
   mode?: "vector" | "text" | "hybrid";
+  /** The vector field searched: "vector" (the default vector) or a named field. */
+  field?: string;
+  /** Several inputs fused at once, instead of vector, text, mode, field and alpha. */
+  queries?: readonly QueryInput[];
   k?: number;
   offset?: number;
   filter?: Filter;
@@ -188,6 +203,7 @@ export class Tributary {
       metadata_schema: options.metadata_schema ?? {},
       text_field: options.text_field ?? null,
       embedder: options.embedder ?? null,
+      vectors: options.vectors ?? {},
     };
     return this.#write(name, "POST", "/api/v1/datasets", body, { wait: options.wait ?? true });
   }
@@ -479,12 +495,17 @@ function settle<T>(promise: Promise<T>): Promise<Settled<T>> {
 }
 
 function searchBody(query: SearchQuery): Record<string, unknown> {
-  const { vector, k, offset, ...rest } = query;
+  const { vector, k, offset, queries, ...rest } = query;
   const body: Record<string, unknown> = { k: k ?? 10, offset: offset ?? 0 };
   for (const [name, value] of Object.entries(rest)) {
     if (value !== undefined) body[name] = value;
   }
   if (vector !== undefined) body["vector"] = pack(vector);
+  if (queries !== undefined) {
+    body["queries"] = queries.map(({ vector: given, ...input }) =>
+      given === undefined ? input : { ...input, vector: pack(given) },
+    );
+  }
   return body;
 }
 

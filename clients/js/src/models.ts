@@ -6,7 +6,7 @@
 export type Consistency = "eventual" | "bounded" | "session" | "strong";
 export type Metric = "cosine" | "dot" | "l2";
 export type FieldType = "string" | "integer" | "number" | "boolean" | "string_list";
-export type Include = "vector" | "metadata" | "text";
+export type Include = "vector" | "vectors" | "metadata" | "text";
 export type Filter = Record<string, unknown>;
 
 /** A write was taken: its operation, and the token a `session` read waits for. */
@@ -26,6 +26,8 @@ export interface DatasetView {
   metadata_schema: Record<string, string>;
   text_field: string | null;
   embedder: Record<string, unknown> | null;
+  /** The named vector fields beside the default vector. */
+  vectors: Record<string, Record<string, unknown>>;
   status: string;
   version: string;
   vector_count: number;
@@ -37,6 +39,8 @@ export interface VectorView {
   id: string;
   score?: number | null;
   vector?: number[] | null;
+  /** The named vector fields the record carries (include "vectors"). */
+  vectors?: Record<string, number[]> | null;
   metadata?: Record<string, unknown> | null;
   text?: string | null;
 }

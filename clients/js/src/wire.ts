@@ -9,14 +9,17 @@ export interface UpsertRecord {
   vector?: Vector | null;
   text?: string | null;
   metadata?: Record<string, unknown> | null;
+  /** The record's vectors of the dataset's named vector fields, by field. */
+  vectors?: Record<string, Vector> | null;
 }
 
-/** A record as the server takes it: the vector packed. */
+/** A record as the server takes it: the vectors packed. */
 export interface RecordBody {
   id: string;
   vector?: string;
   text?: string;
   metadata?: Record<string, unknown>;
+  vectors?: Record<string, string>;
 }
 
 /**
@@ -56,18 +59,21 @@ function base64(bytes: Uint8Array): string {
   return btoa(binary);
 }
 
-const RECORD_FIELDS = new Set(["id", "vector", "text", "metadata"]);
+const RECORD_FIELDS = new Set(["id", "vector", "text", "metadata", "vectors"]);
 
-/** One record of an upsert as the server takes it: `id`, `vector` (packed), `text`, `metadata`. */
+/** One record of an upsert as the server takes it: `id`, `vector` (packed), `text`, `metadata`, `vectors` (packed). */
 export function recordBody(record: UpsertRecord): RecordBody {
   const unknown = Object.keys(record).filter((name) => !RECORD_FIELDS.has(name));
   if (unknown.length > 0) {
-    throw new TypeError(`a record has id, vector, text and metadata; not ${unknown.sort().join(", ")}`);
+    throw new TypeError(`a record has id, vector, text, metadata and vectors; not ${unknown.sort().join(", ")}`);
   }
   const body: RecordBody = { id: record.id };
   if (record.vector != null) body.vector = pack(record.vector);
   if (record.text != null) body.text = record.text;
   if (record.metadata != null) body.metadata = record.metadata;
+  if (record.vectors != null) {
+    body.vectors = Object.fromEntries(Object.entries(record.vectors).map(([field, v]) => [field, pack(v)]));
+  }
   return body;
 }
 

@@ -121,7 +121,7 @@ test("a bad record in the stream stops upsertMany after acknowledging the batche
   await client.createDataset("stopped", DIMENSIONS);
   function* stream() {
     yield* records(250);
-    yield { id: "odd", vectors: [0.5] }; // not a record: refused by the client, before it is sent
+    yield { id: "odd", embedding: [0.5] }; // not a record: refused by the client, before it is sent
   }
   const acknowledged = [];
   const options = { batchSize: 100, inFlight: 3, wait: true, onBatch: (size) => acknowledged.push(size) };
@@ -161,6 +161,32 @@ test("paging to the end: scroll, and search offsets", async () => {
       alone.results.map((view) => view.id),
     );
   }
+});
+
+test("named vector fields are written packed, and searched alone and fused", async () => {
+  await client.createDataset("media", DIMENSIONS, { vectors: { image: { dimensions: 4, metric: "l2" } } });
+  assert.equal((await client.getDataset("media")).vectors.image.dimensions, 4);
+  const image = (i) => Float32Array.from({ length: 4 }, (_, j) => i + j / 10);
+  // Odd records carry an image; r4 alone has the word "kite".
+  const given = Array.from({ length: 6 }, (_, i) => ({
+    id: `r${i}`,
+    vector: vectorOf(i),
+    vectors: i % 2 ? { image: image(i) } : null,
+    text: i === 4 ? "a kite" : "a photo",
+  }));
+  await client.upsert("media", given, { wait: true });
+  const alone = await client.search("media", { field: "image", vector: image(3.4), include: ["vectors"] });
+  assert.deepEqual(
+    alone.results.map((view) => view.id),
+    ["r3", "r5", "r1"],
+  );
+  assert.deepEqual(alone.results[0].vectors.image, [...image(3)]);
+  const fused = await client.search("media", {
+    queries: [{ field: "image", vector: image(3) }, { vector: vectorOf(4) }, { mode: "text", text: "kite", weight: 2 }],
+    fusion: "rrf",
+    k: 3,
+  });
+  assert.equal(fused.results[0].id, "r4");
 });
 
 test("a batch whose answer was lost is retried and applied once", async () => {

@@ -15,9 +15,10 @@ test("a vector is its little-endian float32 bytes in base64, from numbers or a F
   assert.deepEqual(unpack(pack(values)), Float32Array.from(values));
 });
 
-test("a record takes id, vector, text and metadata only", () => {
+test("a record takes id, vector, text, metadata and named vectors only", () => {
   assert.deepEqual(recordBody({ id: "a", vector: [1], text: null }), { id: "a", vector: pack([1]) });
-  assert.throws(() => recordBody({ id: "a", vectors: [1] }), /not vectors/);
+  assert.deepEqual(recordBody({ id: "a", vectors: { image: [1, 2] } }), { id: "a", vectors: { image: pack([1, 2]) } });
+  assert.throws(() => recordBody({ id: "a", embedding: [1] }), /not embedding/);
 });
 
 test("a batch's key follows its prefix, index and content, not the order of its fields", async () => {

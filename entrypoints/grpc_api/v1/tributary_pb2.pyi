@@ -23,7 +23,7 @@ class Accepted(_message.Message):
     def __init__(self, operation_id: _Optional[str] = ..., consistency_token: _Optional[str] = ..., status: _Optional[str] = ..., reason: _Optional[str] = ..., rejection: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreateDatasetRequest(_message.Message):
-    __slots__ = ("name", "dimensions", "metric", "metadata_schema", "text_field", "embedder_json", "text_analysis_json", "wait", "index_json")
+    __slots__ = ("name", "dimensions", "metric", "metadata_schema", "text_field", "embedder_json", "text_analysis_json", "wait", "index_json", "vectors_json")
     class MetadataSchemaEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -40,6 +40,7 @@ class CreateDatasetRequest(_message.Message):
     TEXT_ANALYSIS_JSON_FIELD_NUMBER: _ClassVar[int]
     WAIT_FIELD_NUMBER: _ClassVar[int]
     INDEX_JSON_FIELD_NUMBER: _ClassVar[int]
+    VECTORS_JSON_FIELD_NUMBER: _ClassVar[int]
     name: str
     dimensions: int
     metric: str
@@ -49,7 +50,8 @@ class CreateDatasetRequest(_message.Message):
     text_analysis_json: str
     wait: bool
     index_json: str
-    def __init__(self, name: _Optional[str] = ..., dimensions: _Optional[int] = ..., metric: _Optional[str] = ..., metadata_schema: _Optional[_Mapping[str, str]] = ..., text_field: _Optional[str] = ..., embedder_json: _Optional[str] = ..., text_analysis_json: _Optional[str] = ..., wait: _Optional[bool] = ..., index_json: _Optional[str] = ...) -> None: ...
+    vectors_json: str
+    def __init__(self, name: _Optional[str] = ..., dimensions: _Optional[int] = ..., metric: _Optional[str] = ..., metadata_schema: _Optional[_Mapping[str, str]] = ..., text_field: _Optional[str] = ..., embedder_json: _Optional[str] = ..., text_analysis_json: _Optional[str] = ..., wait: _Optional[bool] = ..., index_json: _Optional[str] = ..., vectors_json: _Optional[str] = ...) -> None: ...
 
 class DatasetRef(_message.Message):
     __slots__ = ("dataset", "wait")
@@ -64,7 +66,7 @@ class ListDatasetsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Dataset(_message.Message):
-    __slots__ = ("name", "dimensions", "metric", "metadata_schema", "text_field", "embedder_json", "status", "version", "vector_count", "created_at", "updated_at")
+    __slots__ = ("name", "dimensions", "metric", "metadata_schema", "text_field", "embedder_json", "status", "version", "vector_count", "created_at", "updated_at", "vectors_json")
     class MetadataSchemaEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -83,6 +85,7 @@ class Dataset(_message.Message):
     VECTOR_COUNT_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    VECTORS_JSON_FIELD_NUMBER: _ClassVar[int]
     name: str
     dimensions: int
     metric: str
@@ -94,7 +97,8 @@ class Dataset(_message.Message):
     vector_count: int
     created_at: str
     updated_at: str
-    def __init__(self, name: _Optional[str] = ..., dimensions: _Optional[int] = ..., metric: _Optional[str] = ..., metadata_schema: _Optional[_Mapping[str, str]] = ..., text_field: _Optional[str] = ..., embedder_json: _Optional[str] = ..., status: _Optional[str] = ..., version: _Optional[str] = ..., vector_count: _Optional[int] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ...) -> None: ...
+    vectors_json: str
+    def __init__(self, name: _Optional[str] = ..., dimensions: _Optional[int] = ..., metric: _Optional[str] = ..., metadata_schema: _Optional[_Mapping[str, str]] = ..., text_field: _Optional[str] = ..., embedder_json: _Optional[str] = ..., status: _Optional[str] = ..., version: _Optional[str] = ..., vector_count: _Optional[int] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ..., vectors_json: _Optional[str] = ...) -> None: ...
 
 class DatasetList(_message.Message):
     __slots__ = ("datasets",)
@@ -121,16 +125,25 @@ class DatasetVersions(_message.Message):
     def __init__(self, versions: _Optional[_Iterable[_Union[DatasetVersion, _Mapping]]] = ...) -> None: ...
 
 class Record(_message.Message):
-    __slots__ = ("id", "vector", "text", "metadata_json")
+    __slots__ = ("id", "vector", "text", "metadata_json", "vectors")
+    class VectorsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: bytes
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[bytes] = ...) -> None: ...
     ID_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    VECTORS_FIELD_NUMBER: _ClassVar[int]
     id: str
     vector: bytes
     text: str
     metadata_json: str
-    def __init__(self, id: _Optional[str] = ..., vector: _Optional[bytes] = ..., text: _Optional[str] = ..., metadata_json: _Optional[str] = ...) -> None: ...
+    vectors: _containers.ScalarMap[str, bytes]
+    def __init__(self, id: _Optional[str] = ..., vector: _Optional[bytes] = ..., text: _Optional[str] = ..., metadata_json: _Optional[str] = ..., vectors: _Optional[_Mapping[str, bytes]] = ...) -> None: ...
 
 class UpsertRequest(_message.Message):
     __slots__ = ("dataset", "records", "wait")
@@ -201,18 +214,27 @@ class GetVectorsRequest(_message.Message):
     def __init__(self, dataset: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ..., include: _Optional[_Iterable[str]] = ..., consistency: _Optional[_Union[Consistency, _Mapping]] = ...) -> None: ...
 
 class VectorView(_message.Message):
-    __slots__ = ("id", "score", "vector", "metadata_json", "text")
+    __slots__ = ("id", "score", "vector", "metadata_json", "text", "vectors")
+    class VectorsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: bytes
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[bytes] = ...) -> None: ...
     ID_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
     METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
+    VECTORS_FIELD_NUMBER: _ClassVar[int]
     id: str
     score: float
     vector: bytes
     metadata_json: str
     text: str
-    def __init__(self, id: _Optional[str] = ..., score: _Optional[float] = ..., vector: _Optional[bytes] = ..., metadata_json: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
+    vectors: _containers.ScalarMap[str, bytes]
+    def __init__(self, id: _Optional[str] = ..., score: _Optional[float] = ..., vector: _Optional[bytes] = ..., metadata_json: _Optional[str] = ..., text: _Optional[str] = ..., vectors: _Optional[_Mapping[str, bytes]] = ...) -> None: ...
 
 class ReadState(_message.Message):
     __slots__ = ("consistency", "version", "reflects")
@@ -240,7 +262,7 @@ class VectorsResponse(_message.Message):
     def __init__(self, state: _Optional[_Union[ReadState, _Mapping]] = ..., results: _Optional[_Iterable[_Union[VectorView, _Mapping]]] = ...) -> None: ...
 
 class Query(_message.Message):
-    __slots__ = ("vector", "text", "mode", "k", "offset", "filter_json", "score_threshold", "include", "fusion", "rrf_k", "alpha", "exact", "ef")
+    __slots__ = ("vector", "text", "mode", "k", "offset", "filter_json", "score_threshold", "include", "fusion", "rrf_k", "alpha", "exact", "ef", "field", "queries")
     VECTOR_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
@@ -254,6 +276,8 @@ class Query(_message.Message):
     ALPHA_FIELD_NUMBER: _ClassVar[int]
     EXACT_FIELD_NUMBER: _ClassVar[int]
     EF_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    QUERIES_FIELD_NUMBER: _ClassVar[int]
     vector: bytes
     text: str
     mode: str
@@ -267,7 +291,23 @@ class Query(_message.Message):
     alpha: float
     exact: bool
     ef: int
-    def __init__(self, vector: _Optional[bytes] = ..., text: _Optional[str] = ..., mode: _Optional[str] = ..., k: _Optional[int] = ..., offset: _Optional[int] = ..., filter_json: _Optional[str] = ..., score_threshold: _Optional[float] = ..., include: _Optional[_Iterable[str]] = ..., fusion: _Optional[str] = ..., rrf_k: _Optional[int] = ..., alpha: _Optional[float] = ..., exact: _Optional[bool] = ..., ef: _Optional[int] = ...) -> None: ...
+    field: str
+    queries: _containers.RepeatedCompositeFieldContainer[QueryInput]
+    def __init__(self, vector: _Optional[bytes] = ..., text: _Optional[str] = ..., mode: _Optional[str] = ..., k: _Optional[int] = ..., offset: _Optional[int] = ..., filter_json: _Optional[str] = ..., score_threshold: _Optional[float] = ..., include: _Optional[_Iterable[str]] = ..., fusion: _Optional[str] = ..., rrf_k: _Optional[int] = ..., alpha: _Optional[float] = ..., exact: _Optional[bool] = ..., ef: _Optional[int] = ..., field: _Optional[str] = ..., queries: _Optional[_Iterable[_Union[QueryInput, _Mapping]]] = ...) -> None: ...
+
+class QueryInput(_message.Message):
+    __slots__ = ("mode", "field", "vector", "text", "weight")
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    mode: str
+    field: str
+    vector: bytes
+    text: str
+    weight: float
+    def __init__(self, mode: _Optional[str] = ..., field: _Optional[str] = ..., vector: _Optional[bytes] = ..., text: _Optional[str] = ..., weight: _Optional[float] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
     __slots__ = ("dataset", "query", "consistency")

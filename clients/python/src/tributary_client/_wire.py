@@ -36,13 +36,16 @@ def pack(vector: Vector) -> str:
 
 
 def record_body(record: Mapping[str, Any]) -> dict[str, Any]:
-    """One record of an upsert as the server takes it: `id`, `vector` (packed), `text`, `metadata`."""
-    unknown = set(record) - {"id", "vector", "text", "metadata"}
+    """One record of an upsert as the server takes it: `id`, `vector` (packed), `text`, `metadata`, `vectors`
+    (the named fields' vectors, packed)."""
+    unknown = set(record) - {"id", "vector", "text", "metadata", "vectors"}
     if unknown:
-        raise ValueError(f"a record has id, vector, text and metadata; not {sorted(unknown)}")
+        raise ValueError(f"a record has id, vector, text, metadata and vectors; not {sorted(unknown)}")
     body = {name: value for name, value in record.items() if value is not None}
     if "vector" in body:
         body["vector"] = pack(body["vector"])
+    if "vectors" in body:
+        body["vectors"] = {field: pack(vector) for field, vector in body["vectors"].items()}
     return body
 
 

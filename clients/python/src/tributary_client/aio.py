@@ -93,8 +93,10 @@ class AsyncTributary:
         metadata_schema: Mapping[str, str] | None = None,
         text_field: str | None = None,
         embedder: Mapping[str, Any] | None = None,
+        vectors: Mapping[str, Mapping[str, Any]] | None = None,
         wait: bool = True,
     ) -> models.Accepted:
+        """`vectors`: named vector fields beside the default vector, e.g. {"image": {"dimensions": 512}}."""
         body = {
             "name": name,
             "dimensions": dimensions,
@@ -102,6 +104,7 @@ class AsyncTributary:
             "metadata_schema": dict(metadata_schema or {}),
             "text_field": text_field,
             "embedder": dict(embedder) if embedder is not None else None,
+            "vectors": {field: dict(definition) for field, definition in (vectors or {}).items()},
         }
         return await self._write(name, "POST", "/api/v1/datasets", body, wait=wait)
 
@@ -125,7 +128,8 @@ class AsyncTributary:
         wait: bool = False,
         idempotency_key: str | None = None,
     ) -> models.Accepted:
-        """Insert or replace records (`id`, `vector`, `text`, `metadata`); vectors travel packed. Without an
+        """Insert or replace records (`id`, `vector`, `text`, `metadata`, and `vectors`: the named fields' vectors by
+        field); vectors travel packed. Without an
         `idempotency_key` the call makes its own, so its retries are applied once."""
         body = {"vectors": [record_body(record) for record in records]}
         return await self._write(
@@ -257,7 +261,7 @@ class AsyncTributary:
         **options: Any,
     ) -> models.SearchResponse:
         """Vector, text or hybrid search; `options` are the request's other fields (`score_threshold`,
-        `fusion`, `rrf_k`, `alpha`, ...). `version` (every read takes it): answer from that past version (an id
+        `fusion`, `rrf_k`, `alpha`, `field`: a named vector field, `queries`: inputs fused at once, ...). `version` (every read takes it): answer from that past version (an id
         from `versions`, a tag or a snapshot id), read-only."""
         body = _search_body(vector, text, mode, k, offset, filter, include, options)
         params = self._consistency(dataset, consistency, token, version)
@@ -509,6 +513,11 @@ def _search_body(
     options: Mapping[str, Any],
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"k": k, "offset": offset, **options}
+    if "queries" in options:
+        body["queries"] = [
+            {**query, "vector": pack(query["vector"])} if query.get("vector") is not None else dict(query)
+            for query in options["queries"]
+        ]
     if vector is not None:
         body["vector"] = pack(vector)
     if text is not None:
