@@ -145,12 +145,13 @@ async def main() -> None:
                 ),
                 "gRPC stream, packed bytes:": grpc_ingest(vectors, batches, args.batch),
             }
-            json_rate = json_cpu = 0.0
+            measured: dict[str, tuple[float, float]] = {}
             for name, ingest in ingests.items():
                 before = cpu_seconds(command_api)
                 rate = await ingest
-                cpu = (cpu_seconds(command_api) - before) / (batches * args.batch) * 1e6
-                json_rate, json_cpu = (rate, cpu) if not json_rate else (json_rate, json_cpu)
+                measured[name] = rate, (cpu_seconds(command_api) - before) / (batches * args.batch) * 1e6
+            json_rate, json_cpu = next(iter(measured.values()))
+            for name, (rate, cpu) in measured.items():
                 print(
                     f"  {name} {rate:9,.0f} vectors/s accepted ({rate / json_rate:.1f}x JSON), "
                     f"cpu {cpu:5.1f} ms ({cpu / json_cpu:.2f}x JSON)"

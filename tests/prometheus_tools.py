@@ -37,12 +37,17 @@ async def query(prometheus: services.Prometheus, promql: str) -> list[dict[str, 
     return result
 
 
+async def scalar(prometheus: services.Prometheus, promql: str) -> float:
+    """The value of a one-series `promql` now (NaN when it has none)."""
+    result = await query(prometheus, promql)
+    return float(result[0]["value"][1]) if result else math.nan
+
+
 async def value_when(prometheus: services.Prometheus, promql: str, wanted: float) -> float:
     """The scalar value of `promql` once it is at least `wanted` (generous deadline: a scrape a second)."""
 
     async def reached() -> float | None:
-        result = await query(prometheus, promql)
-        found = float(result[0]["value"][1]) if result else math.nan
+        found = await scalar(prometheus, promql)
         return found if found >= wanted else None
 
     try:
