@@ -12,8 +12,8 @@ from __future__ import annotations
 import base64
 import io
 import threading
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -28,7 +28,7 @@ from entrypoints.grpc_api.v1 import tributary_pb2 as pb
 from entrypoints.grpc_api.v1 import tributary_pb2_grpc as pb_grpc
 from entrypoints.http_app import create_app
 from tests.embedding_server import EmbeddingsServer
-from tests.helpers import ADMIN_KEY, serving
+from tests.helpers import ADMIN_KEY, Deployment, embedded, serving
 from tests.kafka_tools import distributed
 from tests.processes import free_port
 from tributary.limits import MAX_IMAGE_BYTES
@@ -265,15 +265,6 @@ async def bad_images_are_refused_and_nothing_is_written(
     refused(not_base64, ["body", "vectors", 0, "images", "image"], "base64")
     count = await reads.post(f"{BASE}/count{STRONG}", json={})
     assert count.json()["count"] == 0
-
-
-@asynccontextmanager
-async def embedded(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
-    async with serving(create_app(settings)) as client:
-        yield client, client
-
-
-Deployment = AbstractAsyncContextManager[tuple[httpx.AsyncClient, httpx.AsyncClient]]
 
 
 @pytest.fixture(params=["embedded", "kafka"])
