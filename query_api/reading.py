@@ -244,13 +244,15 @@ class Reader:
     async def _with_images(
         self, read: ServedRead, views: list[VectorView], include: Sequence[Include]
     ) -> list[VectorView]:
-        """The views with their images when `include` asks for them: read from the dataset's last commit in
-        storage (a read at a past version too), never held by the projection, which keeps what searches need."""
+        """The views with their images when `include` asks for them: read from storage (the dataset's last
+        commit, or the past version read), never held by the projection, which keeps what searches need."""
         fields = image_fields(read.served.spec.vectors)
         if "images" not in include or not views or not fields:
             return views
+        at = read.projection.version if read.past else None
+        ids = [view.id for view in views]
         found = await asyncio.to_thread(
-            self.services.store.images_of, self.tenant, read.dataset, [view.id for view in views], fields
+            self.services.store.images_of, self.tenant, read.dataset, ids, fields, at
         )
         return [view.model_copy(update={"images": found.get(view.id, {})}) for view in views]
 

@@ -378,18 +378,19 @@ class DatasetStore:
         return ds
 
     def images_of(
-        self, tenant: str, dataset: str, ids: Sequence[str], fields: Sequence[str]
+        self, tenant: str, dataset: str, ids: Sequence[str], fields: Sequence[str], at: str | None = None
     ) -> dict[str, dict[str, bytes]]:
-        """The images of `fields` that the records of `ids` carry, by id then field, read from the dataset's last
-        commit: one query over the id column, reading only the image bytes asked for (never decoded)."""
+        """The images of `fields` that the records of `ids` carry, by id then field, read from the dataset at a
+        version (its last commit without one): one query over the id column, reading only the image bytes asked
+        for (never decoded)."""
         if not ids or not fields:
             return {}
-        ds = deeplake.open_read_only(self.url(tenant, dataset))
+        ds = self.read_at(tenant, dataset, at)
         wanted = ", ".join("'" + vector_id.replace("'", "''") + "'" for vector_id in dict.fromkeys(ids))
         columns = ", ".join(f'"{image_column_of(name)}"' for name in fields)
         view = ds.query(f"SELECT id, {columns} WHERE id IN ({wanted})")
         rows = list(range(len(view)))
-        listed: list[Any] = view["id"][:]  # type: ignore[assignment]
+        listed: list[Any] = view["id"][:]
         found: dict[str, dict[str, bytes]] = {str(vector_id): {} for vector_id in listed}
         for name in fields:
             images = view[image_column_of(name)].get_bytes(rows) if rows else []
