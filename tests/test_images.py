@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -313,6 +314,29 @@ async def test_an_image_endpoint_embeds_images_and_down_is_503(embedded_settings
             settings = with_sources(embedded_settings, served, embeddings)
             async with serving(create_app(settings)) as client:
                 clip = {"kind": "openai-image", "model": "clip", "endpoint": "test"}
+                # An endpoint the operator did not configure, an image embedder for the default vector (which
+                # embeds text), and a local one of another width are refused at creation.
+                for definition, loc, reason in (
+                    (
+                        {"vectors": {"image": {"dimensions": 4, "embedder": {**clip, "endpoint": "nope"}}}},
+                        ["body", "vectors", "image", "embedder"],
+                        "no embedding endpoint 'nope'",
+                    ),
+                    ({"embedder": clip}, ["body", "embedder"], "openai-image"),
+                    (
+                        {"vectors": {"image": {"dimensions": 4, "embedder": {"kind": "local-image"}}}},
+                        ["body", "vectors", "image"],
+                        "256-dimensional",
+                    ),
+                ):
+                    answer = await client.post(
+                        "/api/v1/datasets", json={"name": "no", "dimensions": 2, **definition}
+                    )
+                    assert answer.status_code == 422, answer.text
+                    assert any(
+                        p["loc"][: len(loc)] == loc and reason in json.dumps(p)
+                        for p in answer.json()["detail"]
+                    ), answer.text
                 definition = {
                     "name": "clip",
                     "dimensions": 2,

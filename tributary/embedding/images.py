@@ -45,7 +45,9 @@ class ImageRef:
 
 
 def checked_image(data: bytes) -> bytes:
-    """`data` when it is a PNG or JPEG within the limits, else BadImage."""
+    """`data` when it is a PNG or JPEG within the limits that decodes whole, else BadImage. (Decoded here, so an
+    image an embedder cannot read is the client's error, not the embedder's; a JPEG decodes at a reduced scale,
+    which reads all of it.) Blocks for as long as the decoding takes: callers run it in a worker thread."""
     if len(data) > MAX_IMAGE_BYTES:
         raise BadImage(f"the image has {len(data)} bytes, at most {MAX_IMAGE_BYTES} are accepted")
     try:
@@ -57,7 +59,8 @@ def checked_image(data: bytes) -> bytes:
                 raise BadImage(
                     f"the image has {width} x {height} pixels, at most {MAX_IMAGE_PIXELS} are accepted"
                 )
-            image.verify()
+            image.draft("RGB", (64, 64))
+            image.load()
     except BadImage:
         raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
@@ -74,9 +77,8 @@ class ImageLoader:
         self._client = httpx.AsyncClient(timeout=settings.image_fetch_timeout_s, follow_redirects=False)
 
     async def load(self, ref: ImageRef) -> bytes:
-        if ref.url is None:
-            return checked_image(ref.data or b"")
-        return checked_image(await self._fetch(ref.url))
+        data = (ref.data or b"") if ref.url is None else await self._fetch(ref.url)
+        return await asyncio.to_thread(checked_image, data)
 
     async def load_all(self, refs: list[ImageRef]) -> list[bytes | BadImage]:
         """Each image's bytes, or why it cannot be used, fetched concurrently."""
