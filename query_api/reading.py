@@ -277,7 +277,8 @@ class Reader:
                 found = views(projection, [(slot, None) for slot in chosen], body.include)
                 return found, str(chosen[-1] + 1) if more else None
 
-        return await asyncio.to_thread(page)
+        found, cursor = await asyncio.to_thread(page)
+        return await self._with_images(read, found, body.include), cursor
 
     async def count(self, read: ServedRead, body: CountRequest) -> int:
         def counted() -> int:

@@ -211,6 +211,13 @@ async def exercise(commands: httpx.AsyncClient, reads: httpx.AsyncClient, served
     )
     first = page.json()["results"][0]
     assert first["id"] == "r10" and base64.b64decode(first["images"]["image"]) == image_of(10)
+    scrolled = await reads.post(
+        f"{BASE}/scroll{STRONG}", json={"filter": {"group": 1}, "include": ["images"], "limit": 3}
+    )
+    assert scrolled.status_code == 200, scrolled.text
+    for view in scrolled.json()["results"]:
+        i = int(view["id"][1:])
+        assert view["images"] == ({} if how(i) == "none" else {"image": b64(image_of(i))}), view["id"]
     # Without `images` asked for, none are read.
     plain = await reads.post(f"{BASE}/vectors/get", json={"ids": ["r10"]})
     assert "images" not in plain.json()["results"][0]
