@@ -6,6 +6,7 @@ retry publishes the same command again, which the applier recognises if the firs
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
@@ -16,7 +17,7 @@ from command_api.splitting import split_command
 from events import Command
 from schemas.datasets import Accepted
 from tributary import tracing
-from tributary.bus import CommandPublisher, PublishFailed
+from tributary.bus import CommandPublisher, ConsistencyToken, EncodedCommand, PublishFailed
 from tributary.db.models import OperationRow
 from tributary.db.outcomes import settled
 
@@ -43,6 +44,45 @@ class NotPublished(Exception):
     @property
     def message(self) -> str:
         return f"the command could not be published, retry later ({self.reason})"
+
+
+class OutOfTurn(Exception):
+    """A write of a stream found the write before it not published (refused or failed): it publishes nothing."""
+
+
+class InOrder:
+    """The publishes of a stream of writes, in the order the stream sent them, while each write prepares (checks,
+    records its operation, serialises) as the one before it is published and acknowledged: `turn()` hands each
+    write, in stream order, a publisher that waits for the previous write's publish to succeed."""
+
+    def __init__(self, publisher: CommandPublisher) -> None:
+        self._publisher = publisher
+        self._last: asyncio.Future[bool] | None = None
+
+    def turn(self) -> Turn:
+        turn = Turn(self._publisher, self._last)
+        self._last = turn.published
+        return turn
+
+
+class Turn:
+    """One write's place in an `InOrder` stream; `close()` once the write is over, published or not, so the
+    writes after it stop waiting."""
+
+    def __init__(self, publisher: CommandPublisher, previous: asyncio.Future[bool] | None) -> None:
+        self._publisher, self._previous = publisher, previous
+        self.published: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+    async def publish(self, commands: Sequence[EncodedCommand]) -> ConsistencyToken:
+        if self._previous is not None and not await asyncio.shield(self._previous):
+            raise OutOfTurn("the write before this one in the stream was not published")
+        token = await self._publisher.publish(commands)
+        self.published.set_result(True)
+        return token
+
+    def close(self) -> None:
+        if not self.published.done():
+            self.published.set_result(False)
 
 
 # As long as the operations table's column (tributary/db/models.py) keeps.

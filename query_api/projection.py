@@ -69,6 +69,8 @@ _INITIAL_CAPACITY = 1024
 # 100,000; 1.4 ms to replace one): a load from DeepLake inserts on every core, as searches wait for it anyway.
 _PARALLEL_INSERT_ROWS = 32
 INSERT_THREADS = os.cpu_count() or 1
+# Rows an exact scan gathers at once (384 KiB at 384 dimensions): the fastest of 64 to 4,096 at 1-30% of 100,000.
+GATHER_BLOCK = 256
 
 
 class ReadWriteLock:
@@ -359,7 +361,7 @@ class VectorSpace:
             # Most rows: rank the rows in place rather than gather a copy of them (150 MB at 100k x 384).
             ascending = self._rank(query, self._vectors[:extent], self._norms[:extent])[slots]
         else:
-            ascending = self._rank(query, self._vectors[slots], self._norms[slots])
+            ascending = self._rank_products(query, self._gathered_products(query, slots), self._norms[slots])
         best = np.argpartition(ascending, k - 1)[:k] if len(slots) > k else np.arange(len(slots))
         chosen = slots[best]
         if self.metric == "l2":
@@ -374,9 +376,28 @@ class VectorSpace:
         return [Hit(int(chosen[i]), float(scores[i])) for i in order]
 
     def _rank(self, query: Vectors, rows: Vectors, norms: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+        return self._rank_products(query, rows @ query, norms)
+
+    def _gathered_products(self, query: Vectors, slots: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        """The rows' products with the query, gathered a block at a time: a block stays in the CPU's cache while
+        it is multiplied, where one copy of every row goes out to memory and back (5,000 of 100,000 rows x 384:
+        1.0 to 0.62 ms). Only calls into numpy's C code in the loop: a filtered search makes no Python call per
+        block either."""
+        products = np.empty(len(slots), dtype=np.float32)
+        for start in range(0, len(slots), GATHER_BLOCK):
+            np.matmul(
+                self._vectors[slots[start : start + GATHER_BLOCK]],
+                query,
+                out=products[start : start + GATHER_BLOCK],
+            )
+        return products
+
+    def _rank_products(
+        self, query: Vectors, products: npt.NDArray[np.float32], norms: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float64]:
         """Lower is closer: -cosine similarity, -dot product, or |r|² - 2 r·q (|r - q|² less |q|²), which
         needs no copy of the rows."""
-        product = np.asarray(rows @ query, dtype=np.float64)
+        product = np.asarray(products, dtype=np.float64)
         if self.metric == "l2":
             return np.asarray(norms, dtype=np.float64) ** 2 - 2 * product
         if self.metric == "cosine":

@@ -437,3 +437,53 @@ async def test_snapshots_over_grpc(embedded_settings: Settings, tmp_path: Path) 
         )
         assert deleted.status == "applied"
         assert list((await snapshots.List(pb.DatasetRef(dataset="docs"), metadata=admin)).snapshots) == []
+
+
+async def test_a_stream_publishes_in_order_and_nothing_after_a_refused_message(
+    embedded_settings: Settings,
+) -> None:
+    """A stream's writes prepare while the one before is published, yet land in the order sent: the same id
+    written by each message keeps the last message's metadata. A message refused by the dataset's checks ends
+    the stream: the messages before it stand, the one prepared after it publishes nothing."""
+    port = free_port()
+    settings = embedded_settings.model_copy(update={"grpc_port": port})
+    async with serving(create_app(settings)), grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        admin = auth(ADMIN_KEY)
+        datasets, vectors = pb_grpc.DatasetsStub(channel), pb_grpc.VectorsStub(channel)
+        await datasets.Create(pb.CreateDatasetRequest(name="docs", dimensions=2, wait=True), metadata=admin)
+        rows = packed(np.random.default_rng(5).standard_normal((40, 2)).astype(np.float32))
+
+        def message(n: int, **extra: pb.Record) -> pb.UpsertRequest:
+            records = [
+                pb.Record(id="same", vector=rows[n], metadata_json=json.dumps({"n": n})),
+                *(pb.Record(id=f"v{n}-{i}", vector=rows[i]) for i in range(20)),
+            ]
+            return pb.UpsertRequest(dataset="docs", records=[*records, *extra.values()])
+
+        summary = await vectors.UpsertStream(_stream([message(n) for n in range(12)]), metadata=admin)
+        assert summary.records == 12 * 21 and len(summary.operation_ids) == 12
+
+        wrong = pb.Record(id="wrong", vector=packed(np.ones((1, 3)))[0])
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await vectors.UpsertStream(
+                _stream([message(20), message(21), message(22, wrong=wrong), message(23), message(24)]),
+                metadata=admin,
+            )
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert [v.field for v in details(refused.value)[0].field_violations] == ["records[21].vector"]
+
+        # A write after the stream, waited for: everything published before it is applied by then.
+        after = await vectors.Upsert(
+            pb.UpsertRequest(dataset="docs", records=[pb.Record(id="after", vector=rows[0])], wait=True),
+            metadata=admin,
+        )
+        got = await vectors.Get(
+            pb.GetVectorsRequest(
+                dataset="docs",
+                ids=["same", "v11-0", "v21-0", "v22-0", "v23-0", "after"],
+                consistency=pb.Consistency(level="session", token=after.consistency_token),
+            ),
+            metadata=admin,
+        )
+        assert [view.id for view in got.results] == ["same", "v11-0", "v21-0", "after"]
+        assert json.loads(got.results[0].metadata_json) == {"n": 21}

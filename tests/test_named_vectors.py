@@ -135,6 +135,15 @@ async def exercise(commands: httpx.AsyncClient, reads: httpx.AsyncClient) -> Non
     rebuilt = await reads.post("/api/v1/admin/datasets/mm/rebuild")
     assert rebuilt.status_code == 200, rebuilt.text
     await searched_alone_and_fused(reads, search, vectors, everyone)
+    # Each field's own index: its parameters, and the records that carry it.
+    for field in DIMS:
+        state = await reads.get("/api/v1/admin/datasets/mm/index", params={"field": field})
+        assert state.status_code == 200, state.text
+        carried = sum(carries(i, field) for i in range(N))
+        assert state.json()["indexed"] + state.json()["pending"] == carried, (field, state.json())
+        assert state.json()["m"] == (8 if field == "caption" else 16), (field, state.json())
+    unknown = await reads.get("/api/v1/admin/datasets/mm/index", params={"field": "audio"})
+    assert unknown.status_code == 422 and "no vector field 'audio'" in unknown.text
     await write(commands, f"{BASE}/vectors/delete", {"ids": ["v1"]})
     await searched_alone_and_fused(reads, f"{BASE}/search?version={version}", vectors, everyone)
     taken = await write(commands, f"{BASE}/snapshots", {})

@@ -13,6 +13,7 @@ import functools
 import hashlib
 import json
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from google.protobuf.message import Message
 from opentelemetry.trace import Span, StatusCode
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from command_api.operations import MAX_IDEMPOTENCY_KEY, Keyed
+from command_api.operations import MAX_IDEMPOTENCY_KEY, InOrder, Keyed, Turn
 from command_api.writes import Writer
 from entrypoints.grpc_api.errors import abort, failure_status
 from entrypoints.grpc_api.v1 import tributary_pb2 as pb
@@ -44,6 +45,7 @@ from tributary import audit, logs, tracing
 from tributary.auth.authenticate import authenticate
 from tributary.auth.gate import admit, check_dataset, check_tenant_wide, refuse_unauthenticated
 from tributary.auth.principal import Action, Principal
+from tributary.bus import CommandPublisher
 from tributary.embedding.images import ImageRef
 from tributary.failures import Conflict, Invalid, NotFound, Unauthenticated
 from tributary.metrics import GRPC_DURATION, GRPC_REQUESTS
@@ -64,6 +66,8 @@ READ_FIELDS = {
 M = TypeVar("M", bound=BaseModel)
 
 SERVICE_PACKAGE = pb.DESCRIPTOR.package
+# A stream's writes prepared or publishing at once: one is published and acknowledged while the next prepares.
+STREAM_WRITES_IN_FLIGHT = 2
 # The audit keeps HTTP's vocabulary of outcomes (tributary/audit.py): a gRPC status as the code it stands for.
 AUDIT_OUTCOME = {
     grpc.StatusCode.OK: 200,
@@ -117,13 +121,21 @@ class Call:
     def reader(self) -> Reader:
         return Reader(self.reads, self.principal.tenant)
 
-    @asynccontextmanager
-    async def writer(self, wait: bool, request: Any = None) -> AsyncIterator[Writer]:
-        """The write service of this call; with an `idempotency-key` in the metadata (unary writes), its request
-        is identified by the RPC and the request's bytes, as an HTTP write is by its method, path and body."""
-        services = self.services
-        if services.publisher is None:
+    @property
+    def publisher(self) -> CommandPublisher:
+        if self.services.publisher is None:
             raise _Unimplemented("this role takes no writes: call the command-api")
+        return self.services.publisher
+
+    @asynccontextmanager
+    async def writer(
+        self, wait: bool, request: Any = None, publisher: CommandPublisher | None = None
+    ) -> AsyncIterator[Writer]:
+        """The write service of this call; with an `idempotency-key` in the metadata (unary writes), its request
+        is identified by the RPC and the request's bytes, as an HTTP write is by its method, path and body.
+        `publisher`: this call's own (a stream's turn), else the role's."""
+        services = self.services
+        publisher = publisher or self.publisher
         keyed = None
         key = self.metadata("idempotency-key")
         if key is not None and request is not None:
@@ -137,7 +149,7 @@ class Call:
             yield Writer(
                 self.principal.tenant,
                 session,
-                services.publisher,
+                publisher,
                 services.embedders,
                 services.settings,
                 keyed,
@@ -286,22 +298,36 @@ class Vectors(Base, pb_grpc.VectorsServicer):
     async def UpsertStream(
         self, requests: AsyncIterator[pb.UpsertRequest], call: Call
     ) -> pb.UpsertStreamSummary:
-        """Each message is one write, admitted and submitted in the order sent; a refused message ends the stream
-        with its error (the messages before it were accepted: their operations stand). The next message is read
-        and validated (in a thread) while the one before is being published."""
+        """Each message is one write, admitted, submitted and published in the order sent; a refused message ends
+        the stream with its error (the messages before it were accepted: their operations stand; the ones after it
+        publish nothing). While one message is published and acknowledged, the next is checked, recorded and
+        serialised, and the one after it read and validated (in a thread)."""
         summary = pb.UpsertStreamSummary()
-        first = True
-        async for request, body in _read_ahead(requests):
-            if not first:
-                # Each message is a write request of its own for the rate limit, as N HTTP upserts would be.
-                await admit(call.principal, call.action, call.services.rate_limiter)
-            first = False
-            call.on_dataset(request.dataset)
-            async with call.writer(request.wait) as writer:
-                answer = _outcome(await writer.upsert_vectors(request.dataset, body.vectors))
-            summary.records += len(body.vectors)
+        order = InOrder(call.publisher)
+        in_flight: deque[asyncio.Task[tuple[Accepted, int]]] = deque()
+
+        def tally(answer: Accepted, records: int) -> None:
+            summary.records += records
             summary.operation_ids.append(answer.operation_id)
             summary.consistency_token = answer.consistency_token
+
+        try:
+            first = True
+            async for request, body in _read_ahead(requests):
+                if not first:
+                    # Each message is a write request of its own for the rate limit, as N HTTP upserts would be.
+                    await admit(call.principal, call.action, call.services.rate_limiter)
+                first = False
+                call.on_dataset(request.dataset)
+                in_flight.append(asyncio.create_task(_streamed_upsert(call, order.turn(), request, body)))
+                if len(in_flight) == STREAM_WRITES_IN_FLIGHT:
+                    tally(*await in_flight.popleft())
+            while in_flight:
+                tally(*await in_flight.popleft())
+        finally:
+            # The writes still in flight end by themselves: published, or out of turn with nothing sent (their
+            # operations forgotten), which cancelling them half-way would not ensure.
+            await asyncio.gather(*in_flight, return_exceptions=True)
         return summary
 
     @rpc("write", "dataset")
@@ -545,6 +571,17 @@ async def _read_ahead(
             yield item
     finally:
         await cancel(reader)
+
+
+async def _streamed_upsert(
+    call: Call, turn: Turn, request: pb.UpsertRequest, body: UpsertVectorsRequest
+) -> tuple[Accepted, int]:
+    """The write's answer and its number of records."""
+    try:
+        async with call.writer(request.wait, publisher=turn) as writer:
+            return _outcome(await writer.upsert_vectors(request.dataset, body.vectors)), len(body.vectors)
+    finally:
+        turn.close()
 
 
 def _include(include: Any) -> dict[str, Any]:

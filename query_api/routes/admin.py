@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
+from events.commands import DEFAULT_VECTOR_FIELD
 from query_api.deps import ReadServicesDep
 from query_api.projection import DatasetProjection
 from query_api.registry import rebuild
 from tributary.deps import SettingsDep, TenantDep, WritableDataset, allowed
 from tributary.errors import AUTHENTICATED, responses
-from tributary.failures import NotFound
+from tributary.failures import NotFound, invalid
 from tributary.storage import DatasetStore
 
 router = APIRouter(
@@ -26,7 +27,7 @@ router = APIRouter(
 
 
 class IndexState(BaseModel):
-    """This replica's HNSW index of a dataset's default vector: its graph, and the search breadth tuned to the
+    """This replica's HNSW index of one vector field of a dataset: its graph, and the search breadth tuned to the
     target recall."""
 
     m: int
@@ -47,8 +48,11 @@ class IndexState(BaseModel):
     pending: int = Field(description="Vectors not in HNSW yet (searched by exact scan meanwhile)")
 
     @classmethod
-    def of(cls, projection: DatasetProjection) -> IndexState:
-        space = projection.default
+    def of(cls, projection: DatasetProjection, field: str = DEFAULT_VECTOR_FIELD) -> IndexState:
+        space = projection.spaces.get(field)
+        if space is None:
+            known = ", ".join(projection.spaces)
+            raise invalid(("query", "field"), f"the dataset has no vector field {field!r} (it has {known})")
         tuning, config = space.tuning, space.config
         return cls(
             m=config.m,
@@ -92,9 +96,16 @@ async def rebuild_projection(
 
 
 @router.get("/datasets/{dataset}/index", response_model=IndexState)
-async def index_state(dataset: WritableDataset, services: ReadServicesDep, tenant: TenantDep) -> IndexState:
-    """This replica's HNSW index of a dataset: the tuned search breadth and the recall it measured."""
+async def index_state(
+    dataset: WritableDataset,
+    services: ReadServicesDep,
+    tenant: TenantDep,
+    field: Annotated[str, Query(description="The vector field: the default one, or a named field")] = (
+        DEFAULT_VECTOR_FIELD
+    ),
+) -> IndexState:
+    """This replica's HNSW index of a dataset's vector field: the tuned search breadth and the recall it measured."""
     served = services.projections.get(tenant, dataset)
     if served is None:
         raise NotFound(f"dataset {dataset!r} not found")
-    return IndexState.of(served.projection)
+    return IndexState.of(served.projection, field)
