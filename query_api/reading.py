@@ -15,7 +15,13 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from events.commands import DEFAULT_VECTOR_FIELD, AnyEmbedder, ImageEmbedder, image_fields
+from events.commands import (
+    DEFAULT_VECTOR_FIELD,
+    AnyEmbedder,
+    ImageEmbedder,
+    OpenAIImageEmbedderConfig,
+    image_fields,
+)
 from events.filters import FilterNode, parse_filter
 from query_api.cache import SearchCache
 from query_api.consistency import ConsistencyLevel, TokenBeyondLog
@@ -215,9 +221,15 @@ class Reader:
             if embedder is None:
                 raise invalid((*loc, "vector"), f"{where} has no embedder: give a query vector")
             embedders = self.services.embedders
-            if isinstance(embedder, ImageEmbedder):
+            if isinstance(embedder, OpenAIImageEmbedderConfig) and image is None and text is not None:
+                # A CLIP-style model embeds texts into its images' space: text finds images.
+                embedded = await embedders.embed_image_texts(embedder, dimensions, [text])
+            elif isinstance(embedder, ImageEmbedder):
                 if image is None:
-                    raise invalid((*loc, "image"), f"{where} embeds images: give a query `image` or vector")
+                    raise invalid(
+                        (*loc, "image"),
+                        f"{where} embeds images with the local pixel embedder: give a query `image` or vector",
+                    )
                 try:
                     data = await embedders.images.load(image)
                 except BadImage as exc:

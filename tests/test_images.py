@@ -258,7 +258,9 @@ async def exercise(commands: httpx.AsyncClient, reads: httpx.AsyncClient, served
         "image source",
     )
     refused(
-        await reads.post(search, json={"field": "image", "text": "a cat"}), ["body", "image"], "embeds images"
+        await reads.post(search, json={"field": "image", "text": "a cat"}),
+        ["body", "image"],
+        "local pixel embedder",
     )
     refused(
         await reads.post(search, json={"field": "text", "image": b64(image_of(1))}),
@@ -362,6 +364,10 @@ async def test_an_image_endpoint_embeds_images_and_down_is_503(embedded_settings
                 search = "/api/v1/datasets/clip/search" + STRONG
                 found = await client.post(search, json={"field": "image", "image": b64(image_of(1))})
                 assert [r["id"] for r in found.json()["results"]] == ["a"]
+                # A query text is embedded by the same model into its images' space, sent as {"text": ...}.
+                by_text = await client.post(search, json={"field": "image", "text": "a red kite"})
+                assert by_text.status_code == 200 and by_text.json()["results"][0]["id"] == "a", by_text.text
+                assert embeddings.requests[-1].body["input"] == [{"text": "a red kite"}]
 
                 embeddings.status = 503
                 down = await client.post("/api/v1/datasets/clip/vectors", json=body)

@@ -44,6 +44,10 @@ class LocalImageEmbedder:
         vectors = await asyncio.to_thread(_embed_all, images, self._dimensions)
         return checked(vectors, len(images), self._dimensions)
 
+    async def embed_texts(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        # Callers refuse a text query of a `local-image` field first (a 422): this is not reached from a request.
+        raise EmbeddingFailed("pixels-v1 embeds images, not texts")
+
     async def aclose(self) -> None:
         return None
 

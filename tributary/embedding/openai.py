@@ -129,7 +129,8 @@ class OpenAIEmbedder:
 class OpenAIImageEmbedder:
     """Images through an OpenAI-compatible endpoint of a CLIP-style model: each image sent as
     `{"image": <base64>}` in `input` (the form Jina's and several CLIP servers' embeddings APIs take), the
-    answer read as for texts."""
+    answer read as for texts; and query texts as `{"text": ...}`, which such a model embeds into the same
+    space as its images."""
 
     def __init__(self, endpoint: OpenAIEmbedder) -> None:
         self._endpoint = endpoint
@@ -144,6 +145,9 @@ class OpenAIImageEmbedder:
     async def embed_images(self, images: list[bytes]) -> npt.NDArray[np.float32]:
         inputs = [{"image": base64.b64encode(image).decode("ascii")} for image in images]
         return await self._endpoint.embed_inputs(inputs)
+
+    async def embed_texts(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        return await self._endpoint.embed_inputs([{"text": text} for text in texts])
 
     async def aclose(self) -> None:
         await self._endpoint.aclose()

@@ -4,6 +4,8 @@ loader of images given by URL."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import numpy as np
 import numpy.typing as npt
 
@@ -68,10 +70,26 @@ class Embedders:
     ) -> npt.NDArray[np.float32]:
         """The images (checked already: tributary/embedding/images.py) embedded for a request; a failure is a
         503 as for texts."""
+        return await self._by_image_embedder(
+            config, dimensions, lambda embedder: embedder.embed_images(images)
+        )
+
+    async def embed_image_texts(
+        self, config: OpenAIImageEmbedderConfig, dimensions: int, texts: list[str]
+    ) -> npt.NDArray[np.float32]:
+        """Query texts embedded by a CLIP-style image endpoint, into its images' space; a failure is a 503."""
+        return await self._by_image_embedder(config, dimensions, lambda embedder: embedder.embed_texts(texts))
+
+    async def _by_image_embedder(
+        self,
+        config: ImageEmbedder,
+        dimensions: int,
+        call: Callable[[ImagesEmbedder], Awaitable[npt.NDArray[np.float32]]],
+    ) -> npt.NDArray[np.float32]:
         try:
             embedder = self._image_embedder(config, dimensions)
             with EMBED_SECONDS.labels(config.kind).time():
-                return await embedder.embed_images(images)
+                return await call(embedder)
         except EmbeddingFailed as exc:
             EMBED_FAILURES.labels(config.kind).inc()
             raise Unavailable("the embedder", str(exc), message=f"embedding failed: {exc}") from exc
