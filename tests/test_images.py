@@ -235,15 +235,18 @@ async def exercise(commands: httpx.AsyncClient, reads: httpx.AsyncClient, served
     assert then.json()["results"][0]["images"] == {"image": b64(image_of(10))}
     await write(commands, f"{BASE}/vectors", {"vectors": [record(10, served)]})
 
-    # A snapshot restored keeps the image field's vectors (found by image), not the images: snapshots do not
-    # carry them yet (docs/architecture.md).
+    # A snapshot restored into another dataset keeps the images and their vectors.
     taken = await write(commands, f"{BASE}/snapshots", {})
     await write(commands, f"{BASE}/snapshots/{taken['operation_id']}/restore?target=copy", None)
     copy = await reads.post(
         f"/api/v1/datasets/copy/search{STRONG}",
         json={"field": "image", "image": b64(image_of(5)), "k": 1, "include": ["images"]},
     )
-    assert [(r["id"], r["images"]) for r in copy.json()["results"]] == [("r5", {})]
+    assert [(r["id"], r["images"]) for r in copy.json()["results"]] == [("r5", {"image": b64(image_of(5))})]
+    restored = await reads.post(
+        f"/api/v1/datasets/copy/vectors/get{STRONG}", json={"ids": ["r8", "r9"], "include": ["images"]}
+    )
+    assert [r["images"] for r in restored.json()["results"]] == [{}, {"image": b64(image_of(9))}]
 
     # Query refusals: a bad query image, a text for an image field, an image for a text field.
     search = f"{BASE}/search{STRONG}"

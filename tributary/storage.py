@@ -185,27 +185,32 @@ def image_column_of(name: str) -> str:
 @dataclass(frozen=True)
 class Rows:
     """A dataset's rows as stored, in row order: metadata as its JSON text, each named vector field as a matrix
-    with NaN rows where a record does not carry it."""
+    with NaN rows where a record does not carry it, each image field's images with empty bytes where a record
+    has none."""
 
     ids: list[str]
     vectors: npt.NDArray[np.float32]
     texts: list[str]
     metadata: list[str]
     named: dict[str, npt.NDArray[np.float32]] = field(default_factory=dict)
+    images: dict[str, list[bytes]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def columns(self, image_columns: Sequence[str] = ()) -> dict[str, Any]:
-        """The rows as DeepLake appends them. Rows carry no images (snapshots do not hold them yet): each of
-        `image_columns` is empty in every row."""
+        """The rows as DeepLake appends them, with each of `image_columns` (the dataset's image fields): empty
+        in every row when the rows carry none (a snapshot taken before snapshots held images)."""
         return {
             "id": self.ids,
             "embedding": self.vectors,
             "text": self.texts,
             "metadata": self.metadata,
             **{column_of(name): matrix for name, matrix in self.named.items()},
-            **{image_column_of(name): [b""] * len(self.ids) for name in image_columns},
+            **{
+                image_column_of(name): self.images.get(name) or [b""] * len(self.ids)
+                for name in image_columns
+            },
         }
 
 
@@ -327,6 +332,9 @@ class DatasetStore:
             named={
                 name: np.asarray(ds[column_of(name)][start:stop], dtype=np.float32).reshape(-1, f.dimensions)
                 for name, f in spec.vectors.items()
+            },
+            images={
+                name: _bytes_of(ds[image_column_of(name)], start, stop) for name in image_fields(spec.vectors)
             },
         )
 
@@ -598,6 +606,11 @@ class DatasetWriter:
         self._ds.commit(commit.message)
         self._ledger, self._pending, self._operations, self._known = commit.ledger, [], [], set(commit.ledger)
         return self.version
+
+
+def _bytes_of(column: Any, start: int, stop: int) -> list[bytes]:
+    """The images of rows start to stop as stored (never decoded)."""
+    return [bytes(image) for image in column.get_bytes(list(range(start, stop)))] if stop > start else []
 
 
 def _ledger(ds: Any) -> list[str]:

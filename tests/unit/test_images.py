@@ -16,6 +16,7 @@ from tributary.embedding.local_image import pixel_features
 from tributary.limits import MAX_IMAGE_PIXELS
 from tributary.outbound import place_of
 from tributary.settings import ImageSource
+from tributary.snapshots import pack_images, unpack_images
 
 SOURCES = {
     "a": ImageSource(url="https://img.example.com/pics"),
@@ -100,6 +101,15 @@ def test_the_pixel_embedder_is_deterministic_and_finds_copies() -> None:
     # A flat image has no colour or edge to speak of, and still gets a unit vector.
     flat = pixel_features(encoded(np.full((16, 16, 3), 128, dtype=np.uint8)))
     assert np.isfinite(flat).all() and np.isclose(np.linalg.norm(flat), 1.0)
+
+
+def test_a_snapshot_part_packs_its_images_and_finds_them_cut() -> None:
+    images = [b"\x89PNG one", b"", b"\xff\xd8 three"]
+    packed = pack_images(images)
+    assert unpack_images(packed) == images and unpack_images(pack_images([])) == []
+    for cut in (packed[:-1], packed[:12], packed + b"x", b"\x01"):
+        with pytest.raises(ValueError):
+            unpack_images(cut)
 
 
 def test_images_travel_in_the_command_and_follow_its_parts() -> None:
