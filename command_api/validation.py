@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from events.commands import EmbedderConfig, OpenAIEmbedderConfig, VectorField, embedder_mismatch
+from events.commands import AnyEmbedder, OpenAIEmbedderConfig, VectorField, embedder_mismatch
 from schemas.vectors import VectorRecord
 from tributary.db.models import DatasetRow
 from tributary.embedding import Embedders
@@ -42,7 +42,7 @@ def metadata_problems(
 
 
 def check_embedder(
-    embedder: EmbedderConfig | None,
+    embedder: AnyEmbedder | None,
     dimensions: int,
     embedders: Embedders,
     loc: tuple[str | int, ...] = ("embedder",),
@@ -67,16 +67,17 @@ def vector_fields(dataset: DatasetRow) -> dict[str, VectorField]:
 
 def check_records(records: list[VectorRecord], dataset: DatasetRow) -> None:
     """A record needs a vector of the dataset's dimensions, or a text when the dataset has an embedder, or, in a
-    dataset with named vector fields, a vector of one of them (given, or its text embedded by the field's
-    embedder); the vectors of named fields it gives are of fields the dataset has, each of its dimensions."""
+    dataset with named vector fields, a vector of one of them (given, its text embedded by the field's text
+    embedder, or its image by the field's image embedder); the vectors of named fields it gives are of fields
+    the dataset has, each of its dimensions, and its images of the dataset's image fields."""
     problems: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
     fields = vector_fields(dataset)
-    embeds_named = any(field.embedder is not None for field in fields.values())
+    embeds_named = any(field.text_embedder is not None for field in fields.values())
     for index, record in enumerate(records):
         loc: tuple[str | int, ...] = ("vectors", index)
         has_text = record.text is not None and bool(record.text.strip())
-        carries_named = bool(record.vectors) or (embeds_named and has_text)
+        carries_named = bool(record.vectors) or bool(record.images) or (embeds_named and has_text)
         if record.vector is None and carries_named and not (dataset.embedder and has_text):
             pass  # without the default vector: found through its named fields
         elif record.vector is None:
@@ -124,6 +125,17 @@ def _named_vector_problems(
                 problem(
                     (*loc, "vectors", name),
                     f"has {len(vector)} dimensions, the field has {field.dimensions}",
+                )
+            )
+    for name in record.images or {}:
+        field = fields.get(name)
+        if field is None or field.image_embedder is None:
+            known = ", ".join(sorted(n for n, f in fields.items() if f.image_embedder is not None)) or "none"
+            problems.append(
+                problem(
+                    (*loc, "images", name),
+                    f"the dataset has no image field {name!r} (a named field whose embedder embeds images; it "
+                    f"has {known})",
                 )
             )
     return problems

@@ -7,7 +7,9 @@ Who may write what was decided before (tributary/auth/gate.py); refusals are tri
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -43,13 +45,14 @@ from events import (
     UpsertVectorsPayload,
     parse_embedder_config,
 )
-from events.commands import DatasetDefinition, EmbedderConfig, FieldVectors, VectorField
+from events.commands import DatasetDefinition, FieldImages, FieldVectors, VectorField
 from schemas.datasets import Accepted, CreateDatasetRequest
 from schemas.snapshots import CreateSnapshotRequest
 from schemas.vectors import OUTSIDE_FLOAT32, DeleteVectorsRequest, MetadataPatch, VectorRecord
 from tributary.bus import CommandPublisher
 from tributary.db.models import DatasetRow
 from tributary.embedding import Embedders
+from tributary.embedding.images import BadImage
 from tributary.failures import Conflict, Invalid, NotFound, invalid
 from tributary.settings import Settings
 from tributary.snapshots import existing_snapshot
@@ -111,9 +114,11 @@ class Writer:
             # Embedding can take seconds: hand the database connection back to the pool meanwhile.
             await self.session.commit()
         ids = [record.id or uuid.uuid4().hex for record in records]
+        images = await _record_images(records, self.embedders)
         vectors, absent = await _record_vectors(records, row, self.embedders)
         named = {
-            name: await _field_vectors(records, name, field, self.embedders) for name, field in fields.items()
+            name: await _field_vectors(records, name, field, self.embedders, images.get(name, {}))
+            for name, field in fields.items()
         }
         command = UpsertVectors(
             tenant=row.tenant,
@@ -126,6 +131,10 @@ class Writer:
                 metadata=[record.metadata or {} for record in records],
                 # A field no record carries is left out.
                 named_vectors={name: given for name, given in named.items() if given.rows},
+                images={
+                    name: FieldImages(rows=sorted(given), images=[given[i] for i in sorted(given)])
+                    for name, given in images.items()
+                },
             ),
         )
         return await self._submit(command, ids)
@@ -189,8 +198,9 @@ async def _record_vectors(
     failure is a 503 with its reason, before anything is published."""
     embedder = parse_embedder_config(dataset.embedder) if dataset.embedder else None
     given = {i: record.vector for i, record in enumerate(records) if record.vector is not None}
+    embed = None if embedder is None else partial(embedders.embed, embedder, dataset.dimensions)
     rows, vectors = await _given_or_embedded(
-        given, _texts(records, given, embedder), dataset.dimensions, embedder, embedders, ("vector",)
+        given, _texts(records, given) if embed else {}, dataset.dimensions, embed, ("vector",)
     )
     matrix = np.zeros((len(records), dataset.dimensions), dtype=np.float32)
     matrix[rows] = vectors
@@ -198,38 +208,64 @@ async def _record_vectors(
 
 
 async def _field_vectors(
-    records: list[VectorRecord], name: str, field: VectorField, embedders: Embedders
+    records: list[VectorRecord],
+    name: str,
+    field: VectorField,
+    embedders: Embedders,
+    images: Mapping[int, bytes],
 ) -> FieldVectors:
-    """The records' vectors of one named field: given ones as they are, and with the field's embedder the
-    texts of the records that give none embedded in one call; records with neither do not carry the field."""
+    """The records' vectors of one named field: given ones as they are, and for the records that give none, with
+    the field's text embedder their texts embedded in one call, with its image embedder their `images`;
+    records with neither do not carry the field."""
     given = {i: r.vectors[name] for i, r in enumerate(records) if r.vectors and name in r.vectors}
-    texts = _texts(records, given, field.embedder)
-    rows, vectors = await _given_or_embedded(
-        given, texts, field.dimensions, field.embedder, embedders, ("vectors", name)
-    )
+    pending: Mapping[int, str | bytes] = {}
+    embed: Embed | None = None
+    if (text_embedder := field.text_embedder) is not None:
+        pending, embed = _texts(records, given), partial(embedders.embed, text_embedder, field.dimensions)
+    elif (image_embedder := field.image_embedder) is not None:
+        pending = {i: image for i, image in images.items() if i not in given}
+        embed = partial(embedders.embed_images, image_embedder, field.dimensions)
+    rows, vectors = await _given_or_embedded(given, pending, field.dimensions, embed, ("vectors", name))
     return FieldVectors(rows=rows, vectors=vectors)
 
 
-def _texts(
-    records: list[VectorRecord], given: dict[int, Any], embedder: EmbedderConfig | None
-) -> dict[int, str]:
-    """The texts an embedder embeds: of the records that give no vector, when there is an embedder."""
-    if embedder is None:
-        return {}
+async def _record_images(records: list[VectorRecord], embedders: Embedders) -> dict[str, dict[int, bytes]]:
+    """The records' images by field then row: sent ones checked, those given by URL fetched (all at once). An
+    image that cannot be used is a 422 naming its record and field, before anything is embedded or published."""
+    places = [(i, name, ref) for i, r in enumerate(records) for name, ref in (r.images or {}).items()]
+    loaded = await embedders.images.load_all([ref for _, _, ref in places])
+    images: dict[str, dict[int, bytes]] = {}
+    problems = []
+    for (i, name, _), image in zip(places, loaded, strict=True):
+        if isinstance(image, BadImage):
+            problems.append(problem(("vectors", i, "images", name), str(image)))
+        else:
+            images.setdefault(name, {})[i] = image
+    if problems:
+        raise Invalid(problems)
+    return images
+
+
+# Embeds a request's texts or images in one call (`Embedders.embed`, `Embedders.embed_images`, bound to a
+# field's embedder and width).
+Embed = Callable[[list[Any]], Awaitable[npt.NDArray[np.float32]]]
+
+
+def _texts(records: list[VectorRecord], given: dict[int, Any]) -> dict[int, str]:
+    """The texts an embedder embeds: of the records that give no vector."""
     return {i: r.text for i, r in enumerate(records) if i not in given and r.text and r.text.strip()}
 
 
 async def _given_or_embedded(
     given: dict[int, Any],
-    texts: dict[int, str],
+    pending: Mapping[int, str | bytes],
     dimensions: int,
-    embedder: EmbedderConfig | None,
-    embedders: Embedders,
+    embed: Embed | None,
     field: tuple[str, ...],
 ) -> tuple[list[int], npt.NDArray[np.float32]]:
     """The rows that carry a vector, in order, and their vectors: given ones (refused beyond float32, the
-    problem at the record's `field`), and `texts` embedded in one call."""
-    rows = sorted([*given, *texts])
+    problem at the record's `field`), and the `pending` texts or images embedded in one call."""
+    rows = sorted([*given, *pending])
     at = {row: n for n, row in enumerate(rows)}
     matrix = np.empty((len(rows), dimensions), dtype=np.float32)
     if given:
@@ -240,8 +276,8 @@ async def _given_or_embedded(
         if not finite.all():
             bad = [list(given)[n] for n in np.flatnonzero(~finite)]
             raise Invalid([problem(("vectors", i, *field), OUTSIDE_FLOAT32) for i in bad])
-    if texts and embedder is not None:
-        matrix[[at[i] for i in texts]] = await embedders.embed(embedder, dimensions, list(texts.values()))
+    if pending and embed is not None:
+        matrix[[at[i] for i in pending]] = await embed(list(pending.values()))
     return rows, matrix
 
 

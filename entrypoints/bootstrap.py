@@ -232,6 +232,7 @@ async def start_services(settings: Settings, role: ApiRole, stack: AsyncExitStac
             barrier=read_side[1],
             search_cache=SearchCache(redis, redis_breaker),
             past_versions=PastVersions(store, settings.past_versions_memory_bytes),
+            store=store,
         )
     )
     # Registered after the database and the audit sink, so the last count is written before they close.

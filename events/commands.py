@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal, Self
@@ -14,8 +16,11 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
+    PlainValidator,
     StringConstraints,
     TypeAdapter,
+    WithJsonSchema,
     model_validator,
 )
 
@@ -87,6 +92,9 @@ Metadata = Annotated[dict[str, Any], AfterValidator(_plain_json)]
 LocalModel = Literal["all-minilm-l6-v2"]
 # The local models a dataset may name, with the width of their embeddings.
 LOCAL_MODEL_DIMENSIONS: dict[str, int] = {"all-minilm-l6-v2": 384}
+LocalImageModel = Literal["pixels-v1"]
+# The local image embedders, with the width of their embeddings (tributary/embedding/local_image.py).
+LOCAL_IMAGE_MODEL_DIMENSIONS: dict[str, int] = {"pixels-v1": 256}
 
 
 class Payload(BaseModel):
@@ -134,7 +142,41 @@ class OpenAIEmbedderConfig(Payload):
         return self
 
 
+class LocalImageEmbedderConfig(Payload):
+    """An image embedder that runs inside the Tributary process with nothing downloaded: pixel features, not a
+    semantic model (tributary/embedding/local_image.py says what it sees)."""
+
+    kind: Literal["local-image"] = "local-image"
+    model: LocalImageModel = "pixels-v1"
+
+    @property
+    def dimensions(self) -> int | None:
+        return LOCAL_IMAGE_MODEL_DIMENSIONS[self.model]
+
+
+class OpenAIImageEmbedderConfig(Payload):
+    """An OpenAI-compatible `POST {url}/embeddings` endpoint that embeds images (a CLIP-style model server):
+    `{"model", "input": [{"image": <base64>}, ...]}`, answered as for texts. The operator configured it under
+    `endpoint`, as for text (TRIBUTARY_EMBEDDING_ENDPOINTS)."""
+
+    kind: Literal["openai-image"] = "openai-image"
+    model: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    endpoint: Name = Field(description="The name of an embedding endpoint the operator configured")
+    dimensions: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_DIMENSIONS,
+        description="Sent as the request's `dimensions`; without it the model's own width must equal the field's",
+    )
+
+
+# What embeds a record's text (a dataset's default vector, a named field).
 EmbedderConfig = Annotated[LocalEmbedderConfig | OpenAIEmbedderConfig, Field(discriminator="kind")]
+TextEmbedder = LocalEmbedderConfig | OpenAIEmbedderConfig
+# What embeds a record's image (a named field only).
+ImageEmbedder = LocalImageEmbedderConfig | OpenAIImageEmbedderConfig
+AnyEmbedder = TextEmbedder | ImageEmbedder
+FieldEmbedderConfig = Annotated[AnyEmbedder, Field(discriminator="kind")]
 
 _embedder_configs: TypeAdapter[EmbedderConfig] = TypeAdapter(EmbedderConfig)
 
@@ -144,7 +186,7 @@ def parse_embedder_config(data: object) -> LocalEmbedderConfig | OpenAIEmbedderC
     return _embedder_configs.validate_python(data)
 
 
-def embedder_mismatch(embedder: LocalEmbedderConfig | OpenAIEmbedderConfig, dimensions: int) -> str | None:
+def embedder_mismatch(embedder: AnyEmbedder, dimensions: int) -> str | None:
     """Why `embedder` cannot fill a dataset of `dimensions`, or None when it can (as far as is known before
     the first embedding: an endpoint without `dimensions` is checked on each answer)."""
     if embedder.dimensions is None or embedder.dimensions == dimensions:
@@ -186,9 +228,11 @@ class VectorField(BaseModel):
 
     dimensions: Integer = Field(ge=1, le=MAX_DIMENSIONS)
     metric: Metric = "cosine"
-    embedder: EmbedderConfig | None = Field(
+    embedder: FieldEmbedderConfig | None = Field(
         default=None,
-        description="Embeds the record's text into this field when the record gives no vector for it",
+        description="Embeds the record's text into this field when the record gives no vector for it; an image "
+        'embedder ({"kind": "local-image"} or {"kind": "openai-image", ...}) embeds the record\'s image of '
+        "this field instead, and the field stores the images",
     )
     index: IndexConfig = Field(default_factory=IndexConfig, description="This field's HNSW index")
 
@@ -197,6 +241,20 @@ class VectorField(BaseModel):
         if self.embedder is not None and (reason := embedder_mismatch(self.embedder, self.dimensions)):
             raise ValueError(reason)
         return self
+
+    @property
+    def image_embedder(self) -> ImageEmbedder | None:
+        """The field's embedder when it embeds images: then the field keeps each record's image."""
+        return self.embedder if isinstance(self.embedder, ImageEmbedder) else None
+
+    @property
+    def text_embedder(self) -> TextEmbedder | None:
+        return self.embedder if isinstance(self.embedder, TextEmbedder) else None
+
+
+def image_fields(fields: Mapping[str, VectorField]) -> list[str]:
+    """The named fields that keep images (their embedder embeds images), in declaration order."""
+    return [name for name, field in fields.items() if field.image_embedder is not None]
 
 
 class DatasetDefinition(BaseModel):
@@ -277,6 +335,57 @@ class FieldVectors(Payload):
         return self
 
 
+def _decode_base64(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("bytes are carried as a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except binascii.Error as exc:
+        raise ValueError(f"not valid base64: {exc}") from None
+
+
+# Bytes in a JSON message: standard base64 without line breaks.
+Base64Data = Annotated[
+    bytes,
+    PlainValidator(_decode_base64),
+    PlainSerializer(lambda v: base64.b64encode(v).decode("ascii"), when_used="json"),
+    WithJsonSchema({"type": "string", "contentEncoding": "base64"}),
+]
+
+
+class FieldImages(Payload):
+    """The images of one image field in an upsert, as sent (PNG or JPEG bytes): image i belongs to the record at
+    `rows[i]`; a record not listed has none. Only commands carry them (to the applier, which stores them):
+    events carry the vectors they were embedded into, never the images."""
+
+    rows: list[Annotated[int, Field(ge=0)]]
+    images: list[Base64Data]
+
+    @model_validator(mode="after")
+    def _aligned(self) -> FieldImages:
+        if len(self.images) != len(self.rows):
+            raise ValueError(f"{len(self.rows)} rows but {len(self.images)} images")
+        if len(set(self.rows)) != len(self.rows):
+            raise ValueError("a record carries a field's image once")
+        return self
+
+
+def dense_images(
+    images: Mapping[str, FieldImages], fields: Sequence[str], rows: int
+) -> dict[str, list[bytes]]:
+    """Each image field's images by row, empty bytes for a record without one (the form DeepLake stores)."""
+    dense: dict[str, list[bytes]] = {}
+    for name in fields:
+        column = [b""] * rows
+        if (given := images.get(name)) is not None:
+            for row, image in zip(given.rows, given.images, strict=True):
+                column[row] = image
+        dense[name] = column
+    return dense
+
+
 def dense_named_vectors(
     named: Mapping[str, FieldVectors], fields: Mapping[str, VectorField], rows: int
 ) -> dict[str, Float32Array]:
@@ -316,6 +425,10 @@ class UpsertVectorsPayload(Payload):
         default_factory=list,
         description="Rows of records without the default vector (zeros in `vectors`): each carries a named field",
     )
+    # Absent from the commands of datasets without image fields.
+    images: dict[VectorFieldName, FieldImages] = Field(
+        default_factory=dict, description="The records' images of the dataset's image fields, by field"
+    )
 
     @model_validator(mode="after")
     def _aligned(self) -> UpsertVectorsPayload:
@@ -326,9 +439,11 @@ class UpsertVectorsPayload(Payload):
             values = getattr(self, column)
             if values is not None and len(values) != rows:
                 raise ValueError(f"{rows} ids but {len(values)} {column}")
-        for name, field in self.named_vectors.items():
-            if field.rows and max(field.rows) >= rows:
-                raise ValueError(f"the field {name!r} names row {max(field.rows)} of {rows}")
+        listed = [(name, field.rows) for name, field in self.named_vectors.items()]
+        listed += [(name, given.rows) for name, given in self.images.items()]
+        for name, field_rows in listed:
+            if field_rows and max(field_rows) >= rows:
+                raise ValueError(f"the field {name!r} names row {max(field_rows)} of {rows}")
         carried = {row for field in self.named_vectors.values() for row in field.rows}
         if stray := sorted(set(self.vector_absent) - carried):
             raise ValueError(
@@ -346,6 +461,12 @@ class UpsertVectorsPayload(Payload):
             named[name] = FieldVectors(
                 rows=[field.rows[n] - start for n in kept], vectors=field.vectors[kept]
             )
+        images = {}
+        for name, given in self.images.items():
+            kept = [n for n, row in enumerate(given.rows) if start <= row < stop]
+            images[name] = FieldImages(
+                rows=[given.rows[n] - start for n in kept], images=[given.images[n] for n in kept]
+            )
         return UpsertVectorsPayload(
             ids=self.ids[start:stop],
             vectors=self.vectors[start:stop],
@@ -353,6 +474,7 @@ class UpsertVectorsPayload(Payload):
             metadata=self.metadata[start:stop] if self.metadata is not None else None,
             named_vectors=named,
             vector_absent=[row - start for row in self.vector_absent if start <= row < stop],
+            images={name: given for name, given in images.items() if given.rows},
         )
 
 

@@ -15,7 +15,13 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from events.commands import DEFAULT_VECTOR_FIELD
+from events.commands import (
+    DEFAULT_VECTOR_FIELD,
+    AnyEmbedder,
+    ImageEmbedder,
+    OpenAIImageEmbedderConfig,
+    image_fields,
+)
 from events.filters import FilterNode, parse_filter
 from query_api.cache import SearchCache
 from query_api.consistency import ConsistencyLevel, TokenBeyondLog
@@ -34,6 +40,7 @@ from schemas.search import (
     VectorView,
 )
 from tributary.bus import ConsistencyToken
+from tributary.embedding.images import BadImage, ImageRef
 from tributary.failures import NotFound, TimedOut, invalid
 
 # The `consistency` of an answer read at a past version: no level applies to a version that cannot change.
@@ -143,11 +150,11 @@ class Reader:
         """One page of results as `SearchPage` JSON, from the search cache when another read asked the same
         of the same version: the read's own state is not in it, so a cached page never carries another's.
         Reads at a past version are not cached: their exact answers could differ from the live index's at the
-        same version."""
-        if read.past:
+        same version. Nor are pages with images: they are large, and read from storage (`_with_images`)."""
+        if read.past or "images" in body.include:
             if body.ef is not None:
                 raise invalid(("body", "ef"), "a past version is searched by exact scan: `ef` does not apply")
-            return await self._search(read.served, body)
+            return await self._search(read, body)
         projection = read.projection
         cache = self.services.search_cache
         key = SearchCache.key(
@@ -160,11 +167,12 @@ class Reader:
         )
         page = await cache.get(key)
         if page is None:
-            page = await self._search(read.served, body)
+            page = await self._search(read, body)
             await cache.put(key, page)
         return page
 
-    async def _search(self, served: Served, body: SearchRequest) -> bytes:
+    async def _search(self, read: ServedRead, body: SearchRequest) -> bytes:
+        served = read.served
         inputs: list[PlannedInput] = []
         vector = None
         if body.queries is not None:
@@ -173,13 +181,18 @@ class Reader:
                 if query.mode == "text":
                     inputs.append(PlannedInput(None, None, query.text, query.weight))
                 else:
-                    found = await self._query_vector(served, query.field, query.vector, query.text, loc)
+                    found = await self._query_vector(
+                        served, query.field, query.vector, query.text, loc, query.image
+                    )
                     inputs.append(PlannedInput(query.field, found, None, query.weight))
         elif body.mode != "text":
-            vector = await self._query_vector(served, body.field, body.vector, body.text, ("body",))
+            vector = await self._query_vector(
+                served, body.field, body.vector, body.text, ("body",), body.image
+            )
         results, more = await asyncio.to_thread(
             run_search, served, SearchPlan.of(body, vector, served.projection.analyzer, inputs)
         )
+        results = await self._with_images(read, results, body.include)
         page = SearchPage(results=results, next_offset=body.offset + len(results) if more else None)
         return page.model_dump_json(exclude_none=True).encode()
 
@@ -190,9 +203,12 @@ class Reader:
         given: npt.ArrayLike | None,
         text: str | None,
         loc: tuple[str | int, ...],
+        image: ImageRef | None = None,
     ) -> npt.NDArray[np.float32]:
-        """The query vector of a vector field: the one given, or `text` embedded by the field's embedder."""
+        """The query vector of a vector field: the one given, or `text` embedded by the field's text embedder, or
+        `image` by its image embedder."""
         spec = served.spec
+        embedder: AnyEmbedder | None
         if field == DEFAULT_VECTOR_FIELD:
             dimensions, embedder = spec.dimensions, spec.embedder
         elif (named := spec.vectors.get(field)) is not None:
@@ -200,11 +216,29 @@ class Reader:
         else:
             known = ", ".join([DEFAULT_VECTOR_FIELD, *sorted(spec.vectors)])
             raise invalid((*loc, "field"), f"the dataset has no vector field {field!r} (it has {known})")
+        where = "this dataset" if field == DEFAULT_VECTOR_FIELD else f"the field {field!r}"
         if given is None:
             if embedder is None:
-                where = "this dataset" if field == DEFAULT_VECTOR_FIELD else f"the field {field!r}"
                 raise invalid((*loc, "vector"), f"{where} has no embedder: give a query vector")
-            embedded = await self.services.embedders.embed(embedder, dimensions, [text or ""])
+            embedders = self.services.embedders
+            if isinstance(embedder, OpenAIImageEmbedderConfig) and image is None and text is not None:
+                # A CLIP-style model embeds texts into its images' space: text finds images.
+                embedded = await embedders.embed_image_texts(embedder, dimensions, [text])
+            elif isinstance(embedder, ImageEmbedder):
+                if image is None:
+                    raise invalid(
+                        (*loc, "image"),
+                        f"{where} embeds images with the local pixel embedder: give a query `image` or vector",
+                    )
+                try:
+                    data = await embedders.images.load(image)
+                except BadImage as exc:
+                    raise invalid((*loc, "image"), str(exc)) from None
+                embedded = await embedders.embed_images(embedder, dimensions, [data])
+            elif image is not None:
+                raise invalid((*loc, "image"), f"{where} does not embed images: its embedder embeds text")
+            else:
+                embedded = await embedders.embed(embedder, dimensions, [text or ""])
             return np.asarray(embedded[0], dtype=np.float32)
         vector = np.asarray(given, dtype=np.float32)
         if len(vector) != dimensions:
@@ -216,7 +250,23 @@ class Reader:
 
     async def get(self, read: ServedRead, body: GetVectorsRequest) -> list[VectorView]:
         """The vectors of these ids that exist, in the order asked."""
-        return await asyncio.to_thread(_by_ids, read.projection, body.ids, body.include)
+        found = await asyncio.to_thread(_by_ids, read.projection, body.ids, body.include)
+        return await self._with_images(read, found, body.include)
+
+    async def _with_images(
+        self, read: ServedRead, views: list[VectorView], include: Sequence[Include]
+    ) -> list[VectorView]:
+        """The views with their images when `include` asks for them: read from storage (the dataset's last
+        commit, or the past version read), never held by the projection, which keeps what searches need."""
+        fields = image_fields(read.served.spec.vectors)
+        if "images" not in include or not views or not fields:
+            return views
+        at = read.projection.version if read.past else None
+        ids = [view.id for view in views]
+        found = await asyncio.to_thread(
+            self.services.store.images_of, self.tenant, read.dataset, ids, fields, at
+        )
+        return [view.model_copy(update={"images": found.get(view.id, {})}) for view in views]
 
     async def get_one(self, read: ServedRead, vector_id: str) -> VectorView:
         found = await asyncio.to_thread(_by_ids, read.projection, [vector_id], ["vector", "metadata", "text"])
@@ -239,7 +289,8 @@ class Reader:
                 found = views(projection, [(slot, None) for slot in chosen], body.include)
                 return found, str(chosen[-1] + 1) if more else None
 
-        return await asyncio.to_thread(page)
+        found, cursor = await asyncio.to_thread(page)
+        return await self._with_images(read, found, body.include), cursor
 
     async def count(self, read: ServedRead, body: CountRequest) -> int:
         def counted() -> int:

@@ -9,6 +9,7 @@ from query_api.consistency import ReadBarrier
 from query_api.past_versions import PastVersions
 from query_api.registry import Projections
 from tributary.services import Services
+from tributary.storage import DatasetStore
 
 
 @dataclass(kw_only=True)
@@ -17,3 +18,5 @@ class ReadServices(Services):
     barrier: ReadBarrier
     search_cache: SearchCache
     past_versions: PastVersions
+    # The datasets as stored: what projections do not hold (images) is read from there.
+    store: DatasetStore

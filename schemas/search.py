@@ -6,13 +6,20 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from events.commands import DEFAULT_VECTOR_FIELD, MAX_VECTOR_FIELDS, Integer, VectorFieldName, VectorId
+from events.commands import (
+    DEFAULT_VECTOR_FIELD,
+    MAX_VECTOR_FIELDS,
+    Base64Data,
+    Integer,
+    VectorFieldName,
+    VectorId,
+)
 from events.filters import FilterDict
 from schemas.requests import RequestModel
-from schemas.vectors import MAX_RECORDS, FiniteFloat, Float32List, PackedVector
+from schemas.vectors import MAX_RECORDS, FiniteFloat, Float32List, ImageInput, PackedVector
 
-# "vectors": the named vector fields the record carries.
-Include = Literal["vector", "vectors", "metadata", "text"]
+# "vectors": the named vector fields the record carries; "images": the images of its image fields.
+Include = Literal["vector", "vectors", "metadata", "text", "images"]
 # Hybrid search's fusions (query_api/fusion.py); "weighted" is the earlier name of "min_max".
 Fusion = Literal["rrf", "min_max", "dbsf", "weighted"]
 # Chosen by bench/relevance.py on the tuning halves of its labelled sets (docs/benchmarks.md has the figures).
@@ -52,18 +59,24 @@ class QueryInput(RequestModel):
         default=None,
         description="vector mode: embedded by the field's embedder when no vector; text mode: BM25",
     )
+    image: ImageInput | None = Field(
+        default=None, description="vector mode: embedded by the field's image embedder when no vector"
+    )
     weight: FiniteFloat = Field(
         default=1.0, ge=0.0, le=1000.0, description="This input's weight in the fusion"
     )
 
     @model_validator(mode="after")
     def _query_given(self) -> QueryInput:
-        if self.mode == "vector" and self.vector is None and self.text is None:
-            raise ValueError("a vector input needs a vector (or text to embed)")
+        if self.mode == "vector" and self.vector is None and self.text is None and self.image is None:
+            raise ValueError("a vector input needs a vector (or text or an image to embed)")
         if self.mode == "text" and (
-            self.text is None or self.vector is not None or "field" in self.model_fields_set
+            self.text is None
+            or self.vector is not None
+            or self.image is not None
+            or "field" in self.model_fields_set
         ):
-            raise ValueError("a text input (BM25) takes `text` alone, no vector or field")
+            raise ValueError("a text input (BM25) takes `text` alone, no vector, image or field")
         return self
 
 
@@ -77,6 +90,7 @@ class SearchRequest(RequestModel):
             "anyOf": [
                 {"required": ["queries"], "properties": {"queries": {"type": "array"}}},
                 {"required": ["text"], "properties": {"text": {"type": "string"}}},
+                {"required": ["image"], "properties": {"image": {"type": "string"}}},
                 {
                     "required": ["vector"],
                     "properties": {"vector": {"not": {"type": "null"}}, "mode": {"const": "vector"}},
@@ -93,6 +107,10 @@ class SearchRequest(RequestModel):
         min_length=1,
         max_length=10_000,
         description="Query text: BM25, and embedded when no vector",
+    )
+    image: ImageInput | None = Field(
+        default=None,
+        description="A query image, embedded by the image embedder of `field`: its bytes in base64, or a URL",
     )
     mode: Literal["vector", "text", "hybrid"] = "vector"
     field: VectorFieldName = Field(
@@ -144,14 +162,24 @@ class SearchRequest(RequestModel):
         if self.exact and self.ef is not None:
             raise ValueError("give `exact` or `ef`, not both: an exact search has no breadth")
         if self.queries is not None:
-            single = {"vector", "text", "mode", "field", "alpha", "score_threshold"} & self.model_fields_set
+            single = {
+                "vector",
+                "text",
+                "image",
+                "mode",
+                "field",
+                "alpha",
+                "score_threshold",
+            } & self.model_fields_set
             if single:
                 raise ValueError(f"give `queries` or {', '.join(sorted(single))}, not both")
             return self
-        if self.mode == "text" and "field" in self.model_fields_set:
-            raise ValueError("text mode searches the texts: `field` names a vector field")
-        if self.mode == "vector" and self.vector is None and self.text is None:
-            raise ValueError("vector mode needs a vector (or text to embed)")
+        if self.mode == "text" and {"field", "image"} & self.model_fields_set:
+            raise ValueError(
+                "text mode searches the texts: `field` names a vector field, and `image` searches one"
+            )
+        if self.mode == "vector" and self.vector is None and self.text is None and self.image is None:
+            raise ValueError("vector mode needs a vector (or text or an image to embed)")
         if self.mode in ("text", "hybrid") and self.text is None:
             raise ValueError(f"{self.mode} mode needs text")
         return self
@@ -166,6 +194,10 @@ class VectorView(BaseModel):
     )
     metadata: dict[str, Any] | None = None
     text: str | None = None
+    images: dict[str, Base64Data] | None = Field(
+        default=None,
+        description="The images the record carries, by image field, as stored (include `images`; base64)",
+    )
 
 
 class ReadState(BaseModel):

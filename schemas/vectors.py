@@ -19,6 +19,7 @@ from pydantic import (
 
 from events.commands import Metadata, MetadataChange, VectorFieldName, VectorId, VectorSelection
 from schemas.requests import RequestModel
+from tributary.embedding.images import ImageRef
 
 MAX_RECORDS = 10_000
 
@@ -74,6 +75,34 @@ PackedVector = Annotated[
 ]
 
 
+def _image_ref(value: Any) -> ImageRef:
+    if isinstance(value, ImageRef):
+        # Built by a transport that carries bytes (gRPC).
+        return value
+    if not isinstance(value, str) or not value:
+        raise ValueError("an image is its bytes in base64, or an http(s) URL")
+    try:
+        return ImageRef.parse(value)
+    except binascii.Error as exc:
+        raise ValueError(f"neither an http(s) URL nor valid base64: {exc}") from None
+
+
+# An image a record or a query gives: its PNG or JPEG bytes in base64, or a URL the server fetches from an image
+# source the operator listed (tributary/embedding/images.py).
+ImageInput = Annotated[
+    ImageRef,
+    PlainValidator(_image_ref),
+    PlainSerializer(str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "A PNG or JPEG image: its bytes in base64, or an http(s) URL under an image source "
+            "the operator listed",
+        }
+    ),
+]
+
+
 class VectorRecord(RequestModel):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -87,6 +116,11 @@ class VectorRecord(RequestModel):
         default=None,
         description="The record's vectors of the dataset's named fields, by field (numbers or packed float32); "
         "a field not given is embedded from `text` when it has an embedder, else the record does not carry it",
+    )
+    images: dict[VectorFieldName, ImageInput] | None = Field(
+        default=None,
+        description="The record's images of the dataset's image fields (fields whose embedder embeds images), by "
+        "field: each is stored, and embedded into the field unless `vectors` gives the field's vector",
     )
 
 

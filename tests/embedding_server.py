@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import socket
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -21,6 +22,11 @@ from fastapi.responses import JSONResponse
 def vector_of(text: str, width: int) -> npt.NDArray[np.float32]:
     seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
     return np.random.default_rng(seed).standard_normal(width).astype(np.float32)
+
+
+def _text_of(item: Any) -> str:
+    """A text input as it is; another input (an image object, `{"image": <base64>}`) by its JSON."""
+    return item if isinstance(item, str) else json.dumps(item, sort_keys=True)
 
 
 @dataclass
@@ -55,8 +61,8 @@ class EmbeddingsServer:
             return JSONResponse({"error": {"message": "the model is overloaded"}}, status_code=self.status)
         width = body.get("dimensions", self.width)
         data = [
-            {"object": "embedding", "index": i, "embedding": vector_of(text, width).tolist()}
-            for i, text in enumerate(body["input"])
+            {"object": "embedding", "index": i, "embedding": vector_of(_text_of(item), width).tolist()}
+            for i, item in enumerate(body["input"])
         ]
         return JSONResponse({"object": "list", "data": data[::-1], "model": body["model"]})
 

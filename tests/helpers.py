@@ -4,15 +4,20 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import TypeVar
 
 import httpx
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
+from entrypoints.http_app import create_app
 from tributary.auth.keys import new_key
+from tributary.settings import Settings
 
 T = TypeVar("T")
+# A running deployment: clients of its command side and of its query side (one client in embedded mode).
+Deployment = AbstractAsyncContextManager[tuple[httpx.AsyncClient, httpx.AsyncClient]]
 
 
 # The operator key of every test deployment (tenant `default`, admin).
@@ -29,6 +34,13 @@ async def serving(app: FastAPI, key: str | None = ADMIN_KEY) -> AsyncIterator[ht
             transport=transport, base_url="http://tributary", headers=headers
         ) as client:
             yield client
+
+
+@contextlib.asynccontextmanager
+async def embedded(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    """Embedded mode as a `Deployment`: one app takes the writes and the reads."""
+    async with serving(create_app(settings)) as client:
+        yield client, client
 
 
 async def eventually(

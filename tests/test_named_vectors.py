@@ -7,8 +7,6 @@ same over gRPC."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import grpc
@@ -21,7 +19,7 @@ from entrypoints.grpc_api.v1 import tributary_pb2 as pb
 from entrypoints.grpc_api.v1 import tributary_pb2_grpc as pb_grpc
 from entrypoints.http_app import create_app
 from tests.embedding_server import EmbeddingsServer, vector_of
-from tests.helpers import ADMIN_KEY, serving
+from tests.helpers import ADMIN_KEY, Deployment, embedded, serving
 from tests.kafka_tools import distributed
 from tests.processes import free_port
 from tributary.settings import EmbeddingEndpoint, Settings
@@ -243,15 +241,6 @@ async def refusals(commands: httpx.AsyncClient, reads: httpx.AsyncClient, search
             },
         )
         assert reason in problem(refused, ["body"]), reason
-
-
-@asynccontextmanager
-async def embedded(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
-    async with serving(create_app(settings)) as client:
-        yield client, client
-
-
-Deployment = AbstractAsyncContextManager[tuple[httpx.AsyncClient, httpx.AsyncClient]]
 
 
 @pytest.fixture(params=["embedded", "kafka"])

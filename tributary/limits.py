@@ -17,3 +17,10 @@ COMMAND_BATCH = 500
 # Command ids remembered in each dataset's commit messages, so a command applied again after a crash is known.
 # A crash redelivers at most one batch, so the ledger holds several.
 LEDGER_SIZE = 4 * COMMAND_BATCH
+
+# The largest image a record or a query may give (PNG or JPEG bytes). Commands carry a record's images to the
+# applier in base64: eight image fields of this size (MAX_VECTOR_FIELDS) stay within one Kafka message.
+MAX_IMAGE_BYTES = 2 * 1024 * 1024
+# The most pixels an image may have: a small PNG can declare an enormous canvas (a decompression bomb), and each
+# image is decoded once when checked (4096 x 4096 RGB: 48 MB while it is).
+MAX_IMAGE_PIXELS = 4096 * 4096

@@ -25,20 +25,31 @@ from tributary.auth import keys
 from tributary.limits import MAX_MESSAGE_BYTES
 
 
-class EmbeddingEndpoint(BaseModel):
-    """An OpenAI-compatible endpoint (`POST {url}/embeddings`) that the operator lets datasets use. Datasets name
-    it; they never give a URL, so the server only ever calls, with a key, the places listed here."""
+class OutboundPlace(BaseModel):
+    """A place outside the server that the operator lets it call: the allow-list entry of an embedding endpoint
+    or of an image source. The server calls no URL that is not under one (tributary/outbound.py)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    # No query, fragment or user info: the path is the operator's, and "/embeddings" is appended to it.
+    # No query, fragment or user info: the path is the operator's.
     url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s/?#@]+(/[^\s?#]*)?$", max_length=2048)]
-    api_key: SecretStr = Field(description="Sent as the bearer key to this endpoint only")
     allow_private: bool = Field(
         default=False,
-        description="The endpoint may resolve to a loopback, link-local or private address (a model server on "
-        "the operator's own network); without it such an address is refused at every call",
+        description="The place may resolve to a loopback, link-local or private address (a server on the "
+        "operator's own network); without it such an address is refused at every call",
     )
+
+
+class EmbeddingEndpoint(OutboundPlace):
+    """An OpenAI-compatible endpoint (`POST {url}/embeddings`) that the operator lets datasets use. Datasets name
+    it; they never give a URL, so the server only ever calls, with a key, the places listed here."""
+
+    api_key: SecretStr = Field(description="Sent as the bearer key to this endpoint only")
+
+
+class ImageSource(OutboundPlace):
+    """Where the server may fetch an image a record or a query names by URL: any URL under `url` (the same
+    scheme and host, and a path below its path)."""
 
 
 # What runs the local embedding model (tributary/embedding/local.py).
@@ -204,6 +215,14 @@ class Settings(BaseSettings):
     )
     embed_timeout_s: float = Field(
         default=30.0, gt=0, description="Longest one request to an embedding endpoint may take"
+    )
+    image_sources: dict[Name, ImageSource] = Field(
+        default_factory=dict,
+        description="Where images given by URL may be fetched from, by name (any URL under one of them); as JSON: "
+        '{"assets": {"url": "https://assets.example.com/images/"}}; none: images are sent as bytes only',
+    )
+    image_fetch_timeout_s: float = Field(
+        default=10.0, gt=0, description="Longest the fetch of one image given by URL may take"
     )
     embed_batch_size: int = Field(
         default=256, ge=1, le=2048, description="Texts per request to an embedding endpoint"

@@ -1,7 +1,8 @@
 """Snapshots in the backup store: their layout, their manifest, and reading them back verified.
 
 A snapshot of tenant T's dataset D is a folder of objects `T/D/<snapshot id>/`: the rows in parts of at most
-`PART_ROWS` (`vectors-NNNNN.npy`, float32, and `records-NNNNN.json`: ids, texts and metadata as stored), and
+`PART_ROWS` (`vectors-NNNNN.npy`, float32, and `records-NNNNN.json`: ids, texts and metadata as stored; a named
+field's `vector.<field>-NNNNN.npy`; an image field's `image.<field>-NNNNN.bin`, `pack_images`), and
 `manifest.json`, written last. A snapshot exists once its manifest does, so a copy that stopped half way is
 never listed, and a deletion removes the manifest first.
 """
@@ -20,6 +21,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from events import SnapshotId
+from events.commands import image_fields
 from tributary.backup_store import (
     BackupStore,
     ObjectMissing,
@@ -55,10 +57,12 @@ class SnapshotPart(BaseModel):
     records: SnapshotFile
     # The named vector fields' matrices (NaN rows where a record does not carry the field), by field.
     named: dict[str, SnapshotFile] = Field(default_factory=dict)
+    # The image fields' images (`pack_images`), by field; none in snapshots taken before they held images.
+    images: dict[str, SnapshotFile] = Field(default_factory=dict)
 
     @property
     def files(self) -> list[SnapshotFile]:
-        return [self.vectors, self.records, *self.named.values()]
+        return [self.vectors, self.records, *self.named.values(), *self.images.values()]
 
 
 class SnapshotManifest(BaseModel):
@@ -124,6 +128,29 @@ def encode_part(rows: Rows) -> tuple[bytes, bytes, dict[str, bytes]]:
     return _npy(rows.vectors), records, {name: _npy(matrix) for name, matrix in rows.named.items()}
 
 
+def pack_images(images: list[bytes]) -> bytes:
+    """A part's images of one field in one object: their count and lengths (little-endian uint64), then their
+    bytes one after the other (empty for a record without one)."""
+    lengths = np.array([len(image) for image in images], dtype="<u8")
+    return b"".join([np.array([len(images)], dtype="<u8").tobytes(), lengths.tobytes(), *images])
+
+
+def unpack_images(data: bytes) -> list[bytes]:
+    """The images of `pack_images`; ValueError when the object is not one."""
+    count = int.from_bytes(data[:8], "little") if len(data) >= 8 else -1
+    offset = 8 + 8 * count
+    if count < 0 or len(data) < offset:
+        raise ValueError("it is too short for its lengths")
+    lengths = np.frombuffer(data[8:offset], dtype="<u8").tolist()
+    if offset + sum(lengths) != len(data):
+        raise ValueError("its lengths do not add up to its size")
+    images = []
+    for length in lengths:
+        images.append(data[offset : offset + length])
+        offset += length
+    return images
+
+
 def _npy(matrix: np.ndarray) -> bytes:
     out = io.BytesIO()
     np.save(out, np.ascontiguousarray(matrix, dtype="<f4"), allow_pickle=False)
@@ -161,12 +188,18 @@ def write_snapshot(
             name = f"vector.{field}-{index:05d}.npy"
             backups.put(base + name, data)
             named_files[field] = described(name, data)
+        image_files = {}
+        for field, images in rows.images.items():
+            name, data = f"image.{field}-{index:05d}.bin", pack_images(images)
+            backups.put(base + name, data)
+            image_files[field] = described(name, data)
         parts.append(
             SnapshotPart(
                 rows=len(rows),
                 vectors=described(names[0], vectors),
                 records=described(names[1], records),
                 named=named_files,
+                images=image_files,
             )
         )
     manifest = SnapshotManifest(
@@ -251,6 +284,8 @@ def read_verified(backups: BackupStore, manifest: SnapshotManifest) -> Rows:
     texts: list[str] = []
     metadata: list[str] = []
     vectors: dict[str | None, list[np.ndarray]] = {field: [] for field in widths}
+    kept = image_fields(spec.vectors)
+    images: dict[str, list[bytes]] = {field: [] for field in kept}
     for part in manifest.parts:
         raw_records = verified(backups, base, part.records, manifest.snapshot_id)
         records = json.loads(raw_records)
@@ -265,6 +300,15 @@ def read_verified(backups: BackupStore, manifest: SnapshotManifest) -> Rows:
                     f"snapshot {manifest.snapshot_id}: {file.name} does not hold {part.rows} rows"
                 )
             vectors[field].append(matrix.astype(np.float32, copy=False))
+        if set(part.images) - set(kept):
+            raise SnapshotCorrupt(
+                f"snapshot {manifest.snapshot_id}: images of a field the dataset does not have"
+            )
+        for field in kept:
+            packed = part.images.get(field)
+            images[field] += (
+                [b""] * part.rows if packed is None else _images(backups, base, packed, manifest, part)
+            )
         ids += records["ids"]
         texts += records["texts"]
         metadata += records["metadata"]
@@ -277,7 +321,19 @@ def read_verified(backups: BackupStore, manifest: SnapshotManifest) -> Rows:
         for field, parts in vectors.items()
     }
     named = {field: matrix for field, matrix in matrices.items() if field is not None}
-    return Rows(ids=ids, vectors=matrices[None], texts=texts, metadata=metadata, named=named)
+    return Rows(ids=ids, vectors=matrices[None], texts=texts, metadata=metadata, named=named, images=images)
+
+
+def _images(
+    backups: BackupStore, base: str, file: SnapshotFile, manifest: SnapshotManifest, part: SnapshotPart
+) -> list[bytes]:
+    try:
+        found = unpack_images(verified(backups, base, file, manifest.snapshot_id))
+    except ValueError as exc:
+        raise SnapshotCorrupt(f"snapshot {manifest.snapshot_id}: {file.name}: {exc}") from None
+    if len(found) != part.rows:
+        raise SnapshotCorrupt(f"snapshot {manifest.snapshot_id}: {file.name} does not hold {part.rows} rows")
+    return found
 
 
 def verified(backups: BackupStore, base: str, file: SnapshotFile, snapshot_id: str) -> bytes:

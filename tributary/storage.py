@@ -26,6 +26,7 @@ from events.commands import (
     Metric,
     OpenAIEmbedderConfig,
     VectorField,
+    image_fields,
     parse_embedder_config,
 )
 from events.domain import DatasetCreatedPayload
@@ -176,27 +177,40 @@ def column_of(name: str) -> str:
     return f"vector.{name}"
 
 
+def image_column_of(name: str) -> str:
+    """The DeepLake column of an image field's images (a named field whose embedder embeds images)."""
+    return f"image.{name}"
+
+
 @dataclass(frozen=True)
 class Rows:
     """A dataset's rows as stored, in row order: metadata as its JSON text, each named vector field as a matrix
-    with NaN rows where a record does not carry it."""
+    with NaN rows where a record does not carry it, each image field's images with empty bytes where a record
+    has none."""
 
     ids: list[str]
     vectors: npt.NDArray[np.float32]
     texts: list[str]
     metadata: list[str]
     named: dict[str, npt.NDArray[np.float32]] = field(default_factory=dict)
+    images: dict[str, list[bytes]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def columns(self, start: int = 0, stop: int | None = None) -> dict[str, Any]:
+    def columns(self, image_columns: Sequence[str] = ()) -> dict[str, Any]:
+        """The rows as DeepLake appends them, with each of `image_columns` (the dataset's image fields): empty
+        in every row when the rows carry none (a snapshot taken before snapshots held images)."""
         return {
-            "id": self.ids[start:stop],
-            "embedding": self.vectors[start:stop],
-            "text": self.texts[start:stop],
-            "metadata": self.metadata[start:stop],
-            **{column_of(name): matrix[start:stop] for name, matrix in self.named.items()},
+            "id": self.ids,
+            "embedding": self.vectors,
+            "text": self.texts,
+            "metadata": self.metadata,
+            **{column_of(name): matrix for name, matrix in self.named.items()},
+            **{
+                image_column_of(name): self.images.get(name) or [b""] * len(self.ids)
+                for name in image_columns
+            },
         }
 
 
@@ -319,6 +333,9 @@ class DatasetStore:
                 name: np.asarray(ds[column_of(name)][start:stop], dtype=np.float32).reshape(-1, f.dimensions)
                 for name, f in spec.vectors.items()
             },
+            images={
+                name: _bytes_of(ds[image_column_of(name)], start, stop) for name in image_fields(spec.vectors)
+            },
         )
 
     def create_with_rows(
@@ -328,7 +345,7 @@ class DatasetStore:
         dataset or the whole of it (a folder without a committed spec is created again, as for a create)."""
         ds = self._create_schema(tenant, dataset, spec)
         if len(rows):
-            ds.append(rows.columns())
+            ds.append(rows.columns(image_fields(spec.vectors)))
         ds.commit(commit.message)
 
     def create(self, tenant: str, dataset: str, spec: DatasetSpec, commit: Commit) -> str:
@@ -356,10 +373,39 @@ class DatasetStore:
                     column_of(name): deeplake.types.Array("float32", shape=[f.dimensions])
                     for name, f in spec.vectors.items()
                 },
+                # The images as sent (PNG or JPEG), read back with `get_bytes`; empty bytes in a row without
+                # one. (The image type decodes pixels of its `sample_compression` alone: JPEGs kept in this PNG
+                # column are served as bytes, never decoded by DeepLake.)
+                **{
+                    image_column_of(name): deeplake.types.Image(sample_compression="png")
+                    for name in image_fields(spec.vectors)
+                },
             },
         )
         ds.metadata[SPEC_KEY] = spec.to_json()
         return ds
+
+    def images_of(
+        self, tenant: str, dataset: str, ids: Sequence[str], fields: Sequence[str], at: str | None = None
+    ) -> dict[str, dict[str, bytes]]:
+        """The images of `fields` that the records of `ids` carry, by id then field, read from the dataset at a
+        version (its last commit without one): one query over the id column, reading only the image bytes asked
+        for (never decoded)."""
+        if not ids or not fields:
+            return {}
+        ds = self.read_at(tenant, dataset, at)
+        wanted = ", ".join("'" + vector_id.replace("'", "''") + "'" for vector_id in dict.fromkeys(ids))
+        columns = ", ".join(f'"{image_column_of(name)}"' for name in fields)
+        view = ds.query(f"SELECT id, {columns} WHERE id IN ({wanted})")
+        rows = list(range(len(view)))
+        listed: list[Any] = view["id"][:]
+        found: dict[str, dict[str, bytes]] = {str(vector_id): {} for vector_id in listed}
+        for name in fields:
+            images = view[image_column_of(name)].get_bytes(rows) if rows else []
+            for vector_id, image in zip(found, images, strict=True):
+                if image:
+                    found[vector_id][name] = bytes(image)
+        return found
 
     def delete(self, tenant: str, dataset: str) -> None:
         self.forget(tenant, dataset)
@@ -468,7 +514,7 @@ class DatasetWriter:
         for row in range(len(self._ds) - 1, -1, -1):
             self._ds.delete(row)
         if len(rows):
-            self._ds.append(rows.columns())
+            self._ds.append(rows.columns(image_fields(self.spec.vectors)))
         self._rows = RowIndex(rows.ids)
 
     def already_applied(self, command_id: str) -> bool:
@@ -490,8 +536,10 @@ class DatasetWriter:
         texts: list[str | None] | None,
         metadata: list[dict[str, Any]] | None,
         named: dict[str, npt.NDArray[np.float32]] | None = None,
+        images: dict[str, list[bytes]] | None = None,
     ) -> None:
-        """Write whole records; `named` holds every named field of the dataset, NaN where a record lacks it."""
+        """Write whole records; `named` holds every named field of the dataset, NaN where a record lacks it, and
+        `images` every image field, empty bytes where a record has none."""
         if not ids:
             return
         texts = texts or [None] * len(ids)
@@ -508,6 +556,7 @@ class DatasetWriter:
                 "text": [text or "" for text in texts],
                 "metadata": [_as_json(m) for m in metadata],
                 **{column_of(name): matrix for name, matrix in (named or {}).items()},
+                **{image_column_of(name): column for name, column in (images or {}).items()},
             }
         )
         self._rows.add(ids)
@@ -557,6 +606,11 @@ class DatasetWriter:
         self._ds.commit(commit.message)
         self._ledger, self._pending, self._operations, self._known = commit.ledger, [], [], set(commit.ledger)
         return self.version
+
+
+def _bytes_of(column: Any, start: int, stop: int) -> list[bytes]:
+    """The images of rows start to stop as stored (never decoded)."""
+    return [bytes(image) for image in column.get_bytes(list(range(start, stop)))] if stop > start else []
 
 
 def _ledger(ds: Any) -> list[str]:

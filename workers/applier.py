@@ -39,7 +39,7 @@ from events import (
     event_for,
 )
 from events.analysis import analyzer_for
-from events.commands import dense_default, dense_named_vectors
+from events.commands import dense_default, dense_images, dense_named_vectors, image_fields
 from events.filters import parse_filter
 from tributary.bus import ConsistencyToken
 from tributary.metrics import APPLIER_COMMIT_SECONDS
@@ -193,8 +193,14 @@ def _write(command: VectorWrite, writer: DatasetWriter) -> Effect:
                         f"the field {name!r} has {fields[name].dimensions} dimensions, its vectors "
                         f"{given.vectors.shape[1]}"
                     )
+            keeping = image_fields(fields)
+            if stray := sorted(set(p.images) - set(keeping)):
+                raise Rejected(f"the dataset has no image field {stray[0]!r}")
             named = dense_named_vectors(p.named_vectors, fields, len(p.ids))
-            writer.upsert(p.ids, dense_default(p.vectors, p.vector_absent), p.texts, p.metadata, named)
+            images = dense_images(p.images, keeping, len(p.ids))
+            writer.upsert(
+                p.ids, dense_default(p.vectors, p.vector_absent), p.texts, p.metadata, named, images
+            )
             return Effect(command, ids=p.ids)
         case DeleteVectors(payload=p):
             if p.filter is not None:

@@ -46,6 +46,7 @@ from tributary.auth.authenticate import authenticate
 from tributary.auth.gate import admit, check_dataset, check_tenant_wide, refuse_unauthenticated
 from tributary.auth.principal import Action, Principal
 from tributary.bus import CommandPublisher
+from tributary.embedding.images import ImageRef
 from tributary.failures import Conflict, Invalid, NotFound, Unauthenticated
 from tributary.metrics import GRPC_DURATION, GRPC_REQUESTS
 from tributary.resilience import cancel
@@ -505,6 +506,13 @@ def _upsert_body(records: Any) -> UpsertVectorsRequest:
             row["vector"] = vectors[index]
         if record.vectors:
             row["vectors"] = {name: _base64(vector) for name, vector in record.vectors.items()}
+        if record.images or record.image_urls:
+            if both := sorted(set(record.images) & set(record.image_urls)):
+                raise Invalid([{"loc": ("vectors", index, "images", both[0]), "msg": "give bytes or a URL"}])
+            row["images"] = {
+                **{name: ImageRef(data=image) for name, image in record.images.items()},
+                **{name: ImageRef(url=url) for name, url in record.image_urls.items()},
+            }
         if record.HasField("metadata_json"):
             try:
                 row["metadata"] = json.loads(record.metadata_json)
@@ -606,10 +614,18 @@ def _query(query: pb.Query) -> dict[str, Any]:
             {
                 **_present(given, "mode", "field", "text", "weight"),
                 **({"vector": _base64(given.vector)} if given.vector else {}),
+                **_image(given),
             }
             for given in query.queries
         ]
-    return body
+    return {**body, **_image(query)}
+
+
+def _image(query: pb.Query | pb.QueryInput) -> dict[str, Any]:
+    """A query's image, as the request models take it: its bytes, or its URL."""
+    if query.HasField("image_url"):
+        return {"image": ImageRef(url=query.image_url)}
+    return {"image": ImageRef(data=query.image)} if query.image else {}
 
 
 def _base64(vector: bytes) -> str:
@@ -664,6 +680,11 @@ def _view(view: Mapping[str, Any]) -> pb.VectorView:
         text=view.get("text"),
         vectors={
             name: np.asarray(v, dtype="<f4").tobytes() for name, v in (view.get("vectors") or {}).items()
+        },
+        # Bytes from a model, base64 from a cached page's JSON.
+        images={
+            name: image if isinstance(image, bytes) else base64.b64decode(image)
+            for name, image in (view.get("images") or {}).items()
         },
     )
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import io
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
+from PIL import Image
 from tributary_client import AsyncTributary, InvalidRequest, NotFound, Tributary, Unauthorized
 from tributary_client.errors import BatchFailed
 
@@ -152,6 +155,25 @@ async def test_named_vector_fields_are_written_and_searched_alone_and_fused(embe
             {"mode": "text", "text": "kite", "weight": 2.0},
         ]
         fused = await client.search("media", queries=queries, fusion="rrf", k=3)
+        assert fused.results[0].id == "r4"
+
+
+async def test_images_are_sent_searched_and_returned(embedded_url: str) -> None:
+    def picture(i: int) -> bytes:
+        cells = np.random.default_rng(i).integers(0, 256, size=(4, 4, 3), dtype=np.uint8)
+        out = io.BytesIO()
+        Image.fromarray(np.kron(cells, np.ones((8, 8, 1), dtype=np.uint8))).save(out, format="PNG")
+        return out.getvalue()
+
+    async with AsyncTributary(embedded_url, ADMIN_KEY) as client:
+        field = {"dimensions": 256, "embedder": {"kind": "local-image"}}
+        await client.create_dataset("album", DIMENSIONS, vectors={"image": field})
+        given = [{**record, "images": {"image": picture(i)}} for i, record in enumerate(records(5))]
+        await client.upsert("album", given, wait=True)
+        page = await client.search("album", field="image", image=picture(2), k=2, include=["images"])
+        assert page.results[0].id == "r2"
+        assert base64.b64decode(page.results[0].images["image"]) == picture(2)  # type: ignore[index]
+        fused = await client.search("album", queries=[{"field": "image", "image": picture(4)}], k=1)
         assert fused.results[0].id == "r4"
 
 

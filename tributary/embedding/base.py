@@ -36,3 +36,21 @@ def checked(vectors: npt.NDArray[np.float32], rows: int, dimensions: int) -> npt
     if not np.isfinite(vectors).all():
         raise EmbeddingFailed("the embeddings contain NaN or infinity")
     return vectors
+
+
+class ImagesEmbedder(Protocol):
+    """Images (PNG or JPEG bytes, checked before) in, one float32 row of `dimensions` per image out; never blocks
+    the event loop."""
+
+    @property
+    def dimensions(self) -> int: ...
+
+    async def embed_images(self, images: list[bytes]) -> npt.NDArray[np.float32]:
+        """Raises EmbeddingFailed with the reason."""
+        ...
+
+    async def embed_texts(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        """Query texts into the images' space (a CLIP-style model); raises EmbeddingFailed with the reason."""
+        ...
+
+    async def aclose(self) -> None: ...

@@ -1,9 +1,8 @@
 """An OpenAI-compatible embeddings endpoint: `POST {url}/embeddings` with {"model", "input": [...]}.
 
 Only endpoints the operator configured are called (`Settings.embedding_endpoints`), each with its own key; the
-key is sent in a header and appears in no message, log line or repr. Before each request the endpoint's host is
-resolved, and a loopback, link-local or private address is refused unless the operator allowed it for that
-endpoint. What an endpoint answers on an error is logged, never passed on to the client: the client learns the
+key is sent in a header and appears in no message, log line or repr. Each call follows tributary/outbound.py's
+rule (no redirects; no internal address unless the operator allowed it for that endpoint). What an endpoint answers on an error is logged, never passed on to the client: the client learns the
 endpoint's name and the status code. An endpoint that fails (unreachable, timeouts, 5xx) three times in a row
 is not asked for a few seconds (a circuit breaker): requests answer 503 at once instead of each waiting out
 `embed_timeout_s`, and then one request probes it again.
@@ -11,18 +10,18 @@ is not asked for a few seconds (a circuit breaker): requests answer 503 at once 
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
+import base64
 import logging
-import socket
+from collections.abc import Sequence
 
 import httpx
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ValidationError
 
-from events.commands import OpenAIEmbedderConfig
+from events.commands import OpenAIEmbedderConfig, OpenAIImageEmbedderConfig
 from tributary.embedding.base import EmbeddingFailed, checked
+from tributary.outbound import Refused, check_address
 from tributary.resilience import CircuitBreaker
 from tributary.settings import EmbeddingEndpoint
 
@@ -43,7 +42,7 @@ class _Answer(BaseModel):
 class OpenAIEmbedder:
     def __init__(
         self,
-        config: OpenAIEmbedderConfig,
+        config: OpenAIEmbedderConfig | OpenAIImageEmbedderConfig,
         dimensions: int,
         *,
         name: str,
@@ -54,7 +53,7 @@ class OpenAIEmbedder:
         self._config, self._dimensions, self._batch_size = config, dimensions, batch_size
         self._url = endpoint.url.rstrip("/") + "/embeddings"
         self._host = httpx.URL(endpoint.url).host
-        self._allow_private = endpoint.allow_private
+        self._endpoint = endpoint
         self._where = f"the embedding endpoint {name!r}"
         headers = {"Authorization": f"Bearer {endpoint.api_key.get_secret_value()}"}
         # No redirects: a redirect could lead the key to an address nobody checked.
@@ -69,7 +68,11 @@ class OpenAIEmbedder:
         return self._dimensions
 
     async def embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
-        batches = [texts[i : i + self._batch_size] for i in range(0, len(texts), self._batch_size)]
+        return await self.embed_inputs(texts)
+
+    async def embed_inputs(self, inputs: Sequence[object]) -> npt.NDArray[np.float32]:
+        """The embeddings of `inputs` as the endpoint takes them: texts, or `{"image": <base64>}` objects."""
+        batches = [inputs[i : i + self._batch_size] for i in range(0, len(inputs), self._batch_size)]
         parts = [await self._embed_batch(batch) for batch in batches]
         if not parts:
             return np.empty((0, self._dimensions), dtype=np.float32)
@@ -78,11 +81,14 @@ class OpenAIEmbedder:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def _embed_batch(self, texts: list[str]) -> npt.NDArray[np.float32]:
-        body: dict[str, object] = {"model": self._config.model, "input": texts}
+    async def _embed_batch(self, texts: Sequence[object]) -> npt.NDArray[np.float32]:
+        body: dict[str, object] = {"model": self._config.model, "input": list(texts)}
         if self._config.dimensions is not None:
             body["dimensions"] = self._config.dimensions
-        await self._check_address()
+        try:
+            await check_address(self._host, self._endpoint, self._where)
+        except Refused as exc:
+            raise EmbeddingFailed(str(exc)) from None
         self._breaker.before()
         try:
             response = await self._client.post(self._url, json=body)
@@ -119,19 +125,29 @@ class OpenAIEmbedder:
         vectors = np.asarray([item.embedding for item in items], dtype=np.float32)
         return checked(vectors, len(texts), self._dimensions)
 
-    async def _check_address(self) -> None:
-        """Refuse a host that resolves to an internal address unless the operator allowed it. (The connection
-        resolves the name again: a name whose answer changes between the two is not caught.)"""
-        if self._allow_private:
-            return
-        try:
-            found = await asyncio.get_running_loop().getaddrinfo(self._host, None, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            raise EmbeddingFailed(f"cannot resolve {self._where} ({type(exc).__name__})") from None
-        for *_, address in found:
-            ip = ipaddress.ip_address(str(address[0]).split("%")[0])
-            if not ip.is_global or ip.is_multicast:
-                raise EmbeddingFailed(
-                    f"{self._where} resolves to a loopback, link-local or private address; "
-                    "the operator allows that with its allow_private setting"
-                )
+
+class OpenAIImageEmbedder:
+    """Images through an OpenAI-compatible endpoint of a CLIP-style model: each image sent as
+    `{"image": <base64>}` in `input` (the form Jina's and several CLIP servers' embeddings APIs take), the
+    answer read as for texts; and query texts as `{"text": ...}`, which such a model embeds into the same
+    space as its images."""
+
+    def __init__(self, endpoint: OpenAIEmbedder) -> None:
+        self._endpoint = endpoint
+
+    def __repr__(self) -> str:
+        return f"OpenAIImageEmbedder({self._endpoint!r})"
+
+    @property
+    def dimensions(self) -> int:
+        return self._endpoint.dimensions
+
+    async def embed_images(self, images: list[bytes]) -> npt.NDArray[np.float32]:
+        inputs = [{"image": base64.b64encode(image).decode("ascii")} for image in images]
+        return await self._endpoint.embed_inputs(inputs)
+
+    async def embed_texts(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        return await self._endpoint.embed_inputs([{"text": text} for text in texts])
+
+    async def aclose(self) -> None:
+        await self._endpoint.aclose()

@@ -20,11 +20,13 @@ import type {
 import {
   DEFAULT_RETRIES,
   RETRY_STATUSES,
+  type ImageInput,
   type Retries,
   type UpsertRecord,
   type Vector,
   batchKey,
   batches,
+  image,
   pack,
   recordBody,
   retryAfter,
@@ -108,6 +110,8 @@ export interface QueryInput {
   field?: string;
   vector?: Vector;
   text?: string;
+  /** An image the field's image embedder embeds: its bytes, or a URL. */
+  image?: ImageInput;
   weight?: number;
 }
 
@@ -117,6 +121,8 @@ export interface SearchQuery {
   mode?: "vector" | "text" | "hybrid";
   /** The vector field searched: "vector" (the default vector) or a named field. */
   field?: string;
+  /** A query image of an image field, embedded by its image embedder: its bytes, or a URL. */
+  image?: ImageInput;
   /** Several inputs fused at once, instead of vector, text, mode, field and alpha. */
   queries?: readonly QueryInput[];
   k?: number;
@@ -222,7 +228,7 @@ export class Tributary {
 
   // Writes
 
-  /** Insert or replace records (`id`, `vector`, `text`, `metadata`); vectors travel packed. */
+  /** Insert or replace records (`id`, `vector`, `text`, `metadata`, `vectors`, `images`); vectors travel packed. */
   upsert(dataset: string, records: readonly UpsertRecord[], options: UpsertOptions = {}): Promise<Accepted> {
     const body = { vectors: records.map(recordBody) };
     return this.#write(dataset, "POST", `/api/v1/datasets/${enc(dataset)}/vectors`, body, {
@@ -495,16 +501,19 @@ function settle<T>(promise: Promise<T>): Promise<Settled<T>> {
 }
 
 function searchBody(query: SearchQuery): Record<string, unknown> {
-  const { vector, k, offset, queries, ...rest } = query;
+  const { vector, image: given, k, offset, queries, ...rest } = query;
   const body: Record<string, unknown> = { k: k ?? 10, offset: offset ?? 0 };
   for (const [name, value] of Object.entries(rest)) {
     if (value !== undefined) body[name] = value;
   }
   if (vector !== undefined) body["vector"] = pack(vector);
+  if (given !== undefined) body["image"] = image(given);
   if (queries !== undefined) {
-    body["queries"] = queries.map(({ vector: given, ...input }) =>
-      given === undefined ? input : { ...input, vector: pack(given) },
-    );
+    body["queries"] = queries.map(({ vector: packed, image: picture, ...input }) => ({
+      ...input,
+      ...(packed === undefined ? {} : { vector: pack(packed) }),
+      ...(picture === undefined ? {} : { image: image(picture) }),
+    }));
   }
   return body;
 }

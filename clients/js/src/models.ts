@@ -6,7 +6,7 @@
 export type Consistency = "eventual" | "bounded" | "session" | "strong";
 export type Metric = "cosine" | "dot" | "l2";
 export type FieldType = "string" | "integer" | "number" | "boolean" | "string_list";
-export type Include = "vector" | "vectors" | "metadata" | "text";
+export type Include = "vector" | "vectors" | "metadata" | "text" | "images";
 export type Filter = Record<string, unknown>;
 
 /** A write was taken: its operation, and the token a `session` read waits for. */
@@ -41,6 +41,8 @@ export interface VectorView {
   vector?: number[] | null;
   /** The named vector fields the record carries (include "vectors"). */
   vectors?: Record<string, number[]> | null;
+  /** The images the record carries, by image field, in base64 (include "images"). */
+  images?: Record<string, string> | null;
   metadata?: Record<string, unknown> | null;
   text?: string | null;
 }

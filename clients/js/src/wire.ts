@@ -11,15 +11,21 @@ export interface UpsertRecord {
   metadata?: Record<string, unknown> | null;
   /** The record's vectors of the dataset's named vector fields, by field. */
   vectors?: Record<string, Vector> | null;
+  /** The record's images of the dataset's image fields, by field: PNG or JPEG bytes, or a URL the server fetches. */
+  images?: Record<string, ImageInput> | null;
 }
 
-/** A record as the server takes it: the vectors packed. */
+/** An image: its bytes (PNG or JPEG), or a URL under an image source the server's operator listed. */
+export type ImageInput = Uint8Array | string;
+
+/** A record as the server takes it: the vectors packed, the images' bytes in base64. */
 export interface RecordBody {
   id: string;
   vector?: string;
   text?: string;
   metadata?: Record<string, unknown>;
   vectors?: Record<string, string>;
+  images?: Record<string, string>;
 }
 
 /**
@@ -49,6 +55,11 @@ export function unpack(packed: string): Float32Array {
   return values;
 }
 
+/** An image as the server takes it: its bytes in base64, or a URL as it is. */
+export function image(given: ImageInput): string {
+  return typeof given === "string" ? given : base64(given);
+}
+
 // btoa takes a binary string; building it in chunks keeps the argument list of fromCharCode bounded.
 function base64(bytes: Uint8Array): string {
   const chunk = 0x8000;
@@ -59,13 +70,18 @@ function base64(bytes: Uint8Array): string {
   return btoa(binary);
 }
 
-const RECORD_FIELDS = new Set(["id", "vector", "text", "metadata", "vectors"]);
+const RECORD_FIELDS = new Set(["id", "vector", "text", "metadata", "vectors", "images"]);
 
-/** One record of an upsert as the server takes it: `id`, `vector` (packed), `text`, `metadata`, `vectors` (packed). */
+/**
+ * One record of an upsert as the server takes it: `id`, `vector` (packed), `text`, `metadata`, `vectors` (packed),
+ * `images` (base64 bytes or URLs).
+ */
 export function recordBody(record: UpsertRecord): RecordBody {
   const unknown = Object.keys(record).filter((name) => !RECORD_FIELDS.has(name));
   if (unknown.length > 0) {
-    throw new TypeError(`a record has id, vector, text, metadata and vectors; not ${unknown.sort().join(", ")}`);
+    throw new TypeError(
+      `a record has id, vector, text, metadata, vectors and images; not ${unknown.sort().join(", ")}`,
+    );
   }
   const body: RecordBody = { id: record.id };
   if (record.vector != null) body.vector = pack(record.vector);
@@ -73,6 +89,9 @@ export function recordBody(record: UpsertRecord): RecordBody {
   if (record.metadata != null) body.metadata = record.metadata;
   if (record.vectors != null) {
     body.vectors = Object.fromEntries(Object.entries(record.vectors).map(([field, v]) => [field, pack(v)]));
+  }
+  if (record.images != null) {
+    body.images = Object.fromEntries(Object.entries(record.images).map(([field, given]) => [field, image(given)]));
   }
   return body;
 }

@@ -1,6 +1,7 @@
 // The TypeScript SDK against a real embedded server, started here.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
+import { deflateSync } from "node:zlib";
 
 import {
   BatchFailed,
@@ -187,6 +188,60 @@ test("named vector fields are written packed, and searched alone and fused", asy
     k: 3,
   });
   assert.equal(fused.results[0].id, "r4");
+});
+
+// A PNG of 4 x 4 coloured cells drawn from `seed` (8-bit RGB, no filter), made with node's zlib.
+function png(seed) {
+  const side = 32;
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (bytes) => {
+    let c = 0xffffffff;
+    for (const byte of bytes) c = crcTable[(c ^ byte) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type, data) => {
+    const head = Buffer.alloc(8);
+    head.writeUInt32BE(data.length, 0);
+    head.write(type, 4, "ascii");
+    const tail = Buffer.alloc(4);
+    tail.writeUInt32BE(crc(Buffer.concat([head.subarray(4), data])), 0);
+    return Buffer.concat([head, data, tail]);
+  };
+  const colours = vectorOf(seed);
+  const rows = [];
+  for (let y = 0; y < side; y++) {
+    const row = Buffer.alloc(1 + side * 3);
+    for (let x = 0; x < side; x++) {
+      const cell = (Math.floor(y / 8) * 4 + Math.floor(x / 8)) % DIMENSIONS;
+      for (let c = 0; c < 3; c++) row[1 + x * 3 + c] = Math.floor(colours[(cell + c) % DIMENSIONS] * 255);
+    }
+    rows.push(row);
+  }
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(side, 0);
+  header.writeUInt32BE(side, 4);
+  header[8] = 8;
+  header[9] = 2;
+  const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  const data = deflateSync(Buffer.concat(rows));
+  const chunks = [chunk("IHDR", header), chunk("IDAT", data), chunk("IEND", Buffer.alloc(0))];
+  return new Uint8Array(Buffer.concat([signature, ...chunks]));
+}
+
+test("images are sent as bytes, searched by image and returned as stored", async () => {
+  const field = { dimensions: 256, embedder: { kind: "local-image" } };
+  await client.createDataset("album", DIMENSIONS, { vectors: { image: field } });
+  const given = Array.from({ length: 4 }, (_, i) => ({ id: `r${i}`, images: { image: png(i) } }));
+  await client.upsert("album", given, { wait: true });
+  const found = await client.search("album", { field: "image", image: png(2), k: 2, include: ["images"] });
+  assert.equal(found.results[0].id, "r2");
+  assert.equal(found.results[0].images.image, Buffer.from(png(2)).toString("base64"));
+  const fused = await client.search("album", { queries: [{ field: "image", image: png(3) }], k: 1 });
+  assert.equal(fused.results[0].id, "r3");
 });
 
 test("a batch whose answer was lost is retried and applied once", async () => {

@@ -21,6 +21,14 @@ test("a record takes id, vector, text, metadata and named vectors only", () => {
   assert.throws(() => recordBody({ id: "a", embedding: [1] }), /not embedding/);
 });
 
+test("a record's images travel as base64 bytes, or as the URL given", () => {
+  const png = Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0, 255]);
+  assert.deepEqual(recordBody({ id: "a", images: { image: png, photo: "https://x.example/p.jpg" } }), {
+    id: "a",
+    images: { image: Buffer.from(png).toString("base64"), photo: "https://x.example/p.jpg" },
+  });
+});
+
 test("a batch's key follows its prefix, index and content, not the order of its fields", async () => {
   const batch = [{ id: "a", metadata: { x: 1, y: 2 } }];
   const key = await batchKey("p", 0, batch);

@@ -125,7 +125,7 @@ class DatasetVersions(_message.Message):
     def __init__(self, versions: _Optional[_Iterable[_Union[DatasetVersion, _Mapping]]] = ...) -> None: ...
 
 class Record(_message.Message):
-    __slots__ = ("id", "vector", "text", "metadata_json", "vectors")
+    __slots__ = ("id", "vector", "text", "metadata_json", "vectors", "images", "image_urls")
     class VectorsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -133,17 +133,35 @@ class Record(_message.Message):
         key: str
         value: bytes
         def __init__(self, key: _Optional[str] = ..., value: _Optional[bytes] = ...) -> None: ...
+    class ImagesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: bytes
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[bytes] = ...) -> None: ...
+    class ImageUrlsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     ID_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
     VECTORS_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_URLS_FIELD_NUMBER: _ClassVar[int]
     id: str
     vector: bytes
     text: str
     metadata_json: str
     vectors: _containers.ScalarMap[str, bytes]
-    def __init__(self, id: _Optional[str] = ..., vector: _Optional[bytes] = ..., text: _Optional[str] = ..., metadata_json: _Optional[str] = ..., vectors: _Optional[_Mapping[str, bytes]] = ...) -> None: ...
+    images: _containers.ScalarMap[str, bytes]
+    image_urls: _containers.ScalarMap[str, str]
+    def __init__(self, id: _Optional[str] = ..., vector: _Optional[bytes] = ..., text: _Optional[str] = ..., metadata_json: _Optional[str] = ..., vectors: _Optional[_Mapping[str, bytes]] = ..., images: _Optional[_Mapping[str, bytes]] = ..., image_urls: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class UpsertRequest(_message.Message):
     __slots__ = ("dataset", "records", "wait")
@@ -214,8 +232,15 @@ class GetVectorsRequest(_message.Message):
     def __init__(self, dataset: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ..., include: _Optional[_Iterable[str]] = ..., consistency: _Optional[_Union[Consistency, _Mapping]] = ...) -> None: ...
 
 class VectorView(_message.Message):
-    __slots__ = ("id", "score", "vector", "metadata_json", "text", "vectors")
+    __slots__ = ("id", "score", "vector", "metadata_json", "text", "vectors", "images")
     class VectorsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: bytes
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[bytes] = ...) -> None: ...
+    class ImagesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -228,13 +253,15 @@ class VectorView(_message.Message):
     METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     VECTORS_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
     id: str
     score: float
     vector: bytes
     metadata_json: str
     text: str
     vectors: _containers.ScalarMap[str, bytes]
-    def __init__(self, id: _Optional[str] = ..., score: _Optional[float] = ..., vector: _Optional[bytes] = ..., metadata_json: _Optional[str] = ..., text: _Optional[str] = ..., vectors: _Optional[_Mapping[str, bytes]] = ...) -> None: ...
+    images: _containers.ScalarMap[str, bytes]
+    def __init__(self, id: _Optional[str] = ..., score: _Optional[float] = ..., vector: _Optional[bytes] = ..., metadata_json: _Optional[str] = ..., text: _Optional[str] = ..., vectors: _Optional[_Mapping[str, bytes]] = ..., images: _Optional[_Mapping[str, bytes]] = ...) -> None: ...
 
 class ReadState(_message.Message):
     __slots__ = ("consistency", "version", "reflects")
@@ -262,7 +289,7 @@ class VectorsResponse(_message.Message):
     def __init__(self, state: _Optional[_Union[ReadState, _Mapping]] = ..., results: _Optional[_Iterable[_Union[VectorView, _Mapping]]] = ...) -> None: ...
 
 class Query(_message.Message):
-    __slots__ = ("vector", "text", "mode", "k", "offset", "filter_json", "score_threshold", "include", "fusion", "rrf_k", "alpha", "exact", "ef", "field", "queries")
+    __slots__ = ("vector", "text", "mode", "k", "offset", "filter_json", "score_threshold", "include", "fusion", "rrf_k", "alpha", "exact", "ef", "field", "queries", "image", "image_url")
     VECTOR_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
@@ -278,6 +305,8 @@ class Query(_message.Message):
     EF_FIELD_NUMBER: _ClassVar[int]
     FIELD_FIELD_NUMBER: _ClassVar[int]
     QUERIES_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_URL_FIELD_NUMBER: _ClassVar[int]
     vector: bytes
     text: str
     mode: str
@@ -293,21 +322,27 @@ class Query(_message.Message):
     ef: int
     field: str
     queries: _containers.RepeatedCompositeFieldContainer[QueryInput]
-    def __init__(self, vector: _Optional[bytes] = ..., text: _Optional[str] = ..., mode: _Optional[str] = ..., k: _Optional[int] = ..., offset: _Optional[int] = ..., filter_json: _Optional[str] = ..., score_threshold: _Optional[float] = ..., include: _Optional[_Iterable[str]] = ..., fusion: _Optional[str] = ..., rrf_k: _Optional[int] = ..., alpha: _Optional[float] = ..., exact: _Optional[bool] = ..., ef: _Optional[int] = ..., field: _Optional[str] = ..., queries: _Optional[_Iterable[_Union[QueryInput, _Mapping]]] = ...) -> None: ...
+    image: bytes
+    image_url: str
+    def __init__(self, vector: _Optional[bytes] = ..., text: _Optional[str] = ..., mode: _Optional[str] = ..., k: _Optional[int] = ..., offset: _Optional[int] = ..., filter_json: _Optional[str] = ..., score_threshold: _Optional[float] = ..., include: _Optional[_Iterable[str]] = ..., fusion: _Optional[str] = ..., rrf_k: _Optional[int] = ..., alpha: _Optional[float] = ..., exact: _Optional[bool] = ..., ef: _Optional[int] = ..., field: _Optional[str] = ..., queries: _Optional[_Iterable[_Union[QueryInput, _Mapping]]] = ..., image: _Optional[bytes] = ..., image_url: _Optional[str] = ...) -> None: ...
 
 class QueryInput(_message.Message):
-    __slots__ = ("mode", "field", "vector", "text", "weight")
+    __slots__ = ("mode", "field", "vector", "text", "weight", "image", "image_url")
     MODE_FIELD_NUMBER: _ClassVar[int]
     FIELD_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_URL_FIELD_NUMBER: _ClassVar[int]
     mode: str
     field: str
     vector: bytes
     text: str
     weight: float
-    def __init__(self, mode: _Optional[str] = ..., field: _Optional[str] = ..., vector: _Optional[bytes] = ..., text: _Optional[str] = ..., weight: _Optional[float] = ...) -> None: ...
+    image: bytes
+    image_url: str
+    def __init__(self, mode: _Optional[str] = ..., field: _Optional[str] = ..., vector: _Optional[bytes] = ..., text: _Optional[str] = ..., weight: _Optional[float] = ..., image: _Optional[bytes] = ..., image_url: _Optional[str] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
     __slots__ = ("dataset", "query", "consistency")

@@ -35,17 +35,26 @@ def pack(vector: Vector) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
+def image(value: bytes | str) -> str:
+    """An image as the server takes it: its bytes (PNG or JPEG) in base64, or a URL (a string) as it is."""
+    return base64.b64encode(value).decode("ascii") if isinstance(value, bytes | bytearray) else value
+
+
 def record_body(record: Mapping[str, Any]) -> dict[str, Any]:
     """One record of an upsert as the server takes it: `id`, `vector` (packed), `text`, `metadata`, `vectors`
-    (the named fields' vectors, packed)."""
-    unknown = set(record) - {"id", "vector", "text", "metadata", "vectors"}
+    (the named fields' vectors, packed), `images` (the image fields' images: bytes, or URLs the server fetches)."""
+    unknown = set(record) - {"id", "vector", "text", "metadata", "vectors", "images"}
     if unknown:
-        raise ValueError(f"a record has id, vector, text, metadata and vectors; not {sorted(unknown)}")
+        raise ValueError(
+            f"a record has id, vector, text, metadata, vectors and images; not {sorted(unknown)}"
+        )
     body = {name: value for name, value in record.items() if value is not None}
     if "vector" in body:
         body["vector"] = pack(body["vector"])
     if "vectors" in body:
         body["vectors"] = {field: pack(vector) for field, vector in body["vectors"].items()}
+    if "images" in body:
+        body["images"] = {field: image(given) for field, given in body["images"].items()}
     return body
 
 

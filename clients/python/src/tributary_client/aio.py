@@ -20,6 +20,7 @@ from tributary_client._wire import (
     Vector,
     batch_key,
     batches,
+    image,
     pack,
     record_body,
     records_of,
@@ -128,8 +129,8 @@ class AsyncTributary:
         wait: bool = False,
         idempotency_key: str | None = None,
     ) -> models.Accepted:
-        """Insert or replace records (`id`, `vector`, `text`, `metadata`, and `vectors`: the named fields' vectors by
-        field); vectors travel packed. Without an
+        """Insert or replace records (`id`, `vector`, `text`, `metadata`, `vectors`: the named fields' vectors by
+        field, and `images`: the image fields' images by field, as bytes or URLs); vectors travel packed. Without an
         `idempotency_key` the call makes its own, so its retries are applied once."""
         body = {"vectors": [record_body(record) for record in records]}
         return await self._write(
@@ -261,7 +262,8 @@ class AsyncTributary:
         **options: Any,
     ) -> models.SearchResponse:
         """Vector, text or hybrid search; `options` are the request's other fields (`score_threshold`,
-        `fusion`, `rrf_k`, `alpha`, `field`: a named vector field, `queries`: inputs fused at once, ...). `version` (every read takes it): answer from that past version (an id
+        `fusion`, `rrf_k`, `alpha`, `field`: a named vector field, `image`: a query image of an image field, as
+        bytes or a URL, `queries`: inputs fused at once, ...). `version` (every read takes it): answer from that past version (an id
         from `versions`, a tag or a snapshot id), read-only."""
         body = _search_body(vector, text, mode, k, offset, filter, include, options)
         params = self._consistency(dataset, consistency, token, version)
@@ -514,10 +516,9 @@ def _search_body(
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"k": k, "offset": offset, **options}
     if "queries" in options:
-        body["queries"] = [
-            {**query, "vector": pack(query["vector"])} if query.get("vector") is not None else dict(query)
-            for query in options["queries"]
-        ]
+        body["queries"] = [_query_input(query) for query in options["queries"]]
+    if options.get("image") is not None:
+        body["image"] = image(options["image"])
     if vector is not None:
         body["vector"] = pack(vector)
     if text is not None:
@@ -529,6 +530,16 @@ def _search_body(
     if include is not None:
         body["include"] = list(include)
     return body
+
+
+def _query_input(query: Mapping[str, Any]) -> dict[str, Any]:
+    """One input of a fused search: its vector packed, its image (bytes) in base64."""
+    given = dict(query)
+    if given.get("vector") is not None:
+        given["vector"] = pack(given["vector"])
+    if given.get("image") is not None:
+        given["image"] = image(given["image"])
+    return given
 
 
 async def _cancel(tasks: Iterable[asyncio.Task[Any]]) -> None:
