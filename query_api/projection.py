@@ -44,6 +44,7 @@ from events.analysis import PLAIN_WORDS, TextAnalysis, analyzer_for
 from events.commands import DEFAULT_VECTOR_FIELD, IndexConfig, Metric, VectorField
 from events.filters import FilterNode
 from query_api.filtered import Route, oversampled, route
+from query_api.sizes import deep_size
 from query_api.text_index import TextIndex
 from query_api.tuning import (
     SAMPLE,
@@ -239,12 +240,23 @@ class VectorSpace:
 
     @property
     def memory_bytes(self) -> int:
-        """An estimate of the memory the vectors take: the arrays held here, and hnswlib's bottom level for each
-        slot of its capacity (the vector, 2·M links of 4 bytes and their count, the 8-byte label; M is the
-        field's); its upper levels add about 1/M of that."""
-        hnsw = int(self._index.get_max_elements()) * (self.dimensions * 4 + 2 * self.config.m * 4 + 4 + 8)
-        arrays = self._vectors.nbytes + self._norms.nbytes + self._in_index.nbytes + self._present.nbytes
-        return arrays + hnsw
+        """An estimate of the memory the vectors take: the arrays held here, and hnswlib's for each slot of its
+        capacity (`hnsw_bytes`)."""
+        return self.scan_bytes + hnsw_bytes(
+            int(self._index.get_max_elements()), self.dimensions, self.config.m
+        )
+
+    @property
+    def scan_bytes(self) -> int:
+        """The arrays held here: the vectors exact scans read, their norms, and which slots are carried and live in
+        HNSW."""
+        return self._vectors.nbytes + self._norms.nbytes + self._in_index.nbytes + self._present.nbytes
+
+    @property
+    def stored_bytes(self) -> int:
+        """`scan_bytes` of the rows ever stored: the capacity beyond them is allocated but never written, so it
+        takes no resident memory."""
+        return self.scan_bytes * self._extent // len(self._norms)
 
     def vector(self, slot: int) -> Vectors:
         return np.array(self._vectors[slot], dtype=np.float32)
@@ -382,6 +394,17 @@ class VectorSpace:
         if self.metric == "cosine":
             product = product / np.maximum(norms * np.linalg.norm(query), 1e-30)
         return -product
+
+
+def hnsw_bytes(elements: int, dimensions: int, m: int) -> int:
+    """What hnswlib (0.8) allocates for an index of `elements` slots of float32 vectors with M = `m`, read from
+    its hnswalg.h: at level 0, the vector, 2·M links of 4 bytes and their count, the 8-byte label; per slot, a
+    pointer to its upper levels, its level (4 bytes), a std::mutex (40) and an entry of the label map (about
+    40); and the upper levels, which a slot reaches with probability 1/M each, M links and their count each."""
+    level0 = dimensions * 4 + 2 * m * 4 + 4 + 8
+    per_slot = 8 + 4 + 40 + 40
+    upper = (m * 4 + 4) / (m - 1)
+    return int(elements * (level0 + per_slot + upper))
 
 
 def _grown(array: npt.NDArray[Any], capacity: int) -> npt.NDArray[Any]:
@@ -535,8 +558,24 @@ class DatasetProjection:
     @property
     def memory_bytes(self) -> int:
         """An estimate of the memory the vectors of every field take (VectorSpace.memory_bytes). Ids, texts,
-        metadata and the text index are not counted."""
+        metadata and the text index are not counted: `memory` counts them, at the cost of a walk over them."""
         return sum(space.memory_bytes for space in self.spaces.values())
+
+    def memory(self) -> dict[str, int]:
+        """What each structure takes, in bytes: each field's scan arrays and HNSW (as if every carried vector
+        were indexed: `hnsw_bytes`), and the deep size of the ids, texts, metadata, metadata columns and text
+        index (every object reached counted once; bench/scale.py prints them)."""
+        parts: dict[str, int] = {}
+        for name, space in self.spaces.items():
+            parts[f"{name}: scan copy"] = space.stored_bytes
+            parts[f"{name}: HNSW"] = hnsw_bytes(len(space), space.dimensions, space.config.m)
+        seen: set[int] = set()
+        parts["ids"] = deep_size([self._ids, self._slot_of, self._free], seen)
+        parts["texts"] = deep_size(self._texts, seen)
+        parts["metadata"] = deep_size(self._metadata, seen)
+        parts["metadata columns"] = deep_size(self.columns, seen)
+        parts["text index"] = deep_size(self._text_index, seen)
+        return parts
 
     def slot(self, vector_id: str) -> int | None:
         return self._slot_of.get(vector_id)
