@@ -60,7 +60,9 @@ _MIN_STALE = 16
 _GROUP = 64
 _NO_SLOTS: Slots = np.empty(0, np.int64)
 _NO_SCORES: Scores = np.empty(0, np.float64)
-_NO_ENTRIES = {"slots": np.empty(0, _SLOT), "tfs": np.empty(0, _TF), "gens": np.empty(0, _GEN)}
+_NO_ENTRY_SLOTS: npt.NDArray[np.int32] = np.empty(0, _SLOT)
+_NO_TFS: npt.NDArray[np.float32] = np.empty(0, _TF)
+_NO_GENS: npt.NDArray[np.int32] = np.empty(0, _GEN)
 
 
 class _Postings:
@@ -70,7 +72,7 @@ class _Postings:
 
     def __init__(self) -> None:
         # Empty arrays shared by every new posting, never written to: `reserve` replaces them before a write.
-        self.slots, self.tfs, self.gens = _NO_ENTRIES["slots"], _NO_ENTRIES["tfs"], _NO_ENTRIES["gens"]
+        self.slots, self.tfs, self.gens = _NO_ENTRY_SLOTS, _NO_TFS, _NO_GENS
         self.size = self.live = 0
 
     def extend(self, slots: Slots, tfs: npt.NDArray[np.int64], gens: npt.NDArray[Any]) -> None:
