@@ -1,7 +1,7 @@
 """Memory and scale: a million real-embedding vectors with short texts and metadata in one embedded-mode process,
 its resident memory and what each structure costs, its restart time and its QPS.
 
-    nice -n 10 python -m bench.scale [--rows 1000000] [--batch 1000] [--seconds 10] [--clients 1,4]
+    nice -n 10 python -m bench.scale [--rows 1000000] [--batch 1000] [--seconds 10] [--clients 1,4] [--port 18182]
 
 Data: the 100,000 manual-page passages of bench/relevance_sets.py (`man_passages`), embedded once with the
 packaged model and cached, tiled to --rows: copy c > 0 of passage p is p's embedding plus Gaussian noise
@@ -37,7 +37,7 @@ import grpc
 import httpx
 import numpy as np
 
-from bench.cluster import ADMIN_HEADERS, ADMIN_KEY, EMBEDDED_GRPC, Processes, embedded_mode, ready
+from bench.cluster import ADMIN_HEADERS, ADMIN_KEY, Processes, embedded_mode, ready
 from bench.http_load import post, run_load
 from bench.recall import real
 from bench.relevance_sets import embeddings, man_passages
@@ -98,7 +98,7 @@ def mb(n: float) -> str:
     return f"{n / 1e6:,.0f} MB"
 
 
-async def ingest(rows: Rows, batch: int) -> float:
+async def ingest(rows: Rows, batch: int, target: str) -> float:
     async def stream() -> AsyncIterator[pb.UpsertRequest]:
         for start, stop, vectors in rows.chunks(batch):
             yield pb.UpsertRequest(
@@ -116,7 +116,7 @@ async def ingest(rows: Rows, batch: int) -> float:
 
     options = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
     started = time.perf_counter()
-    async with grpc.aio.insecure_channel(EMBEDDED_GRPC, options=options) as channel:
+    async with grpc.aio.insecure_channel(target, options=options) as channel:
         summary = await pb_grpc.VectorsStub(channel).UpsertStream(
             stream(), metadata=(("authorization", f"Bearer {ADMIN_KEY}"),)
         )
@@ -194,7 +194,7 @@ async def run(args: argparse.Namespace) -> None:
         f"{rows.count:,} x {rows.base.shape[1]} rows: raw vectors {mb(raw_vectors)}, raw text {mb(raw_text)}"
     )
     with tempfile.TemporaryDirectory() as work:
-        async with embedded_mode(Path(work)) as (url, _, running):
+        async with embedded_mode(Path(work), args.port, args.port + 10) as (url, _, running):
             pid = running.pid("embedded")
             print(f"ready and empty: resident {mb(rss(pid)[0])}")
             async with httpx.AsyncClient(base_url=url, headers=ADMIN_HEADERS, timeout=60) as client:
@@ -203,7 +203,7 @@ async def run(args: argparse.Namespace) -> None:
                 )
                 created.raise_for_status()
             started = time.perf_counter()
-            accepted = await ingest(rows, args.batch)
+            accepted = await ingest(rows, args.batch, f"127.0.0.1:{args.port + 10}")
             await serving_all(url, rows.count, measured[0])
             searchable = time.perf_counter() - started
             await indexed(url)
@@ -262,6 +262,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", default="1,4")
+    parser.add_argument("--port", type=int, default=18182, help="HTTP; gRPC on the port 10 above")
     asyncio.run(run(parser.parse_args()))
 
 
