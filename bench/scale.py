@@ -50,6 +50,7 @@ K = 10
 BASE_ROWS = 100_000
 TEXT_WORDS = 10
 NOISE = 0.015
+NOISE_BLOCK = 1000
 SECTIONS = ["name", "synopsis", "description", "options", "files", "examples", "bugs", "see-also"]
 EXACT_QUERIES = 200
 CHUNK = 10_000
@@ -64,11 +65,19 @@ class Rows:
     count: int
 
     def vectors(self, start: int, stop: int) -> np.ndarray:
+        """Rows start..stop-1; a row's noise is drawn with its block of NOISE_BLOCK rows, so it is the same
+        whatever range asks for it (the ingest's batches, the exact search's chunks)."""
         i = np.arange(start, stop)
         vectors = self.base[i % len(self.base)].copy()
+        dims = vectors.shape[1]
+        for block in range(start // NOISE_BLOCK, (stop - 1) // NOISE_BLOCK + 1):
+            low, high = max(start, block * NOISE_BLOCK), min(stop, (block + 1) * NOISE_BLOCK)
+            noise = np.random.default_rng(block).standard_normal((NOISE_BLOCK, dims)).astype(np.float32)
+            vectors[low - start : high - start] += (
+                NOISE * noise[low - block * NOISE_BLOCK : high - block * NOISE_BLOCK]
+            )
         copies = i >= len(self.base)
-        noise = np.random.default_rng(start).standard_normal((int(copies.sum()), vectors.shape[1]))
-        vectors[copies] += (NOISE * noise).astype(np.float32)
+        vectors[~copies] = self.base[i[~copies]]
         vectors[copies] /= np.linalg.norm(vectors[copies], axis=1, keepdims=True)
         return vectors
 
