@@ -231,6 +231,7 @@ async def run(args: argparse.Namespace) -> None:
             # The replica tunes its search breadth on its recent searches: the rest of the queries first.
             await recall(url, queries[EXACT_QUERIES:][:1000], exact(rows, queries[EXACT_QUERIES:][:1000]))
             await indexed(url)
+            print(await tuned(url))
             print(f"recall@{K} against exact search: {await recall(url, measured, truth):.4f}")
             bodies = [
                 post(url, "/api/v1/datasets/bench/search?consistency=eventual", body, ADMIN_HEADERS)
@@ -251,6 +252,18 @@ async def run(args: argparse.Namespace) -> None:
     print(f"| sum of the structures | {sum(parts.values()) / rows.count:,.0f} | {mb(sum(parts.values()))} |")
     print(f"| resident (after restart and searches) | {resident / rows.count:,.0f} | {mb(resident)} |")
     print(f"| target: 2 x raw vectors + raw text | {target / rows.count:,.0f} | {mb(target)} |")
+
+
+async def tuned(url: str) -> str:
+    """Once the replica has tuned its search breadth on its recent searches (the indexer's next idle turn): what
+    it chose."""
+    async with httpx.AsyncClient(base_url=url, headers=ADMIN_HEADERS, timeout=60) as client:
+        for _ in range(1200):
+            state = (await client.get("/api/v1/admin/datasets/bench/index")).json()
+            if state["tuned_on"] == "searches":
+                break
+            await asyncio.sleep(1)
+    return f"ef tuned to {state['ef']} on {state['tuned_on']}: recall@10 {state['measured_recall']}"
 
 
 async def restart(running: Processes, url: str, count: int, query: np.ndarray) -> tuple[int, float]:
