@@ -15,8 +15,9 @@ Steps, against one `tributary serve` in embedded mode (the default mode):
    peak (VmHWM) then;
 3. a restart: the time until the process answers ready and serves a search over every row, and its resident
    memory after;
-4. QPS of k=10 searches (HTTP, packed float32 queries, eventual consistency) from each number of --clients,
-   with recall@10 against exact search over the rows (the queries: the labelled sets' query embeddings);
+4. recall@10 against exact search over the rows on 200 queries (the labelled sets' query embeddings), after the
+   next 1,000 were sent as the replica's traffic and it tuned its search breadth on them; then QPS of k=10
+   searches (HTTP, packed float32 queries, eventual consistency) from each number of --clients;
 5. what each structure costs: the same records upserted into a `DatasetProjection` in this process and sized
    with `DatasetProjection.memory` (HNSW from hnswlib's allocations for that many vectors, `hnsw_bytes`), beside
    the target: twice the raw float32 vectors plus the raw UTF-8 text.
