@@ -62,9 +62,9 @@ def processes(log_dir: Path) -> Iterator[Processes]:
         running.stop_all()
 
 
-async def ready(url: str) -> None:
+async def ready(url: str, timeout: float = 60) -> None:
     async with httpx.AsyncClient(base_url=url) as client:
-        for _ in range(600):
+        for _ in range(int(timeout * 10)):
             try:
                 if (await client.get("/readyz")).status_code == 200:
                     return

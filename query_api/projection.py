@@ -29,12 +29,13 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import pickle
 import threading
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import hnswlib
 import numpy as np
@@ -44,6 +45,7 @@ from events.analysis import PLAIN_WORDS, TextAnalysis, analyzer_for
 from events.commands import DEFAULT_VECTOR_FIELD, IndexConfig, Metric, VectorField
 from events.filters import FilterNode
 from query_api.filtered import Route, oversampled, route
+from query_api.sizes import deep_size
 from query_api.text_index import TextIndex
 from query_api.tuning import (
     SAMPLE,
@@ -241,12 +243,23 @@ class VectorSpace:
 
     @property
     def memory_bytes(self) -> int:
-        """An estimate of the memory the vectors take: the arrays held here, and hnswlib's bottom level for each
-        slot of its capacity (the vector, 2·M links of 4 bytes and their count, the 8-byte label; M is the
-        field's); its upper levels add about 1/M of that."""
-        hnsw = int(self._index.get_max_elements()) * (self.dimensions * 4 + 2 * self.config.m * 4 + 4 + 8)
-        arrays = self._vectors.nbytes + self._norms.nbytes + self._in_index.nbytes + self._present.nbytes
-        return arrays + hnsw
+        """An estimate of the memory the vectors take: the arrays held here, and hnswlib's for each slot of its
+        capacity (`hnsw_bytes`)."""
+        return self.scan_bytes + hnsw_bytes(
+            int(self._index.get_max_elements()), self.dimensions, self.config.m
+        )
+
+    @property
+    def scan_bytes(self) -> int:
+        """The arrays held here: the vectors exact scans read, their norms, and which slots are carried and live in
+        HNSW."""
+        return self._vectors.nbytes + self._norms.nbytes + self._in_index.nbytes + self._present.nbytes
+
+    @property
+    def stored_bytes(self) -> int:
+        """`scan_bytes` of the rows ever stored: the capacity beyond them is allocated but never written, so it
+        takes no resident memory."""
+        return self.scan_bytes * self._extent // len(self._norms)
 
     def vector(self, slot: int) -> Vectors:
         return np.array(self._vectors[slot], dtype=np.float32)
@@ -405,6 +418,21 @@ class VectorSpace:
         return -product
 
 
+def hnsw_bytes(elements: int, dimensions: int, m: int) -> int:
+    """What hnswlib (0.8) allocates for an index of `elements` slots of float32 vectors with M = `m`, read from
+    its hnswalg.h: at level 0, the vector, 2·M links of 4 bytes and their count, the 8-byte label; per slot, a
+    pointer to its upper levels, its level (4 bytes), a std::mutex (40) and an entry of the label map (about
+    40); and the upper levels, which a slot reaches with probability 1/M each, M links and their count each."""
+    level0 = dimensions * 4 + 2 * m * 4 + 4 + 8
+    per_slot = 8 + 4 + 40 + 40
+    upper = (m * 4 + 4) / (m - 1)
+    return int(elements * (level0 + per_slot + upper))
+
+
+def _packed(metadata: dict[str, Any]) -> bytes | None:
+    return pickle.dumps(metadata, protocol=pickle.HIGHEST_PROTOCOL) if metadata else None
+
+
 def _grown(array: npt.NDArray[Any], capacity: int) -> npt.NDArray[Any]:
     grown = np.zeros(capacity, dtype=array.dtype)
     grown[: len(array)] = array
@@ -442,7 +470,10 @@ class DatasetProjection:
         self._slot_of: dict[str, int] = {}
         self._free: list[int] = []
         self._texts: list[str | None] = []
-        self._metadata: list[dict[str, Any] | None] = []
+        # Each row's metadata pickled (None when empty), read back only for the rows a read returns: a million
+        # small dicts took 360 bytes a row (their keys are not shared), pickled about 80 (filters read `columns`,
+        # never these). Pickle, as these bytes never leave this process, and it loads faster than JSON.
+        self._metadata: list[bytes | None] = []
         self.columns = MetadataColumns()
         self._text_index = TextIndex(analyzer=self.analyzer)
 
@@ -478,7 +509,7 @@ class DatasetProjection:
                 continue
             slots[i] = slot
             self.columns.replace(slot, metadata[i])
-            self._texts[slot], self._metadata[slot] = texts[i], metadata[i]
+            self._texts[slot], self._metadata[slot] = texts[i], _packed(metadata[i])
         if fresh:
             new = self.columns.append([metadata[i] for i in fresh])
             for i, slot in zip(fresh, new, strict=True):
@@ -486,7 +517,7 @@ class DatasetProjection:
                 self._ids.append(ids[i])
                 self._slot_of[ids[i]] = slot
                 self._texts.append(texts[i])
-                self._metadata.append(metadata[i])
+                self._metadata.append(_packed(metadata[i]))
         self.reserve(len(self._ids))
         for name, space in self.spaces.items():
             if space is self.default:
@@ -522,7 +553,7 @@ class DatasetProjection:
         slot = self._slot_of.get(vector_id)
         if slot is not None:
             self.columns.replace(slot, metadata)
-            self._metadata[slot] = metadata
+            self._metadata[slot] = _packed(metadata)
             if self.text_field is not None:
                 self._text_index.set(slot, self._searchable(self._texts[slot], metadata))
 
@@ -556,8 +587,24 @@ class DatasetProjection:
     @property
     def memory_bytes(self) -> int:
         """An estimate of the memory the vectors of every field take (VectorSpace.memory_bytes). Ids, texts,
-        metadata and the text index are not counted."""
+        metadata and the text index are not counted: `memory` counts them, at the cost of a walk over them."""
         return sum(space.memory_bytes for space in self.spaces.values())
+
+    def memory(self) -> dict[str, int]:
+        """What each structure takes, in bytes: each field's scan arrays and HNSW (as if every carried vector
+        were indexed: `hnsw_bytes`), and the deep size of the ids, texts, metadata, metadata columns and text
+        index (every object reached counted once; bench/scale.py prints them)."""
+        parts: dict[str, int] = {}
+        for name, space in self.spaces.items():
+            parts[f"{name}: scan copy"] = space.stored_bytes
+            parts[f"{name}: HNSW"] = hnsw_bytes(len(space), space.dimensions, space.config.m)
+        seen: set[int] = set()
+        parts["ids"] = deep_size([self._ids, self._slot_of, self._free], seen)
+        parts["texts"] = deep_size(self._texts, seen)
+        parts["metadata"] = deep_size(self._metadata, seen)
+        parts["metadata columns"] = deep_size(self.columns, seen)
+        parts["text index"] = deep_size(self._text_index, seen)
+        return parts
 
     def slot(self, vector_id: str) -> int | None:
         return self._slot_of.get(vector_id)
@@ -584,7 +631,8 @@ class DatasetProjection:
         return self._texts[slot]
 
     def metadata(self, slot: int) -> dict[str, Any]:
-        return self._metadata[slot] or {}
+        packed = self._metadata[slot]
+        return {} if packed is None else cast(dict[str, Any], pickle.loads(packed))
 
     def allowed(self, node: FilterNode | None) -> Bools | None:
         """The slots a filter keeps, or None for no filter."""

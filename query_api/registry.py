@@ -190,8 +190,10 @@ def load_dataset(
                 for name, field in spec.vectors.items()
             }
             projection.upsert(ids, vectors, texts, metadata, named)
-        if index:
-            projection.index_pending()
+            if index:
+                # A chunk at a time: hnswlib is handed a copy of the rows it inserts, and the whole load at once
+                # was a second copy of every vector for a moment (1.5 GB at 1M x 384).
+                projection.index_pending()
     return Served(spec, projection)
 
 

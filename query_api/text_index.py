@@ -19,7 +19,8 @@ rounds them to one byte), and the numerator keeps the classic (k1 + 1) factor (L
 every score alike). Statistics are those of the documents present when the search runs.
 
 Layout. Each word has postings: parallel growable arrays of slot, tf, and the slot's generation when the entry
-was written (24 bytes an entry), and each document the ids of its words (4 bytes a word). Replacing or deleting
+was written (4 bytes each: 12 bytes an entry), and each document the ids of its words, packed in a bytes object
+(4 bytes a word and 33 for the object, where a numpy array would take 112). Replacing or deleting
 a document bumps its slot's generation, which leaves its old entries stale without touching them, so a write
 costs O(words of the document); the document frequency is kept exact, and a word's postings are compacted once
 its stale entries reach a quarter of its live ones. A search scores the entries of the query's words (stale ones
@@ -45,6 +46,11 @@ from events.analysis import PLAIN_WORDS, Analyzer, analyzer_for
 Slots = npt.NDArray[np.int64]
 Scores = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
+# A posting's arrays: 4 bytes an entry each. A tf is a count (exact in float32); a generation counts the writes of
+# one slot, and an int32 would wrap after 2**31 of them.
+_SLOT = np.int32
+_TF = np.float32
+_GEN = np.int32
 
 # Postings are compacted when their stale entries reach a quarter of the live ones, and at least 16: compacting
 # a rare word costs a dozen numpy calls, more than searching a few stale entries.
@@ -54,6 +60,9 @@ _MIN_STALE = 16
 _GROUP = 64
 _NO_SLOTS: Slots = np.empty(0, np.int64)
 _NO_SCORES: Scores = np.empty(0, np.float64)
+_NO_ENTRY_SLOTS: npt.NDArray[np.int32] = np.empty(0, _SLOT)
+_NO_TFS: npt.NDArray[np.float32] = np.empty(0, _TF)
+_NO_GENS: npt.NDArray[np.int32] = np.empty(0, _GEN)
 
 
 class _Postings:
@@ -61,14 +70,12 @@ class _Postings:
 
     __slots__ = ("gens", "live", "size", "slots", "tfs")
 
-    def __init__(
-        self, slots: Slots = _NO_SLOTS, tfs: Scores = _NO_SCORES, gens: npt.NDArray[np.int64] = _NO_SLOTS
-    ) -> None:
-        # The arrays are the posting's own (the defaults are empty, so never written to).
-        self.slots, self.tfs, self.gens = slots, tfs, gens
-        self.size = self.live = len(slots)
+    def __init__(self) -> None:
+        # Empty arrays shared by every new posting, never written to: `reserve` replaces them before a write.
+        self.slots, self.tfs, self.gens = _NO_ENTRY_SLOTS, _NO_TFS, _NO_GENS
+        self.size = self.live = 0
 
-    def extend(self, slots: Slots, tfs: npt.NDArray[np.int64], gens: npt.NDArray[np.int64]) -> None:
+    def extend(self, slots: Slots, tfs: npt.NDArray[np.int64], gens: npt.NDArray[Any]) -> None:
         n, end = self.size, self.size + len(slots)
         self.reserve(end)
         self.slots[n:end] = slots
@@ -77,12 +84,12 @@ class _Postings:
         self.size = end
         self.live += len(slots)
 
-    def compact(self, slot_gens: npt.NDArray[np.int64]) -> None:
+    def compact(self, slot_gens: npt.NDArray[Any]) -> None:
         n = self.size
         keep = slot_gens[self.slots[:n]] == self.gens[:n]
         live = int(np.count_nonzero(keep))
         capacity = _capacity(live)
-        slots, tfs, gens = np.empty(capacity, np.int64), np.empty(capacity), np.empty(capacity, np.int64)
+        slots, tfs, gens = np.empty(capacity, _SLOT), np.empty(capacity, _TF), np.empty(capacity, _GEN)
         slots[:live], tfs[:live], gens[:live] = self.slots[:n][keep], self.tfs[:n][keep], self.gens[:n][keep]
         self.slots, self.tfs, self.gens = slots, tfs, gens
         self.size = self.live = live
@@ -112,10 +119,11 @@ class TextIndex:
         self._words: list[str] = []
         self._postings: list[_Postings] = []
         self._free_terms: list[int] = []
-        # Per slot: its generation, the length of its (last) text, the ids of its words (None when absent).
-        self._gens = np.zeros(0, np.int64)
+        # Per slot: its generation, the length of its (last) text, the ids of its words (int32, packed; None when
+        # absent).
+        self._gens = np.zeros(0, _GEN)
         self._lengths = np.zeros(0, np.float64)
-        self._terms: list[npt.NDArray[np.int32] | None] = []
+        self._terms: list[bytes | None] = []
         # One past the largest slot ever used: the extent of every per-search array.
         self._extent = 0
         self._count = 0
@@ -152,7 +160,7 @@ class TextIndex:
             posting.slots[n], posting.tfs[n], posting.gens[n] = slot, tf, gen
             posting.size, posting.live = n + 1, posting.live + 1
             terms.append(term)
-        self._terms[slot] = np.array(terms, np.int32)
+        self._terms[slot] = np.array(terms, np.int32).tobytes()
         self._lengths[slot] = length = counts.total()
         self._count += 1
         self._total_length += length
@@ -213,7 +221,7 @@ class TextIndex:
         # a second sort of the pairs.
         forward = np.split(terms.astype(np.int32), np.cumsum(lengths[:-1]))
         for slot, doc_terms in zip(batch_slots, forward, strict=True):
-            self._terms[slot] = doc_terms
+            self._terms[slot] = doc_terms.tobytes()
         self._lengths[batch] = lengths
         self._count += len(batch)
         self._total_length += int(lengths.sum())
@@ -254,6 +262,8 @@ class TextIndex:
             elif live is not None:
                 # Cheaper than dropping them: stale entries weigh 0, and np.add.at adds a slot's entries up.
                 tfs = tfs * live
+            # Scored in float64, as the lengths and statistics are.
+            tfs = tfs.astype(np.float64)
             weights = base + per_word * self._lengths.take(slots) if norms is None else norms.take(slots)
             weights += tfs
             np.divide(tfs * (idf * (k1 + 1)), weights, out=weights)
@@ -275,7 +285,7 @@ class TextIndex:
         # positive norm, which a length of 0 does not give when b = 1.
         self._total_length -= int(self._lengths[slot])
         postings = self._postings
-        for term in set(terms.tolist()):
+        for term in set(np.frombuffer(terms, np.int32).tolist()):
             posting = postings[term]
             live = posting.live = posting.live - 1
             if live == 0:
@@ -306,7 +316,7 @@ class TextIndex:
             return
         if extent > len(self._gens):
             capacity = max(extent, 2 * len(self._gens))
-            self._gens = np.concatenate([self._gens, np.zeros(capacity - len(self._gens), np.int64)])
+            self._gens = np.concatenate([self._gens, np.zeros(capacity - len(self._gens), _GEN)])
             self._lengths = np.concatenate([self._lengths, np.zeros(capacity - len(self._lengths))])
         self._terms.extend([None] * (extent - self._extent))
         self._extent = extent
