@@ -7,7 +7,8 @@ Starts the distributed roles as `tributary serve` processes (command-api and que
 prints:
 - ingest, accepted vectors/s: HTTP upserts of --batch records with JSON float lists, one after another (the
   way most clients send them), HTTP with packed base64 vectors, and one gRPC client-streaming upsert of the same
-  batches as packed float32 bytes; from the first request to the last answer (202 or the stream's summary);
+  batches as packed float32 bytes; from the first request to the last answer (202 or the stream's summary), each
+  once the writes before it are applied and indexed;
 - search QPS and latency with 1 and 8 clients over keep-alive connections, k = 10, eventual consistency, the
   same query vectors for both: HTTP JSON (the lean client of bench/http_load.py) and gRPC (grpcio's synchronous
   stub, a thread a client, requests serialised in advance, answers left undecoded), so both clients cost the
@@ -108,6 +109,16 @@ async def grpc_search(queries: list[bytes], clients: int, seconds: float) -> Loa
     )
 
 
+async def settled(queries: str) -> None:
+    """Until every write is applied, visible and in HNSW."""
+    async with httpx.AsyncClient(base_url=queries, headers=ADMIN_HEADERS, timeout=120) as client:
+        while (
+            await client.post("/api/v1/datasets/bench/count?consistency=strong", json={})
+        ).status_code != 200:
+            pass
+    await indexed(queries)
+
+
 def _options() -> list[tuple[str, int]]:
     return [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
 
@@ -147,6 +158,9 @@ async def main() -> None:
             }
             measured: dict[str, tuple[float, float]] = {}
             for name, ingest in ingests.items():
+                # Each from a settled deployment: the writes before it applied and in HNSW, whose indexing
+                # would otherwise take the cores from the one measured next.
+                await settled(queries)
                 before = cpu_seconds(command_api)
                 rate = await ingest
                 measured[name] = rate, (cpu_seconds(command_api) - before) / (batches * args.batch) * 1e6
@@ -157,13 +171,7 @@ async def main() -> None:
                     f"cpu {cpu:5.1f} ms ({cpu / json_cpu:.2f}x JSON)"
                 )
 
-            # Everything applied, visible and in HNSW before the reads are measured.
-            async with httpx.AsyncClient(base_url=queries, headers=ADMIN_HEADERS, timeout=120) as client:
-                while (
-                    await client.post("/api/v1/datasets/bench/count?consistency=strong", json={})
-                ).status_code != 200:
-                    pass
-            await indexed(queries)
+            await settled(queries)
             http_bodies = [
                 post(
                     queries,
