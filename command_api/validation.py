@@ -65,14 +65,14 @@ def vector_fields(dataset: DatasetRow) -> dict[str, VectorField]:
     return {name: VectorField.model_validate(field) for name, field in (dataset.vectors or {}).items()}
 
 
-def check_records(records: list[VectorRecord], dataset: DatasetRow) -> None:
+def check_records(records: list[VectorRecord], dataset: DatasetRow, fields: dict[str, VectorField]) -> None:
     """A record needs a vector of the dataset's dimensions, or a text when the dataset has an embedder, or, in a
     dataset with named vector fields, a vector of one of them (given, its text embedded by the field's text
     embedder, or its image by the field's image embedder); the vectors of named fields it gives are of fields
-    the dataset has, each of its dimensions, and its images of the dataset's image fields."""
+    the dataset has (`fields`: its named vector fields), each of its dimensions, and its images of the dataset's
+    image fields."""
     problems: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
-    fields = vector_fields(dataset)
     embeds_named = any(field.text_embedder is not None for field in fields.values())
     for index, record in enumerate(records):
         loc: tuple[str | int, ...] = ("vectors", index)

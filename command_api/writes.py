@@ -108,8 +108,8 @@ class Writer:
 
     async def upsert_vectors(self, dataset: str, records: list[VectorRecord]) -> Accepted:
         row = await self.existing(dataset)
-        check_records(records, row)
         fields = vector_fields(row)
+        check_records(records, row, fields)
         if any(record.vector is None for record in records) or any(f.embedder for f in fields.values()):
             # Embedding can take seconds: hand the database connection back to the pool meanwhile.
             await self.session.commit()

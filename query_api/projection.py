@@ -209,10 +209,8 @@ class VectorSpace:
         """Room for `capacity` slots (the projection's capacity)."""
         if capacity <= len(self._norms):
             return
-        vectors = np.zeros((capacity, self.dimensions), dtype=np.float32)
-        vectors[: len(self._vectors)] = self._vectors
-        self._vectors = vectors
-        self._norms, self._in_index, self._present = (
+        self._vectors, self._norms, self._in_index, self._present = (
+            _grown(self._vectors, capacity),
             _grown(self._norms, capacity),
             _grown(self._in_index, capacity),
             _grown(self._present, capacity),
@@ -294,11 +292,11 @@ class VectorSpace:
             # hnswlib fails when it finds fewer than k, so it is asked for no more than it holds.
             found = self._hnsw(query, min(k, indexed), ef, allowed)
         else:
+            here = allowed & self._present[: len(allowed)]
             allowed_indexed = int(np.count_nonzero(allowed & self._in_index[: len(allowed)]))
             candidates = oversampled(k, allowed_indexed, indexed)
-            allowed_here = int(np.count_nonzero(allowed & self._present[: len(allowed)]))
-            if (by or route(allowed_here, candidates, indexed)) == "exact":
-                return self._exact(query, self.live_slots(allowed), k)
+            if (by or route(int(np.count_nonzero(here)), candidates, indexed)) == "exact":
+                return self._exact(query, np.flatnonzero(here), k)
             found = self._hnsw(query, candidates, ef, allowed)
             # Fewer than k passed, and HNSW did not see every allowed row: some may lie beyond what it returned.
             if found is not None and len(found) < min(k, allowed_indexed) and candidates < indexed:
@@ -434,7 +432,8 @@ def _packed(metadata: dict[str, Any]) -> bytes | None:
 
 
 def _grown(array: npt.NDArray[Any], capacity: int) -> npt.NDArray[Any]:
-    grown = np.zeros(capacity, dtype=array.dtype)
+    """`array` with room for `capacity` rows, zeros after its own."""
+    grown = np.zeros((capacity, *array.shape[1:]), dtype=array.dtype)
     grown[: len(array)] = array
     return grown
 

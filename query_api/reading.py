@@ -8,7 +8,7 @@ what was decided before (tributary/auth/gate.py); refusals are tributary/failure
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -41,7 +41,7 @@ from schemas.search import (
 )
 from tributary.bus import ConsistencyToken
 from tributary.embedding.images import BadImage, ImageRef
-from tributary.failures import NotFound, TimedOut, invalid
+from tributary.failures import Invalid, NotFound, TimedOut, invalid
 
 # The `consistency` of an answer read at a past version: no level applies to a version that cannot change.
 FIXED: Literal["fixed"] = "fixed"
@@ -214,8 +214,7 @@ class Reader:
         elif (named := spec.vectors.get(field)) is not None:
             dimensions, embedder = named.dimensions, named.embedder
         else:
-            known = ", ".join([DEFAULT_VECTOR_FIELD, *sorted(spec.vectors)])
-            raise invalid((*loc, "field"), f"the dataset has no vector field {field!r} (it has {known})")
+            raise no_vector_field(field, [DEFAULT_VECTOR_FIELD, *sorted(spec.vectors)], loc)
         where = "this dataset" if field == DEFAULT_VECTOR_FIELD else f"the field {field!r}"
         if given is None:
             if embedder is None:
@@ -311,3 +310,8 @@ def _by_ids(
     with projection.lock.reading():
         slots = [slot for vector_id in ids if (slot := projection.slot(vector_id)) is not None]
         return views(projection, [(slot, None) for slot in slots], include)
+
+
+def no_vector_field(field: str, known: Iterable[str], loc: tuple[str | int, ...]) -> Invalid:
+    """The refusal of a request naming a vector field the dataset does not have (`field` at `loc`)."""
+    return invalid((*loc, "field"), f"the dataset has no vector field {field!r} (it has {', '.join(known)})")

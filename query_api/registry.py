@@ -31,7 +31,7 @@ from events.commands import dense_default, dense_named_vectors
 from query_api.projection import DatasetProjection
 from tributary import tracing
 from tributary.metrics import APPLIED_TO_VISIBLE, observe_since
-from tributary.storage import DatasetSpec, DatasetStore, column_of
+from tributary.storage import DatasetSpec, DatasetStore, named_vectors_of
 
 log = logging.getLogger(__name__)
 
@@ -105,10 +105,7 @@ def _apply_all(projections: Projections, events: Sequence[DomainEvent]) -> None:
             case DatasetCreated(payload=p):
                 if projections.get(event.tenant, event.dataset) is None:
                     spec = DatasetSpec.of(p)
-                    projection = DatasetProjection(
-                        p.dimensions, p.metric, p.version, p.text_field, p.text_analysis, p.index, p.vectors
-                    )
-                    projections.put(event.tenant, event.dataset, Served(spec, projection))
+                    projections.put(event.tenant, event.dataset, Served(spec, _projection(spec, p.version)))
             case DatasetDeleted():
                 projections.drop(event.tenant, event.dataset)
             case SnapshotRestored(payload=p):
@@ -164,15 +161,7 @@ def load_dataset(
     if spec is None:
         return None
     ds = store.read_at(tenant, dataset, at)
-    projection = DatasetProjection(
-        spec.dimensions,
-        spec.metric,
-        str(ds.version),
-        spec.text_field,
-        spec.text_analysis,
-        spec.index,
-        spec.vectors,
-    )
+    projection = _projection(spec, str(ds.version))
     with projection.lock.writing():
         projection.reserve(len(ds))
         for start in range(0, len(ds), LOAD_CHUNK):
@@ -183,18 +172,25 @@ def load_dataset(
             metadata: list[dict[str, Any]] = [
                 json.loads(str(m)) if m else {} for m in _column(ds, "metadata", start, stop)
             ]
-            named = {
-                name: np.asarray(ds[column_of(name)][start:stop], dtype=np.float32).reshape(
-                    -1, field.dimensions
-                )
-                for name, field in spec.vectors.items()
-            }
-            projection.upsert(ids, vectors, texts, metadata, named)
+            projection.upsert(ids, vectors, texts, metadata, named_vectors_of(ds, spec, start, stop))
             if index:
                 # A chunk at a time: hnswlib is handed a copy of the rows it inserts, and the whole load at once
                 # was a second copy of every vector for a moment (1.5 GB at 1M x 384).
                 projection.index_pending()
     return Served(spec, projection)
+
+
+def _projection(spec: DatasetSpec, version: str) -> DatasetProjection:
+    """An empty projection of a dataset with this spec."""
+    return DatasetProjection(
+        spec.dimensions,
+        spec.metric,
+        version,
+        spec.text_field,
+        spec.text_analysis,
+        spec.index,
+        spec.vectors,
+    )
 
 
 def _column(ds: Any, name: str, start: int, stop: int) -> list[Any]:

@@ -176,30 +176,27 @@ def write_snapshot(
     """Copy the dataset's rows at `at` (a tag or version id: the commit `source` describes) to `backups` in
     parts, then the manifest, last."""
     base = folder(tenant, dataset, snapshot_id)
+
+    def stored(name: str, data: bytes) -> SnapshotFile:
+        backups.put(base + name, data)
+        return described(name, data)
+
     parts: list[SnapshotPart] = []
     for index, start in enumerate(range(0, source.count, PART_ROWS)):
         rows = store.rows_at(tenant, dataset, at, start, min(start + PART_ROWS, source.count))
         vectors, records, named = encode_part(rows)
-        names = (f"vectors-{index:05d}.npy", f"records-{index:05d}.json")
-        backups.put(base + names[0], vectors)
-        backups.put(base + names[1], records)
-        named_files = {}
-        for field, data in named.items():
-            name = f"vector.{field}-{index:05d}.npy"
-            backups.put(base + name, data)
-            named_files[field] = described(name, data)
-        image_files = {}
-        for field, images in rows.images.items():
-            name, data = f"image.{field}-{index:05d}.bin", pack_images(images)
-            backups.put(base + name, data)
-            image_files[field] = described(name, data)
         parts.append(
             SnapshotPart(
                 rows=len(rows),
-                vectors=described(names[0], vectors),
-                records=described(names[1], records),
-                named=named_files,
-                images=image_files,
+                vectors=stored(f"vectors-{index:05d}.npy", vectors),
+                records=stored(f"records-{index:05d}.json", records),
+                named={
+                    field: stored(f"vector.{field}-{index:05d}.npy", data) for field, data in named.items()
+                },
+                images={
+                    field: stored(f"image.{field}-{index:05d}.bin", pack_images(images))
+                    for field, images in rows.images.items()
+                },
             )
         )
     manifest = SnapshotManifest(

@@ -263,7 +263,7 @@ class DatasetStore:
         ds = deeplake.open_read_only(self.url(tenant, dataset))
         if SPEC_KEY not in ds.metadata:
             return None
-        return DatasetSpec.from_json(str(ds.metadata[SPEC_KEY]))
+        return _spec_of(ds)
 
     def version(self, tenant: str, dataset: str) -> str:
         return str(deeplake.open_read_only(self.url(tenant, dataset)).version)
@@ -274,7 +274,7 @@ class DatasetStore:
         version = str(ds.version)
         return Committed(
             version=version,
-            spec=DatasetSpec.from_json(str(ds.metadata[SPEC_KEY])),
+            spec=_spec_of(ds),
             count=len(ds.history[version].open()),
             ledger=_ledger(ds),
         )
@@ -323,16 +323,13 @@ class DatasetStore:
 
     def rows_at(self, tenant: str, dataset: str, at: str, start: int, stop: int) -> Rows:
         ds = self.read_at(tenant, dataset, at)
-        spec = DatasetSpec.from_json(str(ds.metadata[SPEC_KEY]))
+        spec = _spec_of(ds)
         return Rows(
             ids=[str(i) for i in ds["id"][start:stop]],
             vectors=np.asarray(ds["embedding"][start:stop], dtype=np.float32),
             texts=[str(t) for t in ds["text"][start:stop]],
             metadata=[str(m) for m in ds["metadata"][start:stop]],
-            named={
-                name: np.asarray(ds[column_of(name)][start:stop], dtype=np.float32).reshape(-1, f.dimensions)
-                for name, f in spec.vectors.items()
-            },
+            named=named_vectors_of(ds, spec, start, stop),
             images={
                 name: _bytes_of(ds[image_column_of(name)], start, stop) for name in image_fields(spec.vectors)
             },
@@ -475,7 +472,7 @@ class DatasetWriter:
         # (measured: a fresh open then reads it), and the next commit would carry it: a writer that was dropped
         # without discarding them, or killed, may have left some. The single writer starts from the last commit.
         self._ds.rollback()
-        self.spec = DatasetSpec.from_json(str(self._ds.metadata[SPEC_KEY]))
+        self.spec = _spec_of(self._ds)
         self._ledger = self._read_ledger()
         self._pending: list[str] = []
         self._operations: list[str] = []
@@ -606,6 +603,19 @@ class DatasetWriter:
         self._ds.commit(commit.message)
         self._ledger, self._pending, self._operations, self._known = commit.ledger, [], [], set(commit.ledger)
         return self.version
+
+
+def named_vectors_of(ds: Any, spec: DatasetSpec, start: int, stop: int) -> dict[str, npt.NDArray[np.float32]]:
+    """Rows start to stop of each named vector field of a dataset opened for reading, NaN where a record does not
+    carry the field."""
+    return {
+        name: np.asarray(ds[column_of(name)][start:stop], dtype=np.float32).reshape(-1, field.dimensions)
+        for name, field in spec.vectors.items()
+    }
+
+
+def _spec_of(ds: Any) -> DatasetSpec:
+    return DatasetSpec.from_json(str(ds.metadata[SPEC_KEY]))
 
 
 def _bytes_of(column: Any, start: int, stop: int) -> list[bytes]:

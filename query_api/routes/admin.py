@@ -12,10 +12,11 @@ from pydantic import BaseModel, Field
 from events.commands import DEFAULT_VECTOR_FIELD
 from query_api.deps import ReadServicesDep
 from query_api.projection import DatasetProjection
+from query_api.reading import no_vector_field
 from query_api.registry import rebuild
 from tributary.deps import SettingsDep, TenantDep, WritableDataset, allowed
 from tributary.errors import AUTHENTICATED, responses
-from tributary.failures import NotFound, invalid
+from tributary.failures import NotFound
 from tributary.storage import DatasetStore
 
 router = APIRouter(
@@ -51,8 +52,7 @@ class IndexState(BaseModel):
     def of(cls, projection: DatasetProjection, field: str = DEFAULT_VECTOR_FIELD) -> IndexState:
         space = projection.spaces.get(field)
         if space is None:
-            known = ", ".join(projection.spaces)
-            raise invalid(("query", "field"), f"the dataset has no vector field {field!r} (it has {known})")
+            raise no_vector_field(field, projection.spaces, ("query",))
         tuning, config = space.tuning, space.config
         return cls(
             m=config.m,
