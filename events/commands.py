@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
 import math
 from collections.abc import Mapping, Sequence
@@ -28,7 +27,7 @@ from events.analysis import PLAIN_WORDS, TextAnalysis
 from events.envelope import Envelope
 from events.filters import FilterDict
 from events.names import Name
-from events.vectors import Float32Matrix
+from events.vectors import Float32Matrix, decode_base64, encode_base64
 
 Metric = Literal["cosine", "dot", "l2"]
 Float32Array = npt.NDArray[np.float32]
@@ -341,7 +340,7 @@ def _decode_base64(value: Any) -> bytes:
     if not isinstance(value, str):
         raise ValueError("bytes are carried as a base64 string")
     try:
-        return base64.b64decode(value, validate=True)
+        return decode_base64(value)
     except binascii.Error as exc:
         raise ValueError(f"not valid base64: {exc}") from None
 
@@ -350,7 +349,7 @@ def _decode_base64(value: Any) -> bytes:
 Base64Data = Annotated[
     bytes,
     PlainValidator(_decode_base64),
-    PlainSerializer(lambda v: base64.b64encode(v).decode("ascii"), when_used="json"),
+    PlainSerializer(encode_base64, when_used="json"),
     WithJsonSchema({"type": "string", "contentEncoding": "base64"}),
 ]
 

@@ -3,15 +3,22 @@
 Measured against JSON float lists in bench/codec.py (figures in docs/benchmarks.md): packing is several
 times smaller and an order of magnitude faster to encode and decode, so it is the wire form. Direct
 producers may still send a list of float lists; it is accepted and packed on the way out.
+
+Every base64 of the messages and the API goes through `encode_base64` and `decode_base64`: pybase64's SIMD
+codec, where the standard library's decoded a 1,000 x 384 write (2 MB of base64) in 7.8 ms against 0.7 and
+encoded it in 3.1 ms against 0.9. A write is encoded by the command API and decoded by the applier, and its
+event encoded by the applier and decoded by every replica, so each role of an ingest paid it.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 from typing import Annotated, Any
 
 import numpy as np
 import numpy.typing as npt
+import pybase64
 from pydantic import PlainSerializer, PlainValidator, SerializationInfo, WithJsonSchema
 
 LITTLE_F32 = np.dtype("<f4")
@@ -19,10 +26,25 @@ LITTLE_F32 = np.dtype("<f4")
 Matrix = npt.NDArray[np.float32]
 
 
+def encode_base64(data: bytes) -> str:
+    """Standard base64, without line breaks."""
+    return pybase64.b64encode_as_string(data)
+
+
+def decode_base64(value: str | bytes) -> bytes:
+    """Strict standard base64 (no line breaks, no characters outside the alphabet); binascii.Error (a ValueError)
+    otherwise, with the standard library's more precise reason (e.g. "Incorrect padding")."""
+    try:
+        return pybase64.b64decode(value, validate=True)
+    except binascii.Error:
+        # Only a bad input comes here: the standard library says what is wrong with it.
+        return base64.b64decode(value, validate=True)
+
+
 def pack(matrix: Matrix) -> dict[str, Any]:
     rows, dims = matrix.shape
     data = np.ascontiguousarray(matrix, dtype=LITTLE_F32).tobytes()
-    return {"shape": [rows, dims], "dtype": "float32", "data": base64.b64encode(data).decode("ascii")}
+    return {"shape": [rows, dims], "dtype": "float32", "data": encode_base64(data)}
 
 
 def unpack(packed: dict[str, Any]) -> Matrix:
@@ -34,7 +56,7 @@ def unpack(packed: dict[str, Any]) -> Matrix:
     ):
         raise ValueError("packed vectors need shape [rows, dimensions]")
     try:
-        raw = base64.b64decode(packed["data"], validate=True)
+        raw = decode_base64(packed["data"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError("packed vectors need base64 data") from exc
     rows, dims = shape

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
 from typing import Annotated, Any
 
@@ -18,6 +17,7 @@ from pydantic import (
 )
 
 from events.commands import Metadata, MetadataChange, VectorFieldName, VectorId, VectorSelection
+from events.vectors import decode_base64, encode_base64
 from schemas.requests import RequestModel
 from tributary.embedding.images import ImageRef
 
@@ -48,7 +48,7 @@ def _unpack_vector(value: Any) -> npt.NDArray[np.float32]:
     if not isinstance(value, str):
         raise ValueError("a packed vector is a base64 string")
     try:
-        raw = base64.b64decode(value, validate=True)
+        raw = decode_base64(value)
     except binascii.Error as exc:
         raise ValueError(f"not valid base64: {exc}") from None
     if len(raw) % 4:
@@ -64,7 +64,7 @@ def _unpack_vector(value: Any) -> npt.NDArray[np.float32]:
 PackedVector = Annotated[
     npt.NDArray[np.float32],
     PlainValidator(_unpack_vector),
-    PlainSerializer(lambda v: base64.b64encode(np.asarray(v, dtype="<f4").tobytes()).decode("ascii")),
+    PlainSerializer(lambda v: encode_base64(np.asarray(v, dtype="<f4").tobytes())),
     WithJsonSchema(
         {
             "type": "string",

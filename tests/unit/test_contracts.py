@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import uuid
 
@@ -24,6 +26,7 @@ from events import (
     parse_event,
     partition_key,
 )
+from events.vectors import decode_base64, encode_base64
 from schemas.datasets import CreateDatasetRequest
 from schemas.vectors import DeleteVectorsRequest, MetadataPatch
 from tributary.bus import ConsistencyToken
@@ -51,6 +54,16 @@ def test_vectors_travel_packed_and_come_back_exactly() -> None:
     parsed = parse_command(json.dumps(wire))
     assert isinstance(parsed, UpsertVectors)
     np.testing.assert_array_equal(parsed.payload.vectors, vectors)
+
+
+def test_the_wire_base64_is_the_standard_one_and_a_bad_one_is_refused_with_its_reason() -> None:
+    data = np.random.default_rng(2).bytes(1001)
+    assert encode_base64(data) == base64.b64encode(data).decode("ascii")
+    assert decode_base64(base64.b64encode(data)) == decode_base64(encode_base64(data)) == data
+    with pytest.raises(binascii.Error, match="Incorrect padding"):
+        decode_base64("YWJjZA")
+    with pytest.raises(binascii.Error, match="Only base64 data"):
+        decode_base64("YWJj\n")
 
 
 def test_float_lists_from_direct_producers_are_accepted() -> None:
