@@ -33,7 +33,8 @@ from query_api.consistency import EmbeddedBarrier, ReadBarrier
 from query_api.follower import EventFollower
 from query_api.indexer import Indexer
 from query_api.past_versions import PastVersions
-from query_api.registry import Projections, apply_events, load_all
+from query_api.registry import Projections, apply_events, load_all, save_all
+from query_api.saved_graphs import GRAPHS_DIR, SavedGraphs
 from query_api.services import ReadServices
 from tributary import tracing
 from tributary.audit import RefusalTally, flush_refusals, flush_refusals_periodically
@@ -148,9 +149,12 @@ async def start_services(settings: Settings, role: ApiRole, stack: AsyncExitStac
         # scan spin against every other search's, and on a loaded 2-core machine took a 5% filtered search's
         # p50 from 2.5 to 15 ms (bench.filtered_http).
         threadpool_limits(1, user_api="blas")
+    saved = SavedGraphs(settings.data_dir / GRAPHS_DIR, settings.graph_save_min_vectors)
     if role == "embedded":
         projections = Projections(store)
-        await asyncio.to_thread(load_all, projections, store, await _catalog(sessions))
+        await asyncio.to_thread(load_all, projections, store, await _catalog(sessions), saved)
+        # Registered before the bus and the indexer start, so it runs once both have stopped.
+        stack.push_async_callback(asyncio.to_thread, save_all, projections, saved)
         bus = EmbeddedBus(
             sessions, store, settings.default_tenant, on_events=partial(apply_events, projections)
         )
@@ -176,7 +180,8 @@ async def start_services(settings: Settings, role: ApiRole, stack: AsyncExitStac
     else:
         await ensure_topics(settings)
         projections = Projections(store)
-        follower = EventFollower(settings, projections, store)
+        stack.push_async_callback(asyncio.to_thread, save_all, projections, saved)
+        follower = EventFollower(settings, projections, store, saved)
         await follower.start(lambda: _catalog(sessions))
         stack.push_async_callback(follower.stop)
         readiness.required["events"] = follower.ready

@@ -28,6 +28,7 @@ from events import DomainEvent, Topics, parse_event, partition_key
 from query_api.applied_offsets import AppliedOffsets
 from query_api.consistency import ConsistencyLevel, TokenBeyondLog
 from query_api.registry import Projections, apply_events, load_all
+from query_api.saved_graphs import SavedGraphs
 from tributary.bus import ConsistencyToken
 from tributary.kafka import topic_partitions
 from tributary.limits import MAX_MESSAGE_BYTES
@@ -43,8 +44,16 @@ CATALOG_WAIT_S = 10.0
 
 
 class EventFollower:
-    def __init__(self, settings: Settings, projections: Projections, store: DatasetStore) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        projections: Projections,
+        store: DatasetStore,
+        saved: SavedGraphs | None = None,
+    ) -> None:
         self._settings = settings
+        # The graphs saved when the replica last stopped, reused at start-up (query_api/saved_graphs.py).
+        self._saved = saved
         self._topics = Topics(settings.topic_prefix)
         self._projections = projections
         self._store = store
@@ -86,7 +95,7 @@ class EventFollower:
         started = time.monotonic()
         if not await self._projector_reached(ends, started + CATALOG_WAIT_S):
             log.warning("the catalog does not cover the event log yet; datasets created just now load late")
-        await asyncio.to_thread(load_all, self._projections, self._store, await catalog())
+        await asyncio.to_thread(load_all, self._projections, self._store, await catalog(), self._saved)
         log.info(
             "loaded %d datasets from DeepLake in %.2f s", len(self._projections), time.monotonic() - started
         )

@@ -61,6 +61,7 @@ from tributary.metadata_columns import MetadataColumns, mask
 
 Vectors = npt.NDArray[np.float32]
 Bools = npt.NDArray[np.bool_]
+Fingerprints = npt.NDArray[np.uint64]
 
 # The search breadth until the first tuning: recall@10 >= 0.95 at 100k x 384 (bench/ann.py: 0.968 at ef 32 on
 # clustered data; 0.981 at this one on real MiniLM embeddings).
@@ -73,6 +74,10 @@ _PARALLEL_INSERT_ROWS = 32
 INSERT_THREADS = os.cpu_count() or 1
 # Rows an exact scan gathers at once (384 KiB at 384 dimensions): the fastest of 64 to 4,096 at 1-30% of 100,000.
 GATHER_BLOCK = 256
+# Rows fingerprinted at once: 30 MB of 64-bit words at 384 dimensions.
+FINGERPRINT_BLOCK = 10_000
+# splitmix64's multipliers (Steele, Lea and Flood): a word's bits all reach every bit of its mix.
+_MIX = (np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
 
 
 class ReadWriteLock:
@@ -148,15 +153,19 @@ class VectorSpace:
         self._pending: dict[int, None] = {}
         self._vectors: Vectors = np.zeros((_INITIAL_CAPACITY, dimensions), dtype=np.float32)
         self._norms = np.zeros(_INITIAL_CAPACITY, dtype=np.float32)
+        # While a load adopts a saved graph: the fingerprint of the vector its entry holds, by slot (`adopt`).
+        self._saved: Fingerprints | None = None
 
     # -- writes (callers hold `lock.writing()`) -------------------------------------------------------------
 
     def put(self, slots: npt.NDArray[np.int64], vectors: Vectors) -> None:
         """Store the slots' vectors (a row of NaN: the record does not carry this field) and mark them pending."""
         vectors = np.asarray(vectors, dtype=np.float32)
-        carried = ~np.isnan(vectors).any(axis=1)
-        self._unindex(slots)
+        carried = np.asarray(~np.isnan(vectors).any(axis=1), dtype=np.bool_)
+        held = self._held(slots, vectors, carried)
+        self._unindex(slots[~held])
         self.remove(slots[~carried])
+        fresh = slots[carried & ~held]
         slots, vectors = slots[carried], vectors[carried]
         if len(slots):
             self._extent = max(self._extent, int(slots.max()) + 1)
@@ -164,7 +173,58 @@ class VectorSpace:
         self._present[slots] = True
         self._vectors[slots] = vectors
         self._norms[slots] = np.linalg.norm(vectors, axis=1)
-        self._pending.update(dict.fromkeys(slots.tolist()))
+        self._pending.update(dict.fromkeys(fresh.tolist()))
+
+    def _held(self, slots: npt.NDArray[np.int64], vectors: Vectors, carried: Bools) -> Bools:
+        """Which of the slots' new vectors HNSW holds already: while a saved graph is adopted, those whose
+        entry is live and was saved with the same vector's fingerprint; else none."""
+        held = np.zeros(len(slots), dtype=bool)
+        if self._saved is None:
+            return held
+        live = carried & self._in_index[slots]
+        held[live] = self._saved[slots[live]] == fingerprints(vectors[live])
+        return held
+
+    @property
+    def built_with(self) -> dict[str, Any]:
+        """What a saved graph must have been built with to serve this field (query_api/saved_graphs.py)."""
+        return {
+            "dimensions": self.dimensions,
+            "metric": self.metric,
+            "m": self.config.m,
+            "ef_construction": self.config.ef_construction,
+        }
+
+    def adopt(self, path: str, indexed: Bools, saved: Fingerprints) -> None:
+        """Serve the HNSW graph saved at `path` (query_api/saved_graphs.py), whose labels are this projection's
+        slots as placed (`DatasetProjection.place`), with room for the reserved slots: `indexed`, the slots
+        live in it, and `saved`, the fingerprints of the vectors it holds for them. Until `settle`, a `put`
+        keeps a live entry whose fingerprint its new vector matches, and marks any other deleted."""
+        index = hnswlib.Index(space=_SPACES[self.metric], dim=self.dimensions)
+        index.load_index(path, max_elements=len(self._norms))
+        if len(indexed) > len(self._norms):
+            raise ValueError(f"a saved graph of {len(indexed)} slots in {len(self._norms)}")
+        self._index = index
+        self._ef_gate = EfGate(index.set_ef, self.tuning.ef)
+        self._in_index[: len(indexed)] = indexed
+        self._saved = np.zeros(len(self._norms), dtype=np.uint64)
+        self._saved[: len(saved)] = saved
+
+    def settle(self) -> None:
+        """The end of a load over an adopted graph: later writes replace entries as usual."""
+        self._saved = None
+
+    def save(self, path: str) -> tuple[Bools, Fingerprints]:
+        """Write the HNSW graph to `path` (hnswlib's format); the slots live in it, and the fingerprints of the
+        vectors it holds for them (0 for the others). Callers hold `lock.reading()`."""
+        self._index.save_index(path)
+        indexed = self._in_index[: self._extent].copy()
+        saved = np.zeros(self._extent, dtype=np.uint64)
+        for start in range(0, self._extent, FINGERPRINT_BLOCK):
+            stop = min(start + FINGERPRINT_BLOCK, self._extent)
+            live = np.flatnonzero(indexed[start:stop]) + start
+            saved[live] = fingerprints(self._vectors[live])
+        return indexed, saved
 
     def remove(self, slots: npt.NDArray[np.int64]) -> None:
         self._unindex(slots)
@@ -215,6 +275,8 @@ class VectorSpace:
             _grown(self._in_index, capacity),
             _grown(self._present, capacity),
         )
+        if self._saved is not None:
+            self._saved = _grown(self._saved, capacity)
 
     # -- reads (callers hold `lock.reading()`) --------------------------------------------------------------
 
@@ -416,6 +478,26 @@ class VectorSpace:
         return -product
 
 
+def fingerprints(rows: Vectors) -> Fingerprints:
+    """A 64-bit hash of each row's float32 bytes, alike in every process: each 8-byte word mixed with its
+    position (splitmix64's finalizer), the mixes summed, and the sum mixed again. Two different rows share one
+    by chance alone (about 2^-64), so a saved HNSW entry is reused only for the vector it was built from."""
+    rows = np.ascontiguousarray(rows, dtype=np.float32)
+    if rows.shape[1] % 2:
+        rows = np.hstack([rows, np.zeros((len(rows), 1), dtype=np.float32)])
+    words = rows.view(np.uint64) ^ _mixed(np.arange(1, rows.shape[1] // 2 + 1, dtype=np.uint64))
+    return _mixed(_mixed(words).sum(axis=1, dtype=np.uint64))
+
+
+def _mixed(x: Fingerprints) -> Fingerprints:
+    x = x ^ (x >> np.uint64(30))
+    x = x * _MIX[0]
+    x ^= x >> np.uint64(27)
+    x *= _MIX[1]
+    x ^= x >> np.uint64(31)
+    return x
+
+
 def hnsw_bytes(elements: int, dimensions: int, m: int) -> int:
     """What hnswlib (0.8) allocates for an index of `elements` slots of float32 vectors with M = `m`, read from
     its hnswalg.h: at level 0, the vector, 2·M links of 4 bytes and their count, the 8-byte label; per slot, a
@@ -548,6 +630,32 @@ class DatasetProjection:
             done += space.index_pending(None if limit is None else limit - done, threads)
         return done
 
+    def place(self, ids: Sequence[str | None]) -> None:
+        """Before a load into this empty projection: hold each id at the slot it had when a graph was saved
+        (None: a free slot), so that the saved graph's labels name the same records. A placed id is no row
+        until the load upserts it; `settle` deletes those it did not."""
+        if self._ids:
+            raise RuntimeError("ids are placed in an empty projection")
+        self.reserve(len(ids))
+        self.columns.delete(self.columns.append([{}] * len(ids)))
+        self._ids = list(ids)
+        self._slot_of = {vector_id: slot for slot, vector_id in enumerate(ids) if vector_id is not None}
+        # Popped from the end: new ids take the lowest free slots first.
+        self._free = [slot for slot, vector_id in enumerate(ids) if vector_id is None][::-1]
+        self._texts = [None] * len(ids)
+        self._metadata = [None] * len(ids)
+
+    def settle(self) -> None:
+        """The end of a load over placed ids and adopted graphs: the ids it did not bring back are deleted
+        (their HNSW entries with them), and writes replace HNSW entries as usual again."""
+        held = np.fromiter(
+            (vector_id is not None for vector_id in self._ids), dtype=bool, count=len(self._ids)
+        )
+        gone = np.flatnonzero(held & ~self.columns.live[: len(held)])
+        self.delete([self.id_of(int(slot)) for slot in gone])
+        for space in self.spaces.values():
+            space.settle()
+
     def set_metadata(self, vector_id: str, metadata: dict[str, Any]) -> None:
         slot = self._slot_of.get(vector_id)
         if slot is not None:
@@ -579,9 +687,24 @@ class DatasetProjection:
         return len(self._slot_of)
 
     @property
+    def capacity(self) -> int:
+        """Slots the arrays have room for."""
+        return self._capacity
+
+    @property
+    def slot_ids(self) -> list[str | None]:
+        """The id each slot holds (None: free), for a saved graph."""
+        return list(self._ids)
+
+    @property
     def pending(self) -> int:
         """Live vectors of every field not in HNSW yet (searched by exact scan meanwhile)."""
         return sum(space.pending for space in self.spaces.values())
+
+    @property
+    def indexed(self) -> int:
+        """Live vectors of every field in HNSW."""
+        return sum(space.indexed for space in self.spaces.values())
 
     @property
     def memory_bytes(self) -> int:

@@ -29,6 +29,7 @@ from events import (
 )
 from events.commands import dense_default, dense_named_vectors
 from query_api.projection import DatasetProjection
+from query_api.saved_graphs import SavedGraphs
 from tributary import tracing
 from tributary.metrics import APPLIED_TO_VISIBLE, observe_since
 from tributary.storage import DatasetSpec, DatasetStore, named_vectors_of
@@ -73,6 +74,11 @@ class Projections:
     def all(self) -> list[Served]:
         with self._lock:
             return list(self._served.values())
+
+    def named(self) -> list[tuple[tuple[str, str], Served]]:
+        """Each projection with its tenant and dataset."""
+        with self._lock:
+            return list(self._served.items())
 
 
 def apply_events(projections: Projections, events: Sequence[DomainEvent]) -> None:
@@ -153,31 +159,58 @@ def _restored(store: DatasetStore, tenant: str, dataset: str, version: str) -> S
 
 
 def load_dataset(
-    store: DatasetStore, tenant: str, dataset: str, at: str | None = None, index: bool = True
+    store: DatasetStore,
+    tenant: str,
+    dataset: str,
+    at: str | None = None,
+    index: bool = True,
+    saved: SavedGraphs | None = None,
 ) -> Served | None:
     """The dataset's projection at a version (its latest without one; None if it does not exist). Without
-    `index` its vectors stay pending: searched by exact scan, no HNSW built."""
+    `index` its vectors stay pending: searched by exact scan, no HNSW built. With `saved`, its graphs saved
+    when the replica last stopped are reused where they still hold the rows' vectors, and what they do not hold
+    is left pending for the indexer (query_api/saved_graphs.py); without a save it can use, the graphs are
+    built from scratch."""
     spec = store.spec(tenant, dataset)
     if spec is None:
         return None
     ds = store.read_at(tenant, dataset, at)
+    if saved is not None:
+        projection = _projection(spec, str(ds.version))
+        try:
+            with projection.lock.writing():
+                if saved.restore(tenant, dataset, projection, len(ds)):
+                    _fill(projection, ds, spec, index=False)
+                    projection.settle()
+                    return Served(spec, projection)
+                log.info("%s/%s has no saved HNSW graphs: building them", tenant, dataset)
+        except Exception:
+            log.warning(
+                "%s/%s: its saved HNSW graphs cannot be used, building them", tenant, dataset, exc_info=True
+            )
     projection = _projection(spec, str(ds.version))
     with projection.lock.writing():
         projection.reserve(len(ds))
-        for start in range(0, len(ds), LOAD_CHUNK):
-            stop = min(start + LOAD_CHUNK, len(ds))
-            ids = [str(i) for i in _column(ds, "id", start, stop)]
-            vectors = np.asarray(ds["embedding"][start:stop], dtype=np.float32)
-            texts: list[str | None] = [str(t) or None for t in _column(ds, "text", start, stop)]
-            metadata: list[dict[str, Any]] = [
-                json.loads(str(m)) if m else {} for m in _column(ds, "metadata", start, stop)
-            ]
-            projection.upsert(ids, vectors, texts, metadata, named_vectors_of(ds, spec, start, stop))
-            if index:
-                # A chunk at a time: hnswlib is handed a copy of the rows it inserts, and the whole load at once
-                # was a second copy of every vector for a moment (1.5 GB at 1M x 384).
-                projection.index_pending()
+        _fill(projection, ds, spec, index)
     return Served(spec, projection)
+
+
+def _fill(projection: DatasetProjection, ds: Any, spec: DatasetSpec, index: bool) -> None:
+    """Upsert every row of `ds` into the projection, a chunk at a time; with `index`, each chunk's pending
+    vectors are inserted into HNSW before the next is read."""
+    for start in range(0, len(ds), LOAD_CHUNK):
+        stop = min(start + LOAD_CHUNK, len(ds))
+        ids = [str(i) for i in _column(ds, "id", start, stop)]
+        vectors = np.asarray(ds["embedding"][start:stop], dtype=np.float32)
+        texts: list[str | None] = [str(t) or None for t in _column(ds, "text", start, stop)]
+        metadata: list[dict[str, Any]] = [
+            json.loads(str(m)) if m else {} for m in _column(ds, "metadata", start, stop)
+        ]
+        projection.upsert(ids, vectors, texts, metadata, named_vectors_of(ds, spec, start, stop))
+        if index:
+            # A chunk at a time: hnswlib is handed a copy of the rows it inserts, and the whole load at once
+            # was a second copy of every vector for a moment (1.5 GB at 1M x 384).
+            projection.index_pending()
 
 
 def _projection(spec: DatasetSpec, version: str) -> DatasetProjection:
@@ -197,16 +230,35 @@ def _column(ds: Any, name: str, start: int, stop: int) -> list[Any]:
     return list(ds[name][start:stop])
 
 
-def load_all(projections: Projections, store: DatasetStore, datasets: Sequence[tuple[str, str]]) -> None:
-    """Serve each dataset from its latest DeepLake version (one that no longer exists is skipped)."""
+def load_all(
+    projections: Projections,
+    store: DatasetStore,
+    datasets: Sequence[tuple[str, str]],
+    saved: SavedGraphs | None = None,
+) -> None:
+    """Serve each dataset from its latest DeepLake version (one that no longer exists is skipped), reusing its
+    `saved` graphs where it can."""
     for tenant, dataset in datasets:
-        served = load_dataset(store, tenant, dataset)
+        served = load_dataset(store, tenant, dataset, saved=saved)
         if served is not None:
             projections.put(tenant, dataset, served)
             log.info(
-                "loaded %s/%s: %d vectors at %s",
+                "loaded %s/%s: %d records at %s, %d vectors in HNSW and %d pending",
                 tenant,
                 dataset,
                 len(served.projection),
                 served.projection.version,
+                served.projection.indexed,
+                served.projection.pending,
             )
+
+
+def save_all(projections: Projections, saved: SavedGraphs) -> None:
+    """Save the graphs of every projection worth it, for the next start (`load_all`); one that fails is logged
+    and skipped."""
+    for (tenant, dataset), served in projections.named():
+        try:
+            if saved.save(tenant, dataset, served.projection):
+                log.info("saved the HNSW graphs of %s/%s", tenant, dataset)
+        except Exception:
+            log.exception("saving the HNSW graphs of %s/%s failed", tenant, dataset)

@@ -180,6 +180,13 @@ class Settings(BaseSettings):
         description="Memory a query replica gives the datasets it holds at past versions (reads with "
         "`version`); the least recently read are dropped beyond it and loaded again when next read",
     )
+    graph_save_min_vectors: int = Field(
+        default=5000,
+        ge=0,
+        description="A query replica that stops saves the HNSW graphs of the datasets with at least this many "
+        "indexed vectors under <data_dir>/graphs, and reuses them when it starts, instead of inserting every "
+        "vector again; smaller datasets are rebuilt at each start",
+    )
     cors_origins: list[str] = Field(
         default_factory=list, description="Browser origins allowed to call the API (CORS); none by default"
     )
