@@ -182,6 +182,7 @@ def load_dataset(
                 if saved.restore(tenant, dataset, projection, len(ds)):
                     _fill(projection, ds, spec, index=False)
                     projection.settle()
+                    log.info("%s/%s: reusing its saved HNSW graphs", tenant, dataset)
                     return Served(spec, projection)
                 log.info("%s/%s has no saved HNSW graphs: building them", tenant, dataset)
         except Exception:
