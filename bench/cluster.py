@@ -39,11 +39,11 @@ class Processes:
     def pid(self, name: str) -> int:
         return self._running[name][0].pid
 
-    def stop(self, name: str) -> tuple[list[str], dict[str, str]]:
+    def stop(self, name: str, timeout: float = 30) -> tuple[list[str], dict[str, str]]:
         process, args, env = self._running.pop(name)
         process.terminate()
         try:
-            process.wait(timeout=30)
+            process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             process.kill()
         return args, env

@@ -13,8 +13,8 @@ Steps, against one `tributary serve` in embedded mode (the default mode):
 2. --rows records streamed over gRPC (`UpsertStream`, --batch a message, the fastest ingest path), then wait
    until all are searchable (count) and in HNSW (`tributary_vectors_pending_index` 0); resident memory and its
    peak (VmHWM) then;
-3. a restart: the time until the process answers ready and serves a search over every row, and its resident
-   memory after;
+3. a restart: the time the process takes to stop (it saves its HNSW graph), then the time until it answers
+   ready and serves a search over every row, and its resident memory after;
 4. recall@10 against exact search over the rows on 200 queries (the labelled sets' query embeddings), after the
    next 1,000 were sent as the replica's traffic and it tuned its search breadth on them; then QPS of k=10
    searches (HTTP, packed float32 queries, eventual consistency) from each number of --clients;
@@ -268,7 +268,10 @@ async def tuned(url: str) -> str:
 
 
 async def restart(running: Processes, url: str, count: int, query: np.ndarray) -> tuple[int, float]:
-    args, env = running.stop("embedded")
+    stopping = time.perf_counter()
+    # A replica saves its HNSW graph as it stops (query_api/saved_graphs.py): 1.7 GB to write at a million.
+    args, env = running.stop("embedded", timeout=600)
+    print(f"stopped (saving its HNSW graph) in {time.perf_counter() - stopping:.0f} s")
     started = time.perf_counter()
     running.start("embedded", args, env)
     # Loading a million rows from DeepLake and building their HNSW graph takes minutes.

@@ -255,11 +255,16 @@ def load_all(
 
 
 def save_all(projections: Projections, saved: SavedGraphs) -> None:
-    """Save the graphs of every projection worth it, for the next start (`load_all`); one that fails is logged
-    and skipped."""
-    for (tenant, dataset), served in projections.named():
+    """Save the graphs of every projection worth it, for the next start (`load_all`), and forget those of
+    datasets deleted since; a failure is logged and skipped."""
+    named = projections.named()
+    for (tenant, dataset), served in named:
         try:
             if saved.save(tenant, dataset, served.projection):
                 log.info("saved the HNSW graphs of %s/%s", tenant, dataset)
         except Exception:
             log.exception("saving the HNSW graphs of %s/%s failed", tenant, dataset)
+    try:
+        saved.forget_others({name for name, _ in named})
+    except OSError:
+        log.exception("removing the saved HNSW graphs of deleted datasets failed")

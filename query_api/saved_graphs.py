@@ -31,7 +31,7 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -85,14 +85,19 @@ class SavedGraphs:
                 shutil.rmtree(work, ignore_errors=True)
                 raise
             # Older saves, and what writers that died left.
-            for entry in here.iterdir():
-                if entry.name in (name, CURRENT, LOCK):
-                    continue
-                if entry.is_dir():
-                    shutil.rmtree(entry, ignore_errors=True)
-                else:
-                    entry.unlink(missing_ok=True)
+            _remove_all_but(here, {name, CURRENT, LOCK})
         return True
+
+    def forget_others(self, kept: Collection[tuple[str, str]]) -> None:
+        """Remove the saves of the datasets not in `kept` (deleted since they were saved), all but their lock
+        files: another process may be opening one, and would lock a file no one else sees if it were made
+        anew."""
+        for here in self.root.glob("*/*"):
+            if (here.parent.name, here.name) in kept or not here.is_dir():
+                continue
+            with _locked(here, fcntl.LOCK_EX | fcntl.LOCK_NB) as locked:
+                if locked:
+                    _remove_all_but(here, {LOCK})
 
     def restore(self, tenant: str, dataset: str, projection: DatasetProjection, rows: int) -> bool:
         """Place the saved slot ids into the empty `projection` and have its fields adopt their saved graphs, with
@@ -159,6 +164,16 @@ def _ids(blob: np.ndarray, ends: np.ndarray, held: np.ndarray) -> list[str | Non
         text[start:stop].decode() if kept else None
         for start, stop, kept in zip(starts, stops, held.tolist(), strict=True)
     ]
+
+
+def _remove_all_but(here: Path, kept: set[str]) -> None:
+    for entry in here.iterdir():
+        if entry.name in kept:
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
 
 
 def _digest(path: Path) -> str:

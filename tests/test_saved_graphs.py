@@ -27,11 +27,11 @@ from events import (
 )
 from events.commands import FieldVectors, IndexConfig, VectorField
 from query_api.projection import DatasetProjection
-from query_api.registry import Served, load_dataset
+from query_api.registry import Projections, Served, load_dataset, save_all
 from query_api.saved_graphs import CURRENT, GRAPHS_DIR, LOCK, STATE, SavedGraphs
 from tests.helpers import ADMIN_KEY, serving
 from tributary.settings import Settings
-from tributary.storage import DatasetStore
+from tributary.storage import DatasetSpec, DatasetStore
 from workers.applier import apply_commands
 
 T, D = "acme", "docs"
@@ -309,3 +309,16 @@ async def search(client: httpx.AsyncClient, query: np.ndarray) -> list[str]:
     )
     assert answer.status_code == 200, answer.text
     return [hit["id"] for hit in answer.json()["results"]]
+
+
+def test_the_saves_of_deleted_datasets_are_forgotten(store: DatasetStore, saved: SavedGraphs) -> None:
+    projections = Projections()
+    projections.put(T, D, Served(DatasetSpec(DIMS, "cosine"), loaded(store)))
+    projections.put(T, "other", Served(DatasetSpec(DIMS, "cosine"), loaded(store)))
+    save_all(projections, saved)
+    assert (saved.root / T / "other" / CURRENT).exists()
+    projections.drop(T, "other")
+    save_all(projections, saved)
+    # Only the lock file is left of a deleted dataset's save.
+    assert [entry.name for entry in (saved.root / T / "other").iterdir()] == [LOCK]
+    assert (saved.root / T / D / CURRENT).exists()
