@@ -12,8 +12,9 @@ the others.
 Indexing is off the visibility path: an upsert stores the vector and marks its slot pending, and a search scans
 the pending slots exactly beside the HNSW search of the indexed ones, so a write is searchable as soon as its
 event is applied. `index_pending` inserts pending slots into HNSW (query_api/indexer.py calls it in the
-background, a chunk at a time; loading from DeepLake calls it at once). A replaced vector's old HNSW entry is
-marked deleted at once, so it is never found.
+background, a chunk at a time; loading from DeepLake calls it at once, unless the load reuses a graph saved
+when the replica last stopped: `place`, `adopt` and `settle`, query_api/saved_graphs.py). A replaced vector's old
+HNSW entry is marked deleted at once, so it is never found.
 
 The HNSW graph (M, ef_construction) is the field's (`IndexConfig`, chosen at creation); the search breadth
 `ef` is tuned by each replica to the field's target recall (query_api/tuning.py, `tune`), and a search may
@@ -200,10 +201,10 @@ class VectorSpace:
         slots as placed (`DatasetProjection.place`), with room for the reserved slots: `indexed`, the slots
         live in it, and `saved`, the fingerprints of the vectors it holds for them. Until `settle`, a `put`
         keeps a live entry whose fingerprint its new vector matches, and marks any other deleted."""
+        if len(indexed) > len(self._norms):
+            raise ValueError(f"a saved graph of {len(indexed)} slots, room for {len(self._norms)}")
         index = hnswlib.Index(space=_SPACES[self.metric], dim=self.dimensions)
         index.load_index(path, max_elements=len(self._norms))
-        if len(indexed) > len(self._norms):
-            raise ValueError(f"a saved graph of {len(indexed)} slots in {len(self._norms)}")
         self._index = index
         self._ef_gate = EfGate(index.set_ef, self.tuning.ef)
         self._in_index[: len(indexed)] = indexed
