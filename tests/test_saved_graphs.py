@@ -8,6 +8,7 @@ import asyncio
 import fcntl
 import logging
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -322,3 +323,29 @@ def test_the_saves_of_deleted_datasets_are_forgotten(store: DatasetStore, saved:
     # Only the lock file is left of a deleted dataset's save.
     assert [entry.name for entry in (saved.root / T / "other").iterdir()] == [LOCK]
     assert (saved.root / T / D / CURRENT).exists()
+
+
+def test_saves_and_loads_at_once_never_see_a_save_half_written(
+    store: DatasetStore, saved: SavedGraphs, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As the processes of one role (`--workers N`) do when they stop and start together."""
+    projection = loaded(store)
+    assert saved.save(T, D, projection)
+    stop = threading.Event()
+
+    def keep_saving() -> None:
+        while not stop.is_set():
+            saved.save(T, D, projection)
+
+    writers = [threading.Thread(target=keep_saving) for _ in range(2)]
+    for writer in writers:
+        writer.start()
+    try:
+        with caplog.at_level(logging.INFO, logger="query_api.registry"):
+            for _ in range(5):
+                assert loaded(store, saved).pending == 0
+    finally:
+        stop.set()
+        for writer in writers:
+            writer.join()
+    assert caplog.text.count("reusing its saved HNSW graphs") == 5, caplog.text
