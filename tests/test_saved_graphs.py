@@ -31,6 +31,7 @@ from query_api.projection import DatasetProjection
 from query_api.registry import Projections, Served, load_dataset, save_all
 from query_api.saved_graphs import CURRENT, GRAPHS_DIR, LOCK, STATE, SavedGraphs
 from tests.helpers import ADMIN_KEY, serving
+from tests.kafka_tools import workers
 from tributary.settings import Settings
 from tributary.storage import DatasetSpec, DatasetStore
 from workers.applier import apply_commands
@@ -285,7 +286,7 @@ async def test_embedded_mode_saves_its_graphs_when_it_stops_and_starts_from_them
                     # Served from the saved graph at once: nothing was left to insert.
                     state = (await client.get(f"/api/v1/admin/datasets/{D}/index")).json()
                     assert (state["indexed"], state["pending"]) == (len(rows), 0)
-                found.append([await search(client, query) for query in queries])
+                found.append([await found_ids(client, query) for query in queries])
         if start == "first":
             # Its shutdown saved the graph.
             assert (settings.data_dir / GRAPHS_DIR / settings.default_tenant / D / CURRENT).exists()
@@ -304,7 +305,8 @@ async def settled(client: httpx.AsyncClient) -> int:
     raise AssertionError("the indexer never caught up")
 
 
-async def search(client: httpx.AsyncClient, query: np.ndarray) -> list[str]:
+async def found_ids(client: httpx.AsyncClient, query: np.ndarray) -> list[str]:
+    """The top 5 at a set search breadth (the tuned one is not saved)."""
     answer = await client.post(
         f"/api/v1/datasets/{D}/search", json={"k": 5, "vector": query.tolist(), "ef": 64}
     )
@@ -349,3 +351,51 @@ def test_saves_and_loads_at_once_never_see_a_save_half_written(
         for writer in writers:
             writer.join()
     assert caplog.text.count("reusing its saved HNSW graphs") == 5, caplog.text
+
+
+async def test_a_query_replica_restarts_from_its_saved_graph_with_the_writes_made_while_it_was_down(
+    distributed_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = distributed_settings.model_copy(update={"graph_save_min_vectors": 100})
+    rows = vectors(11, 400)
+    changed, added = vectors(12, 1)[0], vectors(13, 1)[0]
+    async with (
+        workers(settings, "applier", "projector"),
+        serving(create_app(settings, "command-api")) as commands,
+    ):
+        created = await commands.post("/api/v1/datasets?wait=true", json={"name": D, "dimensions": DIMS})
+        assert created.status_code == 200, created.text
+        records = [{"id": f"v{i}", "vector": row.tolist()} for i, row in enumerate(rows)]
+        written = await commands.post(f"/api/v1/datasets/{D}/vectors?wait=true", json={"vectors": records})
+        assert written.status_code == 200, written.text
+        async with serving(create_app(settings, "query-api")) as queries:
+            assert await best(queries, rows[7], "strong") == "v7"
+            assert await settled(queries) == len(rows)
+        assert (settings.data_dir / GRAPHS_DIR / settings.default_tenant / D / CURRENT).exists()
+        # While the replica is down: v0 gets a new vector, v1 is deleted, v400 is new.
+        body = {
+            "vectors": [{"id": "v0", "vector": changed.tolist()}, {"id": "v400", "vector": added.tolist()}]
+        }
+        assert (await commands.post(f"/api/v1/datasets/{D}/vectors?wait=true", json=body)).status_code == 200
+        deleted = await commands.post(f"/api/v1/datasets/{D}/vectors/delete?wait=true", json={"ids": ["v1"]})
+        assert deleted.status_code == 200, deleted.text
+        with caplog.at_level(logging.INFO, logger="query_api.registry"):
+            async with serving(create_app(settings, "query-api")) as queries:
+                assert "reusing its saved HNSW graphs" in caplog.text
+                for _ in range(2):
+                    # Before and after the indexer inserted what changed.
+                    assert await best(queries, changed) == "v0"
+                    assert await best(queries, added) == "v400"
+                    assert await best(queries, rows[1]) != "v1"
+                    assert await best(queries, rows[0]) != "v0"
+                    assert await best(queries, rows[7]) == "v7"
+                    assert await settled(queries) == len(rows)
+
+
+async def best(client: httpx.AsyncClient, query: np.ndarray, consistency: str = "eventual") -> str:
+    """The id of the best match."""
+    answer = await client.post(
+        f"/api/v1/datasets/{D}/search?consistency={consistency}", json={"k": 1, "vector": query.tolist()}
+    )
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["results"][0]["id"])
