@@ -180,7 +180,8 @@ class VectorSpace:
         """Which of the slots' new vectors HNSW holds already: while a saved graph is adopted, those whose
         entry is live and was saved with the same vector's fingerprint; else none."""
         held = np.zeros(len(slots), dtype=bool)
-        if self._saved is None:
+        if self._saved is None or len(np.unique(slots)) < len(slots):
+            # A slot written twice at once (no command repeats an id): written as without a saved graph.
             return held
         live = carried & self._in_index[slots]
         held[live] = self._saved[slots[live]] == fingerprints(vectors[live])

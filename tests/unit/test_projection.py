@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from events.filters import parse_filter
-from query_api.projection import DatasetProjection
+from query_api.projection import DatasetProjection, fingerprints
 from query_api.sizes import deep_size
 
 
@@ -204,3 +204,20 @@ def test_deep_size_counts_shared_objects_once_and_arrays_by_their_buffer() -> No
     once = deep_size([shared])
     assert deep_size([shared, shared]) == once + 8
     assert deep_size(array) >= array.nbytes and deep_size([array, array[:10]]) < deep_size(array) + 300
+
+
+def test_a_vector_fingerprint_is_the_same_in_every_process_and_changes_with_any_bit() -> None:
+    # Fixed values: a change of the hash makes every saved graph useless (query_api/saved_graphs.py FORMAT).
+    assert fingerprints(np.arange(6, dtype=np.float32).reshape(2, 3)).tolist() == [
+        16444024716307934010,
+        10866452034706884396,
+    ]
+    row = np.random.default_rng(0).standard_normal((1, 6)).astype(np.float32)
+    bits = row.view(np.uint32)
+    flipped = np.repeat(bits, 6 * 32, axis=0)
+    for i in range(6 * 32):
+        flipped[i, i // 32] ^= np.uint32(1 << (i % 32))
+    found = fingerprints(flipped.view(np.float32)).tolist()
+    assert len(set(found) | {int(fingerprints(row)[0])}) == 6 * 32 + 1
+    # The same words in another order are another vector.
+    assert fingerprints(row[:, ::-1])[0] != fingerprints(row)[0]
