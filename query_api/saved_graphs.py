@@ -101,8 +101,9 @@ class SavedGraphs:
 
     def restore(self, tenant: str, dataset: str, projection: DatasetProjection, rows: int) -> bool:
         """Place the saved slot ids into the empty `projection` and have its fields adopt their saved graphs, with
-        room for `rows` rows more than the save held (a load then upserts every row and `settle`s). False when
-        there is no save; an exception when it cannot be used (another spec or format, a damaged file)."""
+        room for the saved slots or the dataset's `rows`, whichever are more (a load then upserts every row and
+        `settle`s). False when there is no save; an exception when it cannot be used (another spec or format, a
+        damaged file)."""
         here = self.root / tenant / dataset
         with _locked(here, fcntl.LOCK_SH) as locked:
             if not locked or not (here / CURRENT).exists():
