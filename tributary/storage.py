@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 from bisect import bisect_left, insort
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -336,13 +336,19 @@ class DatasetStore:
         )
 
     def create_with_rows(
-        self, tenant: str, dataset: str, spec: DatasetSpec, rows: Rows, commit: Commit
+        self, tenant: str, dataset: str, spec: DatasetSpec, parts: Iterable[Rows], commit: Commit
     ) -> None:
-        """Create the dataset holding `rows`, in one commit whose message is `commit`: a crash leaves no
-        dataset or the whole of it (a folder without a committed spec is created again, as for a create)."""
+        """Create the dataset holding the rows of `parts` (taken one at a time), in one commit whose message is
+        `commit`: a crash leaves no dataset or the whole of it (a folder without a committed spec is created
+        again, as for a create), and an error while taking the parts leaves no dataset."""
         ds = self._create_schema(tenant, dataset, spec)
-        if len(rows):
-            ds.append(rows.columns(image_fields(spec.vectors)))
+        try:
+            for rows in parts:
+                if len(rows):
+                    ds.append(rows.columns(image_fields(spec.vectors)))
+        except BaseException:
+            self.delete(tenant, dataset)
+            raise
         ds.commit(commit.message)
 
     def create(self, tenant: str, dataset: str, spec: DatasetSpec, commit: Commit) -> str:
@@ -505,14 +511,22 @@ class DatasetWriter:
         if name in self._ds.tags.names():
             self._ds.tags[name].delete()
 
-    def replace_all(self, rows: Rows) -> None:
-        """Make the rows exactly `rows`, for the next commit: every row is deleted and `rows` appended (never
-        written in place, see `upsert`), so the change is one commit like any other write."""
-        for row in range(len(self._ds) - 1, -1, -1):
-            self._ds.delete(row)
-        if len(rows):
-            self._ds.append(rows.columns(image_fields(self.spec.vectors)))
-        self._rows = RowIndex(rows.ids)
+    def replace_all(self, parts: Iterable[Rows]) -> None:
+        """Make the rows exactly those of `parts` (taken one at a time), for the next commit: every row is deleted
+        and the parts appended (never written in place, see `upsert`), so the change is one commit like any
+        other write. An error while taking the parts discards every change since the last commit."""
+        try:
+            for row in range(len(self._ds) - 1, -1, -1):
+                self._ds.delete(row)
+            ids: list[str] = []
+            for rows in parts:
+                if len(rows):
+                    self._ds.append(rows.columns(image_fields(self.spec.vectors)))
+                ids += rows.ids
+        except BaseException:
+            self.discard()
+            raise
+        self._rows = RowIndex(ids)
 
     def already_applied(self, command_id: str) -> bool:
         """Committed before, or applied earlier in the batch that is being built."""
