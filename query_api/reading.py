@@ -160,6 +160,7 @@ class Reader:
         key = SearchCache.key(
             self.tenant,
             read.dataset,
+            read.served.dataset_id,
             projection.version,
             projection.applied_at_version,
             projection.tuning_key,

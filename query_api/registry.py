@@ -42,6 +42,9 @@ LOAD_CHUNK = 10_000
 class Served:
     spec: DatasetSpec
     projection: DatasetProjection
+    # DeepLake's id of the dataset (`DatasetCreatedPayload.dataset_id`): its version ids alone are the same in a
+    # dataset created again under its name, and the search cache must tell the two apart.
+    dataset_id: str = ""
 
 
 class Projections:
@@ -105,7 +108,9 @@ def _apply_all(projections: Projections, events: Sequence[DomainEvent]) -> None:
             case DatasetCreated(payload=p):
                 if projections.get(event.tenant, event.dataset) is None:
                     spec = DatasetSpec.of(p)
-                    projections.put(event.tenant, event.dataset, Served(spec, _projection(spec, p.version)))
+                    projections.put(
+                        event.tenant, event.dataset, Served(spec, _projection(spec, p.version), p.dataset_id)
+                    )
             case DatasetDeleted():
                 projections.drop(event.tenant, event.dataset)
             case SnapshotRestored(payload=p):
@@ -177,7 +182,7 @@ def load_dataset(
                 # A chunk at a time: hnswlib is handed a copy of the rows it inserts, and the whole load at once
                 # was a second copy of every vector for a moment (1.5 GB at 1M x 384).
                 projection.index_pending()
-    return Served(spec, projection)
+    return Served(spec, projection, str(ds.id))
 
 
 def _projection(spec: DatasetSpec, version: str) -> DatasetProjection:

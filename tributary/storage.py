@@ -268,6 +268,10 @@ class DatasetStore:
     def version(self, tenant: str, dataset: str) -> str:
         return str(deeplake.open_read_only(self.url(tenant, dataset)).version)
 
+    def dataset_id(self, tenant: str, dataset: str) -> str:
+        """DeepLake's id of the dataset, unique to this creation of it (`DatasetCreatedPayload.dataset_id`)."""
+        return str(deeplake.open_read_only(self.url(tenant, dataset)).id)
+
     def last_commit(self, tenant: str, dataset: str) -> Committed:
         """The dataset's last commit, read only (beside its writer, which may be writing the next)."""
         ds = deeplake.open_read_only(self.url(tenant, dataset))
@@ -495,6 +499,10 @@ class DatasetWriter:
     @property
     def version(self) -> str:
         return str(self._ds.version)
+
+    @property
+    def dataset_id(self) -> str:
+        return str(self._ds.id)
 
     @property
     def ledger(self) -> list[str]:

@@ -187,6 +187,7 @@ def restore_snapshot(command: RestoreSnapshot, store: DatasetStore) -> SnapshotR
         SnapshotRestoredPayload(
             **spec.fields(),
             version=writer.version,
+            dataset_id=writer.dataset_id,
             source_dataset=p.source_dataset,
             snapshot_id=p.snapshot_id,
             snapshot_version=manifest.version,
