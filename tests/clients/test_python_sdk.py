@@ -11,7 +11,15 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
-from tributary_client import AsyncTributary, InvalidRequest, NotFound, Tributary, Unauthorized, models
+from tributary_client import (
+    AsyncTributary,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    Tributary,
+    Unauthorized,
+    models,
+)
 from tributary_client.errors import BatchFailed
 
 from tests.helpers import ADMIN_KEY
@@ -149,6 +157,8 @@ async def test_a_snapshot_is_restored_into_a_new_name_and_over_its_dataset(embed
         assert await client.count("copy") == 10
         assert [view.id for view in await client.get("copy", ["r0", "r12"])] == ["r0"]
         assert (await client.get_dataset("copy")).dimensions == DIMENSIONS
+        with pytest.raises(Conflict):
+            await client.restore_snapshot("docs", snapshot_id, target="copy")
 
         restored = await client.restore_snapshot("docs", snapshot_id, wait=True)
         assert restored.status == "applied"

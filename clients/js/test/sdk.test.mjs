@@ -5,6 +5,7 @@ import { deflateSync } from "node:zlib";
 
 import {
   BatchFailed,
+  Conflict,
   InvalidRequest,
   NotFound,
   RateLimited,
@@ -418,6 +419,7 @@ test("a snapshot is restored into a new name and over its dataset", async () => 
     ["r0"],
   );
   assert.equal((await client.getDataset("snapped-copy")).dimensions, DIMENSIONS);
+  await assert.rejects(client.restoreSnapshot("snapped", id, { target: "snapped-copy" }), Conflict);
 
   const restored = await client.restoreSnapshot("snapped", id, { wait: true });
   assert.equal(restored.status, "applied");
