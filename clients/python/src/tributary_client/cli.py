@@ -145,6 +145,7 @@ def _json(value: str | None, option: str) -> Any:
         raise typer.BadParameter(f"not JSON: {exc.msg}", param_hint=option) from None
 
 
+ANSWER_COLUMNS = ("operation_id", "status", "reason")
 DATASET_COLUMNS = ("name", "dimensions", "metric", "vector_count", "version", "updated_at")
 
 
@@ -181,7 +182,7 @@ def datasets_create(
             embedder=_json(embedder, "--embedder"),
         )
     )
-    connection.show([answer], ("operation_id", "status", "reason"))
+    connection.show([answer], ANSWER_COLUMNS)
 
 
 @datasets_app.command("delete")
@@ -353,7 +354,7 @@ def snapshots_take(
     answer = connection.run(
         lambda c: c.create_snapshot(dataset, keep_last=keep_last, max_age_days=max_age_days, wait=True)
     )
-    connection.show([answer], ("operation_id", "status", "reason"))
+    connection.show([answer], ANSWER_COLUMNS)
 
 
 @snapshots_app.command("list")
@@ -380,14 +381,14 @@ def snapshots_restore(
 ) -> None:
     connection: Connection = ctx.obj
     answer = connection.run(lambda c: c.restore_snapshot(dataset, snapshot_id, target=target, wait=True))
-    connection.show([answer], ("operation_id", "status", "reason"))
+    connection.show([answer], ANSWER_COLUMNS)
 
 
 @snapshots_app.command("delete")
 def snapshots_delete(ctx: typer.Context, dataset: str, snapshot_id: str) -> None:
     connection: Connection = ctx.obj
     answer = connection.run(lambda c: c.delete_snapshot(dataset, snapshot_id, wait=True))
-    connection.show([answer], ("operation_id", "status", "reason"))
+    connection.show([answer], ANSWER_COLUMNS)
 
 
 @schedule_app.command("show")
