@@ -7,11 +7,11 @@ producers may still send a list of float lists; it is accepted and packed on the
 
 from __future__ import annotations
 
-import base64
 from typing import Annotated, Any
 
 import numpy as np
 import numpy.typing as npt
+import pybase64
 from pydantic import PlainSerializer, PlainValidator, SerializationInfo, WithJsonSchema
 
 LITTLE_F32 = np.dtype("<f4")
@@ -22,7 +22,7 @@ Matrix = npt.NDArray[np.float32]
 def pack(matrix: Matrix) -> dict[str, Any]:
     rows, dims = matrix.shape
     data = np.ascontiguousarray(matrix, dtype=LITTLE_F32).tobytes()
-    return {"shape": [rows, dims], "dtype": "float32", "data": base64.b64encode(data).decode("ascii")}
+    return {"shape": [rows, dims], "dtype": "float32", "data": pybase64.b64encode_as_string(data)}
 
 
 def unpack(packed: dict[str, Any]) -> Matrix:
@@ -34,7 +34,7 @@ def unpack(packed: dict[str, Any]) -> Matrix:
     ):
         raise ValueError("packed vectors need shape [rows, dimensions]")
     try:
-        raw = base64.b64decode(packed["data"], validate=True)
+        raw = pybase64.b64decode(packed["data"], validate=True)
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError("packed vectors need base64 data") from exc
     rows, dims = shape
