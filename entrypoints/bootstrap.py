@@ -5,6 +5,7 @@ the process's OpenTelemetry SDK when the `OTEL_*` variables ask for traces (`con
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import sys
@@ -118,6 +119,16 @@ def _span_exporter(name: str) -> SpanExporter:
         raise RuntimeError(f"OTEL_TRACES_EXPORTER: no installed package provides the span exporter {name!r}")
     exporter: SpanExporter = next(iter(found)).load()()
     return exporter
+
+
+def freeze_startup_heap(stack: AsyncExitStack) -> None:
+    """Leave what the process holds once started (modules, classes, the services) out of the garbage collector's
+    passes until `stack` closes. A 1,000-record write allocates enough objects to set off collections, and a full
+    one walked every object of the started process: about half the CPU of checking a 1,000-record gRPC message.
+    Unfrozen at the end, so what the role held becomes collectable again (tests start many in one process)."""
+    gc.collect()
+    gc.freeze()
+    stack.callback(gc.unfreeze)
 
 
 async def start_services(settings: Settings, role: ApiRole, stack: AsyncExitStack) -> Services:

@@ -18,7 +18,7 @@ from command_api.routes import keys as command_keys
 from command_api.routes import snapshots as command_snapshots
 from command_api.routes import vectors as command_vectors
 from entrypoints import health
-from entrypoints.bootstrap import configure_tracing, start_services
+from entrypoints.bootstrap import configure_tracing, freeze_startup_heap, start_services
 from entrypoints.grpc_api.server import start_grpc
 from query_api.routes import admin, catalog, search
 from query_api.routes import snapshots as read_snapshots
@@ -42,6 +42,7 @@ def create_app(settings: Settings, role: ApiRole = "embedded") -> FastAPI:
             if settings.grpc_port:
                 # `--workers N` processes serve one gRPC port together, as uvicorn shares the HTTP one.
                 await start_grpc(services, stack, shared_port=WORKER_ROLE_VARIABLE in os.environ)
+            freeze_startup_heap(stack)
             yield
 
     # FastAPI's own telemetry stays off: it would trace (and meter) every request once a tracer provider is

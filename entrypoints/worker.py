@@ -11,7 +11,7 @@ import signal
 from contextlib import AsyncExitStack
 from functools import partial
 
-from entrypoints.bootstrap import configure_tracing
+from entrypoints.bootstrap import configure_tracing, freeze_startup_heap
 from entrypoints.health import serving_health
 from entrypoints.kafka_workers import register_applier, register_projector
 from events import Topics
@@ -98,6 +98,7 @@ async def run_worker(
         if producer is not None:
             # Started now rather than by the first batch's events (a failure here is retried by that batch).
             await producer.ready()
+        freeze_startup_heap(stack)
         log.info("%s running against %s", role, settings.kafka_bootstrap)
         await stop.wait()
         log.info("%s stopping", role)

@@ -40,6 +40,12 @@ class DatasetCreatedPayload(Payload):
     index: IndexConfig = Field(default_factory=IndexConfig)
     vectors: dict[VectorFieldName, VectorField] = Field(default_factory=dict)
     version: str = Field(description="DeepLake version id after the commit")
+    dataset_id: str = Field(
+        default="",
+        description="DeepLake's id of the dataset, unique to this creation of it: versions are numbered from 1 in "
+        "each dataset, so a dataset deleted and created again under its name goes through the same version ids, "
+        "and only this tells them apart (empty in events from before it was sent)",
+    )
 
 
 class DatasetDeletedPayload(Payload):

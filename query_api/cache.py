@@ -1,7 +1,8 @@
 """The search cache: a small in-process LRU in front of Redis, shared by the replicas.
 
-Keys carry the tenant, the dataset, its version and how many events of that version this replica has applied,
-so a new version (or a further event of the same commit) never reads an older answer. Redis is optional: when
+Keys carry the tenant, the dataset, DeepLake's id of it, its version and how many events of that version this
+replica has applied, so a new version (or a further event of the same commit) never reads an older answer, nor
+a dataset created again under its name (whose version ids start again from the same numbers) its predecessor's. Redis is optional: when
 it fails the cache counts the error (tributary/metrics.py) and the search is answered uncached.
 """
 
@@ -43,11 +44,15 @@ class SearchCache:
         self._local: OrderedDict[str, bytes] = OrderedDict()
 
     @staticmethod
-    def key(tenant: str, dataset: str, version: str, applied: int, ef: str, request: BaseModel) -> str:
-        """`ef`: the dataset's tuned search breadths (DatasetProjection.tuning_key), so that a tuning is not
-        hidden by answers found before it (a request's own `ef` and `exact` are in its JSON)."""
+    def key(
+        tenant: str, dataset: str, dataset_id: str, version: str, applied: int, ef: str, request: BaseModel
+    ) -> str:
+        """`dataset_id`: DeepLake's id of this creation of the dataset, as its version ids repeat in a dataset
+        created again under its name (and in another deployment's of the same name, on a shared Redis). `ef`: the
+        dataset's tuned search breadths (DatasetProjection.tuning_key), so that a tuning is not hidden by answers
+        found before it (a request's own `ef` and `exact` are in its JSON)."""
         digest = hashlib.sha256(canonical(request)).hexdigest()
-        return f"tributary:search:{tenant}:{dataset}:{version}:{applied}:{ef}:{digest}"
+        return f"tributary:search:{tenant}:{dataset}:{dataset_id}:{version}:{applied}:{ef}:{digest}"
 
     async def get(self, key: str) -> bytes | None:
         found = self._local.get(key)

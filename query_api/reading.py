@@ -160,6 +160,7 @@ class Reader:
         key = SearchCache.key(
             self.tenant,
             read.dataset,
+            read.served.dataset_id,
             projection.version,
             projection.applied_at_version,
             projection.tuning_key,
@@ -255,12 +256,14 @@ class Reader:
     async def _with_images(
         self, read: ServedRead, views: list[VectorView], include: Sequence[Include]
     ) -> list[VectorView]:
-        """The views with their images when `include` asks for them: read from storage (the dataset's last
-        commit, or the past version read), never held by the projection, which keeps what searches need."""
+        """The views with their images when `include` asks for them: read from storage at the version the read
+        serves (the projection's, or the past version read), never held by the projection, which keeps what
+        searches need. Not the dataset's last commit: a commit whose events the replica has not applied yet could
+        give a result another image, or none."""
         fields = image_fields(read.served.spec.vectors)
         if "images" not in include or not views or not fields:
             return views
-        at = read.projection.version if read.past else None
+        at = read.projection.version or None
         ids = [view.id for view in views]
         found = await asyncio.to_thread(
             self.services.store.images_of, self.tenant, read.dataset, ids, fields, at

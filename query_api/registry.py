@@ -43,6 +43,9 @@ LOAD_CHUNK = 10_000
 class Served:
     spec: DatasetSpec
     projection: DatasetProjection
+    # DeepLake's id of the dataset (`DatasetCreatedPayload.dataset_id`): its version ids alone are the same in a
+    # dataset created again under its name, and the search cache must tell the two apart.
+    dataset_id: str = ""
 
 
 class Projections:
@@ -111,7 +114,9 @@ def _apply_all(projections: Projections, events: Sequence[DomainEvent]) -> None:
             case DatasetCreated(payload=p):
                 if projections.get(event.tenant, event.dataset) is None:
                     spec = DatasetSpec.of(p)
-                    projections.put(event.tenant, event.dataset, Served(spec, _projection(spec, p.version)))
+                    projections.put(
+                        event.tenant, event.dataset, Served(spec, _projection(spec, p.version), p.dataset_id)
+                    )
             case DatasetDeleted():
                 projections.drop(event.tenant, event.dataset)
             case SnapshotRestored(payload=p):
@@ -183,7 +188,7 @@ def load_dataset(
                     _fill(projection, ds, spec, index=False)
                     projection.settle()
                     log.info("%s/%s: reusing its saved HNSW graphs", tenant, dataset)
-                    return Served(spec, projection)
+                    return Served(spec, projection, str(ds.id))
                 log.info("%s/%s has no saved HNSW graphs: building them", tenant, dataset)
         except Exception:
             log.warning(
@@ -193,7 +198,7 @@ def load_dataset(
     with projection.lock.writing():
         projection.reserve(len(ds))
         _fill(projection, ds, spec, index)
-    return Served(spec, projection)
+    return Served(spec, projection, str(ds.id))
 
 
 def _fill(projection: DatasetProjection, ds: Any, spec: DatasetSpec, index: bool) -> None:

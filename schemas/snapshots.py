@@ -28,7 +28,8 @@ class SnapshotSchedule(RequestModel, Retention):
 
 
 class SnapshotScheduleView(SnapshotSchedule):
-    model_config = ConfigDict(from_attributes=True)
+    # An answer, not a request: a field the server adds later must not break a client generated from it.
+    model_config = ConfigDict(from_attributes=True, extra="ignore", strict=False)
 
     dataset: str
     next_at: datetime = Field(description="When the next scheduled snapshot is taken")

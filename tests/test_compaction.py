@@ -66,12 +66,14 @@ def test_overwritten_rows_read_back_whole_after_compactions(tmp_path: Path) -> N
         f"r{i}": (rng.standard_normal(DIMENSIONS).astype(np.float32).tolist(), "{}") for i in range(300)
     }
     writer.replace_all(
-        Rows(
-            ids=list(restored),
-            vectors=np.asarray([vector for vector, _ in restored.values()], dtype=np.float32),
-            texts=[""] * len(restored),
-            metadata=[metadata for _, metadata in restored.values()],
-        )
+        [
+            Rows(
+                ids=list(restored),
+                vectors=np.asarray([vector for vector, _ in restored.values()], dtype=np.float32),
+                texts=[""] * len(restored),
+                metadata=[metadata for _, metadata in restored.values()],
+            )
+        ]
     )
     writer.commit()
     expected = restored

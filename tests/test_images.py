@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import deeplake
 import grpc
 import httpx
 import numpy as np
@@ -34,6 +35,7 @@ from tests.kafka_tools import distributed
 from tests.processes import free_port
 from tributary.limits import MAX_IMAGE_BYTES
 from tributary.settings import EmbeddingEndpoint, ImageSource, Settings
+from tributary.storage import image_column_of
 
 N = 24
 BASE = "/api/v1/datasets/pics"
@@ -144,12 +146,13 @@ def with_sources(settings: Settings, served: Pictures, embeddings: EmbeddingsSer
     )
 
 
+IMAGE_FIELD = {"dimensions": 256, "embedder": {"kind": "local-image"}}
 DEFINITION = {
     "name": "pics",
     "dimensions": 2,
     "metadata_schema": {"group": "integer"},
     "vectors": {
-        "image": {"dimensions": 256, "embedder": {"kind": "local-image"}},
+        "image": IMAGE_FIELD,
         "text": {
             "dimensions": TEXT_WIDTH,
             "embedder": {"kind": "openai", "model": "t", "endpoint": "test"},
@@ -437,3 +440,22 @@ async def test_images_over_grpc(embedded_settings: Settings) -> None:
                     )
                 assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
                 assert "not a PNG or JPEG" in (bad.value.details() or "")
+
+
+async def test_images_are_read_at_the_version_the_replica_serves(embedded_settings: Settings) -> None:
+    """A commit whose events the replica has not applied yet (here another writer's, which sends none) changes
+    no image a read returns: images come from the version the projection serves, as everything else does."""
+    definition = {"name": "pics", "dimensions": 2, "vectors": {"image": IMAGE_FIELD}}
+    query = {"vector": [1, 0], "include": ["images"]}
+    async with serving(create_app(embedded_settings)) as client:
+        await write(client, "/api/v1/datasets", definition)
+        body = {"vectors": [{"id": "a", "vector": [1, 0], "images": {"image": b64(image_of(1))}}]}
+        await write(client, f"{BASE}/vectors", body)
+        ds = deeplake.open(f"{embedded_settings.resolved_storage_root}/default/pics")
+        ds[image_column_of("image")][0] = image_of(2)
+        ds.commit("another writer")
+        for consistency in ("eventual", "strong"):
+            answer = await client.post(f"{BASE}/search?consistency={consistency}", json=query)
+            assert answer.status_code == 200, answer.text
+            (found,) = answer.json()["results"]
+            assert base64.b64decode(found["images"]["image"]) == image_of(1)

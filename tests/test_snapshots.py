@@ -156,18 +156,40 @@ def test_a_corrupt_snapshot_is_refused_with_the_reason_and_changes_nothing(
 ) -> None:
     taking = snapshot()
     apply(store, create(), upsert(["a"], 1.0), taking, upsert(["b"], 2.0))
-    before, version = rows(store), store.version(T, "docs")
     plain = backups._inner if isinstance(backups, SealedStore) else backups
     key = f"{T}/docs/{taking.id!s}/vectors-00000.npy"
     flipped = bytearray(plain.get(key))
     flipped[-1] ^= 1  # one byte
     plain.put(key, bytes(flipped))
+    refused_over_and_into_a_new_name(store, taking, "vectors-00000.npy")
+
+
+def refused_over_and_into_a_new_name(store: DatasetStore, taking: CreateSnapshot, bad: str) -> None:
+    """Restoring `taking` over its dataset, and into a new name, is refused naming the object `bad`, and leaves the
+    dataset as it was and no new one."""
+    before, version = rows(store), store.version(T, "docs")
     for target in ("docs", "copy"):
         (event,) = apply_commands([restore(str(taking.id), into=target)], store)
         assert isinstance(event, CommandRejected), event
-        assert "vectors-00000.npy" in event.payload.reason and "nothing was restored" in event.payload.reason
+        assert bad in event.payload.reason and "nothing was restored" in event.payload.reason
     assert rows(store) == before and store.version(T, "docs") == version
     assert not store.exists(T, "copy")
+
+
+def test_a_bad_part_after_good_ones_undoes_what_the_restore_wrote_from_them(
+    store: DatasetStore, backups: BackupStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restore writes a part at a time: the parts before a bad one were written already, and must go."""
+    monkeypatch.setattr("tributary.snapshots.PART_ROWS", 2)
+    taking = snapshot()
+    apply(store, create(), upsert(["a", "b", "c", "d", "e"], 1.0), taking, upsert(["f"], 2.0))
+    before = rows(store)
+    plain = backups._inner if isinstance(backups, SealedStore) else backups
+    key = f"{T}/docs/{taking.id!s}/records-00002.json"
+    plain.put(key, plain.get(key)[:-1])
+    refused_over_and_into_a_new_name(store, taking, "records-00002.json")
+    apply(store, upsert(["g"], 3.0))  # the dataset's writer goes on from its last commit
+    assert set(rows(store)) == {*before, "g"}
 
 
 def test_retention_keeps_the_last_n_and_delete_removes_a_snapshot(store: DatasetStore) -> None:

@@ -51,8 +51,8 @@ from tributary.snapshots import (
     SnapshotManifest,
     described,
     folder,
-    read_verified,
     verified,
+    verified_parts,
     write_snapshot,
 )
 from tributary.storage import Commit, DatasetStore
@@ -240,9 +240,12 @@ def _verify(backups: BackupStore) -> tuple[BackupManifest, list[SnapshotManifest
 def _restore_dataset(
     backups: BackupStore, store: DatasetStore, snapshot: SnapshotManifest
 ) -> tuple[str, int]:
-    rows = read_verified(backups, snapshot)
     store.create_with_rows(
-        snapshot.tenant, snapshot.dataset, snapshot.dataset_spec, rows, Commit(snapshot.ledger, [])
+        snapshot.tenant,
+        snapshot.dataset,
+        snapshot.dataset_spec,
+        verified_parts(backups, snapshot),
+        Commit(snapshot.ledger, []),
     )
     last = store.last_commit(snapshot.tenant, snapshot.dataset)
     log.info("restored %s/%s: %d vectors", snapshot.tenant, snapshot.dataset, last.count)

@@ -14,10 +14,12 @@ import hashlib
 import io
 import json
 import logging
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from events import SnapshotId
@@ -271,54 +273,53 @@ async def existing_snapshot(
     return found
 
 
-def read_verified(backups: BackupStore, manifest: SnapshotManifest) -> Rows:
-    """Every row of the snapshot, each object checked against the manifest's size and sha256 first."""
+def verified_parts(backups: BackupStore, manifest: SnapshotManifest) -> Iterator[Rows]:
+    """The snapshot's rows a part at a time (PART_ROWS), each object checked against the manifest's size and
+    sha256 before its part is given: a restore holds one part, never the whole snapshot. SnapshotCorrupt as soon
+    as something does not match; the consumer has then taken only the parts before, and undoes what it wrote
+    from them (a restore changes nothing unless every part was right)."""
+    if sum(part.rows for part in manifest.parts) != manifest.vector_count:
+        raise SnapshotCorrupt(
+            f"snapshot {manifest.snapshot_id}: its parts hold {sum(part.rows for part in manifest.parts)} rows, "
+            f"the manifest says {manifest.vector_count}"
+        )
+    for part in manifest.parts:
+        yield _verified_part(backups, manifest, part)
+
+
+def _verified_part(backups: BackupStore, manifest: SnapshotManifest, part: SnapshotPart) -> Rows:
     base = folder(manifest.tenant, manifest.dataset, manifest.snapshot_id)
     spec = manifest.dataset_spec
     widths: dict[str | None, int] = {None: spec.dimensions}
     widths.update({name: field.dimensions for name, field in spec.vectors.items()})
-    ids: list[str] = []
-    texts: list[str] = []
-    metadata: list[str] = []
-    vectors: dict[str | None, list[np.ndarray]] = {field: [] for field in widths}
-    kept = image_fields(spec.vectors)
-    images: dict[str, list[bytes]] = {field: [] for field in kept}
-    for part in manifest.parts:
-        raw_records = verified(backups, base, part.records, manifest.snapshot_id)
-        records = json.loads(raw_records)
-        if len(records["ids"]) != part.rows or set(part.named) != set(spec.vectors):
-            raise SnapshotCorrupt(f"snapshot {manifest.snapshot_id}: {part.records.name} does not match")
-        for field, file in [(None, part.vectors), *part.named.items()]:
-            matrix = np.load(
-                io.BytesIO(verified(backups, base, file, manifest.snapshot_id)), allow_pickle=False
-            )
-            if matrix.shape != (part.rows, widths[field]):
-                raise SnapshotCorrupt(
-                    f"snapshot {manifest.snapshot_id}: {file.name} does not hold {part.rows} rows"
-                )
-            vectors[field].append(matrix.astype(np.float32, copy=False))
-        if set(part.images) - set(kept):
+    records = json.loads(verified(backups, base, part.records, manifest.snapshot_id))
+    if len(records["ids"]) != part.rows or set(part.named) != set(spec.vectors):
+        raise SnapshotCorrupt(f"snapshot {manifest.snapshot_id}: {part.records.name} does not match")
+    vectors: dict[str | None, npt.NDArray[np.float32]] = {}
+    for field, file in [(None, part.vectors), *part.named.items()]:
+        matrix = np.load(io.BytesIO(verified(backups, base, file, manifest.snapshot_id)), allow_pickle=False)
+        if matrix.shape != (part.rows, widths[field]):
             raise SnapshotCorrupt(
-                f"snapshot {manifest.snapshot_id}: images of a field the dataset does not have"
+                f"snapshot {manifest.snapshot_id}: {file.name} does not hold {part.rows} rows"
             )
-        for field in kept:
-            packed = part.images.get(field)
-            images[field] += (
-                [b""] * part.rows if packed is None else _images(backups, base, packed, manifest, part)
-            )
-        ids += records["ids"]
-        texts += records["texts"]
-        metadata += records["metadata"]
-    if len(ids) != manifest.vector_count:
-        raise SnapshotCorrupt(
-            f"snapshot {manifest.snapshot_id}: {len(ids)} rows, the manifest says {manifest.vector_count}"
-        )
-    matrices = {
-        field: np.concatenate(parts) if parts else np.zeros((0, widths[field]), dtype=np.float32)
-        for field, parts in vectors.items()
+        vectors[field] = matrix.astype(np.float32, copy=False)
+    kept = image_fields(spec.vectors)
+    if set(part.images) - set(kept):
+        raise SnapshotCorrupt(f"snapshot {manifest.snapshot_id}: images of a field the dataset does not have")
+    images = {
+        field: [b""] * part.rows
+        if (packed := part.images.get(field)) is None
+        else _images(backups, base, packed, manifest, part)
+        for field in kept
     }
-    named = {field: matrix for field, matrix in matrices.items() if field is not None}
-    return Rows(ids=ids, vectors=matrices[None], texts=texts, metadata=metadata, named=named, images=images)
+    return Rows(
+        ids=records["ids"],
+        vectors=vectors.pop(None),
+        texts=records["texts"],
+        metadata=records["metadata"],
+        named={field: matrix for field, matrix in vectors.items() if field is not None},
+        images=images,
+    )
 
 
 def _images(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 from bisect import bisect_left, insort
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -268,6 +268,10 @@ class DatasetStore:
     def version(self, tenant: str, dataset: str) -> str:
         return str(deeplake.open_read_only(self.url(tenant, dataset)).version)
 
+    def dataset_id(self, tenant: str, dataset: str) -> str:
+        """DeepLake's id of the dataset, unique to this creation of it (`DatasetCreatedPayload.dataset_id`)."""
+        return str(deeplake.open_read_only(self.url(tenant, dataset)).id)
+
     def last_commit(self, tenant: str, dataset: str) -> Committed:
         """The dataset's last commit, read only (beside its writer, which may be writing the next)."""
         ds = deeplake.open_read_only(self.url(tenant, dataset))
@@ -336,13 +340,19 @@ class DatasetStore:
         )
 
     def create_with_rows(
-        self, tenant: str, dataset: str, spec: DatasetSpec, rows: Rows, commit: Commit
+        self, tenant: str, dataset: str, spec: DatasetSpec, parts: Iterable[Rows], commit: Commit
     ) -> None:
-        """Create the dataset holding `rows`, in one commit whose message is `commit`: a crash leaves no
-        dataset or the whole of it (a folder without a committed spec is created again, as for a create)."""
+        """Create the dataset holding the rows of `parts` (taken one at a time), in one commit whose message is
+        `commit`: a crash leaves no dataset or the whole of it (a folder without a committed spec is created
+        again, as for a create), and an error while taking the parts leaves no dataset."""
         ds = self._create_schema(tenant, dataset, spec)
-        if len(rows):
-            ds.append(rows.columns(image_fields(spec.vectors)))
+        try:
+            for rows in parts:
+                if len(rows):
+                    ds.append(rows.columns(image_fields(spec.vectors)))
+        except BaseException:
+            self.delete(tenant, dataset)
+            raise
         ds.commit(commit.message)
 
     def create(self, tenant: str, dataset: str, spec: DatasetSpec, commit: Commit) -> str:
@@ -491,6 +501,10 @@ class DatasetWriter:
         return str(self._ds.version)
 
     @property
+    def dataset_id(self) -> str:
+        return str(self._ds.id)
+
+    @property
     def ledger(self) -> list[str]:
         """The commands the last commit reflects (the newest last)."""
         return list(self._ledger)
@@ -505,14 +519,22 @@ class DatasetWriter:
         if name in self._ds.tags.names():
             self._ds.tags[name].delete()
 
-    def replace_all(self, rows: Rows) -> None:
-        """Make the rows exactly `rows`, for the next commit: every row is deleted and `rows` appended (never
-        written in place, see `upsert`), so the change is one commit like any other write."""
-        for row in range(len(self._ds) - 1, -1, -1):
-            self._ds.delete(row)
-        if len(rows):
-            self._ds.append(rows.columns(image_fields(self.spec.vectors)))
-        self._rows = RowIndex(rows.ids)
+    def replace_all(self, parts: Iterable[Rows]) -> None:
+        """Make the rows exactly those of `parts` (taken one at a time), for the next commit: every row is deleted
+        and the parts appended (never written in place, see `upsert`), so the change is one commit like any
+        other write. An error while taking the parts discards every change since the last commit."""
+        try:
+            for row in range(len(self._ds) - 1, -1, -1):
+                self._ds.delete(row)
+            ids: list[str] = []
+            for rows in parts:
+                if len(rows):
+                    self._ds.append(rows.columns(image_fields(self.spec.vectors)))
+                ids += rows.ids
+        except BaseException:
+            self.discard()
+            raise
+        self._rows = RowIndex(ids)
 
     def already_applied(self, command_id: str) -> bool:
         """Committed before, or applied earlier in the batch that is being built."""

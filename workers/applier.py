@@ -169,7 +169,12 @@ def create_dataset(command: CreateDataset, store: DatasetStore) -> DatasetCreate
         version = store.version(command.tenant, command.dataset)
     else:
         raise Rejected(f"dataset {command.dataset!r} already exists with another configuration", "conflict")
-    return event_for(command, DatasetCreated, DatasetCreatedPayload(**wanted.fields(), version=version))
+    dataset_id = store.dataset_id(command.tenant, command.dataset)
+    return event_for(
+        command,
+        DatasetCreated,
+        DatasetCreatedPayload(**wanted.fields(), version=version, dataset_id=dataset_id),
+    )
 
 
 def delete_dataset(command: DeleteDataset, store: DatasetStore) -> DatasetDeleted:

@@ -32,8 +32,8 @@ from tributary.snapshots import (
     folder,
     get_manifest,
     list_manifests,
-    read_verified,
     tag_of,
+    verified_parts,
     write_snapshot,
 )
 from tributary.storage import Commit, Committed, DatasetStore
@@ -131,9 +131,10 @@ def _remove(backups: BackupStore, store: DatasetStore, tenant: str, dataset: str
 
 
 def restore_snapshot(command: RestoreSnapshot, store: DatasetStore) -> SnapshotRestored:
-    """Read and verify the whole snapshot first; only then change the target dataset, in one DeepLake commit
-    whose ledger carries the restore (and, over an existing dataset, the commands before it, so a redelivered
-    earlier command is still recognised and never applied over the restored state)."""
+    """Change the target dataset in one DeepLake commit whose ledger carries the restore (and, over an existing
+    dataset, the commands before it, so a redelivered earlier command is still recognised and never applied over
+    the restored state). The snapshot is read a part at a time, each verified before it is written: a part that
+    does not match undoes the parts written before it, and nothing changes."""
     backups = _backups(store)
     p = command.payload
     tenant, target, command_id = command.tenant, command.dataset, str(command.id)
@@ -145,30 +146,31 @@ def restore_snapshot(command: RestoreSnapshot, store: DatasetStore) -> SnapshotR
     spec = manifest.dataset_spec
     writer = store.writer(tenant, target)
     if writer is None or not writer.already_applied(command_id):
-        try:
-            rows = read_verified(backups, manifest)
-        except SnapshotCorrupt as exc:
-            raise Rejected(f"{exc}; nothing was restored") from exc
-        if writer is None:
-            store.delete(tenant, target)  # a folder without a committed spec: a create that crashed
-            commit = Commit([command_id], [str(command.operation)])
-            store.create_with_rows(tenant, target, spec, rows, commit)
-            writer = store.writer(tenant, target)
-            if writer is None:
-                raise RuntimeError(f"{tenant}/{target} was just created and cannot be opened")
-        elif target != p.source_dataset:
+        if writer is not None and target != p.source_dataset:
             raise Rejected(
                 f"dataset {target!r} already exists: restore into a new name, or over {p.source_dataset!r} itself",
                 "conflict",
             )
-        elif writer.spec != spec:
+        if writer is not None and writer.spec != spec:
             raise Rejected(
                 f"dataset {target!r} was created again with another configuration since the snapshot; "
                 "restore it into a new name",
                 "conflict",
             )
+        try:
+            if writer is None:
+                store.delete(tenant, target)  # a folder without a committed spec: a create that crashed
+                commit = Commit([command_id], [str(command.operation)])
+                store.create_with_rows(tenant, target, spec, verified_parts(backups, manifest), commit)
+            else:
+                writer.replace_all(verified_parts(backups, manifest))
+        except SnapshotCorrupt as exc:
+            raise Rejected(f"{exc}; nothing was restored") from exc
+        if writer is None:
+            writer = store.writer(tenant, target)
+            if writer is None:
+                raise RuntimeError(f"{tenant}/{target} was just created and cannot be opened")
         else:
-            writer.replace_all(rows)
             writer.applied(command)
             writer.commit()
         log.info(
@@ -185,6 +187,7 @@ def restore_snapshot(command: RestoreSnapshot, store: DatasetStore) -> SnapshotR
         SnapshotRestoredPayload(
             **spec.fields(),
             version=writer.version,
+            dataset_id=writer.dataset_id,
             source_dataset=p.source_dataset,
             snapshot_id=p.snapshot_id,
             snapshot_version=manifest.version,

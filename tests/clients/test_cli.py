@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -137,3 +138,35 @@ def test_datasets_search_get_and_keys(embedded_url: str, tmp_path: Path) -> None
     assert cli(embedded_url, state, "keys", "revoke", created[0]["id"]).returncode == 0
     missing = cli(embedded_url, state, "datasets", "show", "nothing")
     assert missing.returncode == 1 and "404" in missing.stderr
+
+
+def test_snapshots_are_taken_restored_deleted_and_scheduled(embedded_url: str, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+
+    def run(*args: str) -> Any:
+        done = cli(embedded_url, state, "-o", "json", *args)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout) if done.stdout.strip() else None
+
+    run("datasets", "create", "docs", "--dimensions", "2")
+    file = tmp_path / "r.jsonl"
+    file.write_text("".join(json.dumps({"id": f"r{i}", "vector": [1, i]}) + "\n" for i in range(3)))
+    assert cli(embedded_url, state, "ingest", str(file), "--dataset", "docs").returncode == 0
+    [taken] = run("snapshots", "take", "docs", "--keep-last", "2")
+    assert taken["status"] == "applied"
+    snapshot_id = taken["operation_id"]
+    [listed] = run("snapshots", "list", "docs")
+    assert (listed["snapshot_id"], listed["vector_count"]) == (snapshot_id, 3)
+    assert run("snapshots", "show", "docs", snapshot_id)[0]["dimensions"] == 2
+    assert run("snapshots", "restore", "docs", snapshot_id, "--target", "copy")[0]["status"] == "applied"
+    assert run("count", "copy") == {"count": 3}
+    assert run("snapshots", "delete", "docs", snapshot_id)[0]["status"] == "applied"
+    assert run("snapshots", "list", "docs") == []
+    missing = cli(embedded_url, state, "snapshots", "show", "docs", snapshot_id)
+    assert missing.returncode == 1 and "404" in missing.stderr
+
+    [schedule] = run("snapshots", "schedule", "set", "docs", "--every", "3600", "--max-age-days", "7")
+    assert (schedule["every_s"], schedule["max_age_days"]) == (3600, 7)
+    assert run("snapshots", "schedule", "show", "docs") == [schedule]
+    assert cli(embedded_url, state, "snapshots", "schedule", "delete", "docs").returncode == 0
+    assert cli(embedded_url, state, "snapshots", "schedule", "show", "docs").returncode == 1

@@ -11,7 +11,15 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
-from tributary_client import AsyncTributary, InvalidRequest, NotFound, Tributary, Unauthorized
+from tributary_client import (
+    AsyncTributary,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    Tributary,
+    Unauthorized,
+    models,
+)
 from tributary_client.errors import BatchFailed
 
 from tests.helpers import ADMIN_KEY
@@ -127,6 +135,87 @@ async def test_reads_at_a_past_version_answer_what_it_held(embedded_url: str) ->
             await client.count("docs", version="no-such-version")
 
 
+async def test_a_snapshot_is_restored_into_a_new_name_and_over_its_dataset(embedded_url: str) -> None:
+    async with AsyncTributary(embedded_url, ADMIN_KEY) as client:
+        await client.create_dataset("docs", DIMENSIONS)
+        await client.upsert("docs", list(records(10)), wait=True)
+        taken = await client.create_snapshot("docs", wait=True)
+        assert taken.status == "applied"
+        snapshot_id = taken.operation_id
+        await client.upsert("docs", list(records(5, start=10)))
+        await client.delete("docs", ids=["r0"])
+        assert await client.count("docs") == 14
+        [listed] = await client.list_snapshots("docs")
+        assert listed == await client.get_snapshot("docs", snapshot_id)
+        assert (listed.snapshot_id, listed.dataset, listed.vector_count) == (snapshot_id, "docs", 10)
+        # The snapshot's DeepLake version is tagged, and a read may name it by the snapshot's id.
+        assert f"snapshot-{snapshot_id}" in next(v.tags for v in await client.versions("docs") if v.tags)
+        assert await client.count("docs", version=snapshot_id) == 10
+
+        # No wait: the restore's token is remembered under the dataset it wrote, which a session read waits for.
+        await client.restore_snapshot("docs", snapshot_id, target="copy")
+        assert await client.count("copy") == 10
+        assert [view.id for view in await client.get("copy", ["r0", "r12"])] == ["r0"]
+        assert (await client.get_dataset("copy")).dimensions == DIMENSIONS
+        with pytest.raises(Conflict):
+            await client.restore_snapshot("docs", snapshot_id, target="copy")
+
+        restored = await client.restore_snapshot("docs", snapshot_id, wait=True)
+        assert restored.status == "applied"
+        assert await client.count("docs") == 10
+        assert [view.id for view in await client.get("docs", ["r0", "r12"])] == ["r0"]
+        [stored] = await client.get("docs", ["r3"])
+        assert np.allclose(stored.vector or [], list(records(4))[3]["vector"])
+
+
+async def test_snapshots_are_kept_deleted_and_a_missing_one_is_not_found(embedded_url: str) -> None:
+    async with AsyncTributary(embedded_url, ADMIN_KEY) as client:
+        await client.create_dataset("docs", DIMENSIONS)
+        await client.upsert("docs", list(records(3)))
+        first = await client.create_snapshot("docs", wait=True)
+        await client.upsert("docs", list(records(3, start=3)))
+        # The retention applies after the new snapshot: only it is kept.
+        second = await client.create_snapshot("docs", keep_last=1, wait=True)
+        assert [s.snapshot_id for s in await client.list_snapshots("docs")] == [second.operation_id]
+        assert (await client.get_snapshot("docs", second.operation_id)).vector_count == 6
+        with pytest.raises(NotFound):
+            await client.get_snapshot("docs", first.operation_id)
+        assert (await client.delete_snapshot("docs", second.operation_id, wait=True)).status == "applied"
+        assert await client.list_snapshots("docs") == []
+        for missing in (
+            client.get_snapshot("docs", second.operation_id),
+            client.delete_snapshot("docs", second.operation_id),
+            client.restore_snapshot("docs", second.operation_id, target="copy"),
+        ):
+            with pytest.raises(NotFound):
+                await missing
+        with pytest.raises(NotFound):
+            await client.create_snapshot("nothing-here")
+
+
+async def test_the_snapshot_schedule_round_trips(embedded_url: str) -> None:
+    async with AsyncTributary(embedded_url, ADMIN_KEY) as client:
+        await client.create_dataset("docs", DIMENSIONS)
+        with pytest.raises(NotFound):
+            await client.get_snapshot_schedule("docs")
+        made = await client.set_snapshot_schedule("docs", 3_600, keep_last=3)
+        assert (made.dataset, made.every_s, made.keep_last, made.max_age_days) == ("docs", 3_600, 3, None)
+        assert await client.get_snapshot_schedule("docs") == made
+        changed = await client.set_snapshot_schedule("docs", 7_200, max_age_days=1.5)
+        assert (changed.every_s, changed.keep_last, changed.max_age_days) == (
+            7_200,
+            None,
+            models.MaxAgeDays(1.5),
+        )
+        assert await client.get_snapshot_schedule("docs") == changed
+        with pytest.raises(InvalidRequest) as refused:
+            await client.set_snapshot_schedule("docs", 0.5)
+        assert refused.value.field == "every_s"
+        await client.delete_snapshot_schedule("docs")
+        with pytest.raises(NotFound):
+            await client.get_snapshot_schedule("docs")
+
+
 async def test_named_vector_fields_are_written_and_searched_alone_and_fused(embedded_url: str) -> None:
     rng = np.random.default_rng(3)
     images = rng.random((6, 4), dtype=np.float32)
@@ -188,6 +277,17 @@ def test_the_blocking_client_makes_the_same_calls(embedded_url: str) -> None:
         assert client.count("docs") == 18
         assert [d.name for d in client.list_datasets()] == ["docs"]
         assert client.count("docs", version=client.versions("docs")[-2].version) == 20
+        snapshot = client.create_snapshot("docs", wait=True)
+        client.upsert("docs", list(records(2, start=20)))
+        client.restore_snapshot("docs", snapshot.operation_id, target="copy", wait=True)
+        assert client.count("copy") == 18
+        assert [s.snapshot_id for s in client.list_snapshots("docs")] == [snapshot.operation_id]
+        assert client.get_snapshot("docs", snapshot.operation_id).vector_count == 18
+        client.set_snapshot_schedule("docs", 60)
+        assert client.get_snapshot_schedule("docs").every_s == 60
+        client.delete_snapshot_schedule("docs")
+        client.delete_snapshot("docs", snapshot.operation_id, wait=True)
+        assert client.list_snapshots("docs") == []
 
 
 @pytest.mark.kafka

@@ -64,7 +64,7 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _key(request: SearchRequest) -> str:
-    return SearchCache.key("t", "d", "v1", 3, "100", request)
+    return SearchCache.key("t", "d", "id", "v1", 3, "100", request)
 
 
 @settings(max_examples=400, deadline=None)
@@ -103,7 +103,13 @@ def test_the_tuned_breadth_and_the_requested_one_are_in_the_key() -> None:
     """An answer found before the dataset's `ef` was tuned is not served after; nor an exact or an `ef`
     search's answer to a plain one."""
     plain = SearchRequest(vector=[1.0])
-    assert SearchCache.key("t", "d", "v1", 3, "100", plain) != SearchCache.key("t", "d", "v1", 3, "48", plain)
+    assert SearchCache.key("t", "d", "id", "v1", 3, "100", plain) != SearchCache.key(
+        "t", "d", "id", "v1", 3, "48", plain
+    )
+    # Another creation of the dataset, at the same version id: DeepLake numbers each dataset's versions from 1.
+    assert SearchCache.key("t", "d", "id", "v1", 3, "100", plain) != SearchCache.key(
+        "t", "d", "id2", "v1", 3, "100", plain
+    )
     keys = {
         _key(plain),
         _key(SearchRequest(vector=[1.0], exact=True)),

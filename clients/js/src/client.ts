@@ -4,6 +4,7 @@ import type {
   Consistency,
   CountResponse,
   CreatedKey,
+  DatasetVersionView,
   DatasetView,
   Filter,
   Include,
@@ -11,9 +12,13 @@ import type {
   Metric,
   FieldType,
   OperationView,
+  Retention,
   ScrollResponse,
   SearchBatchResponse,
   SearchResponse,
+  SnapshotSchedule,
+  SnapshotScheduleView,
+  SnapshotView,
   VectorView,
   VectorsResponse,
 } from "./models.js";
@@ -48,10 +53,15 @@ export interface TributaryOptions {
   readYourWrites?: boolean;
 }
 
-/** How a read waits for writes: by default `session` with this client's last token for the dataset. */
+/**
+ * How a read waits for writes: by default `session` with this client's last token for the dataset. Or `version`:
+ * answer from that past version (an id from `versions`, a tag or a snapshot id), read-only; what it holds is fixed,
+ * so no level or remembered token applies (one given is sent, for the server to refuse).
+ */
 export interface ReadOptions {
   consistency?: Consistency;
   token?: string;
+  version?: string;
 }
 
 export interface WriteOptions {
@@ -154,6 +164,14 @@ export interface CountOptions extends ReadOptions {
   filter?: Filter;
 }
 
+/** The retention (`keep_last`, `max_age_days`) applied after the snapshot, when given. */
+export interface CreateSnapshotOptions extends WriteOptions, Retention {}
+
+export interface RestoreSnapshotOptions extends WriteOptions {
+  /** Restore into this new dataset; without it, over the dataset itself. */
+  target?: string;
+}
+
 export interface WaitForOptions {
   /** Give up after this many milliseconds (120,000) with `WaitTimedOut`. */
   timeoutMs?: number;
@@ -166,7 +184,7 @@ export interface CreateKeyOptions {
   datasets?: readonly string[];
 }
 
-type Method = "GET" | "POST" | "PATCH" | "DELETE";
+type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
 type Params = Record<string, string>;
 
 /**
@@ -366,6 +384,65 @@ export class Tributary {
     return (await this.#read<CountResponse>("POST", `/api/v1/datasets/${enc(dataset)}/count`, body, params)).count;
   }
 
+  /** The dataset's history, oldest first: each version a read's `version` may name. */
+  async versions(dataset: string): Promise<DatasetVersionView[]> {
+    const path = `/api/v1/datasets/${enc(dataset)}/versions`;
+    return (await this.#read<{ versions: DatasetVersionView[] }>("GET", path)).versions;
+  }
+
+  // Snapshots
+
+  /**
+   * Snapshot the dataset as it is after the writes before this call; its id is the answer's `operation_id`. Then
+   * keep at most `keep_last` of the dataset's snapshots and none older than `max_age_days`, when given.
+   */
+  createSnapshot(dataset: string, options: CreateSnapshotOptions = {}): Promise<Accepted> {
+    const body = retention(options);
+    return this.#write(dataset, "POST", `/api/v1/datasets/${enc(dataset)}/snapshots`, body, options);
+  }
+
+  /** The dataset's snapshots, oldest first (a deleted dataset's too, so it can be restored). */
+  async listSnapshots(dataset: string): Promise<SnapshotView[]> {
+    const path = `/api/v1/datasets/${enc(dataset)}/snapshots`;
+    return (await this.#read<{ snapshots: SnapshotView[] }>("GET", path)).snapshots;
+  }
+
+  getSnapshot(dataset: string, snapshotId: string): Promise<SnapshotView> {
+    return this.#read("GET", `/api/v1/datasets/${enc(dataset)}/snapshots/${enc(snapshotId)}`);
+  }
+
+  deleteSnapshot(dataset: string, snapshotId: string, options: WriteOptions = {}): Promise<Accepted> {
+    const path = `/api/v1/datasets/${enc(dataset)}/snapshots/${enc(snapshotId)}`;
+    return this.#write(dataset, "DELETE", path, undefined, options);
+  }
+
+  /** Restore the snapshot over the dataset, or into `target`, a new dataset; reads of the dataset written see it. */
+  restoreSnapshot(dataset: string, snapshotId: string, options: RestoreSnapshotOptions = {}): Promise<Accepted> {
+    const path = `/api/v1/datasets/${enc(dataset)}/snapshots/${enc(snapshotId)}/restore`;
+    const query = options.target !== undefined ? { target: options.target } : undefined;
+    return this.#write(options.target ?? dataset, "POST", path, undefined, { wait: options.wait, query });
+  }
+
+  /** The dataset's snapshot schedule; `NotFound` when it has none. */
+  getSnapshotSchedule(dataset: string): Promise<SnapshotScheduleView> {
+    return this.#read("GET", `/api/v1/datasets/${enc(dataset)}/snapshot-schedule`);
+  }
+
+  /**
+   * Snapshot the dataset every `every_s` seconds (the first `every_s` from now), with the retention applied after
+   * each; replaces the dataset's schedule. Not an operation: it holds once answered.
+   */
+  setSnapshotSchedule(dataset: string, schedule: SnapshotSchedule): Promise<SnapshotScheduleView> {
+    const body = { every_s: schedule.every_s, ...retention(schedule) };
+    const url = `${this.#writeUrl}/api/v1/datasets/${enc(dataset)}/snapshot-schedule`;
+    return this.#send("PUT", url, body, { repeatable: true });
+  }
+
+  async deleteSnapshotSchedule(dataset: string): Promise<void> {
+    const url = `${this.#writeUrl}/api/v1/datasets/${enc(dataset)}/snapshot-schedule`;
+    await this.#send("DELETE", url, undefined, { repeatable: true });
+  }
+
   // Operations and keys
 
   operation(operationId: string): Promise<OperationView> {
@@ -411,7 +488,17 @@ export class Tributary {
 
   // Transport
 
+  /**
+   * The query of a read: at a past version (what it holds is fixed: no level or remembered token applies; one given
+   * is sent, for the server to refuse), or at the consistency asked (by default, session with the last token).
+   */
   #consistency(dataset: string, options: ReadOptions): Params {
+    if (options.version !== undefined) {
+      const given: Params = { version: options.version };
+      if (options.consistency !== undefined) given["consistency"] = options.consistency;
+      if (options.token !== undefined) given["token"] = options.token;
+      return given;
+    }
     const token = options.token ?? (this.#readYourWrites ? this.#tokens.get(dataset) : undefined);
     const consistency = options.consistency ?? (token ? "session" : undefined);
     const params: Params = {};
@@ -425,10 +512,10 @@ export class Tributary {
     method: Method,
     path: string,
     body: unknown,
-    options: { wait?: boolean | undefined; key?: string | undefined },
+    options: { wait?: boolean | undefined; key?: string | undefined; query?: Params | undefined },
   ): Promise<Accepted> {
     const headers = { "Idempotency-Key": options.key ?? `sdk-${crypto.randomUUID().replaceAll("-", "")}` };
-    const params = options.wait ? { wait: "true" } : undefined;
+    const params: Params = { ...options.query, ...(options.wait ? { wait: "true" } : {}) };
     const accepted = await this.#send<Accepted>(method, this.#writeUrl + path, body, {
       repeatable: true,
       params,
@@ -516,6 +603,14 @@ function searchBody(query: SearchQuery): Record<string, unknown> {
     }));
   }
   return body;
+}
+
+/** The retention fields of a snapshot or a schedule: those given. */
+function retention(given: Retention): Retention {
+  const fields: Retention = {};
+  if (given.keep_last != null) fields.keep_last = given.keep_last;
+  if (given.max_age_days != null) fields.max_age_days = given.max_age_days;
+  return fields;
 }
 
 /** Tokens are `<partition>:<offset>`; a later write has the larger position. */

@@ -109,3 +109,46 @@ export interface KeyView {
   created_at: string;
   revoked_at: string | null;
 }
+
+/** One commit of a dataset's history. */
+export interface DatasetVersionView {
+  /** The DeepLake version id: a read's `version` answers from it. */
+  version: string;
+  /** When it was committed (to the second). */
+  time: string;
+  /** Its tags: a snapshot's is `snapshot-<id>`. */
+  tags: string[];
+  /** The operations it applied (none for the dataset's first two commits). */
+  operations: string[];
+}
+
+/** What to keep of a dataset's snapshots after taking one: at most `keep_last`, none older than `max_age_days`. */
+export interface Retention {
+  keep_last?: number | null;
+  max_age_days?: number | null;
+}
+
+export interface SnapshotView {
+  /** The operation id of the request that made it. */
+  snapshot_id: string;
+  dataset: string;
+  /** The DeepLake version it holds (tagged `snapshot-<id>` in the dataset). */
+  version: string;
+  vector_count: number;
+  dimensions: number;
+  metric: Metric;
+  created_at: string;
+  size_bytes: number;
+  encrypted: boolean;
+}
+
+/** A dataset's snapshots taken every `every_s` seconds, with the retention applied after each. */
+export interface SnapshotSchedule extends Retention {
+  every_s: number;
+}
+
+export interface SnapshotScheduleView extends SnapshotSchedule {
+  dataset: string;
+  /** When the next scheduled snapshot is taken. */
+  next_at: string;
+}

@@ -5,6 +5,7 @@ import { deflateSync } from "node:zlib";
 
 import {
   BatchFailed,
+  Conflict,
   InvalidRequest,
   NotFound,
   RateLimited,
@@ -365,4 +366,109 @@ test("errors are typed with the record at fault", async () => {
   await assert.rejects(client.search("nothing-here", { vector: new Float32Array(DIMENSIONS) }), NotFound);
   const stranger = new Tributary({ url: server.url, apiKey: "trb_wrong_key" });
   await assert.rejects(stranger.listDatasets(), (error) => error instanceof Unauthorized && error.status === 401);
+});
+
+test("reads at a past version answer what it held", async () => {
+  await client.createDataset("history", DIMENSIONS);
+  const first = await client.upsert("history", [...records(10)], { wait: true });
+  await client.upsert("history", [...records(5, 10)], { wait: true });
+  await client.delete("history", { ids: ["r0"], wait: true });
+  const [then] = (await client.versions("history"))
+    .filter((version) => version.operations.includes(first.operation_id))
+    .map((version) => version.version);
+  // The client's remembered token is not sent with a version (the server would refuse the pair).
+  assert.equal(await client.count("history", { version: then }), 10);
+  assert.equal(await client.count("history"), 14);
+  const found = await client.get("history", ["r0", "r12"], { version: then });
+  assert.deepEqual(
+    found.map((view) => view.id),
+    ["r0"],
+  );
+  const seen = [];
+  for await (const view of client.scroll("history", { pageSize: 3, version: then })) seen.push(view.id);
+  assert.equal(seen.length, 10);
+  const page = await client.search("history", { vector: vectorOf(0), k: 1 }, { version: then });
+  assert.deepEqual([page.version, page.consistency, page.results[0].id], [then, "fixed", "r0"]);
+  await assert.rejects(client.count("history", { version: then, consistency: "strong" }), InvalidRequest);
+  await assert.rejects(client.count("history", { version: "no-such-version" }), NotFound);
+});
+
+test("a snapshot is restored into a new name and over its dataset", async () => {
+  await client.createDataset("snapped", DIMENSIONS);
+  await client.upsert("snapped", [...records(10)], { wait: true });
+  const taken = await client.createSnapshot("snapped", { wait: true });
+  assert.equal(taken.status, "applied");
+  const id = taken.operation_id;
+  await client.upsert("snapped", [...records(5, 10)]);
+  await client.delete("snapped", { ids: ["r0"] });
+  assert.equal(await client.count("snapped"), 14);
+  const listed = await client.listSnapshots("snapped");
+  assert.deepEqual(listed, [await client.getSnapshot("snapped", id)]);
+  assert.deepEqual([listed[0].snapshot_id, listed[0].dataset, listed[0].vector_count], [id, "snapped", 10]);
+  // The snapshot's DeepLake version is tagged, and a read may name it by the snapshot's id.
+  const tagged = (await client.versions("snapped")).filter((version) => version.tags.includes(`snapshot-${id}`));
+  assert.equal(tagged.length, 1);
+  assert.equal(await client.count("snapped", { version: id }), 10);
+
+  // No wait: the restore's token is remembered under the dataset it wrote, which a session read waits for.
+  await client.restoreSnapshot("snapped", id, { target: "snapped-copy" });
+  assert.equal(await client.count("snapped-copy"), 10);
+  const copied = await client.get("snapped-copy", ["r0", "r12"]);
+  assert.deepEqual(
+    copied.map((view) => view.id),
+    ["r0"],
+  );
+  assert.equal((await client.getDataset("snapped-copy")).dimensions, DIMENSIONS);
+  await assert.rejects(client.restoreSnapshot("snapped", id, { target: "snapped-copy" }), Conflict);
+
+  const restored = await client.restoreSnapshot("snapped", id, { wait: true });
+  assert.equal(restored.status, "applied");
+  assert.equal(await client.count("snapped"), 10);
+  const back = await client.get("snapped", ["r0", "r3", "r12"]);
+  assert.deepEqual(
+    back.map((view) => view.id),
+    ["r0", "r3"],
+  );
+  assert.deepEqual(Float32Array.from(back[1].vector), vectorOf(3));
+});
+
+test("snapshots are kept to the retention, deleted, and a missing one is NotFound", async () => {
+  await client.createDataset("kept", DIMENSIONS);
+  await client.upsert("kept", [...records(3)]);
+  const first = await client.createSnapshot("kept", { wait: true });
+  await client.upsert("kept", [...records(3, 3)]);
+  // The retention applies after the new snapshot: only it is kept.
+  const second = await client.createSnapshot("kept", { keep_last: 1, wait: true });
+  assert.deepEqual(
+    (await client.listSnapshots("kept")).map((snapshot) => snapshot.snapshot_id),
+    [second.operation_id],
+  );
+  assert.equal((await client.getSnapshot("kept", second.operation_id)).vector_count, 6);
+  await assert.rejects(client.getSnapshot("kept", first.operation_id), NotFound);
+  assert.equal((await client.deleteSnapshot("kept", second.operation_id, { wait: true })).status, "applied");
+  assert.deepEqual(await client.listSnapshots("kept"), []);
+  await assert.rejects(client.getSnapshot("kept", second.operation_id), NotFound);
+  await assert.rejects(client.deleteSnapshot("kept", second.operation_id), NotFound);
+  await assert.rejects(client.restoreSnapshot("kept", second.operation_id, { target: "kept-copy" }), NotFound);
+  await assert.rejects(client.createSnapshot("nothing-here"), NotFound);
+});
+
+test("the snapshot schedule round-trips", async () => {
+  await client.createDataset("scheduled", DIMENSIONS);
+  await assert.rejects(client.getSnapshotSchedule("scheduled"), NotFound);
+  const made = await client.setSnapshotSchedule("scheduled", { every_s: 3_600, keep_last: 3 });
+  assert.deepEqual(
+    [made.dataset, made.every_s, made.keep_last, made.max_age_days],
+    ["scheduled", 3_600, 3, null],
+  );
+  assert.deepEqual(await client.getSnapshotSchedule("scheduled"), made);
+  const changed = await client.setSnapshotSchedule("scheduled", { every_s: 7_200, max_age_days: 1.5 });
+  assert.deepEqual([changed.every_s, changed.keep_last, changed.max_age_days], [7_200, null, 1.5]);
+  assert.deepEqual(await client.getSnapshotSchedule("scheduled"), changed);
+  await assert.rejects(
+    client.setSnapshotSchedule("scheduled", { every_s: 0.5 }),
+    (error) => error instanceof InvalidRequest && error.field === "every_s",
+  );
+  await client.deleteSnapshotSchedule("scheduled");
+  await assert.rejects(client.getSnapshotSchedule("scheduled"), NotFound);
 });

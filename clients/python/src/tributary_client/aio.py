@@ -367,6 +367,73 @@ class AsyncTributary:
         path = f"/api/v1/datasets/{dataset}/versions"
         return (await self._read(models.DatasetVersionList, "GET", path)).versions
 
+    # Snapshots
+
+    async def create_snapshot(
+        self,
+        /,
+        dataset: str,
+        *,
+        keep_last: int | None = None,
+        max_age_days: float | None = None,
+        wait: bool = False,
+    ) -> models.Accepted:
+        """Snapshot the dataset as it is after the writes before this call; its id is the answer's
+        `operation_id`. Then keep at most `keep_last` of the dataset's snapshots and none older than
+        `max_age_days` (the retention, when given)."""
+        body = _retention(keep_last, max_age_days)
+        return await self._write(dataset, "POST", f"/api/v1/datasets/{dataset}/snapshots", body, wait=wait)
+
+    async def list_snapshots(self, /, dataset: str) -> list[models.SnapshotView]:
+        """The dataset's snapshots, oldest first (a deleted dataset's too, so it can be restored)."""
+        path = f"/api/v1/datasets/{dataset}/snapshots"
+        return (await self._read(models.SnapshotList, "GET", path)).snapshots
+
+    async def get_snapshot(self, /, dataset: str, snapshot_id: str) -> models.SnapshotView:
+        return await self._read(
+            models.SnapshotView, "GET", f"/api/v1/datasets/{dataset}/snapshots/{snapshot_id}"
+        )
+
+    async def delete_snapshot(
+        self, /, dataset: str, snapshot_id: str, *, wait: bool = False
+    ) -> models.Accepted:
+        path = f"/api/v1/datasets/{dataset}/snapshots/{snapshot_id}"
+        return await self._write(dataset, "DELETE", path, None, wait=wait)
+
+    async def restore_snapshot(
+        self, /, dataset: str, snapshot_id: str, *, target: str | None = None, wait: bool = False
+    ) -> models.Accepted:
+        """Restore the snapshot over the dataset, or into `target`, a new dataset; reads of the dataset written
+        then see the restore."""
+        path = f"/api/v1/datasets/{dataset}/snapshots/{snapshot_id}/restore"
+        query = {"target": target} if target is not None else None
+        return await self._write(target or dataset, "POST", path, None, wait=wait, query=query)
+
+    async def get_snapshot_schedule(self, /, dataset: str) -> models.SnapshotScheduleView:
+        """`NotFound` when the dataset has none."""
+        path = f"/api/v1/datasets/{dataset}/snapshot-schedule"
+        return await self._read(models.SnapshotScheduleView, "GET", path)
+
+    async def set_snapshot_schedule(
+        self,
+        /,
+        dataset: str,
+        every_s: float,
+        *,
+        keep_last: int | None = None,
+        max_age_days: float | None = None,
+    ) -> models.SnapshotScheduleView:
+        """Snapshot the dataset every `every_s` seconds (the first `every_s` from now), with the retention applied
+        after each; replaces the dataset's schedule. Not an operation: it holds once answered."""
+        body = {"every_s": every_s, **_retention(keep_last, max_age_days)}
+        url = f"{self._write_url}/api/v1/datasets/{dataset}/snapshot-schedule"
+        response = await self._send("PUT", url, body, repeatable=True)
+        return models.SnapshotScheduleView.model_validate_json(response.content)
+
+    async def delete_snapshot_schedule(self, /, dataset: str) -> None:
+        url = f"{self._write_url}/api/v1/datasets/{dataset}/snapshot-schedule"
+        await self._send("DELETE", url, None, repeatable=True)
+
     # Operations and keys
 
     async def operation(self, /, operation_id: str) -> models.OperationView:
@@ -436,9 +503,10 @@ class AsyncTributary:
         *,
         wait: bool,
         key: str | None = None,
+        query: Mapping[str, str] | None = None,
     ) -> models.Accepted:
         headers = {"Idempotency-Key": key or f"sdk-{uuid.uuid4().hex}"}
-        params = {"wait": "true"} if wait else None
+        params = {**(query or {}), **({"wait": "true"} if wait else {})}
         response = await self._send(
             method, self._write_url + path, body, repeatable=True, params=params, headers=headers
         )
@@ -530,6 +598,12 @@ def _search_body(
     if include is not None:
         body["include"] = list(include)
     return body
+
+
+def _retention(keep_last: int | None, max_age_days: float | None) -> dict[str, Any]:
+    """The retention fields of a snapshot or a schedule: those given."""
+    given = {"keep_last": keep_last, "max_age_days": max_age_days}
+    return {name: value for name, value in given.items() if value is not None}
 
 
 def _query_input(query: Mapping[str, Any]) -> dict[str, Any]:

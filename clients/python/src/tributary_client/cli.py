@@ -37,12 +37,17 @@ T = TypeVar("T")
 Output = Literal["table", "json"]
 
 app = typer.Typer(
-    help="Tributary's data plane: datasets, ingest, search, keys, operations.", no_args_is_help=True
+    help="Tributary's data plane: datasets, ingest, search, snapshots, keys, operations.",
+    no_args_is_help=True,
 )
 datasets_app = typer.Typer(help="Create, list, show and delete datasets.", no_args_is_help=True)
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 ops_app = typer.Typer(help="Follow operations.", no_args_is_help=True)
+snapshots_app = typer.Typer(help="Take, list, show, restore and delete snapshots.", no_args_is_help=True)
+schedule_app = typer.Typer(help="A dataset's snapshot schedule.", no_args_is_help=True)
+snapshots_app.add_typer(schedule_app, name="schedule")
 app.add_typer(datasets_app, name="datasets")
+app.add_typer(snapshots_app, name="snapshots")
 app.add_typer(keys_app, name="keys")
 app.add_typer(ops_app, name="ops")
 out = Console()
@@ -140,6 +145,7 @@ def _json(value: str | None, option: str) -> Any:
         raise typer.BadParameter(f"not JSON: {exc.msg}", param_hint=option) from None
 
 
+ANSWER_COLUMNS = ("operation_id", "status", "reason")
 DATASET_COLUMNS = ("name", "dimensions", "metric", "vector_count", "version", "updated_at")
 
 
@@ -176,7 +182,7 @@ def datasets_create(
             embedder=_json(embedder, "--embedder"),
         )
     )
-    connection.show([answer], ("operation_id", "status", "reason"))
+    connection.show([answer], ANSWER_COLUMNS)
 
 
 @datasets_app.command("delete")
@@ -331,6 +337,86 @@ def count(
     connection: Connection = ctx.obj
     counted = connection.run(lambda c: c.count(dataset, filter=_json(filter, "--filter")))
     out.print_json(json.dumps({"count": counted})) if connection.output == "json" else out.print(counted)
+
+
+SNAPSHOT_COLUMNS = ("snapshot_id", "dataset", "vector_count", "size_bytes", "created_at")
+SCHEDULE_COLUMNS = ("dataset", "every_s", "keep_last", "max_age_days", "next_at")
+KeepLast = Annotated[int | None, typer.Option(help="Then keep at most this many snapshots")]
+MaxAgeDays = Annotated[float | None, typer.Option(help="Then delete the snapshots older than this")]
+
+
+@snapshots_app.command("take")
+def snapshots_take(
+    ctx: typer.Context, dataset: str, keep_last: KeepLast = None, max_age_days: MaxAgeDays = None
+) -> None:
+    """Snapshot DATASET, waiting until it is taken; its id is the operation id."""
+    connection: Connection = ctx.obj
+    answer = connection.run(
+        lambda c: c.create_snapshot(dataset, keep_last=keep_last, max_age_days=max_age_days, wait=True)
+    )
+    connection.show([answer], ANSWER_COLUMNS)
+
+
+@snapshots_app.command("list")
+def snapshots_list(ctx: typer.Context, dataset: str) -> None:
+    connection: Connection = ctx.obj
+    connection.show(connection.run(lambda c: c.list_snapshots(dataset)), SNAPSHOT_COLUMNS)
+
+
+@snapshots_app.command("show")
+def snapshots_show(ctx: typer.Context, dataset: str, snapshot_id: str) -> None:
+    connection: Connection = ctx.obj
+    columns = (*SNAPSHOT_COLUMNS, "version", "dimensions", "metric", "encrypted")
+    connection.show([connection.run(lambda c: c.get_snapshot(dataset, snapshot_id))], columns)
+
+
+@snapshots_app.command("restore")
+def snapshots_restore(
+    ctx: typer.Context,
+    dataset: str,
+    snapshot_id: str,
+    target: Annotated[
+        str | None, typer.Option(help="Restore into this new dataset; without it, over DATASET itself")
+    ] = None,
+) -> None:
+    connection: Connection = ctx.obj
+    answer = connection.run(lambda c: c.restore_snapshot(dataset, snapshot_id, target=target, wait=True))
+    connection.show([answer], ANSWER_COLUMNS)
+
+
+@snapshots_app.command("delete")
+def snapshots_delete(ctx: typer.Context, dataset: str, snapshot_id: str) -> None:
+    connection: Connection = ctx.obj
+    answer = connection.run(lambda c: c.delete_snapshot(dataset, snapshot_id, wait=True))
+    connection.show([answer], ANSWER_COLUMNS)
+
+
+@schedule_app.command("show")
+def schedule_show(ctx: typer.Context, dataset: str) -> None:
+    connection: Connection = ctx.obj
+    connection.show([connection.run(lambda c: c.get_snapshot_schedule(dataset))], SCHEDULE_COLUMNS)
+
+
+@schedule_app.command("set")
+def schedule_set(
+    ctx: typer.Context,
+    dataset: str,
+    every: Annotated[float, typer.Option(help="Seconds between two snapshots")],
+    keep_last: KeepLast = None,
+    max_age_days: MaxAgeDays = None,
+) -> None:
+    connection: Connection = ctx.obj
+    schedule = connection.run(
+        lambda c: c.set_snapshot_schedule(dataset, every, keep_last=keep_last, max_age_days=max_age_days)
+    )
+    connection.show([schedule], SCHEDULE_COLUMNS)
+
+
+@schedule_app.command("delete")
+def schedule_delete(ctx: typer.Context, dataset: str) -> None:
+    connection: Connection = ctx.obj
+    connection.run(lambda c: c.delete_snapshot_schedule(dataset))
+    err.print(f"deleted the snapshot schedule of {dataset}")
 
 
 KEY_COLUMNS = ("id", "tenant", "roles", "datasets", "created_at", "revoked_at")
