@@ -191,9 +191,11 @@ async def start_services(settings: Settings, role: ApiRole, stack: AsyncExitStac
     else:
         await ensure_topics(settings)
         projections = Projections(store)
-        stack.push_async_callback(asyncio.to_thread, save_all, projections, saved)
         follower = EventFollower(settings, projections, store, saved)
         await follower.start(lambda: _catalog(sessions))
+        # Only once the load is done: a start that fails half way would otherwise save what little it loaded and
+        # remove the saves of every dataset it had not loaded yet. Runs after the follower stops.
+        stack.push_async_callback(asyncio.to_thread, save_all, projections, saved)
         stack.push_async_callback(follower.stop)
         readiness.required["events"] = follower.ready
         read_side = projections, follower

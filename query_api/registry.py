@@ -271,5 +271,5 @@ def save_all(projections: Projections, saved: SavedGraphs) -> None:
             log.exception("saving the HNSW graphs of %s/%s failed", tenant, dataset)
     try:
         saved.forget_others({name for name, _ in named})
-    except OSError:
+    except Exception:
         log.exception("removing the saved HNSW graphs of deleted datasets failed")

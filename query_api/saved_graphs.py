@@ -73,6 +73,9 @@ class SavedGraphs:
             if not locked:
                 log.info("%s/%s: another process is saving its HNSW graphs", tenant, dataset)
                 return False
+            # What writers that were killed or failed left (a save half written, or renamed but never made
+            # current): it would otherwise stay, and on a full disk keep every later save from fitting.
+            _remove_all_but(here, {LOCK, CURRENT, _current(here)})
             name = uuid.uuid4().hex
             work = here / f"{name}.tmp"
             work.mkdir()
@@ -108,7 +111,7 @@ class SavedGraphs:
         with _locked(here, fcntl.LOCK_SH) as locked:
             if not locked or not (here / CURRENT).exists():
                 return False
-            saved = here / (here / CURRENT).read_text().strip()
+            saved = here / _current(here)
             with np.load(saved / STATE) as state:
                 arrays = {key: state[key] for key in state.files}
             about = json.loads(arrays["about"].tobytes())
@@ -165,6 +168,14 @@ def _ids(blob: np.ndarray, ends: np.ndarray, held: np.ndarray) -> list[str | Non
         text[start:stop].decode() if kept else None
         for start, stop, kept in zip(starts, stops, held.tolist(), strict=True)
     ]
+
+
+def _current(here: Path) -> str:
+    """The name of the complete save `current` names ("" when there is none)."""
+    try:
+        return (here / CURRENT).read_text().strip()
+    except FileNotFoundError:
+        return ""
 
 
 def _remove_all_but(here: Path, kept: set[str]) -> None:

@@ -256,6 +256,32 @@ def test_a_save_while_another_process_saves_is_left_to_it(store: DatasetStore, s
     assert loaded(store, saved).pending == 0
 
 
+def test_what_a_killed_or_failed_save_left_is_removed_before_the_next_is_written(
+    store: DatasetStore, saved: SavedGraphs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A save killed while writing leaves its `.tmp` directory; one that failed after its rename (a full disk at
+    `current`) leaves a complete save that `current` does not name. The next save removes both before it writes,
+    so that on a full disk it has their room: even when it fails too, they are gone."""
+    projection = loaded(store)
+    assert saved.save(T, D, projection)
+    here = saved.root / T / D
+    kept = (here / CURRENT).read_text()
+    (here / "a-killed-save.tmp").mkdir()
+    (here / "a-killed-save.tmp" / STATE).write_bytes(b"half")
+    (here / "never-current").mkdir()
+    (here / f"{CURRENT}.x.tmp").write_bytes(b"y")
+    assert loaded(store, saved).pending == 0  # the complete save is still the one read
+
+    def full_disk(work: Path, projection: DatasetProjection) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("query_api.saved_graphs._write", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        saved.save(T, D, projection)
+    assert sorted(entry.name for entry in here.iterdir()) == sorted([CURRENT, LOCK, kept])
+    assert loaded(store, saved).pending == 0
+
+
 async def test_embedded_mode_saves_its_graphs_when_it_stops_and_starts_from_them(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

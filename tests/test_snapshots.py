@@ -4,6 +4,7 @@ anything changes."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 from datetime import timedelta
@@ -189,6 +190,46 @@ def test_a_bad_part_after_good_ones_undoes_what_the_restore_wrote_from_them(
     plain.put(key, plain.get(key)[:-1])
     refused_over_and_into_a_new_name(store, taking, "records-00002.json")
     apply(store, upsert(["g"], 3.0))  # the dataset's writer goes on from its last commit
+    assert set(rows(store)) == {*before, "g"}
+
+
+class RollbackFails:
+    """A DeepLake dataset whose rollback fails (its storage gone a moment), in all else the dataset."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def rollback(self) -> None:
+        raise RuntimeError("storage gone")
+
+
+def test_a_bad_restore_whose_rollback_fails_fails_the_apply_and_leaves_nothing_for_the_next_commit(
+    store: DatasetStore, backups: BackupStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rejecting the restore would keep the writer, and the next write's commit would carry the parts it wrote:
+    the apply fails instead (the pipeline retries it), dropping the writer, and the next one starts from the
+    last commit."""
+    monkeypatch.setattr("tributary.snapshots.PART_ROWS", 2)
+    taking = snapshot()
+    apply(store, create(), upsert(["a", "b", "c", "d", "e"], 1.0), taking, upsert(["f"], 2.0))
+    before = rows(store)
+    plain = backups._inner if isinstance(backups, SealedStore) else backups
+    key = f"{T}/docs/{taking.id!s}/records-00002.json"
+    plain.put(key, plain.get(key)[:-1])
+    writer = store.writer(T, "docs")
+    assert writer is not None
+    writer._ds = RollbackFails(writer._ds)
+    with pytest.raises(RuntimeError, match="storage gone"):
+        apply_commands([restore(str(taking.id))], store)
+    del writer
+    gc.collect()  # the dropped writer's handle goes, as it would in the process that retries
+    apply(store, upsert(["g"], 3.0))
     assert set(rows(store)) == {*before, "g"}
 
 

@@ -522,7 +522,9 @@ class DatasetWriter:
     def replace_all(self, parts: Iterable[Rows]) -> None:
         """Make the rows exactly those of `parts` (taken one at a time), for the next commit: every row is deleted
         and the parts appended (never written in place, see `upsert`), so the change is one commit like any
-        other write. An error while taking the parts discards every change since the last commit."""
+        other write. An error while taking the parts rolls back every change since the last commit; a rollback
+        that fails raises its own error, never the parts' (a rejection would keep this writer, whose next commit
+        would carry what the parts wrote), so the apply fails and its writers are dropped."""
         try:
             for row in range(len(self._ds) - 1, -1, -1):
                 self._ds.delete(row)
@@ -532,7 +534,7 @@ class DatasetWriter:
                     self._ds.append(rows.columns(image_fields(self.spec.vectors)))
                 ids += rows.ids
         except BaseException:
-            self.discard()
+            self._ds.rollback()
             raise
         self._rows = RowIndex(ids)
 
