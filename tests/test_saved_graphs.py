@@ -425,3 +425,34 @@ async def best(client: httpx.AsyncClient, query: np.ndarray, consistency: str = 
     )
     assert answer.status_code == 200, answer.text
     return str(answer.json()["results"][0]["id"])
+
+
+async def test_a_query_replica_whose_start_fails_keeps_every_save(
+    distributed_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A start that fails before its load is done (DeepLake or Kafka gone a moment, a crash loop) saves nothing
+    and removes nothing: the next start still finds the graphs of every dataset."""
+    settings = distributed_settings.model_copy(update={"graph_save_min_vectors": 100})
+    rows = vectors(14, 400)
+    here = settings.data_dir / GRAPHS_DIR / settings.default_tenant / D
+    async with (
+        workers(settings, "applier", "projector"),
+        serving(create_app(settings, "command-api")) as commands,
+    ):
+        created = await commands.post("/api/v1/datasets?wait=true", json={"name": D, "dimensions": DIMS})
+        assert created.status_code == 200, created.text
+        records = [{"id": f"v{i}", "vector": row.tolist()} for i, row in enumerate(rows)]
+        written = await commands.post(f"/api/v1/datasets/{D}/vectors?wait=true", json={"vectors": records})
+        assert written.status_code == 200, written.text
+        async with serving(create_app(settings, "query-api")) as queries:
+            assert await settled(queries) == len(rows)
+        kept = (here / CURRENT).read_text()
+
+        def unreachable(*args: object) -> None:
+            raise RuntimeError("DeepLake did not answer")
+
+        monkeypatch.setattr("query_api.follower.load_all", unreachable)
+        with pytest.raises(RuntimeError, match="DeepLake did not answer"):
+            async with serving(create_app(settings, "query-api")):
+                pass
+        assert (here / CURRENT).read_text() == kept and (here / kept).is_dir()
