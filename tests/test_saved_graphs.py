@@ -389,11 +389,7 @@ async def test_a_query_replica_restarts_from_its_saved_graph_with_the_writes_mad
         workers(settings, "applier", "projector"),
         serving(create_app(settings, "command-api")) as commands,
     ):
-        created = await commands.post("/api/v1/datasets?wait=true", json={"name": D, "dimensions": DIMS})
-        assert created.status_code == 200, created.text
-        records = [{"id": f"v{i}", "vector": row.tolist()} for i, row in enumerate(rows)]
-        written = await commands.post(f"/api/v1/datasets/{D}/vectors?wait=true", json={"vectors": records})
-        assert written.status_code == 200, written.text
+        await created_with(commands, rows)
         async with serving(create_app(settings, "query-api")) as queries:
             assert await best(queries, rows[7], "strong") == "v7"
             assert await settled(queries) == len(rows)
@@ -418,6 +414,15 @@ async def test_a_query_replica_restarts_from_its_saved_graph_with_the_writes_mad
                     assert await settled(queries) == len(rows)
 
 
+async def created_with(commands: httpx.AsyncClient, rows: np.ndarray) -> None:
+    """The dataset created through the command API, holding `rows` as v0, v1, ..."""
+    created = await commands.post("/api/v1/datasets?wait=true", json={"name": D, "dimensions": DIMS})
+    assert created.status_code == 200, created.text
+    records = [{"id": f"v{i}", "vector": row.tolist()} for i, row in enumerate(rows)]
+    written = await commands.post(f"/api/v1/datasets/{D}/vectors?wait=true", json={"vectors": records})
+    assert written.status_code == 200, written.text
+
+
 async def best(client: httpx.AsyncClient, query: np.ndarray, consistency: str = "eventual") -> str:
     """The id of the best match."""
     answer = await client.post(
@@ -439,11 +444,7 @@ async def test_a_query_replica_whose_start_fails_keeps_every_save(
         workers(settings, "applier", "projector"),
         serving(create_app(settings, "command-api")) as commands,
     ):
-        created = await commands.post("/api/v1/datasets?wait=true", json={"name": D, "dimensions": DIMS})
-        assert created.status_code == 200, created.text
-        records = [{"id": f"v{i}", "vector": row.tolist()} for i, row in enumerate(rows)]
-        written = await commands.post(f"/api/v1/datasets/{D}/vectors?wait=true", json={"vectors": records})
-        assert written.status_code == 200, written.text
+        await created_with(commands, rows)
         async with serving(create_app(settings, "query-api")) as queries:
             assert await settled(queries) == len(rows)
         kept = (here / CURRENT).read_text()

@@ -177,17 +177,24 @@ def refused_over_and_into_a_new_name(store: DatasetStore, taking: CreateSnapshot
     assert not store.exists(T, "copy")
 
 
+def a_bad_third_part(
+    store: DatasetStore, backups: BackupStore, monkeypatch: pytest.MonkeyPatch
+) -> tuple[CreateSnapshot, dict[str, tuple[list[float], dict[str, Any]]]]:
+    """A snapshot of five rows in parts of two whose third part is bad, a write after it, and the rows then."""
+    monkeypatch.setattr("tributary.snapshots.PART_ROWS", 2)
+    taking = snapshot()
+    apply(store, create(), upsert(["a", "b", "c", "d", "e"], 1.0), taking, upsert(["f"], 2.0))
+    plain = backups._inner if isinstance(backups, SealedStore) else backups
+    key = f"{T}/docs/{taking.id!s}/records-00002.json"
+    plain.put(key, plain.get(key)[:-1])
+    return taking, rows(store)
+
+
 def test_a_bad_part_after_good_ones_undoes_what_the_restore_wrote_from_them(
     store: DatasetStore, backups: BackupStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A restore writes a part at a time: the parts before a bad one were written already, and must go."""
-    monkeypatch.setattr("tributary.snapshots.PART_ROWS", 2)
-    taking = snapshot()
-    apply(store, create(), upsert(["a", "b", "c", "d", "e"], 1.0), taking, upsert(["f"], 2.0))
-    before = rows(store)
-    plain = backups._inner if isinstance(backups, SealedStore) else backups
-    key = f"{T}/docs/{taking.id!s}/records-00002.json"
-    plain.put(key, plain.get(key)[:-1])
+    taking, before = a_bad_third_part(store, backups, monkeypatch)
     refused_over_and_into_a_new_name(store, taking, "records-00002.json")
     apply(store, upsert(["g"], 3.0))  # the dataset's writer goes on from its last commit
     assert set(rows(store)) == {*before, "g"}
@@ -215,13 +222,7 @@ def test_a_bad_restore_whose_rollback_fails_fails_the_apply_and_leaves_nothing_f
     """Rejecting the restore would keep the writer, and the next write's commit would carry the parts it wrote:
     the apply fails instead (the pipeline retries it), dropping the writer, and the next one starts from the
     last commit."""
-    monkeypatch.setattr("tributary.snapshots.PART_ROWS", 2)
-    taking = snapshot()
-    apply(store, create(), upsert(["a", "b", "c", "d", "e"], 1.0), taking, upsert(["f"], 2.0))
-    before = rows(store)
-    plain = backups._inner if isinstance(backups, SealedStore) else backups
-    key = f"{T}/docs/{taking.id!s}/records-00002.json"
-    plain.put(key, plain.get(key)[:-1])
+    taking, before = a_bad_third_part(store, backups, monkeypatch)
     writer = store.writer(T, "docs")
     assert writer is not None
     writer._ds = RollbackFails(writer._ds)
